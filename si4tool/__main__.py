@@ -1,0 +1,3 @@
+from si4tool.cli import main
+
+main()
