@@ -1,0 +1,77 @@
+# si4tool: the README's commands. Everything sets itself up on first use.
+#
+#   make firmware-assets   venv, install, train, quantize, render C assets
+#   make test              venv, install dev deps, run the test suite
+#   make validate-host     compile the engine for this machine, compare with TFLM/LiteRT/Keras
+#   make validate-qemu     build for Cortex-M4, run under QEMU, report instructions/RAM/flash
+#   make bench             side-by-side figures against LiteRT and TFLite Micro
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SI4    := $(BIN)/si4tool
+ASSETS ?= build/firmware_assets
+
+# Offline MNIST: the shared copy beside the repository, unless SI4_MNIST is set.
+SHARED_MNIST := $(abspath ../shared/data/mnist.npz)
+ifeq ($(SI4_MNIST),)
+ifneq ($(wildcard $(SHARED_MNIST)),)
+export SI4_MNIST := $(SHARED_MNIST)
+endif
+endif
+
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
+
+.PHONY: venv firmware-assets test validate-host validate-qemu bench report toolchain clean distclean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+firmware-assets: venv
+	$(SI4) build-firmware-assets --out $(ASSETS)
+
+$(ASSETS)/manifest.json:
+	$(MAKE) firmware-assets
+
+validate-host: venv $(ASSETS)/manifest.json
+	$(SI4) validate-host --assets $(ASSETS)
+
+validate-qemu: venv toolchain $(ASSETS)/manifest.json
+	$(SI4) validate-qemu --assets $(ASSETS)
+
+bench: venv toolchain $(ASSETS)/manifest.json
+	$(SI4) bench --assets $(ASSETS)
+
+report: venv $(ASSETS)/manifest.json
+	$(SI4) report --assets $(ASSETS)
+
+# The Cortex-M cross compiler, QEMU and valgrind: installed when missing and
+# we are root (as on CI), otherwise we say what to install.
+toolchain:
+	@missing=""; \
+	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
+	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: apt-get could not install$$missing; Cortex-M tests will be skipped"; \
+	  else \
+	    echo "missing:$$missing. Install with: sudo apt-get install$$missing (Cortex-M tests are skipped without them)"; \
+	  fi; \
+	fi
+
+test: venv toolchain
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
