@@ -1,0 +1,90 @@
+"""The generated C engine, compiled for this machine and called from Python.
+
+The same model.c, model_weights.c and kernels that run on the board are built
+into a shared library (with the strict C99 flags) next to a small host runner,
+so validation and tracing exercise exactly the code that ships.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from si4tool.errors import UserError
+from si4tool.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources
+
+_INT8_P = ctypes.POINTER(ctypes.c_int8)
+
+
+def _as_int8_pointer(array: np.ndarray):
+    return array.ctypes.data_as(_INT8_P)
+
+
+class HostEngine:
+    """ctypes view of one compiled model: batch inference and per-layer runs."""
+
+    def __init__(self, library_path: Path):
+        self.library_path = Path(library_path)
+        self._lib = ctypes.CDLL(str(self.library_path))
+        for name in ("si4_host_input_size", "si4_host_output_size", "si4_host_layer_count", "si4_host_arena_bytes"):
+            getattr(self._lib, name).restype = ctypes.c_int32
+        self._lib.si4_host_run_batch.argtypes = [_INT8_P, ctypes.c_int32, _INT8_P]
+        self._lib.si4_host_run_batch.restype = ctypes.c_int32
+        self._lib.si4_host_run_layer.argtypes = [ctypes.c_int32, _INT8_P, _INT8_P, _INT8_P]
+        self._lib.si4_host_run_layer.restype = ctypes.c_int32
+        self.input_size = self._lib.si4_host_input_size()
+        self.output_size = self._lib.si4_host_output_size()
+        self.layer_count = self._lib.si4_host_layer_count()
+        self.arena_bytes = self._lib.si4_host_arena_bytes()
+        names = ctypes.c_char_p * self.layer_count
+        self.layer_names = [n.decode() for n in names.in_dll(self._lib, "si4_model_layer_names")]
+        sizes = ctypes.c_int32 * self.layer_count
+        self.layer_output_sizes = list(sizes.in_dll(self._lib, "si4_model_layer_output_sizes"))
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """int8 inputs (N, ...) -> int8 outputs (N, output_size)."""
+        batch = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
+        if batch.shape[1] != self.input_size:
+            raise UserError(f"the engine takes {self.input_size} input values per image, not {batch.shape[1]}")
+        outputs = np.zeros((len(batch), self.output_size), dtype=np.int8)
+        status = self._lib.si4_host_run_batch(_as_int8_pointer(batch), len(batch), _as_int8_pointer(outputs))
+        if status != 0:
+            raise RuntimeError(f"si4_model_invoke returned {status}")
+        return outputs
+
+    def run_layers(self, image: np.ndarray) -> list[np.ndarray]:
+        """Run one image layer by layer; return each layer's output tensor (flat int8)."""
+        single = np.ascontiguousarray(image, dtype=np.int8).reshape(-1)
+        output = np.zeros(self.output_size, dtype=np.int8)
+        results = []
+        for layer, size in enumerate(self.layer_output_sizes):
+            layer_output = np.zeros(size, dtype=np.int8)
+            copied = self._lib.si4_host_run_layer(
+                layer, _as_int8_pointer(single), _as_int8_pointer(output), _as_int8_pointer(layer_output)
+            )
+            assert copied == size, (copied, size)
+            results.append(layer_output)
+        return results
+
+
+def engine_sources(assets_dir: Path) -> list[Path]:
+    assets_dir = Path(assets_dir)
+    for name in ("model.c", "model.h", "model_weights.c", "model_weights.h"):
+        if not (assets_dir / name).is_file():
+            raise UserError(f"{assets_dir / name} is missing: run `si4tool build-firmware-assets --out {assets_dir}` first")
+    return [assets_dir / "model.c", assets_dir / "model_weights.c", *portable_kernel_sources()]
+
+
+def build_host_engine(assets_dir: Path, build_dir: Path, extra_flags: list[str] = ()) -> HostEngine:
+    """Compile the assets' engine for the host (-O2, strict flags) and load it."""
+    assets_dir = Path(assets_dir)
+    runner = firmware_stub_dir() / "platform" / "host" / "si4_host_runner.c"
+    library = compile_shared_library(
+        [*engine_sources(assets_dir), runner],
+        Path(build_dir) / "libsi4_model.so",
+        include_dirs=[assets_dir, kernel_include_dir()],
+        extra_flags=list(extra_flags),
+    )
+    return HostEngine(library)
