@@ -231,6 +231,8 @@ def validate_host(
         "c_seconds": round(c_seconds, 4),
         "c_ms_per_image": round(1000 * c_seconds / count, 4),
         "confusion_matrix_c": confusion_matrix(labels, c_pred, classes),
+        # The test images the C engine gets wrong (index, true, predicted), for the report's grid.
+        "misclassified": [[int(i), int(labels[i]), int(c_pred[i])] for i in np.flatnonzero(c_pred != labels)],
         "firmware": {
             "vectors": firmware.vectors,
             "correct": firmware.correct,
