@@ -1,0 +1,189 @@
+"""Reference runners over batches of images: TensorFlow Lite Micro (the arithmetic a
+microcontroller runs), LiteRT (default and reference op resolvers) and Keras (float).
+
+TFLM's Python interpreter takes about 3 ms per image, so its outputs are cached in an
+.npz keyed by sha256(model) and sha256(inputs): re-running validation is quick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from si4tool.errors import UserError
+
+DEFAULT_CACHE_DIR = Path("build/cache")
+CACHE_DIR_ENV_VAR = "SI4_CACHE_DIR"
+# Runs at least this long show a progress bar (TFLM: about 1.5 s).
+PROGRESS_MIN_IMAGES = 500
+OP_RESOLVERS = ("default", "reference")
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def _cache_path(runner: str, tflite_bytes: bytes, inputs: np.ndarray, cache_dir: Path | None) -> Path:
+    digest = hashlib.sha256()
+    digest.update(hashlib.sha256(tflite_bytes).digest())
+    digest.update(str(inputs.dtype).encode() + str(inputs.shape).encode())
+    digest.update(np.ascontiguousarray(inputs).tobytes())
+    directory = Path(cache_dir or os.environ.get(CACHE_DIR_ENV_VAR) or DEFAULT_CACHE_DIR)
+    return directory / f"{runner}-{digest.hexdigest()[:40]}.npz"
+
+
+def _load_cached(path: Path, count: int) -> np.ndarray | None:
+    try:
+        with np.load(path) as archive:
+            outputs = archive["outputs"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # absent or damaged: recompute
+    return outputs if outputs.shape[0] == count else None
+
+
+def _store_cached(path: Path, outputs: np.ndarray) -> None:
+    """Best effort and atomic: a read-only or full disk only costs the next run time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, outputs=outputs)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+def _check_int8_images(x_int8: np.ndarray) -> np.ndarray:
+    x_int8 = np.asarray(x_int8)
+    if x_int8.dtype != np.int8 or x_int8.ndim != 4:
+        raise ValueError(f"expected int8 images (N, H, W, C), got {x_int8.dtype} {x_int8.shape}")
+    return np.ascontiguousarray(x_int8)
+
+
+def _progress(total: int, description: str, quiet: bool):
+    """A Rich progress bar on stderr for long runs; a no-op otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    enabled = not quiet and total >= PROGRESS_MIN_IMAGES
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True, disable=not enabled,
+    )
+    return progress
+
+
+def _run_per_image(interpreter_step, x_int8: np.ndarray, output_shape: tuple[int, ...], description: str, quiet: bool):
+    outputs = np.empty((x_int8.shape[0],) + output_shape, dtype=np.int8)
+    with _progress(x_int8.shape[0], description, quiet) as progress:
+        task = progress.add_task(description, total=x_int8.shape[0])
+        for index in range(x_int8.shape[0]):
+            outputs[index] = interpreter_step(x_int8[index : index + 1]).reshape(output_shape)
+            if index % 100 == 99 or index == x_int8.shape[0] - 1:
+                progress.update(task, completed=index + 1)
+    return outputs
+
+
+def _tflm_interpreter(tflite_bytes: bytes, arena_size: int | None = None):
+    from tflite_micro.python.tflite_micro import runtime
+
+    try:
+        return runtime.Interpreter.from_bytes(tflite_bytes, arena_size=arena_size)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"TensorFlow Lite Micro cannot load the .tflite model ({reason[:200]}).") from None
+
+
+def tflm_outputs(
+    tflite_bytes: bytes, x_int8: np.ndarray, cache_dir: Path | None = None, use_cache: bool = True, quiet: bool = False
+) -> np.ndarray:
+    """(N, H, W, C) int8 images -> (N, classes) int8 outputs of the TFLite Micro interpreter, one image at a time."""
+    x_int8 = _check_int8_images(x_int8)
+    cache = _cache_path("tflm", tflite_bytes, x_int8, cache_dir) if use_cache else None
+    if cache is not None and (cached := _load_cached(cache, x_int8.shape[0])) is not None:
+        return cached
+    interpreter = _tflm_interpreter(tflite_bytes)
+    output_shape = tuple(int(d) for d in interpreter.get_output_details(0)["shape"][1:])
+
+    def step(image: np.ndarray) -> np.ndarray:
+        interpreter.set_input(image, 0)
+        interpreter.invoke()
+        return interpreter.get_output(0)
+
+    outputs = _run_per_image(step, x_int8, output_shape, "TFLite Micro", quiet)
+    if cache is not None:
+        _store_cached(cache, outputs)
+    return outputs
+
+
+class _CapturedStderr:
+    """Collect what C++ code writes to file descriptor 2 (TFLM's MicroPrintf goes there, not to sys.stderr)."""
+
+    def __enter__(self):
+        import sys
+
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved_fd = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info):
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        self._file.seek(0)
+        self.text = self._file.read().decode(errors="replace")
+        self._file.close()
+        return False
+
+
+def tflm_allocation_report(tflite_bytes: bytes) -> str:
+    """The text of TFLM's RecordingMicroAllocator report after one inference (print_allocations())."""
+    interpreter = _tflm_interpreter(tflite_bytes)
+    details = interpreter.get_input_details(0)
+    interpreter.set_input(np.zeros(tuple(details["shape"]), dtype=details["dtype"]), 0)
+    interpreter.invoke()
+    with _CapturedStderr() as captured:
+        interpreter.print_allocations()
+    return captured.text
+
+
+def tflm_arena_bytes(tflite_bytes: bytes) -> int:
+    """Arena bytes TFLM uses for this model: 'Arena allocation total' of its recording allocator
+    (head: planned activation buffers; tail: persistent tensors, node structs, kernel data)."""
+    report = tflm_allocation_report(tflite_bytes)
+    match = _ARENA_TOTAL.search(report)
+    if match is None:
+        raise RuntimeError(f"TFLM's allocation report has no arena total: {report[:300]!r}")
+    return int(match.group(1))
+
+
+def litert_outputs(
+    tflite_bytes: bytes, x_int8: np.ndarray, op_resolver: str = "default", quiet: bool = False
+) -> np.ndarray:
+    """Outputs of the LiteRT interpreter, one thread; op_resolver "reference" selects BUILTIN_REF kernels."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    if op_resolver not in OP_RESOLVERS:
+        raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
+    x_int8 = _check_int8_images(x_int8)
+    resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
+    interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_details = interpreter.get_output_details()[0]
+    output_shape = tuple(int(d) for d in output_details["shape"][1:])
+
+    def step(image: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(input_index, image)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_details["index"])
+
+    return _run_per_image(step, x_int8, output_shape, f"LiteRT ({op_resolver})", quiet)
+
+
+def keras_outputs(model, x_float: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Float outputs (softmax probabilities for the seed model) of the Keras model."""
+    return np.asarray(model.predict(np.asarray(x_float, dtype=np.float32), batch_size=batch_size, verbose=0))
