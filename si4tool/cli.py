@@ -54,6 +54,182 @@ def _root(
 # --- commands are registered below, one thin function each ---------------------
 
 
+# --- firmware assets and validation ---------------------------------------------
+
+AssetsOption = Annotated[
+    Path, typer.Option("--assets", help="Folder written by build-firmware-assets.")
+]
+
+
+def _progress_printer(quiet: bool):
+    return None if quiet else (lambda message: console.print(f"[cyan]→[/] {message}"))
+
+
+@app.command("build-firmware-assets")
+def build_firmware_assets_command(
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", help="A .keras/.h5 float model (quantized here) or an int8 .tflite; default: train one."),
+    ] = None,
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs when no --model is given.")] = 15,
+    vectors: Annotated[int, typer.Option("--vectors", help="Test images embedded for the on-device check (1..10000).")] = 250,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")] = Path("build/firmware_assets"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for training and calibration.")] = 0,
+    recipe: Annotated[str, typer.Option("--recipe", help="Training recipe: default or notebook.")] = "default",
+    calibration_samples: Annotated[
+        int, typer.Option("--calibration-samples", min=1, help="Training images used to calibrate int8 ranges.")
+    ] = 1000,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
+    quiet: QuietOption = False,
+) -> None:
+    """Train (or load) the CNN, quantize it to int8 and render the C assets a firmware needs."""
+    from si4tool.assets import build_firmware_assets
+
+    result = build_firmware_assets(
+        out_dir=out,
+        model_path=model,
+        data_path=data,
+        epochs=epochs,
+        vectors=vectors,
+        seed=seed,
+        recipe=recipe,
+        calibration_samples=calibration_samples,
+        quiet=quiet,
+        console=console,
+        progress=_progress_printer(quiet),
+    )
+    manifest = result.manifest
+    accuracy = manifest["accuracy"]
+    if not quiet:
+        _print_assets_summary(manifest, out)
+    if report:
+        _write_report(out, quiet=quiet)
+    float_text = "n/a" if accuracy["float"] is None else f"{100 * accuracy['float']:.2f} %"
+    console.print(
+        f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
+        f"{100 * accuracy['int8_tflm']:.2f} %, arena {manifest['totals']['arena_bytes']:,} bytes"
+    )
+
+
+def _print_assets_summary(manifest: dict, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="Layers", title_justify="left")
+    for column in ("layer", "op", "output", "params", "MACs", "weights (B)", "arena offset", "size (B)"):
+        table.add_column(column, justify="right" if column not in ("layer", "op") else "left")
+    for layer in manifest["layers"]:
+        table.add_row(
+            str(layer["name"]),
+            str(layer["op"]),
+            "x".join(str(d) for d in layer["output_shape"]),
+            f"{layer['parameters']:,}",
+            f"{layer['macs']:,}",
+            f"{layer['weight_bytes']:,}",
+            "-" if layer.get("arena_offset") is None else str(layer["arena_offset"]),
+            f"{layer['output_bytes']:,}",
+        )
+    totals = manifest["totals"]
+    table.add_row("total", "", "", f"{totals['parameters']:,}", f"{totals['macs']:,}", f"{totals['weight_bytes']:,}", "", "")
+    console.print(table)
+    files = Table(title=f"Files in {out}", title_justify="left")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    files.add_column("sha256")
+    for name, record in manifest["files"].items():
+        files.add_row(name, f"{record['bytes']:,}", record["sha256"][:16])
+    console.print(files)
+
+
+def _write_report(assets: Path, quiet: bool, validation: Path = Path("build/validation")) -> None:
+    try:
+        from si4tool.report import write_report
+    except ImportError:  # the report stage is optional
+        return
+    written = write_report(assets_dir=assets, out_dir=Path("build/report"), validation_dir=validation)
+    if not quiet:
+        console.print(f"report: {written.get('html', 'build/report/report.html')}")
+
+
+@app.command("validate-host")
+def validate_host_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    data: DataOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Where host.json and host.md go.")] = Path("build/validation"),
+    images: Annotated[
+        Optional[int], typer.Option("--images", min=1, help="Validate on the first N test images (default: all).")
+    ] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Compare every layer's output with TFLite Micro.")] = False,
+    trace_images: Annotated[
+        str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
+    ] = "0",
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Build the engine for this machine and prove it bit-exact with TFLite Micro on every test image."""
+    import json
+
+    from si4tool.validate import summary_rows, validate_host
+
+    if trace:
+        _trace(assets, data, trace_images)
+        return
+    result = validate_host(assets_dir=assets, data_path=data, out_dir=out, images=images, quiet=quiet or json_output, console=console)
+    if json_output:
+        console.print_json(json.dumps({k: v for k, v in result.items() if not k.startswith("confusion")}))
+    elif not quiet:
+        from rich.table import Table
+
+        table = Table(title="Host validation", title_justify="left")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name, value in summary_rows(result):
+            table.add_row(name, value)
+        console.print(table)
+    if report:
+        _write_report(assets, quiet=quiet or json_output, validation=out)
+    if not result["passed"]:
+        raise ValidationFailed("; ".join(result["failures"]))
+    if not json_output:
+        console.print(
+            f"validate-host: {result['bit_exact']}/{result['images']} bit-exact with TFLite Micro, "
+            f"C accuracy {100 * result['c_accuracy']:.2f} %, arena {result['arena_bytes']:,} bytes "
+            f"(TFLite Micro {result['tflm_arena_bytes']:,}), results in {out}/host.json"
+        )
+
+
+def _trace(assets: Path, data: Optional[Path], trace_images: str) -> None:
+    from si4tool import data as data_stage
+    from si4tool.quantize import quantize_input
+    from si4tool.trace import trace_layers
+    from si4tool.validate import load_assets
+
+    try:
+        indices = [int(part) for part in trace_images.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--trace-images takes comma-separated image indices, not {trace_images!r}") from None
+    manifest, _ = load_assets(assets)
+    dataset = data_stage.load_mnist(data)
+    if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
+        raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
+    q_in = manifest["quantization"]["input"]
+    x_int8 = quantize_input(data_stage.normalize(dataset.x_test), q_in["scale"], q_in["zero_point"])
+    result = trace_layers(assets, x_int8, indices, Path("build/firmware"))
+    difference = result.first_difference
+    if difference is None:
+        console.print(
+            f"trace: all {len(result.layers)} layers identical to {result.reference} on image(s) "
+            f"{', '.join(map(str, indices))}"
+        )
+        return
+    raise ValidationFailed(
+        f"image {difference.image}: layer {difference.layer_index} '{difference.layer_name}' ({difference.source}) "
+        f"is the first to differ: at position {difference.position} the C engine gives {difference.c_value}, "
+        f"TFLite Micro {difference.reference_value} ({difference.differing_values} values differ)"
+    )
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     try:
