@@ -8,6 +8,7 @@ its own module; this one only puts them in order and records what it did.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -142,7 +143,9 @@ def build_firmware_assets(
             dataset, epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe, quiet=quiet, console=console
         )
         float_model = result.model
-        extra_files.update(train.training_output_files(result))
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in train.save_training_outputs(result, Path(scratch), dataset).values():
+                extra_files[path.name] = path.read_bytes()
         source_sha256 = sha256_bytes(extra_files["model.keras"])
         source_name = "trained by si4tool"
         training = {
@@ -206,7 +209,7 @@ def build_firmware_assets(
             tflm_out[:vectors],
             model_sha256,
             input_q,
-            dataset.name if hasattr(dataset, "name") else "MNIST",
+            dataset.source,
         )
     )
     files = {name: text.encode() for name, text in sources.items()}
