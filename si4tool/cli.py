@@ -54,6 +54,98 @@ def _root(
 # --- commands are registered below, one thin function each ---------------------
 
 
+# --- pipeline: train, quantize, export-csv ----------------------------------------
+
+@app.command("train")
+def train_command(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 15,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per gradient step.")] = 128,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same machine, same model.")] = 0,
+    recipe: Annotated[
+        str, typer.Option("--recipe", help="default (cosine LR, shifts, best validation epoch) or notebook (exactly the notebook).")
+    ] = "default",
+    out: Annotated[Path, typer.Option("--out", help="Output folder for model.keras, mnist_lenet5.h5, history.json.")] = Path(
+        "build/train"
+    ),
+    quiet: QuietOption = False,
+) -> None:
+    """Train the notebook's CNN on MNIST; print the test accuracy and the confusion matrix."""
+    from si4tool.data import load_mnist
+    from si4tool.train import confusion_matrix_table, save_training_outputs, train_model
+
+    dataset = load_mnist(data)
+    if not quiet:
+        console.print(f"[cyan]→[/] training {epochs} epochs, batch {batch_size}, recipe {recipe}, seed {seed} on {dataset.source}", soft_wrap=True)
+    result = train_model(dataset, epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe, quiet=quiet, console=console)
+    paths = save_training_outputs(result, out, dataset)
+    if not quiet:
+        console.print(confusion_matrix_table(result.confusion_matrix))
+        if result.best_epoch is not None and result.recipe == "default":
+            console.print(f"kept epoch {result.best_epoch} (best validation accuracy); {result.seconds_per_epoch:.1f} s/epoch", soft_wrap=True)
+        console.print(f"wrote {paths['model']}, {paths['h5']}, {paths['history']}", soft_wrap=True)
+    console.print(f"test accuracy {100 * result.test_accuracy:.2f}% ({dataset.test_size} images)", soft_wrap=True)
+
+
+@app.command("quantize")
+def quantize_command(
+    model: Annotated[Path, typer.Option("--model", help="Float Keras model (.keras or .h5).")] = Path("build/train/model.keras"),
+    data: DataOption = None,
+    calibration_samples: Annotated[
+        int, typer.Option("--calibration-samples", help="Training images used to calibrate the int8 ranges.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed choosing the calibration images.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for model_int8.tflite and quantization.json.")] = Path(
+        "build/quant"
+    ),
+    quiet: QuietOption = False,
+) -> None:
+    """Full-int8 post-training quantization; float and int8 (TFLite Micro) accuracy on all test images."""
+    import hashlib
+
+    from si4tool.data import load_mnist
+    from si4tool.model import load_float_model
+    from si4tool.quantize import evaluate_quantization, quantize_model, save_quantization_outputs
+
+    float_model = load_float_model(model)
+    dataset = load_mnist(data)
+    if not quiet:
+        console.print(f"[cyan]→[/] quantizing {model} with {calibration_samples} calibration images", soft_wrap=True)
+    tflite_bytes = quantize_model(float_model, dataset, calibration_samples=calibration_samples, seed=seed)
+    report = evaluate_quantization(
+        float_model, tflite_bytes, dataset, calibration_samples, seed,
+        source_model_sha256=hashlib.sha256(model.read_bytes()).hexdigest(), quiet=quiet,
+    )
+    paths = save_quantization_outputs(tflite_bytes, report, out)
+    if not quiet:
+        console.print(f"operators: {' '.join(report.operators)}", soft_wrap=True)
+        console.print(
+            f"input scale {report.input_quantization['scale']:.9g} zero point {report.input_quantization['zero_point']}; "
+            f"TFLite Micro arena {report.tflm_arena_bytes} bytes; model {report.tflite_bytes} bytes"
+        )
+        console.print(f"wrote {paths['tflite']}, {paths['report']}", soft_wrap=True)
+    console.print(
+        f"float accuracy {100 * report.float_test_accuracy:.2f}%, int8 accuracy (TFLite Micro) "
+        f"{100 * report.int8_test_accuracy:.2f}% on {report.test_images} images ({-report.accuracy_drop_pp:+.2f} pp)",
+        soft_wrap=True,
+    )
+
+
+@app.command("export-csv")
+def export_csv_command(
+    data: DataOption = None,
+    count: Annotated[int, typer.Option("--count", help="Number of test images (1..test-set size).")] = 250,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for x_test.csv and y_test.csv.")] = Path("build/csv"),
+    quiet: QuietOption = False,
+) -> None:
+    """Write the first test images and one-hot labels as CSV, exactly as the notebook does."""
+    from si4tool.csv_export import export_csv
+    from si4tool.data import load_mnist
+
+    paths = export_csv(load_mnist(data), count=count, out_dir=out)
+    console.print(f"wrote {paths['x']} and {paths['y']} ({count} rows)", soft_wrap=True)
+
+
 # --- firmware assets and validation ---------------------------------------------
 
 AssetsOption = Annotated[

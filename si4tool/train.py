@@ -175,6 +175,7 @@ def _rich_progress_callback(epochs: int, console):
                 f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  lr {logs.get('lr', float('nan')):.2e}  "
                 f"{seconds:.1f}s",
                 highlight=False,
+                soft_wrap=True,
             )
             self.progress.advance(self.epoch_task)
 
@@ -308,3 +309,20 @@ def _save_h5_quietly(model, path: Path) -> None:
             model.save(path)
         finally:
             absl.logging.set_verbosity(verbosity)
+
+
+def confusion_matrix_table(matrix: np.ndarray, title: str = "confusion matrix (rows: true digit, columns: predicted)"):
+    """A Rich table of the confusion matrix, correct counts on the diagonal in bold."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, pad_edge=False)
+    table.add_column("true", justify="right", style="dim")
+    for predicted in range(matrix.shape[1]):
+        table.add_column(str(predicted), justify="right")
+    for true in range(matrix.shape[0]):
+        cells = [
+            f"[bold green]{count}[/]" if predicted == true else (f"[red]{count}[/]" if count else "·")
+            for predicted, count in enumerate(int(value) for value in matrix[true])
+        ]
+        table.add_row(str(true), *cells)
+    return table
