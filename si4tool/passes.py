@@ -39,23 +39,16 @@ def drop_noop_reshapes(graph: Graph) -> Graph:
     return graph.replace(layers=layers, tensors=tensors)
 
 
-def _pool_needs_no_padding(pool: dict[str, int]) -> bool:
-    return all(
-        (pool[f"output_{axis}"] - 1) * pool[f"stride_{axis}"] + pool[f"filter_{axis}"] <= pool[f"input_{axis}"]
-        for axis in ("height", "width")
-    )
-
-
 def fuse_conv2d_max_pool(graph: Graph) -> Graph:
     """Fuse a conv2d and the max_pool that reads it into one conv2d_max_pool layer.
 
-    The fused kernel pools the int32 accumulators and requantizes once per
-    pooled output, so the full-resolution convolution output never exists in
-    RAM. Exact because requantization with a non-negative multiplier, the
-    offset and the clamp are monotonic non-decreasing, provided the pool adds
-    nothing of its own: its clamp must not cut into the conv's, its windows
-    must lie inside the conv output (no padding), and nothing else may read
-    the conv output.
+    The fused kernel (si4_conv2d_max_pool_s8) pools the int32 accumulators
+    and requantizes once per pooled output, so the full-resolution
+    convolution output never exists in RAM. Exact because requantization with
+    a non-negative multiplier, the offset and both clamps are monotonic
+    non-decreasing; the kernel clips pool windows at the borders as TFLM's
+    MaxPool does and applies the pool's own clamp after the conv's. Only
+    done when nothing else reads the conv output.
     """
     layers: list[Layer] = []
     index = 0
@@ -69,9 +62,6 @@ def fuse_conv2d_max_pool(graph: Graph) -> Graph:
             and following.input == layer.output
             and layer.output != graph.output
             and len(graph.consumers(layer.output)) == 1
-            and _pool_needs_no_padding(following.params)
-            and following.params["activation_min"] <= layer.params["activation_min"]
-            and following.params["activation_max"] >= layer.params["activation_max"]
             and all(m >= 0 for m in layer.constants["output_multiplier"])
         ):
             layers.append(

@@ -1,0 +1,243 @@
+"""Render the planned IR into model.h / model.c / model_weights.h / model_weights.c.
+
+All arithmetic happens here; the templates only place values into C that
+reads like the C they produce. model.c is the network as a straight
+sequence of kernel calls (one static function per layer) over one static
+arena; model_weights.* hold every constant as a const (flash) array or macro.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from si4tool.ir import Graph, Layer
+from si4tool.planner import ARENA_ALIGNMENT, MemoryPlan
+from si4tool.render import generated_banner, render_template
+
+# op -> (kernel function, C params struct type)
+KERNELS = {
+    "conv2d": ("si4_conv2d_s8", "si4_conv2d_params"),
+    "conv2d_max_pool": ("si4_conv2d_max_pool_s8", "si4_conv2d_params"),
+    "depthwise_conv2d": ("si4_depthwise_conv2d_s8", "si4_depthwise_conv2d_params"),
+    "max_pool": ("si4_max_pool_s8", "si4_pool_params"),
+    "avg_pool": ("si4_avg_pool_s8", "si4_pool_params"),
+    "fully_connected": ("si4_fully_connected_s8", "si4_fully_connected_params"),
+    "softmax": ("si4_softmax_s8", "si4_softmax_params"),
+    "reshape": ("memcpy", None),
+}
+
+# Constant arrays, in the order the kernels take them, with their C element type.
+CONSTANT_ARRAYS = (
+    ("filter", "int8_t"),
+    ("bias", "int32_t"),
+    ("output_multiplier", "int32_t"),
+    ("output_shift", "int32_t"),
+)
+
+
+def c_int(value: int) -> str:
+    """An integer for a macro body: negative values parenthesised so the macro expands safely."""
+    value = int(value)
+    if value == -(1 << 31):
+        return "(-2147483647 - 1)"
+    return f"({value})" if value < 0 else str(value)
+
+
+def c_float(value: float) -> str:
+    """A float literal that round-trips the float32 value."""
+    text = f"{float(np.float32(value)):.9g}"
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return text + "f"
+
+
+def _macro_prefix(layer: Layer) -> str:
+    return f"SI4_{layer.name.upper()}"
+
+
+def _array_name(layer: Layer, key: str) -> str:
+    return f"si4_{layer.name}_{key}"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _weights_layer(graph: Graph, layer: Layer) -> dict:
+    """What model_weights.h/.c say about one layer: macros and const arrays."""
+    prefix = _macro_prefix(layer)
+    source = graph.tensors.get(layer.input)
+    output = graph.tensors[layer.output]
+    macros = [(f"{prefix}_{field.upper()}", c_int(value)) for field, value in layer.params.items()]
+    if layer.pool_params is not None:
+        macros += [(f"{prefix}_POOL_{field.upper()}", c_int(value)) for field, value in layer.pool_params.items()]
+    defined = {name for name, _ in macros}
+    macros += [
+        (name, value)
+        for name, value in (
+            (f"{prefix}_INPUT_ZERO_POINT", c_int(source.zero_point)),
+            (f"{prefix}_OUTPUT_ZERO_POINT", c_int(output.zero_point)),
+            (f"{prefix}_INPUT_SIZE", c_int(source.size_bytes)),
+            (f"{prefix}_OUTPUT_SIZE", c_int(output.size_bytes)),
+        )
+        if name not in defined  # a fully-connected layer's params already say its sizes
+    ]
+    arrays = []
+    for key, c_type in CONSTANT_ARRAYS:
+        if key not in layer.constants:
+            continue
+        values = layer.constants[key]
+        size_macro = f"{prefix}_{key.upper()}_SIZE"
+        macros.append((size_macro, c_int(values.size)))
+        arrays.append({"c_type": c_type, "name": _array_name(layer, key), "size_macro": size_macro, "data": values})
+    return {
+        "name": layer.name,
+        "description": f"{layer.op}: {layer.describe_source()}",
+        "shapes": f"{_shape_text(source.shape)} -> {_shape_text(output.shape)}",
+        "macros": macros,
+        "arrays": arrays,
+    }
+
+
+def _struct(c_type: str, name: str, prefix: str, params: dict[str, int]) -> dict:
+    fields = [(field, f"{prefix}_{field.upper()}") for field in params]
+    return {"c_type": c_type, "name": name, "fields": fields}
+
+
+def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> dict:
+    """What model.c says about one layer: its params structs and the kernel call."""
+    kernel, params_type = KERNELS[layer.op]
+    prefix = _macro_prefix(layer)
+
+    def buffer(tensor: str, caller_pointer: str) -> str:
+        if tensor in (graph.input, graph.output):
+            return caller_pointer
+        return f"si4_model_arena + {plan.allocations[tensor].offset}"
+
+    input_pointer = buffer(layer.input, "input")
+    output_pointer = buffer(layer.output, "output")
+    unused = [name for name, pointer in (("input", input_pointer), ("output", output_pointer)) if pointer != name]
+
+    structs = []
+    arguments = []
+    if params_type is not None:
+        structs.append(_struct(params_type, f"{layer.name}_params", prefix, layer.params))
+        arguments.append(f"&{layer.name}_params")
+    if layer.pool_params is not None:
+        structs.append(_struct("si4_pool_params", f"{layer.name}_pool_params", f"{prefix}_POOL", layer.pool_params))
+        arguments.append(f"&{layer.name}_pool_params")
+    if layer.op == "reshape":
+        arguments = [output_pointer, input_pointer, f"{prefix}_SIZE"]
+    else:
+        arguments.append(input_pointer)
+        arguments += [_array_name(layer, key) for key, _ in CONSTANT_ARRAYS if key in layer.constants]
+        arguments.append(output_pointer)
+    return {
+        "function": f"layer_{index}_{layer.op}",
+        "name": layer.name,
+        "description": layer.describe_source(),
+        "structs": structs,
+        "unused": unused,
+        "kernel": kernel,
+        "arguments": arguments,
+    }
+
+
+def arena_declaration_bytes(plan: MemoryPlan) -> int:
+    """C has no zero-length arrays: a model that needs no arena still declares one aligned block."""
+    return max(plan.arena_bytes, ARENA_ALIGNMENT)
+
+
+def _layer_output_offset(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
+    return -1 if layer.output == graph.output else plan.allocations[layer.output].offset
+
+
+def _image_dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(height, width, channels) of the model input, for the SI4_MODEL_INPUT_* macros."""
+    if len(shape) == 1:
+        return 1, 1, shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1], 1
+    return shape[0], shape[1], int(np.prod(shape[2:]))
+
+
+def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> dict[str, str]:
+    """The four engine files, name -> text; the same inputs always give the same bytes."""
+    banner = generated_banner(model_sha256)
+    source = graph.tensors[graph.input]
+    output = graph.tensors[graph.output]
+    height, width, channels = _image_dimensions(source.shape)
+    model = {
+        "input_height": height,
+        "input_width": width,
+        "input_channels": channels,
+        "input_size": source.size_bytes,
+        "input_scale": c_float(source.scale),
+        "input_zero_point": c_int(source.zero_point),
+        "output_size": output.size_bytes,
+        "output_scale": c_float(output.scale),
+        "output_zero_point": c_int(output.zero_point),
+        "arena_bytes": arena_declaration_bytes(plan),
+        "arena_alignment": ARENA_ALIGNMENT,
+        "layer_count": len(graph.layers),
+        "sha256": model_sha256,
+        "sha256_short": model_sha256[:8],
+    }
+    weights_layers = [_weights_layer(graph, layer) for layer in graph.layers]
+    model_layers = [_model_layer(graph, plan, index, layer) for index, layer in enumerate(graph.layers)]
+    layer_table = [
+        {
+            "function": entry["function"],
+            "name": layer.name,
+            "output_offset": _layer_output_offset(graph, plan, layer),
+            "output_size": graph.tensors[layer.output].size_bytes,
+        }
+        for entry, layer in zip(model_layers, graph.layers)
+    ]
+    arena_map = [
+        {"name": name, "offset": a.offset, "size": a.size, "first": a.first_layer, "last": a.last_layer}
+        for name, a in sorted(plan.allocations.items(), key=lambda item: (item[1].offset, item[1].first_layer))
+    ]
+    context = {
+        "banner": banner,
+        "model": model,
+        "weights_layers": weights_layers,
+        "model_layers": model_layers,
+        "layer_table": layer_table,
+        "arena_map": arena_map,
+    }
+    return {
+        "model.h": render_template("model.h.j2", **context),
+        "model.c": render_template("model.c.j2", **context),
+        "model_weights.h": render_template("model_weights.h.j2", **context),
+        "model_weights.c": render_template("model_weights.c.j2", **context),
+    }
+
+
+def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
+    """One JSON-ready dict per layer, for the manifest and the reports."""
+    summaries = []
+    for index, layer in enumerate(graph.layers):
+        allocation = plan.allocations.get(layer.output)
+        summaries.append(
+            {
+                "index": index,
+                "name": layer.name,
+                "op": layer.op,
+                "source": layer.describe_source(),
+                "tflite_operators": [ref.index for ref in layer.source],
+                "input": layer.input,
+                "output": layer.output,
+                "input_shape": list(graph.tensors[layer.input].shape),
+                "output_shape": list(graph.tensors[layer.output].shape),
+                "parameters": layer.parameter_count(),
+                "macs": layer.macs(),
+                "weight_bytes": layer.weight_bytes(),
+                "scratch_bytes": layer.scratch_bytes,
+                "output_in": "arena" if allocation is not None else "caller's output buffer",
+                "arena_offset": allocation.offset if allocation is not None else None,
+                "arena_size": allocation.size if allocation is not None else 0,
+                "live_range": [allocation.first_layer, allocation.last_layer] if allocation is not None else None,
+            }
+        )
+    return summaries
