@@ -1,0 +1,741 @@
+"""Stage 9, report: what the firmware costs and how well it does, as report.md, report.html and PNG plots.
+
+Reads what the earlier stages wrote (the assets' manifest.json and history.json,
+validate-host's host.json, validate-qemu's qemu.json, and the test images for
+the misclassified digits); only the manifest is required, every other input
+adds its section when present and a one-line note when not. All figures are
+computed here; the templates only lay them out. Plots use matplotlib's Agg
+canvas with no timestamps in the PNGs, so the same inputs give the same files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from si4tool.errors import UserError
+
+REPORT_MARKDOWN = "report.md"
+REPORT_HTML = "report.html"
+PLOT_TRAINING = "training_curves.png"
+PLOT_CONFUSION = "confusion_matrices.png"
+PLOT_MEMORY = "memory_timeline.png"
+PLOT_MISCLASSIFIED = "misclassified.png"
+PLOT_QEMU_LAYERS = "qemu_instructions_per_layer.png"
+# Every file the report writes; an --out folder holding anything else is not ours to replace.
+REPORT_FILES = (REPORT_MARKDOWN, REPORT_HTML, PLOT_TRAINING, PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS)
+
+# The misclassified grid shows at most this many digits (rows of GRID_COLUMNS).
+GRID_COLUMNS = 10
+GRID_MAX_DIGITS = 50
+PLOT_DPI = 110
+# No "Software" (matplotlib version) or creation time in the PNGs: re-running gives identical bytes.
+PNG_METADATA = {"Software": None, "Creation Time": None}
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report is made of; None for an input that does not exist (yet)."""
+
+    assets_dir: Path
+    manifest: dict
+    history: dict | None = None  # per-epoch lists: loss, accuracy, val_loss, val_accuracy, lr
+    training: dict | None = None  # best_epoch, recipe, ... (history.json's top level or the manifest's)
+    training_confusion: list | None = None  # the float model's confusion matrix from training
+    host: dict | None = None
+    qemu: list | None = None
+    test_images: np.ndarray | None = None  # (N, 28, 28) uint8, for the misclassified grid
+    notes: dict[str, str] = field(default_factory=dict)  # section -> why it is missing
+
+
+# --- reading the inputs ---------------------------------------------------------
+
+
+def _read_json(path: Path, what: str) -> object | None:
+    """The parsed JSON at `path`, or None when the file does not exist; a corrupt file is a user error."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} ({what}) is not readable JSON ({error}); run the step that writes it again") from None
+
+
+def _split_history(record: object) -> tuple[dict | None, dict | None, list | None]:
+    """history.json is either train.py's record (settings + "history") or the bare per-epoch dict."""
+    if not isinstance(record, dict):
+        return None, None, None
+    if isinstance(record.get("history"), dict):
+        settings = {k: v for k, v in record.items() if k not in ("history", "confusion_matrix")}
+        return record["history"], settings, record.get("confusion_matrix")
+    if "loss" in record:
+        return record, None, None
+    return None, None, None
+
+
+def _load_test_images(manifest: dict, data_path: Path | None) -> tuple[np.ndarray | None, str | None]:
+    """The test images the validation indexed, from --data, $SI4_MNIST or the manifest's data file.
+
+    Never downloads: a report must not need the network.
+    """
+    from si4tool import data
+
+    candidates = [data_path, os.environ.get(data.DATA_ENV_VAR), (manifest.get("data") or {}).get("source")]
+    path = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+    if path is None:
+        return None, "no dataset file found (pass --data or set SI4_MNIST) to draw the misclassified digits"
+    try:
+        dataset = data.load_npz_dataset(path)
+    except UserError as error:
+        return None, f"the dataset could not be read: {error}"
+    expected_sha = (manifest.get("data") or {}).get("sha256")
+    if expected_sha and dataset.sha256 != expected_sha:
+        return None, f"{path} is not the dataset the assets were built from (sha256 differs)"
+    return dataset.x_test, None
+
+
+def load_report_inputs(
+    assets_dir: Path, validation_dir: Path, data_path: Path | None = None, need_images: bool = True
+) -> ReportInputs:
+    assets_dir = Path(assets_dir)
+    validation_dir = Path(validation_dir)
+    manifest = _read_json(assets_dir / "manifest.json", "the firmware assets' manifest")
+    if manifest is None:
+        raise UserError(
+            f"{assets_dir} has no manifest.json: run `si4tool build-firmware-assets --out {assets_dir}` first"
+        )
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
+        raise UserError(f"{assets_dir / 'manifest.json'} is not a si4tool manifest (no layer list); build the assets again")
+    inputs = ReportInputs(assets_dir=assets_dir, manifest=manifest)
+
+    history_record = _read_json(assets_dir / "history.json", "the training history")
+    inputs.history, inputs.training, inputs.training_confusion = _split_history(history_record)
+    # The manifest's training record and history.json's settings describe the same run; merge what is known.
+    training = dict(manifest.get("training") or {})
+    training.update({key: value for key, value in (inputs.training or {}).items() if value is not None})
+    inputs.training = training or None
+    if inputs.history is None:
+        inputs.notes["training"] = (
+            "no training history: the model was given with --model, so there are no curves to draw"
+        )
+
+    host = _read_json(validation_dir / "host.json", "validate-host's results")
+    inputs.host = host if isinstance(host, dict) else None
+    if inputs.host is None:
+        inputs.notes["host"] = f"no {validation_dir / 'host.json'}: run `si4tool validate-host` for the host figures"
+
+    qemu = _read_json(validation_dir / "qemu.json", "validate-qemu's results")
+    if isinstance(qemu, dict):  # tolerate {"runs": [...]} as well as the bare list
+        qemu = qemu.get("runs")
+    inputs.qemu = [run for run in qemu if isinstance(run, dict)] if isinstance(qemu, list) else None
+    if not inputs.qemu:
+        inputs.qemu = None
+        inputs.notes["qemu"] = f"no {validation_dir / 'qemu.json'}: run `si4tool validate-qemu` for the Cortex-M figures"
+
+    if need_images and inputs.host and inputs.host.get("misclassified"):
+        inputs.test_images, note = _load_test_images(manifest, data_path)
+        if note:
+            inputs.notes["misclassified"] = note
+    return inputs
+
+
+# --- the figures (numbers) --------------------------------------------------------
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _live_range(layer: dict, index: int) -> tuple[int, int] | None:
+    """First and last layer index during which the layer's output buffer is live."""
+    live = layer.get("live_range")
+    if isinstance(live, (list, tuple)) and len(live) == 2:
+        return int(live[0]), int(live[1])
+    if isinstance(live, dict) and "first" in live and "last" in live:
+        return int(live["first"]), int(live["last"])
+    for first_key, last_key in (("first_use", "last_use"), ("live_first", "live_last"), ("live_from", "live_to")):
+        if layer.get(first_key) is not None and layer.get(last_key) is not None:
+            return int(layer[first_key]), int(layer[last_key])
+    return None
+
+
+def layer_rows(manifest: dict) -> list[dict]:
+    """One row per layer of the manifest, with the keys the report prints (None when not known)."""
+    rows = []
+    for index, layer in enumerate(manifest["layers"]):
+        size = layer.get("arena_bytes", layer.get("output_bytes"))
+        rows.append(
+            {
+                "index": index,
+                "name": str(layer.get("name", f"layer{index}")),
+                "op": str(layer.get("op", "?")),
+                "source": layer.get("source"),
+                "input_shape": layer.get("input_shape"),
+                "output_shape": layer.get("output_shape"),
+                "parameters": int(layer.get("parameters", 0)),
+                "macs": int(layer.get("macs", 0)),
+                "weight_bytes": int(layer.get("weight_bytes", 0)),
+                "arena_offset": _int(layer.get("arena_offset")),
+                "arena_bytes": _int(size),
+                "scratch_offset": _int(layer.get("scratch_offset")),
+                "scratch_bytes": _int(layer.get("scratch_bytes")),
+                "live_range": _live_range(layer, index),
+            }
+        )
+    return rows
+
+
+def arena_buffers(manifest: dict, rows: list[dict]) -> list[dict]:
+    """The arena's buffers for the memory timeline: name, offset, bytes, first and last layer index.
+
+    Taken from the manifest's memory plan when it lists buffers, else from the
+    layers (each output lives from its layer to its last reader, and a
+    scratch buffer only during its layer).
+    """
+    plan = manifest.get("memory_plan") or manifest.get("plan") or {}
+    listed = plan.get("buffers") if isinstance(plan, dict) else None
+    buffers = []
+    if isinstance(listed, list) and listed:
+        for index, buffer in enumerate(listed):
+            offset = buffer.get("offset", buffer.get("arena_offset"))
+            size = buffer.get("bytes", buffer.get("size"))
+            live = _live_range(buffer, index)
+            if offset is None or size is None or live is None:
+                continue
+            buffers.append(
+                {"name": str(buffer.get("name", f"buffer{index}")), "offset": int(offset), "bytes": int(size),
+                 "first": live[0], "last": live[1]}
+            )
+        return buffers
+    for row in rows:
+        if row["arena_offset"] is not None and row["arena_bytes"]:
+            first, last = row["live_range"] or (row["index"], min(row["index"] + 1, len(rows) - 1))
+            buffers.append(
+                {"name": row["name"], "offset": row["arena_offset"], "bytes": row["arena_bytes"], "first": first, "last": last}
+            )
+        if row["scratch_offset"] is not None and row["scratch_bytes"]:
+            buffers.append(
+                {"name": f"{row['name']} scratch", "offset": row["scratch_offset"], "bytes": row["scratch_bytes"],
+                 "first": row["index"], "last": row["index"]}
+            )
+    return buffers
+
+
+def _shape_elements(shape) -> int | None:
+    if not shape:
+        return None
+    return int(np.prod([int(d) for d in shape]))
+
+
+def memory_figures(inputs: ReportInputs) -> dict:
+    """Flash and RAM: what si4tool's engine needs next to what TFLite Micro needs for the same model."""
+    manifest, host = inputs.manifest, inputs.host or {}
+    totals = manifest.get("totals", {})
+    quantization = manifest.get("quantization", {})
+    input_size = _shape_elements((quantization.get("input") or {}).get("shape")) or 28 * 28
+    output_size = _shape_elements((quantization.get("output") or {}).get("shape")) or 10
+    vectors = int(manifest.get("test_vectors") or 0)
+    model_array = (manifest.get("int8_model") or {}).get("bytes", totals.get("model_tflite_bytes"))
+    # Each embedded test vector: the int8 image, the expected int8 output, and a one-byte label.
+    vector_bytes = vectors * (input_size + output_size + 1)
+    return {
+        "weight_bytes": _int(totals.get("weight_bytes")),
+        "model_array_bytes": _int(model_array),
+        "vectors": vectors,
+        "vector_item_bytes": input_size + output_size + 1,
+        "test_vector_bytes": vector_bytes,
+        "si4_flash_bytes": (_int(totals.get("weight_bytes")) or 0) + vector_bytes,
+        "tflm_flash_bytes": (_int(model_array) or 0) + vector_bytes if model_array is not None else None,
+        "arena_bytes": _int(totals.get("arena_bytes", host.get("arena_bytes"))),
+        "tflm_arena_bytes": _int(host.get("tflm_arena_bytes")),
+    }
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.2f} %"
+
+
+def _count(value) -> str:
+    return "n/a" if value is None else f"{int(value):,}"
+
+
+def _ratio(part, whole) -> str:
+    return "n/a" if part is None or whole is None else f"{int(part):,}/{int(whole):,}"
+
+
+def accuracy_rows(inputs: ReportInputs) -> list[dict]:
+    """Each engine's top-1 accuracy, with what it was measured on."""
+    manifest_accuracy = inputs.manifest.get("accuracy") or {}
+    test_images = manifest_accuracy.get("test_images")
+    host = inputs.host or {}
+    images = host.get("images", test_images)
+    on_test = f"{_count(images)} test images" if images is not None else "test images"
+    rows = []
+    keras = host.get("keras_accuracy", manifest_accuracy.get("float"))
+    rows.append({"engine": "Keras float32 (host)", "accuracy": keras, "measured_on": on_test})
+    tflm = host.get("tflm_accuracy", manifest_accuracy.get("int8_tflm"))
+    rows.append({"engine": "TensorFlow Lite Micro int8 (host)", "accuracy": tflm, "measured_on": on_test})
+    if host:
+        rows.append({"engine": "si4 C engine int8 (host)", "accuracy": host.get("c_accuracy"), "measured_on": on_test})
+        for resolver, litert in sorted((host.get("litert") or {}).items()):
+            rows.append(
+                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert.get("accuracy"), "measured_on": on_test}
+            )
+        firmware = host.get("firmware") or {}
+        if firmware.get("vectors"):
+            rows.append(
+                {
+                    "engine": "firmware stub (host build)",
+                    "accuracy": firmware["correct"] / firmware["vectors"],
+                    "measured_on": f"{firmware['vectors']:,} embedded test vectors",
+                }
+            )
+    for run in inputs.qemu or []:
+        vectors = run.get("vectors")
+        if vectors:
+            rows.append(
+                {
+                    "engine": f"si4 C engine on {run.get('target', 'Cortex-M')} ({run.get('kernel', '?')} kernels, QEMU)",
+                    "accuracy": run.get("correct", 0) / vectors,
+                    "measured_on": f"{vectors:,} embedded test vectors",
+                }
+            )
+    for row in rows:
+        row["accuracy_text"] = _percent(row["accuracy"])
+    return rows
+
+
+def validation_rows(host: dict | None) -> list[tuple[str, str]]:
+    """The host validation's metrics as (label, value) pairs, in the order they are explained."""
+    if not host:
+        return []
+    images = host.get("images")
+    rows = [
+        ("images compared", _count(images)),
+        ("C engine outputs identical to TFLite Micro", _ratio(host.get("bit_exact"), images)),
+    ]
+    for resolver, litert in sorted((host.get("litert") or {}).items()):
+        rows.append((f"identical to LiteRT ({resolver} op resolver)", _ratio(litert.get("identical_outputs"), images)))
+    firmware = host.get("firmware") or {}
+    if firmware.get("vectors"):
+        rows.append(("firmware stub: embedded vectors bit-exact", _ratio(firmware.get("bit_exact"), firmware["vectors"])))
+    agreement = host.get("keras_top1_agreement")
+    rows.append(("top-1 agreement with the Keras float model", _percent(agreement)))
+    if host.get("accuracy_drop_pp") is not None:
+        rows.append(("accuracy drop, float to int8", f"{host['accuracy_drop_pp']:.2f} pp"))
+    for key, label in (("rmse", "RMSE"), ("mae", "MAE"), ("l2r", "L2 relative error"), ("cos", "cosine similarity")):
+        value = host.get(key)
+        rows.append((f"{label} (int8 dequantized vs float softmax)", "n/a" if value is None else f"{value:.6f}"))
+    if host.get("c_seconds") is not None:
+        per_image = host.get("c_ms_per_image")
+        text = f"{host['c_seconds']:.3f} s"
+        if per_image is not None:
+            text += f" ({per_image:.3f} ms per image)"
+        rows.append(("C engine wall time on the host", text))
+    if "passed" in host:
+        rows.append(("result", "PASS" if host["passed"] else "FAIL: " + "; ".join(host.get("failures") or [])))
+    return rows
+
+
+def qemu_rows(qemu: list | None) -> list[dict]:
+    rows = []
+    for run in qemu or []:
+        vectors = run.get("vectors")
+        rows.append(
+            {
+                "target": str(run.get("target", "?")),
+                "kernel": str(run.get("kernel", "?")),
+                "correct": _ratio(run.get("correct"), vectors),
+                "bit_exact": _ratio(run.get("bit_exact"), vectors),
+                "instructions": _count(run.get("instructions_per_inference")),
+                "arena": _count(run.get("arena_bytes")),
+                "stack": _count(run.get("stack_bytes")),
+                "ram": _count(run.get("ram_bytes")),
+                "flash": _count(run.get("flash_bytes")),
+                "flash_weights": _count(run.get("flash_weights_bytes")),
+                "flash_vectors": _count(run.get("flash_vectors_bytes")),
+                "flash_code": _count(run.get("flash_code_bytes")),
+                "flash_other": _count(run.get("flash_other_bytes", run.get("flash_platform_bytes"))),
+            }
+        )
+    return rows
+
+
+# --- the plots ----------------------------------------------------------------
+
+
+def _new_figure(width: float, height: float):
+    # Figure + Agg canvas directly, not pyplot: no global state, no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=PLOT_DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png_bytes(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PLOT_DPI, metadata=PNG_METADATA, bbox_inches="tight", pad_inches=0.15)
+    return buffer.getvalue()
+
+
+def plot_training_curves(history: dict, best_epoch: int | None = None) -> bytes:
+    figure = _new_figure(10, 3.8)
+    axes_loss, axes_accuracy = figure.subplots(1, 2)
+    for axes, metric, title in ((axes_loss, "loss", "Loss (categorical cross-entropy)"), (axes_accuracy, "accuracy", "Accuracy")):
+        for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+            values = history.get(key)
+            if values:
+                epochs = np.arange(1, len(values) + 1)
+                axes.plot(epochs, values, style, markersize=3.5, label=label)
+        if best_epoch:
+            axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {best_epoch}")
+        axes.set_title(title)
+        axes.set_xlabel("epoch")
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    axes_accuracy.yaxis.set_major_formatter(_percent_formatter())
+    figure.tight_layout()
+    return _png_bytes(figure)
+
+
+def _layer_axis_width(layer_names: list[str]) -> float:
+    """Figure width (inches) that gives every layer's tick label room: about 0.07 in per character."""
+    longest = max((len(name) for name in layer_names), default=8)
+    return float(np.clip(len(layer_names) * max(0.9, 0.075 * longest) + 1.5, 8.0, 18.0))
+
+
+def _thousands_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _position: f"{value:,.0f}")
+
+
+def _percent_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _position: f"{100 * value:.1f}%")
+
+
+def plot_confusion_matrices(matrices: list[tuple[str, np.ndarray]]) -> bytes:
+    """One panel per (title, matrix): counts in every cell, colour on a log scale so a handful of errors shows."""
+    from matplotlib.colors import LogNorm
+
+    figure = _new_figure(5.2 * len(matrices), 5.0)
+    panels = figure.subplots(1, len(matrices), squeeze=False)[0]
+    for axes, (title, matrix) in zip(panels, matrices):
+        matrix = np.asarray(matrix, dtype=np.int64)
+        classes = matrix.shape[0]
+        image = axes.imshow(np.maximum(matrix, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(matrix.max(), 1)))
+        threshold = np.sqrt(max(matrix.max(), 1))
+        for true in range(classes):
+            for predicted in range(classes):
+                count = int(matrix[true, predicted])
+                if count == 0:
+                    continue
+                axes.text(
+                    predicted, true, str(count), ha="center", va="center", fontsize=7.5,
+                    color="white" if count > threshold else "black",
+                )
+        correct = int(np.trace(matrix))
+        total = int(matrix.sum())
+        axes.set_title(f"{title}\n{correct:,}/{total:,} correct ({100 * correct / max(total, 1):.2f} %)", fontsize=10)
+        axes.set_xlabel("predicted label")
+        axes.set_ylabel("true label")
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
+        del image
+    figure.tight_layout()
+    return _png_bytes(figure)
+
+
+def plot_memory_timeline(buffers: list[dict], arena_bytes: int | None, layer_names: list[str], tflm_arena_bytes: int | None = None) -> bytes:
+    """The arena over the network: x = layer index, y = offset; one rectangle per buffer over its live range."""
+    from matplotlib.patches import Rectangle
+
+    layers = len(layer_names)
+    figure = _new_figure(_layer_axis_width(layer_names) + 2.5, 5.2)
+    axes = figure.subplots()
+    colours = [f"C{i % 10}" for i in range(len(buffers))]
+    top = max([arena_bytes or 0] + [b["offset"] + b["bytes"] for b in buffers] + [1])
+    for buffer, colour in zip(buffers, colours):
+        x0 = buffer["first"] - 0.45
+        width = buffer["last"] - buffer["first"] + 0.9
+        axes.add_patch(
+            Rectangle(
+                (x0, buffer["offset"]), width, buffer["bytes"], facecolor=colour, alpha=0.55, edgecolor="black",
+                linewidth=0.8, label=f"{buffer['name']}: {buffer['bytes']:,} B at {buffer['offset']:,}",
+            )
+        )
+        # Tall rectangles carry their name; thin ones (a few bytes of a 7 KB arena) are named in the legend only.
+        if buffer["bytes"] >= 0.07 * top:
+            axes.text(
+                x0 + width / 2, buffer["offset"] + buffer["bytes"] / 2, f"{buffer['name']}\n{buffer['bytes']:,} B",
+                ha="center", va="center", fontsize=7.5, clip_on=True,
+            )
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, title="buffer: size at offset", title_fontsize=8)
+    if arena_bytes:
+        axes.axhline(arena_bytes, color="red", linestyle="--", linewidth=1)
+        axes.text(layers - 0.5, arena_bytes, f"arena {arena_bytes:,} B ", ha="right", va="bottom", color="red", fontsize=8.5)
+    axes.set_xlim(-0.6, layers - 0.4)
+    axes.set_ylim(-0.015 * top, top * 1.12)  # a buffer at offset 0 stays visible above the frame
+    axes.set_xticks(range(layers))
+    axes.set_xticklabels([f"{i}\n{name}" for i, name in enumerate(layer_names)], fontsize=7.5)
+    axes.set_xlabel("layer (index and name)")
+    axes.set_ylabel("arena offset (bytes)")
+    axes.yaxis.set_major_formatter(_thousands_formatter())
+    title = "Arena occupancy layer by layer"
+    if tflm_arena_bytes:
+        title += f" (TensorFlow Lite Micro needs {tflm_arena_bytes:,} B for the same model)"
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    return _png_bytes(figure)
+
+
+def plot_misclassified(images: np.ndarray, misclassified: list, max_digits: int = GRID_MAX_DIGITS) -> bytes:
+    shown = misclassified[:max_digits]
+    columns = min(GRID_COLUMNS, len(shown))
+    rows = -(-len(shown) // columns)
+    figure = _new_figure(1.15 * columns, 1.35 * rows + 0.4)
+    panels = figure.subplots(rows, columns, squeeze=False)
+    for slot, axes in enumerate(panels.ravel()):
+        axes.axis("off")
+        if slot >= len(shown):
+            continue
+        index, true, predicted = (int(v) for v in shown[slot][:3])
+        axes.imshow(images[index], cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+        axes.set_title(f"#{index}\ntrue {true}, got {predicted}", fontsize=7.5, pad=2)
+    total = len(misclassified)
+    figure.suptitle(
+        f"Misclassified test digits ({len(shown)} of {total} shown)" if total > len(shown) else f"Misclassified test digits ({total})",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return _png_bytes(figure)
+
+
+def plot_instructions_per_layer(runs: list[dict], layer_names: list[str]) -> bytes | None:
+    """Cortex-M instructions per layer for each kernel variant, side by side."""
+    series = []
+    for run in runs:
+        counts = run.get("instructions_per_layer")
+        if isinstance(counts, dict):
+            counts = [counts.get(name, 0) for name in layer_names] if set(counts) <= set(layer_names) else list(counts.values())
+        if isinstance(counts, list) and counts and all(isinstance(c, (int, float)) for c in counts):
+            series.append((f"{run.get('target', '?')} {run.get('kernel', '?')}", [float(c) for c in counts]))
+    if not series:
+        return None
+    length = max(len(counts) for _, counts in series)
+    names = layer_names if len(layer_names) == length else [f"step {i}" for i in range(length)]
+    figure = _new_figure(_layer_axis_width(names), 4.2)
+    axes = figure.subplots()
+    width = 0.8 / len(series)
+    for number, (label, counts) in enumerate(series):
+        positions = np.arange(len(counts)) + (number - (len(series) - 1) / 2) * width
+        axes.bar(positions, np.asarray(counts) / 1e6, width, label=label)
+    axes.set_xticks(range(length))
+    axes.set_xticklabels([f"{i}\n{name}" for i, name in enumerate(names)], fontsize=7.5)
+    axes.set_ylabel("million instructions (QEMU -icount)")
+    axes.set_title("Instructions per layer on the emulated Cortex-M (instructions, not cycles)", fontsize=10)
+    axes.grid(True, axis="y", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return _png_bytes(figure)
+
+
+def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], memory: dict) -> dict[str, bytes]:
+    """Every plot the inputs allow, name -> PNG bytes; a note in inputs.notes for each one left out."""
+    plots: dict[str, bytes] = {}
+    if inputs.history:
+        best = (inputs.training or {}).get("best_epoch")
+        plots[PLOT_TRAINING] = plot_training_curves(inputs.history, int(best) if best else None)
+
+    host = inputs.host or {}
+    matrices = []
+    float_matrix = host.get("confusion_matrix_keras") or inputs.training_confusion
+    if float_matrix:
+        matrices.append(("Keras float32", np.asarray(float_matrix)))
+    if host.get("confusion_matrix_c"):
+        matrices.append(("int8 (si4 C engine = TFLite Micro)", np.asarray(host["confusion_matrix_c"])))
+    if matrices:
+        plots[PLOT_CONFUSION] = plot_confusion_matrices(matrices)
+    else:
+        inputs.notes["confusion"] = "no confusion matrix yet: run `si4tool validate-host`"
+
+    if buffers:
+        plots[PLOT_MEMORY] = plot_memory_timeline(
+            buffers, memory["arena_bytes"], [row["name"] for row in rows], memory["tflm_arena_bytes"]
+        )
+    else:
+        inputs.notes["memory"] = "the manifest has no arena offsets or live ranges to draw"
+
+    misclassified = host.get("misclassified") or []
+    if misclassified and inputs.test_images is not None:
+        plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified)
+    elif host and not misclassified and "misclassified" in host:
+        inputs.notes["misclassified"] = "every test image is classified correctly"
+
+    if inputs.qemu:
+        png = plot_instructions_per_layer(inputs.qemu, [row["name"] for row in rows])
+        if png is not None:
+            plots[PLOT_QEMU_LAYERS] = png
+    return plots
+
+
+# --- writing ------------------------------------------------------------------
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _shape_text(shape) -> str:
+    return "-" if not shape else "×".join(str(int(d)) for d in shape)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """The report replaces its folder as a whole, so refuse one that holds anything else."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder; choose another --out")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
+        if foreign:
+            raise UserError(
+                f"--out {out_dir} holds files that are not a si4tool report ({', '.join(foreign[:3])}); choose an empty folder"
+            )
+
+
+def training_text(training: dict | None) -> str | None:
+    """One sentence on how the model was trained, from whichever settings were recorded."""
+    if not training:
+        return None
+    parts = []
+    if training.get("recipe"):
+        parts.append(f"recipe `{training['recipe']}`")
+    for key, label in (("epochs", "{} epochs"), ("batch_size", "batch {}"), ("seed", "seed {}")):
+        if training.get(key) is not None:
+            parts.append(label.format(training[key]))
+    text = ", ".join(parts)
+    if training.get("best_epoch"):
+        text += f"; weights kept from epoch {training['best_epoch']} (best validation)"
+    if training.get("seconds_per_epoch"):
+        text += f"; {float(training['seconds_per_epoch']):.1f} s per epoch"
+    return text or None
+
+
+def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dict], memory: dict) -> dict:
+    """All the values the two templates print, already formatted."""
+    manifest = inputs.manifest
+    totals = manifest.get("totals", {})
+    table = [
+        dict(
+            row,
+            output_shape_text=_shape_text(row["output_shape"]),
+            parameters_text=f"{row['parameters']:,}",
+            macs_text=f"{row['macs']:,}",
+            weight_bytes_text=f"{row['weight_bytes']:,}",
+            arena_offset_text="-" if row["arena_offset"] is None else f"{row['arena_offset']:,}",
+            arena_bytes_text="-" if row["arena_bytes"] is None else f"{row['arena_bytes']:,}",
+            live_range_text="-" if row["live_range"] is None else f"{row['live_range'][0]}–{row['live_range'][1]}",
+            source_text=str(row["source"]) if row["source"] else "",
+        )
+        for row in rows
+    ]
+    quantization = manifest.get("quantization", {})
+    q_in, q_out = quantization.get("input") or {}, quantization.get("output") or {}
+    captions = {
+        PLOT_TRAINING: "Training curves: loss and accuracy per epoch, on the training data and the held-out validation split.",
+        PLOT_CONFUSION: "Confusion matrices on the test set (rows: true label, columns: predicted; colour on a log scale).",
+        PLOT_MEMORY: "Arena occupancy: each rectangle is a buffer, placed at its arena offset for the layers during which it is live.",
+        PLOT_MISCLASSIFIED: "Test digits the int8 C engine gets wrong, with the true and the predicted label.",
+        PLOT_QEMU_LAYERS: "Instructions per layer on the emulated Cortex-M, per kernel variant.",
+    }
+    figures = [
+        {"file": name, "caption": captions[name], "data_uri": _data_uri(png)}
+        for name, png in plots.items()
+    ]
+    training = inputs.training or {}
+    return {
+        "model_sha256": (manifest.get("int8_model") or {}).get("sha256", "?"),
+        "source_model": (manifest.get("source_model") or {}).get("path", "?"),
+        "tool_version": manifest.get("tool_version", "?"),
+        "layers": table,
+        "totals": {
+            "parameters": _count(totals.get("parameters")),
+            "macs": _count(totals.get("macs")),
+            "weight_bytes": _count(totals.get("weight_bytes")),
+        },
+        "memory": {key: (_count(value) if key != "vector_item_bytes" else value) for key, value in memory.items()},
+        "arena_saving": (
+            f"{memory['tflm_arena_bytes'] / memory['arena_bytes']:.1f}×"
+            if memory["arena_bytes"] and memory["tflm_arena_bytes"]
+            else None
+        ),
+        "quantization": {
+            "input": f"scale {q_in.get('scale', '?')}, zero point {q_in.get('zero_point', '?')}",
+            "output": f"scale {q_out.get('scale', '?')}, zero point {q_out.get('zero_point', '?')}",
+        },
+        "training_text": training_text(inputs.training),
+        "accuracy_rows": accuracy_rows(inputs),
+        "validation_rows": validation_rows(inputs.host),
+        "qemu_rows": qemu_rows(inputs.qemu),
+        "figures": figures,
+        "plot": {name: name in plots for name in captions},
+        "notes": inputs.notes,
+        "misclassified_count": len((inputs.host or {}).get("misclassified") or []),
+    }
+
+
+def write_report(
+    assets_dir: Path,
+    out_dir: Path = Path("build/report"),
+    validation_dir: Path = Path("build/validation"),
+    data_path: Path | None = None,
+) -> dict:
+    """Write report.md, report.html (images embedded) and the PNG plots into `out_dir`.
+
+    Returns {"markdown": path, "html": path, "plots": {name: path}, "figures": {...}}:
+    the paths written and the headline figures, for the CLI's summary and for tests.
+    """
+    from si4tool.render import render_template, write_files_atomically
+
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    inputs = load_report_inputs(assets_dir, validation_dir, data_path)
+    rows = layer_rows(inputs.manifest)
+    buffers = arena_buffers(inputs.manifest, rows)
+    memory = memory_figures(inputs)
+    plots = report_plots(inputs, rows, buffers, memory)
+    context = report_context(inputs, plots, rows, memory)
+
+    files: dict[str, bytes] = dict(plots)
+    files[REPORT_MARKDOWN] = render_template("report.md.j2", **context).encode()
+    files[REPORT_HTML] = render_template("report.html.j2", **context).encode()
+    # Replaced as a set: a re-run never leaves plots of an older run beside the new report.
+    write_files_atomically(out_dir, files)
+
+    host = inputs.host or {}
+    return {
+        "markdown": out_dir / REPORT_MARKDOWN,
+        "html": out_dir / REPORT_HTML,
+        "plots": {name: out_dir / name for name in plots},
+        "figures": {
+            "arena_bytes": memory["arena_bytes"],
+            "tflm_arena_bytes": memory["tflm_arena_bytes"],
+            "weight_bytes": memory["weight_bytes"],
+            "model_array_bytes": memory["model_array_bytes"],
+            "test_vector_bytes": memory["test_vector_bytes"],
+            "accuracy": {row["engine"]: row["accuracy"] for row in context["accuracy_rows"]},
+            "bit_exact": host.get("bit_exact"),
+            "images": host.get("images"),
+            "notes": dict(inputs.notes),
+        },
+    }

@@ -1,0 +1,299 @@
+"""The report: report.md, a self-contained report.html and PNG plots, from fake but realistic stage outputs.
+
+The fixture writes what build-firmware-assets, training, validate-host and
+validate-qemu write, with figures shaped like the seed model's, so these tests
+run in seconds without training anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from si4tool.errors import UserError
+from si4tool.report import PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS, PLOT_TRAINING, write_report
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+ARENA_BYTES = 7008
+TFLM_ARENA_BYTES = 32496
+WEIGHT_BYTES = 233_384
+MODEL_ARRAY_BYTES = 246_208
+VECTORS = 250
+
+# name, op, output shape, parameters, MACs, arena offset, arena bytes, live range
+SEED_LAYERS = [
+    ("input", "QUANTIZE", [28, 28, 1], 0, 0, 5408, 784, [0, 1]),
+    ("conv2d_max_pool", "CONV_2D+MAX_POOL_2D", [13, 13, 32], 320, 5_408 * 9 * 4, 0, 5408, [1, 2]),
+    ("conv2d_1_max_pool", "CONV_2D+MAX_POOL_2D", [5, 5, 64], 18_496, 121 * 64 * 288, 5408, 1600, [2, 3]),
+    ("dense", "FULLY_CONNECTED", [128], 204_928, 204_800, 0, 128, [3, 4]),
+    ("dense_1", "FULLY_CONNECTED", [64], 8_256, 8_192, 128, 64, [4, 5]),
+    ("dense_2", "FULLY_CONNECTED", [10], 650, 640, 0, 10, [5, 6]),
+    ("softmax", "SOFTMAX", [10], 0, 0, None, 10, None),
+]
+
+
+def _confusion(rng: np.random.Generator, errors: int) -> list[list[int]]:
+    matrix = np.diag(rng.integers(950, 1130, size=10))
+    for _ in range(errors):
+        true, predicted = rng.choice(10, size=2, replace=False)
+        matrix[true, predicted] += 1
+    return matrix.tolist()
+
+
+def _test_images() -> tuple[np.ndarray, np.ndarray]:
+    if SHARED_MNIST.is_file():
+        with np.load(SHARED_MNIST) as archive:
+            return archive["x_test"][:300], archive["y_test"][:300]
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8), rng.integers(0, 10, size=300).astype(np.uint8)
+
+
+@pytest.fixture
+def fake_run(tmp_path: Path) -> dict[str, Path]:
+    """Files as the pipeline writes them: assets (manifest, history), validation (host, qemu), a small dataset."""
+    rng = np.random.default_rng(0)
+    assets = tmp_path / "assets"
+    validation = tmp_path / "validation"
+    assets.mkdir()
+    validation.mkdir()
+
+    images, labels = _test_images()
+    data_path = tmp_path / "digits.npz"
+    np.savez(data_path, x_train=images[:50], y_train=labels[:50], x_test=images, y_test=labels)
+
+    layers = [
+        {
+            "name": name,
+            "op": op,
+            "source": f"keras layer {name}",
+            "input_shape": [28, 28, 1],
+            "output_shape": shape,
+            "parameters": params,
+            "macs": macs,
+            "weight_bytes": params + 3 * (shape[-1] * 4),
+            "arena_offset": offset,
+            "output_bytes": size,
+            "live_range": live,
+        }
+        for name, op, shape, params, macs, offset, size, live in SEED_LAYERS
+    ]
+    manifest = {
+        "tool": "si4tool",
+        "tool_version": "0.1.0",
+        "source_model": {"path": "trained by si4tool", "sha256": "ab" * 32},
+        "int8_model": {"sha256": "cd" * 32, "bytes": MODEL_ARRAY_BYTES},
+        "data": {"source": str(data_path), "sha256": None},
+        "training": {"recipe": "default", "epochs": 15, "batch_size": 128, "seed": 0, "best_epoch": 13},
+        "layers": layers,
+        "totals": {
+            "parameters": 232_650,
+            "macs": sum(layer["macs"] for layer in layers),
+            "weight_bytes": WEIGHT_BYTES,
+            "arena_bytes": ARENA_BYTES,
+            "model_tflite_bytes": MODEL_ARRAY_BYTES,
+        },
+        "accuracy": {"test_images": 10_000, "float": 0.9931, "int8_tflm": 0.9927},
+        "quantization": {
+            "input": {"scale": 0.00392156862745098, "zero_point": -128, "shape": [28, 28, 1]},
+            "output": {"scale": 0.00390625, "zero_point": -128, "shape": [10]},
+        },
+        "test_vectors": VECTORS,
+        "files": {},
+    }
+    (assets / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    epochs = 15
+    history = {
+        "loss": list(np.linspace(0.35, 0.02, epochs)),
+        "accuracy": list(np.linspace(0.90, 0.995, epochs)),
+        "val_loss": list(np.linspace(0.08, 0.03, epochs)),
+        "val_accuracy": list(np.linspace(0.975, 0.993, epochs)),
+        "lr": [1e-3 * 0.8**e for e in range(epochs)],
+    }
+    (assets / "history.json").write_text(
+        json.dumps({"recipe": "default", "epochs": epochs, "best_epoch": 13, "history": history, "confusion_matrix": _confusion(rng, 69)})
+    )
+
+    misclassified = [[int(i), int(labels[i]), int((labels[i] + 3) % 10)] for i in range(0, 300, 13)]
+    host = {
+        "images": 10_000,
+        "bit_exact": 10_000,
+        "first_mismatch": None,
+        "c_accuracy": 0.9927,
+        "tflm_accuracy": 0.9927,
+        "litert": {
+            "default": {"identical_outputs": 9_874, "top1_agreement": 9_998, "accuracy": 0.9926},
+            "reference": {"identical_outputs": 10_000, "top1_agreement": 10_000, "accuracy": 0.9927},
+        },
+        "keras_accuracy": 0.9931,
+        "keras_top1_agreement": 0.9989,
+        "rmse": 0.00123,
+        "mae": 0.000321,
+        "l2r": 0.00456,
+        "cos": 0.999987,
+        "arena_bytes": ARENA_BYTES,
+        "tflm_arena_bytes": TFLM_ARENA_BYTES,
+        "c_seconds": 3.21,
+        "c_ms_per_image": 0.321,
+        "confusion_matrix_c": _confusion(rng, 73),
+        "confusion_matrix_keras": _confusion(rng, 69),
+        "misclassified": misclassified,
+        "firmware": {"vectors": VECTORS, "correct": 249, "bit_exact": VECTORS, "arena_bytes": ARENA_BYTES},
+        "accuracy_drop_pp": 0.04,
+        "passed": True,
+        "failures": [],
+    }
+    (validation / "host.json").write_text(json.dumps(host, indent=2))
+
+    runs = [
+        {
+            "target": "cortex-m4 (mps2-an386)",
+            "kernel": kernel,
+            "vectors": VECTORS,
+            "correct": 249,
+            "bit_exact": VECTORS,
+            "instructions_per_inference": total,
+            "instructions_per_layer": [int(total * share) for share in (0.01, 0.30, 0.55, 0.12, 0.015, 0.004, 0.001)],
+            "arena_bytes": ARENA_BYTES,
+            "stack_bytes": 712,
+            "ram_bytes": 8_300,
+            "flash_bytes": 450_000,
+            "flash_weights_bytes": WEIGHT_BYTES,
+            "flash_vectors_bytes": VECTORS * 795,
+            "flash_code_bytes": 9_876,
+            "flash_other_bytes": 8_000,
+        }
+        for kernel, total in (("portable", 13_456_789), ("dsp", 4_987_654))
+    ]
+    (validation / "qemu.json").write_text(json.dumps(runs, indent=2))
+    return {"assets": assets, "validation": validation, "data": data_path, "out": tmp_path / "report"}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def _report(run: dict[str, Path]) -> dict:
+    return write_report(run["assets"], out_dir=run["out"], validation_dir=run["validation"], data_path=run["data"])
+
+
+def test_full_report_holds_the_figures_of_the_run(fake_run):
+    written = _report(fake_run)
+    markdown = written["markdown"].read_text()
+    assert written["markdown"] == fake_run["out"] / "report.md"
+    assert written["html"] == fake_run["out"] / "report.html"
+
+    # Memory: the arena next to TFLM's, and the flash split.
+    assert f"{ARENA_BYTES:,} B" in markdown
+    assert f"{TFLM_ARENA_BYTES:,} B" in markdown
+    assert f"{WEIGHT_BYTES:,} B" in markdown
+    assert f"{MODEL_ARRAY_BYTES:,} B" in markdown
+    assert f"{VECTORS * (784 + 10 + 1):,} B" in markdown
+    assert written["figures"]["test_vector_bytes"] == VECTORS * 795
+    assert written["figures"]["arena_bytes"] == ARENA_BYTES
+    assert written["figures"]["tflm_arena_bytes"] == TFLM_ARENA_BYTES
+
+    # Accuracies of every engine, and the validation metrics.
+    for text in ("99.31 %", "99.27 %", "99.60 %", "Keras float32", "TensorFlow Lite Micro int8", "si4 C engine int8 (host)"):
+        assert text in markdown, text
+    assert "cortex-m4 (mps2-an386) (dsp kernels, QEMU)" in markdown
+    assert "10,000/10,000" in markdown
+    assert "0.999987" in markdown and "0.001230" in markdown
+    assert "4,987,654" in markdown and "13,456,789" in markdown
+
+    # The layer table: every layer with its arena offset, size and live range; the totals.
+    for name, op, _shape, params, macs, offset, size, live in SEED_LAYERS:
+        line = next(row for row in markdown.splitlines() if f"| {name} | {op} |" in row)
+        assert f"{params:,}" in line and f"{macs:,}" in line and f"{size:,}" in line
+        if offset is not None:
+            assert f"| {offset:,} |" in line and f"{live[0]}–{live[1]}" in line
+    assert "**232,650**" in markdown
+
+    # Every plot exists, is referenced from the Markdown, and is a PNG of a sensible size.
+    expected = {PLOT_TRAINING, PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS}
+    assert set(written["plots"]) == expected
+    for name, path in written["plots"].items():
+        assert f"]({name})" in markdown
+        width, height = _png_size(path.read_bytes())
+        assert 400 <= width <= 3000 and 150 <= height <= 2000, (name, width, height)
+    assert not written["figures"]["notes"]
+
+
+def test_html_is_self_contained_with_the_plots_embedded(fake_run):
+    written = _report(fake_run)
+    html = written["html"].read_text()
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(uris) == len(written["plots"])
+    embedded = {base64.b64decode(uri) for uri in uris}
+    assert embedded == {path.read_bytes() for path in written["plots"].values()}
+    # Nothing else is fetched: no external images, stylesheets or scripts.
+    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert f"{ARENA_BYTES:,} B" in html and f"{TFLM_ARENA_BYTES:,} B" in html and "99.27 %" in html
+
+
+def test_report_is_deterministic(fake_run):
+    first = _report(fake_run)
+    first_bytes = {path.name: path.read_bytes() for path in fake_run["out"].iterdir()}
+    _report(fake_run)
+    assert {path.name: path.read_bytes() for path in fake_run["out"].iterdir()} == first_bytes
+    assert len(first_bytes) == 2 + len(first["plots"])
+
+
+def test_manifest_only_report_notes_what_is_missing(fake_run):
+    (fake_run["assets"] / "history.json").unlink()
+    empty_validation = fake_run["validation"].parent / "no_validation"
+    written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=empty_validation)
+    markdown = written["markdown"].read_text()
+    # The memory timeline only needs the manifest; the rest is explained, not drawn.
+    assert set(written["plots"]) == {PLOT_MEMORY}
+    assert "validate-host" in markdown and "validate-qemu" in markdown
+    assert "99.27 %" in markdown  # the manifest's TFLM accuracy still shows
+    assert "n/a B" in markdown  # TFLM's arena is only known after validate-host
+    assert not (fake_run["out"] / PLOT_TRAINING).exists()
+    html = written["html"].read_text()
+    assert html.count("data:image/png;base64,") == 1
+
+
+def test_misclassified_grid_needs_the_dataset(fake_run, monkeypatch):
+    monkeypatch.delenv("SI4_MNIST", raising=False)
+    manifest_path = fake_run["assets"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data"] = {"source": "/nonexistent/mnist.npz", "sha256": "00"}
+    manifest_path.write_text(json.dumps(manifest))
+    written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=fake_run["validation"])
+    assert PLOT_MISCLASSIFIED not in written["plots"]
+    assert "misclassified" in written["figures"]["notes"]
+    assert "--data" in written["markdown"].read_text()
+
+
+def test_missing_manifest_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="build-firmware-assets"):
+        write_report(tmp_path / "no_assets", out_dir=tmp_path / "report", validation_dir=tmp_path / "validation")
+
+
+def test_corrupt_inputs_are_user_errors(fake_run):
+    (fake_run["validation"] / "host.json").write_text("{ not json")
+    with pytest.raises(UserError, match="host.json"):
+        _report(fake_run)
+    (fake_run["assets"] / "manifest.json").write_text(json.dumps({"tool": "something else"}))
+    with pytest.raises(UserError, match="manifest"):
+        _report(fake_run)
+
+
+def test_out_folder_with_other_files_is_refused(fake_run):
+    fake_run["out"].mkdir()
+    keep = fake_run["out"] / "notes.txt"
+    keep.write_text("mine")
+    with pytest.raises(UserError, match="not a si4tool report"):
+        _report(fake_run)
+    assert keep.read_text() == "mine"
