@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -24,8 +25,14 @@ def _keras():
     return keras
 
 
-def convert_to_int8(model, input_shape: tuple[int, ...], seed: int = 0, samples: int = 64) -> bytes:
-    """Full-integer post-training quantization with int8 input and output."""
+def convert_to_int8(
+    model, input_shape: tuple[int, ...], seed: int = 0, samples: int = 64, per_channel: bool = True
+) -> bytes:
+    """Full-integer post-training quantization with int8 input and output.
+
+    per_channel=False asks the converter for per-tensor conv and dense weights
+    (the other quantization path TFLM supports).
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -41,7 +48,12 @@ def convert_to_int8(model, input_shape: tuple[int, ...], seed: int = 0, samples:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    if not per_channel:
+        converter._experimental_disable_per_channel = True
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected": int8 input is intended
+        return bytes(converter.convert())
 
 
 def _seeded(seed: int):
@@ -71,12 +83,10 @@ def seed_model_tflite() -> bytes:
     return convert_to_int8(model, (28, 28, 1), seed=1)
 
 
-@functools.cache
-def second_model_tflite() -> bytes:
-    """A different small network: SAME padding, stride 2, average pooling, RELU6, depthwise conv."""
+def _second_model():
     keras = _seeded(2)
     layers = keras.layers
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
             layers.Conv2D(8, (3, 3), strides=2, padding="same", activation="relu6"),
@@ -89,7 +99,40 @@ def second_model_tflite() -> bytes:
             layers.Dense(10, activation="softmax"),
         ]
     )
-    return convert_to_int8(model, (28, 28, 1), seed=2)
+
+
+@functools.cache
+def second_model_tflite() -> bytes:
+    """A different small network: SAME padding, stride 2, average pooling, RELU6, depthwise conv,
+    a max pool with SAME padding after a conv (fused with window clipping)."""
+    return convert_to_int8(_second_model(), (28, 28, 1), seed=2)
+
+
+@functools.cache
+def second_model_per_tensor_tflite() -> bytes:
+    """The second network with per-tensor conv and dense weights."""
+    return convert_to_int8(_second_model(), (28, 28, 1), seed=2, per_channel=False)
+
+
+@functools.cache
+def asymmetric_model_tflite() -> bytes:
+    """Non-square input with 2 channels, uneven strides and kernels, a bias-free conv, no softmax.
+
+    (Keras dilated convolutions are converted to SPACE_TO_BATCH_ND + CONV_2D +
+    BATCH_TO_SPACE_ND, which si4tool rejects; dilation inside CONV_2D is
+    lowered but not produced by this converter.)"""
+    keras = _seeded(4)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((12, 10, 2)),
+            layers.Conv2D(6, (3, 3), strides=2, padding="same", activation="relu"),
+            layers.Conv2D(5, (2, 3), strides=(2, 1), use_bias=False),
+            layers.Flatten(),
+            layers.Dense(7),
+        ]
+    )
+    return convert_to_int8(model, (12, 10, 2), seed=4)
 
 
 @functools.cache
@@ -107,3 +150,61 @@ def tanh_model_tflite() -> bytes:
         ]
     )
     return convert_to_int8(model, (8, 8, 1), seed=3)
+
+
+@functools.cache
+def float_input_model_tflite() -> bytes:
+    """int8 weights and activations but float32 input and output (QUANTIZE/DEQUANTIZE at the edges)."""
+    import tensorflow as tf
+
+    keras = _seeded(5)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(2, (3, 3)), layers.Flatten(), layers.Dense(3)])
+    rng = np.random.default_rng(5)
+    images = rng.random((16, 6, 6, 1), dtype=np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in images)
+    return bytes(converter.convert())
+
+
+def reference_forward(graph, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a Graph with the NumPy reference kernels; every layer's output, by tensor name (flat int8).
+
+    A conv2d_max_pool layer is computed as the conv followed by the pool, the
+    meaning the fused C kernel must reproduce.
+    """
+    from si4tool import kernel_reference as ref
+
+    values = {graph.input: np.asarray(image, dtype=np.int8).reshape(-1)}
+    for layer in graph.layers:
+        x = values[layer.input]
+        c = layer.constants
+        if layer.op in ("conv2d", "conv2d_max_pool"):
+            y = ref.conv2d_s8(ref.Conv2DParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"])
+            if layer.op == "conv2d_max_pool":
+                y = ref.max_pool_s8(ref.PoolParams(**layer.pool_params), y)
+        elif layer.op == "depthwise_conv2d":
+            y = ref.depthwise_conv2d_s8(
+                ref.DepthwiseConv2DParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"]
+            )
+        elif layer.op == "max_pool":
+            y = ref.max_pool_s8(ref.PoolParams(**layer.params), x)
+        elif layer.op == "avg_pool":
+            y = ref.avg_pool_s8(ref.PoolParams(**layer.params), x)
+        elif layer.op == "fully_connected":
+            y = ref.fully_connected_s8(
+                ref.FullyConnectedParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"]
+            )
+        elif layer.op == "softmax":
+            y = ref.softmax_s8(ref.SoftmaxParams(**layer.params), x)
+        elif layer.op == "reshape":
+            y = x
+        else:
+            raise AssertionError(f"no reference for {layer.op}")
+        values[layer.output] = np.asarray(y, dtype=np.int8).reshape(-1)
+    return values
+
+
+def random_images(count: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, size=(count, *shape), dtype=np.int8)
