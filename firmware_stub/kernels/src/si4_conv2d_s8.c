@@ -1,0 +1,50 @@
+/*
+ * si4_conv2d_s8.c - CONV_2D, int8 activations, int8 per-channel weights.
+ *
+ * out[y][x][oc] = clamp(requant(bias[oc] + sum_{ky,kx,ic} f[oc][ky][kx][ic] *
+ *                       (in[y*sh - pt + ky*dh][x*sw - pl + kx*dw][ic] + input_offset))
+ *                       + output_offset)
+ * with padding positions skipped. Matches TFLM's
+ * reference_integer_ops::ConvPerChannel bit for bit, including its
+ * double-rounding MultiplyByQuantizedMultiplier (si4_requant.h).
+ *
+ * Loop order: output position, output channel, kernel row; the inner loop is
+ * a contiguous dot product over a window row (kernel_width * input_channels
+ * bytes when dilation_width is 1).
+ */
+#include "si4_nn.h"
+
+#include "si4_kernel_util.h"
+#include "si4_requant.h"
+
+void si4_conv2d_s8(const si4_conv2d_params *params,
+                   const int8_t *input,
+                   const int8_t *filter,
+                   const int32_t *bias,
+                   const int32_t *output_multiplier,
+                   const int32_t *output_shift,
+                   int8_t *output)
+{
+    const int32_t output_channels = params->output_channels;
+    const int32_t filter_stride =
+        params->kernel_height * params->kernel_width * params->input_channels;
+    int32_t out_y;
+    for (out_y = 0; out_y < params->output_height; ++out_y) {
+        int32_t out_x;
+        for (out_x = 0; out_x < params->output_width; ++out_x) {
+            si4_conv2d_window window;
+            int32_t oc;
+            si4_conv2d_window_at(params, out_y, out_x, &window);
+            for (oc = 0; oc < output_channels; ++oc) {
+                const int32_t quant_index = params->per_channel ? oc : 0;
+                int32_t acc = si4_conv2d_window_dot(params, &window, input, filter + oc * filter_stride);
+                if (bias != 0) {
+                    acc += bias[oc];
+                }
+                *output++ = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                              params->output_offset, params->activation_min,
+                                              params->activation_max);
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/*
+ * si4_fully_connected_s8.c - FULLY_CONNECTED, batch 1, int8.
+ *
+ * out[o] = clamp(requant(bias[o] + sum_i (f[o][i] + filter_offset) *
+ *                (in[i] + input_offset)) + output_offset)
+ * Matches TFLM's reference_integer_ops::FullyConnected (per-tensor) and
+ * FullyConnectedPerChannel (per_channel = 1) bit for bit.
+ */
+#include "si4_nn.h"
+
+#include "si4_kernel_util.h"
+#include "si4_requant.h"
+
+void si4_fully_connected_s8(const si4_fully_connected_params *params,
+                            const int8_t *input,
+                            const int8_t *filter,
+                            const int32_t *bias,
+                            const int32_t *output_multiplier,
+                            const int32_t *output_shift,
+                            int8_t *output)
+{
+    const int32_t input_size = params->input_size;
+    const int32_t input_offset = params->input_offset;
+    const int32_t filter_offset = params->filter_offset;
+    int32_t o;
+    for (o = 0; o < params->output_size; ++o) {
+        const int8_t *filter_row = filter + o * input_size;
+        const int32_t quant_index = params->per_channel ? o : 0;
+        int32_t acc;
+        if (filter_offset == 0) {
+            /* Symmetric int8 weights (what the TFLite converter emits). */
+            acc = input_offset == 0 ? si4_dot_s8(filter_row, input, input_size)
+                                    : si4_dot_s8_input_offset(filter_row, input, input_size, input_offset);
+        } else {
+            int32_t i;
+            acc = 0;
+            for (i = 0; i < input_size; ++i) {
+                acc += ((int32_t)filter_row[i] + filter_offset) * ((int32_t)input[i] + input_offset);
+            }
+        }
+        if (bias != 0) {
+            acc += bias[o];
+        }
+        output[o] = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                      params->output_offset, params->activation_min, params->activation_max);
+    }
+}
