@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,30 +160,39 @@ def _live_range(layer: dict, index: int) -> tuple[int, int] | None:
         return int(live[0]), int(live[1])
     if isinstance(live, dict) and "first" in live and "last" in live:
         return int(live["first"]), int(live["last"])
-    for first_key, last_key in (("first_use", "last_use"), ("live_first", "live_last"), ("live_from", "live_to")):
+    for first_key, last_key in (("first_layer", "last_layer"), ("first_use", "last_use"), ("live_first", "live_last"), ("live_from", "live_to")):
         if layer.get(first_key) is not None and layer.get(last_key) is not None:
             return int(layer[first_key]), int(layer[last_key])
     return None
+
+
+def _short_source(source) -> str | None:
+    """"CONV_2D (operator 0, output tensor '<long TF name>') + ..." -> "CONV_2D (operator 0) + ..."."""
+    if not source:
+        return None
+    return re.sub(r", output tensor '[^']*'", "", str(source))
 
 
 def layer_rows(manifest: dict) -> list[dict]:
     """One row per layer of the manifest, with the keys the report prints (None when not known)."""
     rows = []
     for index, layer in enumerate(manifest["layers"]):
-        size = layer.get("arena_bytes", layer.get("output_bytes"))
+        size = next((layer[key] for key in ("arena_size", "arena_bytes", "output_bytes") if layer.get(key) is not None), None)
+        in_arena = layer.get("arena_offset") is not None
         rows.append(
             {
                 "index": index,
                 "name": str(layer.get("name", f"layer{index}")),
                 "op": str(layer.get("op", "?")),
-                "source": layer.get("source"),
+                "source": _short_source(layer.get("source")),
+                "output_in": layer.get("output_in", "arena" if in_arena else "outside the arena"),
                 "input_shape": layer.get("input_shape"),
                 "output_shape": layer.get("output_shape"),
                 "parameters": int(layer.get("parameters", 0)),
                 "macs": int(layer.get("macs", 0)),
                 "weight_bytes": int(layer.get("weight_bytes", 0)),
                 "arena_offset": _int(layer.get("arena_offset")),
-                "arena_bytes": _int(size),
+                "arena_bytes": _int(size) if in_arena else None,
                 "scratch_offset": _int(layer.get("scratch_offset")),
                 "scratch_bytes": _int(layer.get("scratch_bytes")),
                 "live_range": _live_range(layer, index),
@@ -248,6 +258,8 @@ def memory_figures(inputs: ReportInputs) -> dict:
         "weight_bytes": _int(totals.get("weight_bytes")),
         "model_array_bytes": _int(model_array),
         "vectors": vectors,
+        "input_bytes": input_size,
+        "output_bytes": output_size,
         "vector_item_bytes": input_size + output_size + 1,
         "test_vector_bytes": vector_bytes,
         "si4_flash_bytes": (_int(totals.get("weight_bytes")) or 0) + vector_bytes,
@@ -263,6 +275,10 @@ def _percent(value) -> str:
 
 def _count(value) -> str:
     return "n/a" if value is None else f"{int(value):,}"
+
+
+def _bytes_text(value) -> str:
+    return "n/a" if value is None else f"{int(value):,} B"
 
 
 def _ratio(part, whole) -> str:
@@ -480,7 +496,7 @@ def plot_memory_timeline(buffers: list[dict], arena_bytes: int | None, layer_nam
                 x0 + width / 2, buffer["offset"] + buffer["bytes"] / 2, f"{buffer['name']}\n{buffer['bytes']:,} B",
                 ha="center", va="center", fontsize=7.5, clip_on=True,
             )
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, title="buffer: size at offset", title_fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, title="output of layer: bytes at offset", title_fontsize=8)
     if arena_bytes:
         axes.axhline(arena_bytes, color="red", linestyle="--", linewidth=1)
         axes.text(layers - 0.5, arena_bytes, f"arena {arena_bytes:,} B ", ha="right", va="bottom", color="red", fontsize=8.5)
@@ -642,7 +658,7 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
             parameters_text=f"{row['parameters']:,}",
             macs_text=f"{row['macs']:,}",
             weight_bytes_text=f"{row['weight_bytes']:,}",
-            arena_offset_text="-" if row["arena_offset"] is None else f"{row['arena_offset']:,}",
+            arena_offset_text=row["output_in"] if row["arena_offset"] is None else f"{row['arena_offset']:,}",
             arena_bytes_text="-" if row["arena_bytes"] is None else f"{row['arena_bytes']:,}",
             live_range_text="-" if row["live_range"] is None else f"{row['live_range'][0]}–{row['live_range'][1]}",
             source_text=str(row["source"]) if row["source"] else "",
@@ -673,7 +689,10 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
             "macs": _count(totals.get("macs")),
             "weight_bytes": _count(totals.get("weight_bytes")),
         },
-        "memory": {key: (_count(value) if key != "vector_item_bytes" else value) for key, value in memory.items()},
+        "memory": {
+            key: (_bytes_text(value) if key.endswith("_bytes") and key != "vector_item_bytes" else value)
+            for key, value in memory.items()
+        },
         "arena_saving": (
             f"{memory['tflm_arena_bytes'] / memory['arena_bytes']:.1f}×"
             if memory["arena_bytes"] and memory["tflm_arena_bytes"]

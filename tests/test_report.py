@@ -213,7 +213,7 @@ def test_full_report_holds_the_figures_of_the_run(fake_run):
 
     # The layer table: every layer with its arena offset, size and live range; the totals.
     for name, op, _shape, params, macs, offset, size, live in SEED_LAYERS:
-        line = next(row for row in markdown.splitlines() if f"| {name} | {op} |" in row)
+        line = next(row for row in markdown.splitlines() if f"| {name} | {op} | keras layer {name} |" in row)
         assert f"{params:,}" in line and f"{macs:,}" in line and f"{size:,}" in line
         if offset is not None:
             assert f"| {offset:,} |" in line and f"{live[0]}–{live[1]}" in line
@@ -258,7 +258,7 @@ def test_manifest_only_report_notes_what_is_missing(fake_run):
     assert set(written["plots"]) == {PLOT_MEMORY}
     assert "validate-host" in markdown and "validate-qemu" in markdown
     assert "99.27 %" in markdown  # the manifest's TFLM accuracy still shows
-    assert "n/a B" in markdown  # TFLM's arena is only known after validate-host
+    assert "| RAM: tensor arena | 7,008 B | n/a |" in markdown  # TFLM's arena is only known after validate-host
     assert not (fake_run["out"] / PLOT_TRAINING).exists()
     html = written["html"].read_text()
     assert html.count("data:image/png;base64,") == 1
