@@ -1,0 +1,93 @@
+"""The memory planner: no two live buffers overlap, and the seed model fits in 8 KiB."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import model_zoo
+from si4tool import passes, planner
+from si4tool.ir import Graph, Layer, OperatorRef, TensorInfo, lower_tflite
+from si4tool.planner import Allocation, MemoryPlan, check_no_overlap, plan_memory
+
+MODELS = {
+    "seed": model_zoo.seed_model_tflite,
+    "second": model_zoo.second_model_tflite,
+    "asymmetric": model_zoo.asymmetric_model_tflite,
+}
+
+
+def test_seed_model_arena_fits_in_8_kib():
+    graph = passes.run_passes(lower_tflite(model_zoo.seed_model_tflite()))
+    plan = plan_memory(graph)
+    assert plan.arena_bytes <= 8192
+    # conv1+pool 13x13x32 = 5408 B and conv2+pool 5x5x64 = 1600 B are live together
+    assert plan.arena_bytes == 7008
+    assert graph.input not in plan.allocations and graph.output not in plan.allocations
+    assert set(plan.allocations) == {layer.output for layer in graph.layers[:-1]}
+
+
+def test_seed_model_without_passes_needs_the_full_conv_outputs():
+    plan = plan_memory(lower_tflite(model_zoo.seed_model_tflite()))
+    assert plan.arena_bytes > 8192  # 26x26x32 conv output: why the fused kernel exists
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("with_passes", [False, True])
+def test_no_overlap_on_real_graphs(name, with_passes):
+    graph = lower_tflite(MODELS[name]())
+    if with_passes:
+        graph = passes.run_passes(graph)
+    plan = plan_memory(graph)
+    check_no_overlap(plan)
+    for tensor, allocation in plan.allocations.items():
+        assert allocation.offset % planner.ARENA_ALIGNMENT == 0
+        assert allocation.size == graph.tensors[tensor].size_bytes
+    # an arena at least as large as the largest pair of tensors live at one layer
+    for index, layer in enumerate(graph.layers):
+        live = [a.size for a in plan.allocations.values() if a.first_layer <= index <= a.last_layer]
+        assert sum(live) <= plan.arena_bytes
+
+
+def test_check_no_overlap_catches_a_bad_plan():
+    bad = MemoryPlan(64, {"a": Allocation(0, 32, 0, 1), "b": Allocation(16, 32, 1, 2)})
+    with pytest.raises(AssertionError, match="overlap"):
+        check_no_overlap(bad)
+    fine = MemoryPlan(64, {"a": Allocation(0, 32, 0, 1), "b": Allocation(0, 32, 2, 3)})
+    check_no_overlap(fine)
+
+
+def _chain(sizes: list[int], scratch: list[int]) -> Graph:
+    """A sequential graph whose layers only have sizes (the planner looks at nothing else)."""
+    tensors = {f"t{i}": TensorInfo(f"t{i}", (size,), 1.0, 0, i) for i, size in enumerate(sizes)}
+    layers = [
+        Layer(f"layer_{i}", "reshape", (OperatorRef("RESHAPE", i, f"t{i + 1}"),), f"t{i}", f"t{i + 1}",
+              {"size": sizes[i + 1]}, scratch_bytes=scratch[i])
+        for i in range(len(sizes) - 1)
+    ]
+    return Graph(layers, tensors, "t0", f"t{len(sizes) - 1}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(1, 5000), min_size=2, max_size=12).flatmap(
+        lambda sizes: st.tuples(st.just(sizes), st.lists(st.integers(0, 300), min_size=len(sizes) - 1, max_size=len(sizes) - 1))
+    )
+)
+def test_no_overlap_on_random_chains(sizes_and_scratch):
+    sizes, scratch = sizes_and_scratch
+    graph = _chain(sizes, scratch)
+    plan = plan_memory(graph)
+    check_no_overlap(plan)
+    # a layer's input, output and scratch are all live while it runs
+    for index in range(len(graph.layers)):
+        live = [a.size for a in plan.allocations.values() if a.first_layer <= index <= a.last_layer]
+        assert sum(live) <= plan.arena_bytes
+
+
+def test_scratch_buffers_are_planned():
+    graph = _chain([100, 200, 300, 50], [0, 64, 0])
+    plan = plan_memory(graph)
+    allocation = plan.allocations[planner.scratch_name("layer_1")]
+    assert (allocation.size, allocation.first_layer, allocation.last_layer) == (64, 1, 1)
