@@ -126,18 +126,32 @@ def load_report_inputs(
             "no training history: the model was given with --model, so there are no curves to draw"
         )
 
-    host = _read_json(validation_dir / "host.json", "validate-host's results")
+    model_sha256 = (manifest.get("int8_model") or {}).get("sha256")
+
+    def from_this_model(record: dict) -> bool:
+        # A validation of an earlier model must not be reported as this one's.
+        other = record.get("model_sha256")
+        return not (model_sha256 and other and other != model_sha256)
+
+    host_path = validation_dir / "host.json"
+    host = _read_json(host_path, "validate-host's results")
     inputs.host = host if isinstance(host, dict) else None
     if inputs.host is None:
-        inputs.notes["host"] = f"no {validation_dir / 'host.json'}: run `si4tool validate-host` for the host figures"
+        inputs.notes["host"] = f"no {host_path}: run `si4tool validate-host` for the host figures"
+    elif not from_this_model(inputs.host):
+        inputs.host = None
+        inputs.notes["host"] = f"{host_path} validates another model: run `si4tool validate-host` again for these assets"
 
-    qemu = _read_json(validation_dir / "qemu.json", "validate-qemu's results")
+    qemu_path = validation_dir / "qemu.json"
+    qemu = _read_json(qemu_path, "validate-qemu's results")
     if isinstance(qemu, dict):  # tolerate {"runs": [...]} as well as the bare list
         qemu = qemu.get("runs")
-    inputs.qemu = [run for run in qemu if isinstance(run, dict)] if isinstance(qemu, list) else None
-    if not inputs.qemu:
-        inputs.qemu = None
-        inputs.notes["qemu"] = f"no {validation_dir / 'qemu.json'}: run `si4tool validate-qemu` for the Cortex-M figures"
+    runs = [run for run in qemu if isinstance(run, dict)] if isinstance(qemu, list) else []
+    inputs.qemu = [run for run in runs if from_this_model(run)] or None
+    if runs and inputs.qemu is None:
+        inputs.notes["qemu"] = f"{qemu_path} measures another model: run `si4tool validate-qemu` again for these assets"
+    elif inputs.qemu is None:
+        inputs.notes["qemu"] = f"no {qemu_path}: run `si4tool validate-qemu` for the Cortex-M figures"
 
     if need_images and inputs.host and inputs.host.get("misclassified"):
         inputs.test_images, note = _load_test_images(manifest, data_path)

@@ -150,6 +150,7 @@ def fake_run(tmp_path: Path) -> dict[str, Path]:
         "accuracy_drop_pp": 0.04,
         "passed": True,
         "failures": [],
+        "model_sha256": "cd" * 32,
     }
     (validation / "host.json").write_text(json.dumps(host, indent=2))
 
@@ -297,3 +298,15 @@ def test_out_folder_with_other_files_is_refused(fake_run):
     with pytest.raises(UserError, match="not a si4tool report"):
         _report(fake_run)
     assert keep.read_text() == "mine"
+
+
+def test_validation_of_another_model_is_not_reported(fake_run):
+    host_path = fake_run["validation"] / "host.json"
+    host = json.loads(host_path.read_text())
+    host["model_sha256"] = "ef" * 32
+    host_path.write_text(json.dumps(host))
+    written = _report(fake_run)
+    markdown = written["markdown"].read_text()
+    assert "validates another model" in markdown
+    assert f"{TFLM_ARENA_BYTES:,}" not in markdown
+    assert written["figures"]["bit_exact"] is None
