@@ -1,0 +1,99 @@
+/*
+ * si4_fully_connected_s8.c (DSP) - FULLY_CONNECTED, batch 1, for cores with
+ * the DSP extension. Same contract and results, bit for bit, as
+ * kernels/src/si4_fully_connected_s8.c (TFLM's reference FullyConnected /
+ * FullyConnectedPerChannel arithmetic).
+ *
+ * Two output rows at a time: each input word is loaded and widened once
+ * (SXTAB16 adds the input offset for free) and multiplied into both rows
+ * with SMLAD, 13 instructions per 8 MACs. A non-zero filter offset (never
+ * produced by the TFLite converter: weights are symmetric) takes a plain loop.
+ */
+#include "si4_nn.h"
+
+#if defined(__ARM_FEATURE_DSP)
+
+#include "si4_dsp_util.h"
+
+/* sum_i (in[i] + input_offset) * row_k[i] for rows 0 and 1. */
+static void dot_2_rows(const int8_t *input,
+                       const int8_t *row_0,
+                       const int8_t *row_1,
+                       int32_t size,
+                       int32_t input_offset,
+                       int32_t *acc_0_out,
+                       int32_t *acc_1_out)
+{
+    const uint32_t offset_pair = si4_dsp_offset_pair(input_offset);
+    int32_t acc_0 = 0;
+    int32_t acc_1 = 0;
+    int32_t k;
+    for (k = size >> 2; k > 0; --k) {
+        const uint32_t x = si4_dsp_load_s8x4(input);
+        const uint32_t w_0 = si4_dsp_load_s8x4(row_0);
+        const uint32_t w_1 = si4_dsp_load_s8x4(row_1);
+        const int32_t x_even = (int32_t)__sxtab16(offset_pair, x);
+        const int32_t x_odd = (int32_t)__sxtab16(offset_pair, si4_dsp_ror8(x));
+        acc_0 = __smlad(x_even, (int32_t)__sxtb16(w_0), acc_0);
+        acc_0 = __smlad(x_odd, (int32_t)__sxtb16(si4_dsp_ror8(w_0)), acc_0);
+        acc_1 = __smlad(x_even, (int32_t)__sxtb16(w_1), acc_1);
+        acc_1 = __smlad(x_odd, (int32_t)__sxtb16(si4_dsp_ror8(w_1)), acc_1);
+        input += 4;
+        row_0 += 4;
+        row_1 += 4;
+    }
+    for (k = size & 3; k > 0; --k) {
+        const int32_t x = (int32_t)*input++ + input_offset;
+        acc_0 += x * (int32_t)*row_0++;
+        acc_1 += x * (int32_t)*row_1++;
+    }
+    *acc_0_out = acc_0;
+    *acc_1_out = acc_1;
+}
+
+void si4_fully_connected_s8(const si4_fully_connected_params *params,
+                            const int8_t *input,
+                            const int8_t *filter,
+                            const int32_t *bias,
+                            const int32_t *output_multiplier,
+                            const int32_t *output_shift,
+                            int8_t *output)
+{
+    const int32_t input_size = params->input_size;
+    const int32_t output_size = params->output_size;
+    int32_t o;
+    for (o = 0; o < output_size; o += 2) {
+        /* An odd last row is paired with itself and written once. */
+        const int32_t o_1 = o + 1 < output_size ? o + 1 : o;
+        int32_t acc[2];
+        int32_t r;
+        if (params->filter_offset == 0) {
+            dot_2_rows(input, filter + o * input_size, filter + o_1 * input_size, input_size, params->input_offset,
+                       &acc[0], &acc[1]);
+        } else {
+            for (r = 0; r < 2; ++r) {
+                const int8_t *row = filter + (r == 0 ? o : o_1) * input_size;
+                int32_t i;
+                acc[r] = 0;
+                for (i = 0; i < input_size; ++i) {
+                    acc[r] += ((int32_t)row[i] + params->filter_offset) * ((int32_t)input[i] + params->input_offset);
+                }
+            }
+        }
+        for (r = 0; r < (o_1 != o ? 2 : 1); ++r) {
+            const int32_t row = o + r;
+            const int32_t quant_index = params->per_channel ? row : 0;
+            int32_t value = acc[r];
+            if (bias != 0) {
+                value += bias[row];
+            }
+            output[row] = si4_dsp_requantize_s8(value, output_multiplier[quant_index], output_shift[quant_index],
+                                                params->output_offset, params->activation_min,
+                                                params->activation_max);
+        }
+    }
+}
+
+#else /* no DSP extension: the portable kernel */
+#include "../src/si4_fully_connected_s8.c"
+#endif

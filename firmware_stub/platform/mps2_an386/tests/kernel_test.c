@@ -1,0 +1,356 @@
+/*
+ * kernel_test.c - the DSP kernels against the portable kernels, byte for byte.
+ *
+ * Linked with both variants: the portable objects' si4_* symbols are renamed
+ * si4_ref_* (board.mk, objcopy), the DSP ones keep their names. Seeded
+ * random shapes, strides, dilations, paddings, zero points, multipliers and
+ * shifts, plus the seed model's own layer shapes. Prints one line per
+ * mismatch and a summary:
+ *
+ *   mismatch <op> case <i> byte <j> portable <a> dsp <b> (<shape>)
+ *   kernel-test <op> cases <n> mismatches <m>
+ *   result PASS|FAIL
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/include/si4_nn.h"
+#include "platform.h"
+
+void si4_ref_conv2d_s8(const si4_conv2d_params *params, const int8_t *input, const int8_t *filter,
+                       const int32_t *bias, const int32_t *output_multiplier, const int32_t *output_shift,
+                       int8_t *output);
+void si4_ref_conv2d_max_pool_s8(const si4_conv2d_params *conv, const si4_pool_params *pool, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, const int32_t *output_multiplier,
+                                const int32_t *output_shift, int8_t *output);
+void si4_ref_fully_connected_s8(const si4_fully_connected_params *params, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, const int32_t *output_multiplier,
+                                const int32_t *output_shift, int8_t *output);
+void si4_ref_max_pool_s8(const si4_pool_params *params, const int8_t *input, int8_t *output);
+
+#ifndef KERNEL_TEST_CASES
+#define KERNEL_TEST_CASES 300
+#endif
+#define BUFFER_BYTES 12288
+#define MAX_CHANNELS 160
+
+static int8_t input[BUFFER_BYTES];
+static int8_t filter[BUFFER_BYTES];
+static int32_t bias[MAX_CHANNELS];
+static int32_t multiplier[MAX_CHANNELS];
+static int32_t shift[MAX_CHANNELS];
+static int8_t output_portable[BUFFER_BYTES];
+static int8_t output_dsp[BUFFER_BYTES];
+
+static uint32_t random_state = 0x2545F491u;
+
+static uint32_t random_u32(void)
+{
+    /* xorshift32 */
+    random_state ^= random_state << 13;
+    random_state ^= random_state >> 17;
+    random_state ^= random_state << 5;
+    return random_state;
+}
+
+/* Uniform in [low, high]. */
+static int32_t random_between(int32_t low, int32_t high)
+{
+    return low + (int32_t)(random_u32() % (uint32_t)(high - low + 1));
+}
+
+static void fill_s8(int8_t *buffer, int32_t count)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        buffer[i] = (int8_t)random_between(-128, 127);
+    }
+}
+
+/* Multipliers in [2^30, 2^31) with shifts that bring a typical accumulator
+ * of `terms` products near the int8 range, sometimes saturating, sometimes a
+ * left shift. */
+static void fill_requant(int32_t channels, int32_t terms)
+{
+    int32_t magnitude_bits = 14;
+    int32_t i;
+    while ((1 << ((magnitude_bits - 14) * 2)) < terms && magnitude_bits < 30) {
+        ++magnitude_bits;
+    }
+    for (i = 0; i < channels; ++i) {
+        multiplier[i] = (int32_t)(0x40000000u + (random_u32() & 0x3FFFFFFFu));
+        shift[i] = -(magnitude_bits - 7) + random_between(-2, 2);
+        if (random_between(0, 19) == 0) {
+            shift[i] = random_between(0, 2);
+        }
+        bias[i] = random_between(-(1 << (magnitude_bits - 1)), 1 << (magnitude_bits - 1));
+    }
+}
+
+static void random_activation(int32_t *activation_min, int32_t *activation_max, int32_t output_offset)
+{
+    switch (random_between(0, 2)) {
+    case 0:
+        *activation_min = -128;
+        *activation_max = 127;
+        break;
+    case 1: /* relu */
+        *activation_min = output_offset;
+        *activation_max = 127;
+        break;
+    default: /* relu6-like */
+        *activation_min = output_offset;
+        *activation_max = output_offset + random_between(0, 127 - output_offset);
+        break;
+    }
+}
+
+static int32_t compare(const char *op, int32_t case_index, int32_t bytes, const char *shape)
+{
+    int32_t i;
+    for (i = 0; i < bytes; ++i) {
+        if (output_portable[i] != output_dsp[i]) {
+            printf("mismatch %s case %ld byte %ld portable %d dsp %d (%s)\n", op, (long)case_index, (long)i,
+                   output_portable[i], output_dsp[i], shape);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int32_t conv_output_size(int32_t input_size, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad)
+{
+    return (input_size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+/* A random convolution that fits the buffers; 0 when the draw is unusable. */
+static int32_t random_conv(si4_conv2d_params *conv, int32_t case_index)
+{
+    static const int32_t channel_choices[] = {1, 1, 2, 3, 4, 5, 8, 12, 16, 32};
+    memset(conv, 0, sizeof *conv);
+    conv->input_channels = channel_choices[random_between(0, 9)];
+    conv->kernel_height = random_between(1, 5);
+    conv->kernel_width = random_between(1, 5);
+    if (case_index % 4 == 0) {
+        conv->kernel_height = 3;
+        conv->kernel_width = 3;
+    }
+    conv->stride_height = random_between(1, 2);
+    conv->stride_width = random_between(1, 2);
+    conv->dilation_height = random_between(0, 5) == 0 ? 2 : 1;
+    conv->dilation_width = random_between(0, 5) == 0 ? 2 : 1;
+    conv->input_height = random_between(conv->kernel_height, 14);
+    conv->input_width = random_between(conv->kernel_width, 14);
+    if (random_between(0, 1)) {
+        conv->pad_top = (conv->dilation_height * (conv->kernel_height - 1)) / 2;
+        conv->pad_left = (conv->dilation_width * (conv->kernel_width - 1)) / 2;
+    }
+    conv->output_height = conv_output_size(conv->input_height, conv->kernel_height, conv->stride_height,
+                                           conv->dilation_height, conv->pad_top);
+    conv->output_width = conv_output_size(conv->input_width, conv->kernel_width, conv->stride_width,
+                                          conv->dilation_width, conv->pad_left);
+    conv->output_channels = random_between(1, 9);
+    conv->input_offset = random_between(0, 1) ? 0 : random_between(-127, 128);
+    conv->output_offset = random_between(-128, 100);
+    random_activation(&conv->activation_min, &conv->activation_max, conv->output_offset);
+    conv->per_channel = random_between(0, 3) != 0;
+    if (conv->output_height < 1 || conv->output_width < 1 ||
+        conv->input_height * conv->input_width * conv->input_channels > BUFFER_BYTES ||
+        conv->output_channels * conv->kernel_height * conv->kernel_width * conv->input_channels > BUFFER_BYTES ||
+        conv->output_height * conv->output_width * conv->output_channels > BUFFER_BYTES) {
+        return 0;
+    }
+    fill_s8(input, conv->input_height * conv->input_width * conv->input_channels);
+    fill_s8(filter, conv->output_channels * conv->kernel_height * conv->kernel_width * conv->input_channels);
+    fill_requant(conv->output_channels, conv->kernel_height * conv->kernel_width * conv->input_channels);
+    return 1;
+}
+
+static void describe_conv(char *text, size_t size, const si4_conv2d_params *conv)
+{
+    snprintf(text, size, "in %ldx%ldx%ld k %ldx%ld s %ld,%ld d %ld,%ld pad %ld,%ld out %ldx%ldx%ld in_off %ld",
+             (long)conv->input_height, (long)conv->input_width, (long)conv->input_channels,
+             (long)conv->kernel_height, (long)conv->kernel_width, (long)conv->stride_height,
+             (long)conv->stride_width, (long)conv->dilation_height, (long)conv->dilation_width,
+             (long)conv->pad_top, (long)conv->pad_left, (long)conv->output_height, (long)conv->output_width,
+             (long)conv->output_channels, (long)conv->input_offset);
+}
+
+static int32_t test_conv(int32_t case_index)
+{
+    si4_conv2d_params conv;
+    char shape[160];
+    int32_t bytes;
+    if (!random_conv(&conv, case_index)) {
+        return -1;
+    }
+    bytes = conv.output_height * conv.output_width * conv.output_channels;
+    memset(output_portable, 0x55, (size_t)bytes);
+    memset(output_dsp, 0x55, (size_t)bytes);
+    si4_ref_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_portable);
+    si4_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
+    describe_conv(shape, sizeof shape, &conv);
+    return compare("conv2d", case_index, bytes, shape);
+}
+
+static int32_t test_conv_max_pool(int32_t case_index)
+{
+    si4_conv2d_params conv;
+    si4_pool_params pool;
+    char shape[160];
+    int32_t bytes;
+    if (!random_conv(&conv, case_index)) {
+        return -1;
+    }
+    memset(&pool, 0, sizeof pool);
+    pool.input_height = conv.output_height;
+    pool.input_width = conv.output_width;
+    pool.channels = conv.output_channels;
+    pool.filter_height = random_between(1, 3);
+    pool.filter_width = random_between(1, 3);
+    if (case_index % 2 == 0) {
+        pool.filter_height = 2;
+        pool.filter_width = 2;
+    }
+    pool.stride_height = random_between(1, 2);
+    pool.stride_width = random_between(1, 2);
+    pool.pad_top = random_between(0, 3) == 0 ? 1 : 0;
+    pool.pad_left = random_between(0, 3) == 0 ? 1 : 0;
+    pool.output_height = (pool.input_height + 2 * pool.pad_top - pool.filter_height) / pool.stride_height + 1;
+    pool.output_width = (pool.input_width + 2 * pool.pad_left - pool.filter_width) / pool.stride_width + 1;
+    random_activation(&pool.activation_min, &pool.activation_max, conv.output_offset);
+    if (pool.output_height < 1 || pool.output_width < 1) {
+        return -1;
+    }
+    bytes = pool.output_height * pool.output_width * pool.channels;
+    memset(output_portable, 0x55, (size_t)bytes);
+    memset(output_dsp, 0x55, (size_t)bytes);
+    si4_ref_conv2d_max_pool_s8(&conv, &pool, input, filter, bias, multiplier, shift, output_portable);
+    si4_conv2d_max_pool_s8(&conv, &pool, input, filter, bias, multiplier, shift, output_dsp);
+    describe_conv(shape, sizeof shape, &conv);
+    return compare("conv2d_max_pool", case_index, bytes, shape);
+}
+
+static int32_t test_fully_connected(int32_t case_index)
+{
+    si4_fully_connected_params fc;
+    char shape[96];
+    memset(&fc, 0, sizeof fc);
+    fc.input_size = random_between(1, 400);
+    fc.output_size = random_between(1, 20);
+    fc.input_offset = random_between(0, 1) ? 0 : random_between(-127, 128);
+    fc.filter_offset = random_between(0, 9) == 0 ? random_between(-10, 10) : 0;
+    fc.output_offset = random_between(-128, 100);
+    random_activation(&fc.activation_min, &fc.activation_max, fc.output_offset);
+    fc.per_channel = random_between(0, 1);
+    fill_s8(input, fc.input_size);
+    fill_s8(filter, fc.input_size * fc.output_size);
+    fill_requant(fc.output_size, fc.input_size);
+    memset(output_portable, 0x55, (size_t)fc.output_size);
+    memset(output_dsp, 0x55, (size_t)fc.output_size);
+    si4_ref_fully_connected_s8(&fc, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift,
+                               output_portable);
+    si4_fully_connected_s8(&fc, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
+    snprintf(shape, sizeof shape, "in %ld out %ld in_off %ld filter_off %ld", (long)fc.input_size,
+             (long)fc.output_size, (long)fc.input_offset, (long)fc.filter_offset);
+    return compare("fully_connected", case_index, fc.output_size, shape);
+}
+
+static int32_t test_max_pool(int32_t case_index)
+{
+    si4_pool_params pool;
+    char shape[96];
+    int32_t bytes;
+    memset(&pool, 0, sizeof pool);
+    pool.channels = random_between(1, 13);
+    pool.filter_height = random_between(1, 3);
+    pool.filter_width = random_between(1, 3);
+    pool.stride_height = random_between(1, 3);
+    pool.stride_width = random_between(1, 3);
+    pool.input_height = random_between(pool.filter_height, 12);
+    pool.input_width = random_between(pool.filter_width, 12);
+    pool.pad_top = random_between(0, 2) == 0 ? 1 : 0;
+    pool.pad_left = random_between(0, 2) == 0 ? 1 : 0;
+    pool.output_height = (pool.input_height + 2 * pool.pad_top - pool.filter_height) / pool.stride_height + 1;
+    pool.output_width = (pool.input_width + 2 * pool.pad_left - pool.filter_width) / pool.stride_width + 1;
+    random_activation(&pool.activation_min, &pool.activation_max, random_between(-128, 100));
+    fill_s8(input, pool.input_height * pool.input_width * pool.channels);
+    bytes = pool.output_height * pool.output_width * pool.channels;
+    memset(output_portable, 0x55, (size_t)bytes);
+    memset(output_dsp, 0x55, (size_t)bytes);
+    si4_ref_max_pool_s8(&pool, input, output_portable);
+    si4_max_pool_s8(&pool, input, output_dsp);
+    snprintf(shape, sizeof shape, "in %ldx%ldx%ld f %ldx%ld s %ld,%ld pad %ld,%ld", (long)pool.input_height,
+             (long)pool.input_width, (long)pool.channels, (long)pool.filter_height, (long)pool.filter_width,
+             (long)pool.stride_height, (long)pool.stride_width, (long)pool.pad_top, (long)pool.pad_left);
+    return compare("max_pool", case_index, bytes, shape);
+}
+
+/* The seed model's layers (MNIST CNN): the shapes the benchmark runs. */
+static int32_t test_seed_shapes(void)
+{
+    static const si4_conv2d_params conv1 = {28, 28, 1, 26, 26, 32, 3, 3, 1, 1, 1, 1, 0, 0, 128, -128, -128, 127, 1};
+    static const si4_pool_params pool1 = {26, 26, 32, 13, 13, 2, 2, 2, 2, 0, 0, -128, 127};
+    static const si4_conv2d_params conv2 = {13, 13, 32, 11, 11, 64, 3, 3, 1, 1, 1, 1, 0, 0, 0, -128, -128, 127, 1};
+    static const si4_pool_params pool2 = {11, 11, 64, 5, 5, 2, 2, 2, 2, 0, 0, -128, 127};
+    static const si4_fully_connected_params fc1 = {1600, 128, 128, 0, -128, -128, 127, 0};
+    int32_t failures = 0;
+    fill_s8(input, 28 * 28);
+    fill_s8(filter, 32 * 9);
+    fill_requant(32, 9);
+    si4_ref_conv2d_max_pool_s8(&conv1, &pool1, input, filter, bias, multiplier, shift, output_portable);
+    si4_conv2d_max_pool_s8(&conv1, &pool1, input, filter, bias, multiplier, shift, output_dsp);
+    failures += compare("seed_conv1_pool", 0, 13 * 13 * 32, "seed conv1");
+    fill_s8(input, 13 * 13 * 32);
+    fill_s8(filter, 64 * 9 * 32);
+    fill_requant(64, 288);
+    si4_ref_conv2d_max_pool_s8(&conv2, &pool2, input, filter, bias, multiplier, shift, output_portable);
+    si4_conv2d_max_pool_s8(&conv2, &pool2, input, filter, bias, multiplier, shift, output_dsp);
+    failures += compare("seed_conv2_pool", 0, 5 * 5 * 64, "seed conv2");
+    fill_s8(input, 1600);
+    fill_s8(filter, 1600 * 4); /* rows beyond the buffer repeat: only the arithmetic matters */
+    fill_requant(128, 1600);
+    {
+        si4_fully_connected_params small = fc1;
+        small.output_size = 4;
+        si4_ref_fully_connected_s8(&small, input, filter, bias, multiplier, shift, output_portable);
+        si4_fully_connected_s8(&small, input, filter, bias, multiplier, shift, output_dsp);
+        failures += compare("seed_fc1", 0, 4, "seed fc1 (4 rows)");
+    }
+    printf("kernel-test seed_shapes cases 3 mismatches %ld\n", (long)failures);
+    return failures;
+}
+
+typedef int32_t (*case_fn)(int32_t case_index);
+
+static int32_t run_cases(const char *op, case_fn run)
+{
+    int32_t mismatches = 0;
+    int32_t done = 0;
+    int32_t attempt = 0;
+    while (done < KERNEL_TEST_CASES && attempt < 20 * KERNEL_TEST_CASES) {
+        const int32_t outcome = run(attempt++);
+        if (outcome >= 0) {
+            ++done;
+            mismatches += outcome;
+        }
+    }
+    printf("kernel-test %s cases %ld mismatches %ld\n", op, (long)done, (long)mismatches);
+    return mismatches;
+}
+
+int main(void)
+{
+    int32_t mismatches = 0;
+    platform_stack_paint();
+    platform_init();
+    mismatches += test_seed_shapes();
+    mismatches += run_cases("conv2d", test_conv);
+    mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
+    mismatches += run_cases("fully_connected", test_fully_connected);
+    mismatches += run_cases("max_pool", test_max_pool);
+    printf("result %s\n", mismatches == 0 ? "PASS" : "FAIL");
+    platform_exit(mismatches == 0 ? 0 : 1);
+    return 0;
+}
