@@ -608,6 +608,9 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
         inputs.notes["memory"] = "the manifest has no arena offsets or live ranges to draw"
 
     misclassified = host.get("misclassified") or []
+    if inputs.test_images is not None:
+        # Indices past the dataset mean host.json came from other data; draw only what exists.
+        misclassified = [item for item in misclassified if 0 <= int(item[0]) < len(inputs.test_images)]
     if misclassified and inputs.test_images is not None:
         plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified)
     elif host and not misclassified and "misclassified" in host:
