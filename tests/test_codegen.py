@@ -1,0 +1,188 @@
+"""Generated model.h/.c and model_weights.h/.c: strict C99, deterministic, bit-exact with TFLite Micro."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+import model_zoo
+from si4tool import codegen, passes, planner
+from si4tool.ir import lower_tflite
+from si4tool.render import generated_banner
+from si4tool.toolchain import (
+    STRICT_C_FLAGS,
+    compile_shared_library,
+    host_compiler,
+    kernel_include_dir,
+    portable_kernel_sources,
+)
+
+SHA = "0123456789abcdef" * 4
+FILES = ("model.h", "model.c", "model_weights.h", "model_weights.c")
+
+
+def _build(tflite: bytes, with_passes: bool = True):
+    graph = lower_tflite(tflite)
+    if with_passes:
+        graph = passes.run_passes(graph)
+    plan = planner.plan_memory(graph)
+    return graph, plan, codegen.render_model_sources(graph, plan, SHA)
+
+
+def _write(directory, sources):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def seed_sources(tmp_path_factory):
+    graph, plan, sources = _build(model_zoo.seed_model_tflite())
+    return graph, plan, sources, _write(tmp_path_factory.mktemp("seed_sources"), sources)
+
+
+def test_files_and_banner(seed_sources):
+    _graph, _plan, sources, _ = seed_sources
+    assert sorted(sources) == sorted(FILES)
+    for name, text in sources.items():
+        assert text.startswith(generated_banner(SHA) + "\n"), name
+        assert "#include <stdint.h>" in text, name
+        assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", text), f"{name} looks timestamped"
+    for header in ("model.h", "model_weights.h"):
+        guard = header.upper().replace(".", "_")
+        assert f"#ifndef SI4_{guard}\n#define SI4_{guard}\n" in sources[header]
+
+
+def test_rendering_is_byte_identical(seed_sources):
+    _graph, _plan, sources, _ = seed_sources
+    assert codegen.render_model_sources(*_build(model_zoo.seed_model_tflite())[:2], SHA) == sources
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_each_file_compiles_strictly(seed_sources, name, tmp_path):
+    *_, directory = seed_sources
+    source = directory / name
+    if name.endswith(".h"):  # a header must compile on its own
+        source = tmp_path / f"include_{name}.c"
+        source.write_text(f'#include "{name}"\n')
+    args = [host_compiler(), *STRICT_C_FLAGS, f"-I{directory}", f"-I{kernel_include_dir()}", "-c", str(source),
+            "-o", str(tmp_path / "out.o")]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_model_header_contract(seed_sources):
+    graph, plan, sources, _ = seed_sources
+    header = sources["model.h"]
+    for macro, value in [
+        ("SI4_MODEL_INPUT_HEIGHT", "28"), ("SI4_MODEL_INPUT_WIDTH", "28"), ("SI4_MODEL_INPUT_CHANNELS", "1"),
+        ("SI4_MODEL_INPUT_SIZE", "784"), ("SI4_MODEL_OUTPUT_SIZE", "10"), ("SI4_MODEL_ARENA_BYTES", str(plan.arena_bytes)),
+        ("SI4_MODEL_LAYER_COUNT", "6"), ("SI4_MODEL_OUTPUT_ZERO_POINT", "(-128)"),
+    ]:
+        assert re.search(rf"^#define {macro} {re.escape(value)}(\s|$)", header, re.M), macro
+    assert "int si4_model_invoke(const int8_t *input, int8_t *output);" in header
+    assert "extern const si4_layer_fn si4_model_layers[SI4_MODEL_LAYER_COUNT];" in header
+    model_c = sources["model.c"]
+    assert "static void layer_0_conv2d_max_pool(const int8_t *input, int8_t *output)" in model_c
+    assert "malloc" not in model_c
+    weights_h = sources["model_weights.h"]
+    assert "#define SI4_CONV2D_0_OUTPUT_CHANNELS 32" in weights_h
+    assert "#define SI4_CONV2D_1_POOL_OUTPUT_HEIGHT 5" in weights_h
+    assert "extern const int8_t si4_fully_connected_0_filter[SI4_FULLY_CONNECTED_0_FILTER_SIZE];" in weights_h
+    assert "SI4_WEIGHTS_ALIGN = {" in sources["model_weights.c"]
+
+
+def test_layer_summaries(seed_sources):
+    graph, plan, _sources, _ = seed_sources
+    summaries = codegen.layer_summaries(graph, plan)
+    assert [s["op"] for s in summaries] == [layer.op for layer in graph.layers]
+    assert sum(s["parameters"] for s in summaries) == 232_650
+    assert summaries[0]["input_shape"] == [28, 28, 1] and summaries[0]["output_shape"] == [13, 13, 32]
+    assert summaries[0]["macs"] == 26 * 26 * 32 * 9
+    assert summaries[0]["arena_size"] == 5408 and summaries[0]["live_range"] == [0, 1]
+    assert summaries[-1]["arena_offset"] is None  # the softmax writes the caller's output
+    assert all(s["weight_bytes"] >= 0 and "CONV_2D" in summaries[0]["source"] for s in summaries)
+
+
+class CompiledModel:
+    """model.c + model_weights.c + the portable kernels as a shared library, called through ctypes."""
+
+    def __init__(self, directory, graph):
+        library = compile_shared_library(
+            [directory / "model.c", directory / "model_weights.c", *portable_kernel_sources()],
+            directory / "libmodel.so",
+            include_dirs=[directory, kernel_include_dir()],
+        )
+        self.lib = ctypes.CDLL(str(library))
+        self.output_size = graph.tensors[graph.output].size_bytes
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        image = np.ascontiguousarray(image, dtype=np.int8)
+        output = np.zeros(self.output_size, dtype=np.int8)
+        status = self.lib.si4_model_invoke(image.ctypes.data_as(ctypes.c_void_p), output.ctypes.data_as(ctypes.c_void_p))
+        assert status == 0
+        return output
+
+
+def _tflm_outputs(tflite: bytes, images: np.ndarray) -> np.ndarray:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(tflite)
+    outputs = []
+    for image in images:
+        interpreter.set_input(image[None], 0)
+        interpreter.invoke()
+        outputs.append(np.array(interpreter.get_output(0)).reshape(-1))
+    return np.stack(outputs)
+
+
+def _needs_kernels():
+    if not portable_kernel_sources():
+        pytest.skip("firmware_stub/kernels/src has no kernels yet")
+
+
+@pytest.mark.parametrize(
+    "model, with_passes, count",
+    [
+        ("second_model_tflite", True, 300),
+        ("second_model_tflite", False, 100),
+        ("second_model_per_tensor_tflite", True, 200),
+        ("asymmetric_model_tflite", True, 200),
+        ("seed_model_tflite", True, 100),
+    ],
+)
+def test_bit_exact_with_tflite_micro(model, with_passes, count, tmp_path):
+    _needs_kernels()
+    tflite = getattr(model_zoo, model)()
+    graph, _plan, sources = _build(tflite, with_passes)
+    engine = CompiledModel(_write(tmp_path, sources), graph)
+    images = model_zoo.random_images(count, graph.tensors[graph.input].shape, seed=11)
+    expected = _tflm_outputs(tflite, images)
+    actual = np.stack([engine(image) for image in images])
+    mismatched = np.flatnonzero((actual != expected).any(axis=1))
+    assert mismatched.size == 0, f"{mismatched.size}/{count} outputs differ, first image {mismatched[:1]}"
+    # also each layer against the NumPy reference kernels, for the first image
+    reference = model_zoo.reference_forward(graph, images[0])
+    np.testing.assert_array_equal(actual[0], reference[graph.output])
+
+
+@pytest.mark.slow
+def test_trained_seed_model_bit_exact_on_mnist(seed_int8_tflite, mnist, tmp_path):
+    """The suite's trained seed model: lowered, compiled, and equal to TFLM on 500 test images."""
+    _needs_kernels()
+    graph, plan, sources = _build(seed_int8_tflite)
+    assert plan.arena_bytes <= 8192
+    engine = CompiledModel(_write(tmp_path, sources), graph)
+    source = graph.tensors[graph.input]
+    images = mnist.x_test[:500].astype(np.float32) / 255.0
+    quantized = np.clip(np.round(images / source.scale) + source.zero_point, -128, 127).astype(np.int8)[..., None]
+    expected = _tflm_outputs(seed_int8_tflite, quantized)
+    actual = np.stack([engine(image) for image in quantized])
+    assert int((actual == expected).all(axis=1).sum()) == 500
+    accuracy = float(np.mean(actual.argmax(axis=1) == mnist.y_test[:500]))
+    assert accuracy >= 0.95
