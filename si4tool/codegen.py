@@ -51,6 +51,16 @@ def c_float(value: float) -> str:
     return text + "f"
 
 
+def c_comment_text(text: str) -> str:
+    """Text safe inside a /* */ comment: TFLite tensor names are arbitrary strings.
+
+    Non-ASCII and control characters become "_", and so does "?" (C99
+    trigraphs like "??/" would otherwise be live, even in comments).
+    """
+    safe = "".join(ch if ch.isprintable() and ord(ch) < 128 and ch != "?" else "_" for ch in text)
+    return safe.replace("*/", "*_/").replace("/*", "/_*")
+
+
 def _macro_prefix(layer: Layer) -> str:
     return f"SI4_{layer.name.upper()}"
 
@@ -92,7 +102,7 @@ def _weights_layer(graph: Graph, layer: Layer) -> dict:
         arrays.append({"c_type": c_type, "name": _array_name(layer, key), "size_macro": size_macro, "data": values})
     return {
         "name": layer.name,
-        "description": f"{layer.op}: {layer.describe_source()}",
+        "description": c_comment_text(f"{layer.op}: {layer.describe_source()}"),
         "shapes": f"{_shape_text(source.shape)} -> {_shape_text(output.shape)}",
         "macros": macros,
         "arrays": arrays,
@@ -135,7 +145,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> di
     return {
         "function": f"layer_{index}_{layer.op}",
         "name": layer.name,
-        "description": layer.describe_source(),
+        "description": c_comment_text(layer.describe_source()),
         "structs": structs,
         "unused": unused,
         "kernel": kernel,
@@ -195,7 +205,7 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         for entry, layer in zip(model_layers, graph.layers)
     ]
     arena_map = [
-        {"name": name, "offset": a.offset, "size": a.size, "first": a.first_layer, "last": a.last_layer}
+        {"name": c_comment_text(name), "offset": a.offset, "size": a.size, "first": a.first_layer, "last": a.last_layer}
         for name, a in sorted(plan.allocations.items(), key=lambda item: (item[1].offset, item[1].first_layer))
     ]
     context = {

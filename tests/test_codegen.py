@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import re
 import subprocess
 
@@ -186,3 +187,28 @@ def test_trained_seed_model_bit_exact_on_mnist(seed_int8_tflite, mnist, tmp_path
     assert int((actual == expected).all(axis=1).sum()) == 500
     accuracy = float(np.mean(actual.argmax(axis=1) == mnist.y_test[:500]))
     assert accuracy >= 0.95
+
+
+def test_hostile_tensor_names_stay_inside_comments(tmp_path):
+    graph = lower_tflite(model_zoo.second_model_tflite())
+    hostile = "evil */ int x = 1; /* ??/\n\u00e9"
+    renamed = {name: f"{name}{hostile}" for name in graph.tensors}
+
+    def rename(layer):
+        source = tuple(dataclasses.replace(ref, output=renamed.get(ref.output, ref.output)) for ref in layer.source)
+        return dataclasses.replace(layer, input=renamed[layer.input], output=renamed[layer.output], source=source)
+
+    graph = graph.replace(
+        layers=[rename(layer) for layer in graph.layers],
+        tensors={renamed[n]: dataclasses.replace(t, name=renamed[n]) for n, t in graph.tensors.items()},
+        input=renamed[graph.input],
+        output=renamed[graph.output],
+    )
+    graph = passes.run_passes(graph)
+    plan = planner.plan_memory(graph)
+    directory = _write(tmp_path, codegen.render_model_sources(graph, plan, SHA))
+    for name in ("model.c", "model_weights.c"):
+        args = [host_compiler(), *STRICT_C_FLAGS, f"-I{directory}", f"-I{kernel_include_dir()}", "-c",
+                str(directory / name), "-o", str(tmp_path / "out.o")]
+        result = subprocess.run(args, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
