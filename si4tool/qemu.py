@@ -1,0 +1,455 @@
+"""validate-qemu: build the firmware for a Cortex-M4, run it under QEMU, report what the board printed.
+
+For each kernel variant ("portable", "dsp") the firmware stub is built with
+`make -C firmware_stub mps2 KERNELS=<variant>` (arm-none-eabi-gcc, newlib),
+run on QEMU's `mps2-an386` machine with `-icount shift=0`, and its output
+parsed (main.c's lines: per-vector results, per-layer counts, summary). Under
+`-icount shift=0` every guest instruction advances the virtual clock by 1 ns,
+so the board's 25 MHz timer counts 40 instructions per tick: the figures are
+deterministic *instruction* counts, not cycles (QEMU models no pipeline).
+
+Flash and RAM come from the linker map file (each input section is charged to
+the object file it came from): model weights, test vectors, the engine
+(model.c plus kernels) and the rest (main.c, platform layer, newlib).
+
+Output: build/validation/qemu.json, a list of runs (one per target and kernel
+variant). validate_qemu() raises ValidationFailed if any vector is not
+bit-exact, UserError if the toolchain, QEMU or the assets are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from si4tool.errors import UserError, ValidationFailed
+from si4tool.toolchain import firmware_stub_dir
+
+APT_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+INSTALL_HINT = f"sudo apt-get install -y {APT_PACKAGES}"
+
+# target name -> (QEMU machine, make target, build sub-directory prefix)
+TARGETS = {
+    "mps2_an386": ("mps2-an386", "mps2", "mps2_an386", "Cortex-M4 (MPS2 AN386)"),
+    "mps2_an385": ("mps2-an385", "mps2-an385", "mps2_an385", "Cortex-M3 (MPS2 AN385)"),
+}
+KERNEL_VARIANTS = ("portable", "dsp")
+RUN_TIMEOUT_SECONDS = 600
+BUILD_TIMEOUT_SECONDS = 600
+INSTRUCTIONS_PER_TICK = 40  # 25 MHz timer, 1 ns per instruction under -icount shift=0
+
+# Object files by role, for the flash/RAM split.
+WEIGHTS_OBJECTS = {"model_weights.o"}
+VECTORS_OBJECTS = {"test_vectors.o"}
+ENGINE_OBJECTS = {"model.o"}  # plus every kernel object (si4_*.o)
+ARENA_SYMBOL = "si4_model_arena"
+
+
+# --------------------------------------------------------------------------- toolchain
+
+
+def check_toolchain() -> None:
+    """The cross compiler, newlib's semihosting library and QEMU, or one sentence saying what to install."""
+    tools = ("arm-none-eabi-gcc", "arm-none-eabi-nm", "arm-none-eabi-size", "qemu-system-arm", "make")
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if not missing:
+        specs = subprocess.run(
+            ["arm-none-eabi-gcc", "-print-file-name=rdimon.specs"], capture_output=True, text=True
+        ).stdout.strip()
+        if not specs or not Path(specs).is_file():
+            missing.append("newlib (rdimon.specs)")
+    if missing:
+        raise UserError(f"{', '.join(missing)} not found: install them with `{INSTALL_HINT}` (or run `make toolchain`)")
+
+
+def toolchain_available() -> bool:
+    try:
+        check_toolchain()
+    except UserError:
+        return False
+    return True
+
+
+def _check_assets(assets_dir: Path) -> None:
+    needed = ["model.h", "model.c", "model_weights.c", "test_vectors.h", "test_vectors.c"]
+    missing = [name for name in needed if not (assets_dir / name).is_file()]
+    if missing:
+        raise UserError(
+            f"{assets_dir} has no {', '.join(missing)}: run `si4tool build-firmware-assets --out {assets_dir}` first"
+        )
+
+
+# --------------------------------------------------------------------------- build and run
+
+
+def build_firmware(assets_dir: Path, build_dir: Path, kernel: str, target: str = "mps2_an386", optimize: str = "-O2") -> Path:
+    """`make -C firmware_stub <target> KERNELS=<kernel>`; returns the ELF (its .map lies beside it)."""
+    machine, make_target, prefix, _ = TARGETS[target]
+    command = [
+        "make", "-C", str(firmware_stub_dir()), make_target,
+        f"KERNELS={kernel}", f"ASSETS={assets_dir.resolve()}", f"BUILD={build_dir.resolve()}",
+        f"MPS2_OPT={optimize}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
+    if result.returncode != 0:
+        lines = (result.stderr + result.stdout).strip().splitlines()
+        first = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+        raise UserError(f"building the {target} firmware ({kernel} kernels) failed: {first.strip()}")
+    elf = build_dir.resolve() / f"{prefix}-{kernel}" / "si4_firmware.elf"
+    if not elf.is_file():
+        raise UserError(f"make reported success but {elf} is missing")
+    return elf
+
+
+def qemu_command(elf: Path, machine: str = "mps2-an386") -> list[str]:
+    """The QEMU invocation: semihosting for output and exit status, -icount shift=0 for instruction counts."""
+    return [
+        "qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf),
+    ]
+
+
+def run_firmware(elf: Path, machine: str = "mps2-an386", timeout: int = RUN_TIMEOUT_SECONDS) -> tuple[int, str]:
+    """Runs the ELF to completion (the firmware exits through semihosting); returns (exit status, stdout)."""
+    try:
+        result = subprocess.run(qemu_command(elf, machine), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        output = error.stdout.decode(errors="replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
+        raise ValidationFailed(
+            f"{elf.name} did not finish within {timeout} s under QEMU; last output: {output.strip()[-200:]!r}"
+        ) from None
+    return result.returncode, result.stdout
+
+
+# --------------------------------------------------------------------------- parse what the board printed
+
+
+@dataclass
+class BoardOutput:
+    """main.c's lines, parsed."""
+
+    counter_unit: str = ""
+    model_sha256_short: str = ""
+    vectors: int = 0
+    correct: int | None = None
+    bit_exact: int | None = None
+    arena_bytes: int | None = None
+    stack_bytes: int | None = None
+    result: str = ""
+    counts: list[int] = field(default_factory=list)
+    layer_counts: list[list[int]] = field(default_factory=list)
+    mismatched_vectors: list[int] = field(default_factory=list)
+    fault: str | None = None
+
+
+def parse_board_output(text: str) -> BoardOutput:
+    out = BoardOutput()
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        head = words[0]
+        if head == "si4" and len(words) >= 9:
+            # si4 model <sha> layers <n> vectors <n> counter <unit>
+            out.model_sha256_short = words[2]
+            out.vectors = int(words[6])
+            out.counter_unit = words[8]
+        elif head == "vector" and len(words) >= 10:
+            out.counts.append(int(words[9]))
+            if words[7] != "1":
+                out.mismatched_vectors.append(int(words[1]))
+        elif head == "layers" and len(words) >= 2:
+            out.layer_counts.append([int(value) for value in words[2:]])
+        elif head == "accuracy":
+            out.correct = int(words[1].split("/")[0])
+        elif head == "bit-exact":
+            exact, total = words[1].split("/")
+            out.bit_exact, out.vectors = int(exact), int(total)
+        elif head == "arena":
+            out.arena_bytes = int(words[1])
+        elif head == "stack":
+            out.stack_bytes = int(words[1])
+        elif head == "result":
+            out.result = words[1]
+        elif head == "FAULT":
+            out.fault = line.strip()
+    return out
+
+
+# --------------------------------------------------------------------------- flash and RAM from the map file
+
+
+_OUTPUT_SECTION = re.compile(r"^(\.[\w.]+)(?:\s|$)")  # ".bss  0x20000070  0x1c34 load address ..."
+_INPUT_SECTION_ONE_LINE = re.compile(r"^ (\.[^\s]+|COMMON)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+_INPUT_SECTION_NAME = re.compile(r"^ (\.[^\s]+|COMMON)\s*$")
+_INPUT_SECTION_REST = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+
+FLASH_OUTPUT_SECTIONS = {".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array", ".data"}
+RAM_OUTPUT_SECTIONS = {".data", ".bss"}
+
+
+def map_sections_by_object(map_path: Path) -> dict[str, dict[str, int]]:
+    """{object file name: {output section: bytes}} from a GNU ld map file.
+
+    Archive members (newlib) are named `libc_nano.a(lib_a-printf.o)`; our own
+    objects by their file name. Only sections that reach the output count:
+    the map's discarded-sections list, before "Linker script and memory map",
+    is skipped.
+    """
+    text = map_path.read_text(errors="replace")
+    start = text.find("Linker script and memory map")
+    lines = text[start:].splitlines() if start >= 0 else []
+    sizes: dict[str, dict[str, int]] = {}
+    output_section = None
+    pending_name = None
+    for line in lines:
+        match = _OUTPUT_SECTION.match(line)
+        if match and not line.startswith(" "):
+            output_section = match.group(1)
+            pending_name = None
+            continue
+        if output_section is None:
+            continue
+        match = _INPUT_SECTION_ONE_LINE.match(line)
+        if match:
+            size, owner = int(match.group(3), 16), match.group(4)
+        else:
+            match = _INPUT_SECTION_NAME.match(line)
+            if match:
+                pending_name = match.group(1)
+                continue
+            match = _INPUT_SECTION_REST.match(line)
+            if not (match and pending_name):
+                continue
+            size, owner = int(match.group(2), 16), match.group(3)
+            pending_name = None
+        if size == 0 or owner.startswith("load address"):
+            continue
+        name = Path(owner.strip()).name  # "model.o", or "libc_nano.a(libc_a-printf.o)" for archive members
+        bucket = sizes.setdefault(name, {})
+        bucket[output_section] = bucket.get(output_section, 0) + size
+    return sizes
+
+
+def _symbol_size(elf: Path, symbol: str) -> int | None:
+    result = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == symbol:
+            return int(parts[1], 16)
+    return None
+
+
+def _role(object_name: str) -> str:
+    if object_name in WEIGHTS_OBJECTS:
+        return "weights"
+    if object_name in VECTORS_OBJECTS:
+        return "vectors"
+    if object_name in ENGINE_OBJECTS or (object_name.startswith("si4_") and object_name.endswith(".o")):
+        return "engine"
+    return "rest"
+
+
+def memory_report(elf: Path, map_path: Path) -> dict[str, int]:
+    """Flash split (weights, vectors, engine code, platform/libc rest) and the engine's static RAM."""
+    sections = map_sections_by_object(map_path)
+    flash = {"weights": 0, "vectors": 0, "engine": 0, "rest": 0}
+    engine_static = 0
+    rest_static = 0
+    for name, by_section in sections.items():
+        role = _role(name)
+        flash[role] += sum(size for section, size in by_section.items() if section in FLASH_OUTPUT_SECTIONS)
+        static = sum(size for section, size in by_section.items() if section in RAM_OUTPUT_SECTIONS)
+        if role == "rest":
+            rest_static += static
+        else:
+            engine_static += static
+    arena_symbol_bytes = _symbol_size(elf, ARENA_SYMBOL) or 0
+    # The image's own total (alignment padding included); the platform/libc
+    # share is what the named roles leave.
+    berkeley = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True).stdout.splitlines()
+    if len(berkeley) >= 2:
+        text_bytes, data_bytes = (int(value) for value in berkeley[1].split()[:2])
+        flash["rest"] = text_bytes + data_bytes - flash["weights"] - flash["vectors"] - flash["engine"]
+    return {
+        "flash_bytes": sum(flash.values()),
+        "flash_weights_bytes": flash["weights"],
+        "flash_vectors_bytes": flash["vectors"],
+        "flash_code_bytes": flash["engine"],
+        "flash_platform_bytes": flash["rest"],
+        "engine_static_bytes": engine_static - arena_symbol_bytes,
+        "platform_static_bytes": rest_static,
+    }
+
+
+# --------------------------------------------------------------------------- one run, all runs
+
+
+def _layer_names(assets_dir: Path, count: int) -> list[str]:
+    manifest = assets_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            layers = json.loads(manifest.read_text()).get("layers", [])
+            names = [str(layer.get("name")) for layer in layers if isinstance(layer, dict)]
+            if len(names) == count:
+                return names
+        except ValueError:
+            pass
+    model_c = (assets_dir / "model.c").read_text(errors="replace")
+    match = re.search(r"si4_model_layer_names\[[^\]]*\]\s*=\s*\{([^}]*)\}", model_c)
+    if match:
+        names = re.findall(r'"([^"]*)"', match.group(1))
+        if len(names) == count:
+            return names
+    return [f"layer_{index}" for index in range(count)]
+
+
+def _model_sha256(assets_dir: Path) -> str | None:
+    manifest = assets_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text()).get("int8_model", {}).get("sha256")
+        except ValueError:
+            return None
+    return None
+
+
+def run_variant(assets_dir: Path, build_dir: Path, kernel: str, target: str = "mps2_an386", optimize: str = "-O2") -> dict:
+    """Build, run and measure one kernel variant on one target; returns its qemu.json record."""
+    machine, _, _, description = TARGETS[target]
+    elf = build_firmware(assets_dir, build_dir, kernel, target, optimize)
+    status, output = run_firmware(elf, machine)
+    board = parse_board_output(output)
+    (elf.parent / "qemu_output.txt").write_text(output)
+    if board.fault:
+        raise ValidationFailed(f"the {target} firmware ({kernel} kernels) crashed: {board.fault}")
+    if board.bit_exact is None or board.correct is None or not board.counts:
+        raise ValidationFailed(
+            f"the {target} firmware ({kernel} kernels) exited with status {status} without its summary; "
+            f"output ends with {output.strip()[-200:]!r}"
+        )
+    memory = memory_report(elf, elf.with_suffix(".map"))
+    layer_count = len(board.layer_counts[0]) if board.layer_counts else 0
+    per_layer = [int(statistics.median(counts[i] for counts in board.layer_counts)) for i in range(layer_count)]
+    names = _layer_names(assets_dir, layer_count)
+    stack_bytes = board.stack_bytes or 0
+    arena_bytes = board.arena_bytes or 0
+    return {
+        "target": target,
+        "cpu": description,
+        "machine": machine,
+        "kernel": kernel,
+        "compiler_flags": optimize,
+        "model_sha256": _model_sha256(assets_dir),
+        "model_sha256_short": board.model_sha256_short,
+        "counter_unit": board.counter_unit,
+        "vectors": board.vectors,
+        "correct": board.correct,
+        "accuracy": board.correct / board.vectors if board.vectors else 0.0,
+        "bit_exact": board.bit_exact,
+        "mismatched_vectors": board.mismatched_vectors,
+        "exit_status": status,
+        "instructions_per_inference": int(statistics.median(board.counts)),
+        "instructions_min": min(board.counts),
+        "instructions_max": max(board.counts),
+        "instructions_per_layer": [{"layer": name, "instructions": count} for name, count in zip(names, per_layer)],
+        "arena_bytes": arena_bytes,
+        "stack_bytes": stack_bytes,
+        "engine_static_bytes": memory["engine_static_bytes"],
+        "ram_bytes": arena_bytes + stack_bytes + memory["engine_static_bytes"],
+        "flash_bytes": memory["flash_bytes"],
+        "flash_weights_bytes": memory["flash_weights_bytes"],
+        "flash_vectors_bytes": memory["flash_vectors_bytes"],
+        "flash_code_bytes": memory["flash_code_bytes"],
+        "flash_platform_bytes": memory["flash_platform_bytes"],
+        "elf": str(elf),
+    }
+
+
+def validate_qemu(
+    assets_dir: Path | str,
+    out_dir: Path | str = "build/validation",
+    kernels: tuple[str, ...] = KERNEL_VARIANTS,
+    build_dir: Path | str | None = None,
+    targets: tuple[str, ...] = ("mps2_an386",),
+    optimize: str = "-O2",
+    console=None,
+    quiet: bool = False,
+) -> dict:
+    """Build and run the firmware under QEMU for every target and kernel variant; write qemu.json.
+
+    Returns {"runs": [...], "path": str(qemu.json), "model_sha256": ...}; each
+    run as documented in the module docstring and docs/porting.md. Prints a
+    table to `console` (a rich Console) unless quiet. Raises ValidationFailed
+    if any vector of any run is not bit-exact (after writing qemu.json).
+    """
+    assets_dir = Path(assets_dir)
+    out_dir = Path(out_dir)
+    build_dir = Path(build_dir) if build_dir is not None else out_dir.parent / "qemu"
+    check_toolchain()
+    _check_assets(assets_dir)
+    for kernel in kernels:
+        if kernel not in KERNEL_VARIANTS:
+            raise UserError(f"unknown kernel variant {kernel!r}: choose from {', '.join(KERNEL_VARIANTS)}")
+    for target in targets:
+        if target not in TARGETS:
+            raise UserError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    runs = []
+    for target in targets:
+        for kernel in kernels:
+            if console is not None and not quiet:
+                console.print(f"[cyan]→[/] {TARGETS[target][3]}, {kernel} kernels: building and running under QEMU")
+            runs.append(run_variant(assets_dir, build_dir, kernel, target, optimize))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "qemu.json"
+    path.write_text(json.dumps(runs, indent=2) + "\n")
+    if console is not None and not quiet:
+        print_runs(runs, console)
+        console.print(f"wrote {path}")
+    failed = [run for run in runs if run["bit_exact"] != run["vectors"]]
+    if failed:
+        detail = "; ".join(
+            f"{run['target']} {run['kernel']}: {run['bit_exact']}/{run['vectors']} bit-exact "
+            f"(first differing vectors {run['mismatched_vectors'][:5]})"
+            for run in failed
+        )
+        raise ValidationFailed(f"the firmware's outputs differ from TFLite Micro's: {detail}")
+    return {"runs": runs, "path": str(path), "model_sha256": _model_sha256(assets_dir)}
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def print_runs(runs: list[dict], console) -> None:
+    """Two rich tables: results and memory per run, then instructions per layer."""
+    from rich.table import Table
+
+    table = Table(title="Cortex-M under QEMU (-icount shift=0: counts are instructions, not cycles)")
+    for column in ("target", "kernels", "accuracy", "bit-exact", "instr./inference", "arena", "stack", "RAM",
+                   "flash", "weights", "vectors", "engine code", "platform+libc"):
+        table.add_column(column, justify="left" if column in ("target", "kernels") else "right")
+    for run in runs:
+        table.add_row(
+            run["target"], run["kernel"],
+            f"{run['correct']}/{run['vectors']} {100.0 * run['accuracy']:.2f}%",
+            f"{run['bit_exact']}/{run['vectors']}",
+            f"{run['instructions_per_inference']:,}",
+            f"{run['arena_bytes']:,}", f"{run['stack_bytes']:,}", f"{run['ram_bytes']:,}",
+            f"{run['flash_bytes']:,}", f"{run['flash_weights_bytes']:,}", f"{run['flash_vectors_bytes']:,}",
+            f"{run['flash_code_bytes']:,}", f"{run['flash_platform_bytes']:,}",
+        )
+    console.print(table)
+    layers = Table(title="Instructions per layer (median over the profiled vectors)")
+    layers.add_column("layer")
+    for run in runs:
+        layers.add_column(f"{run['target']} {run['kernel']}", justify="right")
+    names = [entry["layer"] for entry in runs[0]["instructions_per_layer"]] if runs else []
+    for index, name in enumerate(names):
+        layers.add_row(name, *(f"{run['instructions_per_layer'][index]['instructions']:,}"
+                               if index < len(run["instructions_per_layer"]) else "" for run in runs))
+    console.print(layers)
