@@ -121,7 +121,8 @@ def quantize_command(
         console.print(f"operators: {' '.join(report.operators)}", soft_wrap=True)
         console.print(
             f"input scale {report.input_quantization['scale']:.9g} zero point {report.input_quantization['zero_point']}; "
-            f"TFLite Micro arena {report.tflm_arena_bytes} bytes; model {report.tflite_bytes} bytes"
+            f"TFLite Micro arena {report.tflm_arena_bytes} bytes; model {report.tflite_bytes} bytes",
+            soft_wrap=True,
         )
         console.print(f"wrote {paths['tflite']}, {paths['report']}", soft_wrap=True)
     console.print(

@@ -52,6 +52,7 @@ def quantize_model(model, dataset: Dataset, calibration_samples: int = DEFAULT_C
     import tensorflow as tf
 
     from si4tool.model import check_model_supported
+    from si4tool.reference import CapturedStderr
 
     check_model_supported(model)
     images = calibration_images(dataset, calibration_samples, seed)
@@ -69,7 +70,8 @@ def quantize_model(model, dataset: Dataset, calibration_samples: int = DEFAULT_C
     converter.inference_output_type = tf.int8
     # The converter prints its SavedModel export summary on stdout and warns that an
     # int8 input has no float statistics (expected: we quantize the input ourselves).
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    # Its C++ side also logs a "fully_quantize: ..." line on file descriptor 2.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), CapturedStderr():
         warnings.simplefilter("ignore")
         try:
             tflite_bytes = bytes(converter.convert())

@@ -118,7 +118,7 @@ def tflm_outputs(
     return outputs
 
 
-class _CapturedStderr:
+class CapturedStderr:
     """Collect what C++ code writes to file descriptor 2 (TFLM's MicroPrintf goes there, not to sys.stderr)."""
 
     def __enter__(self):
@@ -145,7 +145,7 @@ def tflm_allocation_report(tflite_bytes: bytes) -> str:
     details = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(tuple(details["shape"]), dtype=details["dtype"]), 0)
     interpreter.invoke()
-    with _CapturedStderr() as captured:
+    with CapturedStderr() as captured:
         interpreter.print_allocations()
     return captured.text
 
