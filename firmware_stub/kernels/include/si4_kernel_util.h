@@ -10,22 +10,22 @@
 
 #include "si4_nn.h"
 
-/* sum_i a[i] * b[i] over n int8 pairs. Unrolled by four: on a Cortex-M this
- * keeps the loop overhead below one instruction per multiply-accumulate.
+/* sum_i a[i] * b[i] over n int8 pairs. Unrolled by four with walking
+ * pointers: on a Cortex-M4 (GCC -O2) that is two post-increment byte loads
+ * and one MLA per multiply-accumulate plus one loop test per four.
  * The caller guarantees the sum fits in int32 (TFLM assumes the same: at most
  * 2^16 products of magnitude <= 2^15). */
 static inline int32_t si4_dot_s8(const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t acc = 0;
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        acc += (int32_t)a[i] * (int32_t)b[i];
-        acc += (int32_t)a[i + 1] * (int32_t)b[i + 1];
-        acc += (int32_t)a[i + 2] * (int32_t)b[i + 2];
-        acc += (int32_t)a[i + 3] * (int32_t)b[i + 3];
+    for (; n >= 4; n -= 4) {
+        acc += (int32_t)*a++ * (int32_t)*b++;
+        acc += (int32_t)*a++ * (int32_t)*b++;
+        acc += (int32_t)*a++ * (int32_t)*b++;
+        acc += (int32_t)*a++ * (int32_t)*b++;
     }
-    for (; i < n; ++i) {
-        acc += (int32_t)a[i] * (int32_t)b[i];
+    for (; n > 0; --n) {
+        acc += (int32_t)*a++ * (int32_t)*b++;
     }
     return acc;
 }
@@ -38,22 +38,23 @@ static inline int32_t si4_dot_s8_input_offset(const int8_t *filter,
                                               int32_t input_offset)
 {
     int32_t acc = 0;
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        acc += (int32_t)filter[i] * ((int32_t)input[i] + input_offset);
-        acc += (int32_t)filter[i + 1] * ((int32_t)input[i + 1] + input_offset);
-        acc += (int32_t)filter[i + 2] * ((int32_t)input[i + 2] + input_offset);
-        acc += (int32_t)filter[i + 3] * ((int32_t)input[i + 3] + input_offset);
+    for (; n >= 4; n -= 4) {
+        acc += (int32_t)*filter++ * ((int32_t)*input++ + input_offset);
+        acc += (int32_t)*filter++ * ((int32_t)*input++ + input_offset);
+        acc += (int32_t)*filter++ * ((int32_t)*input++ + input_offset);
+        acc += (int32_t)*filter++ * ((int32_t)*input++ + input_offset);
     }
-    for (; i < n; ++i) {
-        acc += (int32_t)filter[i] * ((int32_t)input[i] + input_offset);
+    for (; n > 0; --n) {
+        acc += (int32_t)*filter++ * ((int32_t)*input++ + input_offset);
     }
     return acc;
 }
 
 /* The part of a convolution window that lies inside the input: kernel rows
  * [ky_start, ky_end) and columns [kx_start, kx_end). Positions outside (the
- * padding) contribute nothing, as in TFLM's reference ConvPerChannel. */
+ * padding) contribute nothing, as in TFLM's reference ConvPerChannel.
+ * The remaining fields are derived once per output position so the
+ * per-channel dot product only walks pointers. */
 typedef struct {
     int32_t in_y_origin;
     int32_t in_x_origin;
@@ -61,6 +62,12 @@ typedef struct {
     int32_t ky_end;
     int32_t kx_start;
     int32_t kx_end;
+    int32_t rows;             /* ky_end - ky_start, 0 when empty */
+    int32_t columns;          /* kx_end - kx_start, 0 when empty */
+    int32_t input_start;      /* input index of (row ky_start, column kx_start, channel 0) */
+    int32_t filter_start;     /* filter index, within one output channel, of the same tap */
+    int32_t input_row_step;   /* input bytes between two kernel rows (dilation included) */
+    int32_t filter_row_step;  /* filter bytes between two kernel rows */
 } si4_conv2d_window;
 
 /* First k in [0, kernel) with origin + dilation * k >= 0, and one past the
@@ -84,50 +91,75 @@ static inline void si4_conv2d_window_at(const si4_conv2d_params *params,
                                         int32_t out_x,
                                         si4_conv2d_window *window)
 {
+    const int32_t channels = params->input_channels;
     window->in_y_origin = out_y * params->stride_height - params->pad_top;
     window->in_x_origin = out_x * params->stride_width - params->pad_left;
     si4_valid_kernel_range(window->in_y_origin, params->dilation_height, params->kernel_height,
                            params->input_height, &window->ky_start, &window->ky_end);
     si4_valid_kernel_range(window->in_x_origin, params->dilation_width, params->kernel_width,
                            params->input_width, &window->kx_start, &window->kx_end);
+    window->rows = window->ky_end > window->ky_start ? window->ky_end - window->ky_start : 0;
+    window->columns = window->kx_end > window->kx_start ? window->kx_end - window->kx_start : 0;
+    if (window->rows == 0 || window->columns == 0) {
+        /* Wholly in the padding: nothing to read, and no index is formed. */
+        window->rows = 0;
+        window->columns = 0;
+        window->input_start = 0;
+        window->filter_start = 0;
+    } else {
+        const int32_t first_y = window->in_y_origin + params->dilation_height * window->ky_start;
+        const int32_t first_x = window->in_x_origin + params->dilation_width * window->kx_start;
+        window->input_start = (first_y * params->input_width + first_x) * channels;
+        window->filter_start = (window->ky_start * params->kernel_width + window->kx_start) * channels;
+    }
+    window->input_row_step = params->dilation_height * params->input_width * channels;
+    window->filter_row_step = params->kernel_width * channels;
 }
 
 /* sum over the window of filter * (input + input_offset) for one output
  * channel (filter_oc points at its [kernel_height][kernel_width][input_channels]
  * slice). Bias not included. With dilation_width 1 a window row is one
- * contiguous run of (kx_end - kx_start) * input_channels bytes in both the
- * input and the filter, so the inner loop is a single dot product. */
+ * contiguous run of columns * input_channels bytes in both the input and the
+ * filter, so the inner loop is a single dot product. */
 static inline int32_t si4_conv2d_window_dot(const si4_conv2d_params *params,
                                             const si4_conv2d_window *window,
                                             const int8_t *input,
                                             const int8_t *filter_oc)
 {
     const int32_t channels = params->input_channels;
-    const int32_t input_row_stride = params->input_width * channels;
-    const int32_t filter_row_stride = params->kernel_width * channels;
     const int32_t input_offset = params->input_offset;
+    /* Indices, not pointers, walk the rows: a pointer stepped past the last
+     * row would leave its array, which C does not allow. */
+    int32_t input_index = window->input_start;
+    int32_t filter_index = window->filter_start;
     int32_t acc = 0;
-    int32_t ky;
-    if (window->kx_end <= window->kx_start) {
-        return 0; /* the whole window lies in the padding */
-    }
-    for (ky = window->ky_start; ky < window->ky_end; ++ky) {
-        const int32_t in_y = window->in_y_origin + params->dilation_height * ky;
-        const int8_t *input_row = input + in_y * input_row_stride;
-        const int8_t *filter_row = filter_oc + ky * filter_row_stride;
-        if (params->dilation_width == 1) {
-            const int32_t run = (window->kx_end - window->kx_start) * channels;
-            const int8_t *input_run = input_row + (window->in_x_origin + window->kx_start) * channels;
-            const int8_t *filter_run = filter_row + window->kx_start * channels;
-            acc += input_offset == 0 ? si4_dot_s8(filter_run, input_run, run)
-                                     : si4_dot_s8_input_offset(filter_run, input_run, run, input_offset);
-        } else {
-            int32_t kx;
-            for (kx = window->kx_start; kx < window->kx_end; ++kx) {
-                const int32_t in_x = window->in_x_origin + params->dilation_width * kx;
-                acc += si4_dot_s8_input_offset(filter_row + kx * channels, input_row + in_x * channels,
-                                               channels, input_offset);
+    int32_t row;
+    if (params->dilation_width == 1) {
+        const int32_t run = window->columns * channels;
+        if (input_offset == 0) {
+            for (row = 0; row < window->rows; ++row) {
+                acc += si4_dot_s8(filter_oc + filter_index, input + input_index, run);
+                input_index += window->input_row_step;
+                filter_index += window->filter_row_step;
             }
+        } else {
+            for (row = 0; row < window->rows; ++row) {
+                acc += si4_dot_s8_input_offset(filter_oc + filter_index, input + input_index, run, input_offset);
+                input_index += window->input_row_step;
+                filter_index += window->filter_row_step;
+            }
+        }
+    } else {
+        const int32_t input_column_step = params->dilation_width * channels;
+        for (row = 0; row < window->rows; ++row) {
+            int32_t column;
+            for (column = 0; column < window->columns; ++column) {
+                acc += si4_dot_s8_input_offset(filter_oc + filter_index + column * channels,
+                                               input + input_index + column * input_column_step, channels,
+                                               input_offset);
+            }
+            input_index += window->input_row_step;
+            filter_index += window->filter_row_step;
         }
     }
     return acc;

@@ -18,6 +18,11 @@
 #include "si4_kernel_util.h"
 #include "si4_requant.h"
 
+/* Output channels handled per pass over a pool window: each convolution
+ * window is located once per block, and the running maxima live in a small
+ * int32 array on the stack (64 bytes). */
+#define SI4_FUSED_CHANNEL_BLOCK 16
+
 void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                             const si4_pool_params *pool,
                             const int8_t *input,
@@ -31,6 +36,7 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
     const int32_t filter_stride = conv->kernel_height * conv->kernel_width * conv->input_channels;
     int32_t pool_y;
     for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
+        /* The pool window, clipped to the convolution output as TFLM's MaxPool clips it. */
         const int32_t conv_y_origin = pool_y * pool->stride_height - pool->pad_top;
         const int32_t fy_start = conv_y_origin < 0 ? -conv_y_origin : 0;
         const int32_t fy_limit = pool->input_height - conv_y_origin;
@@ -41,46 +47,52 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
             const int32_t fx_start = conv_x_origin < 0 ? -conv_x_origin : 0;
             const int32_t fx_limit = pool->input_width - conv_x_origin;
             const int32_t fx_end = pool->filter_width < fx_limit ? pool->filter_width : fx_limit;
-            int32_t oc;
-            for (oc = 0; oc < output_channels; ++oc) {
-                const int8_t *filter_oc = filter + oc * filter_stride;
-                const int32_t quant_index = conv->per_channel ? oc : 0;
-                int32_t max_acc = INT32_MIN;
-                int32_t covered = 0;
-                int32_t result;
+            const int32_t covered = (fy_end > fy_start && fx_end > fx_start) ? 1 : 0;
+            int32_t block_start;
+            for (block_start = 0; block_start < output_channels; block_start += SI4_FUSED_CHANNEL_BLOCK) {
+                const int32_t remaining = output_channels - block_start;
+                const int32_t block_size = remaining < SI4_FUSED_CHANNEL_BLOCK ? remaining : SI4_FUSED_CHANNEL_BLOCK;
+                int32_t max_acc[SI4_FUSED_CHANNEL_BLOCK];
+                int32_t j;
                 int32_t fy;
+                for (j = 0; j < block_size; ++j) {
+                    max_acc[j] = INT32_MIN;
+                }
                 for (fy = fy_start; fy < fy_end; ++fy) {
                     int32_t fx;
                     for (fx = fx_start; fx < fx_end; ++fx) {
                         si4_conv2d_window window;
-                        int32_t acc;
+                        const int8_t *filter_oc = filter + block_start * filter_stride;
                         si4_conv2d_window_at(conv, conv_y_origin + fy, conv_x_origin + fx, &window);
-                        acc = si4_conv2d_window_dot(conv, &window, input, filter_oc);
-                        if (acc > max_acc) {
-                            max_acc = acc;
+                        for (j = 0; j < block_size; ++j) {
+                            const int32_t acc = si4_conv2d_window_dot(conv, &window, input, filter_oc);
+                            if (acc > max_acc[j]) {
+                                max_acc[j] = acc;
+                            }
+                            filter_oc += filter_stride;
                         }
-                        ++covered;
                     }
                 }
-                if (covered == 0) {
-                    /* TFLM's MaxPool starts from -128 and finds nothing. */
-                    result = INT8_MIN;
-                } else {
-                    if (bias != 0) {
-                        max_acc += bias[oc];
+                for (j = 0; j < block_size; ++j) {
+                    const int32_t oc = block_start + j;
+                    const int32_t quant_index = conv->per_channel ? oc : 0;
+                    int32_t result = INT8_MIN; /* TFLM's MaxPool starts from -128 */
+                    if (covered) {
+                        const int32_t acc = bias != 0 ? max_acc[j] + bias[oc] : max_acc[j];
+                        result = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                                   conv->output_offset, conv->activation_min,
+                                                   conv->activation_max);
                     }
-                    result = si4_requantize_s8(max_acc, output_multiplier[quant_index],
-                                               output_shift[quant_index], conv->output_offset,
-                                               conv->activation_min, conv->activation_max);
+                    if (result < pool->activation_min) {
+                        result = pool->activation_min;
+                    }
+                    if (result > pool->activation_max) {
+                        result = pool->activation_max;
+                    }
+                    output[block_start + j] = (int8_t)result;
                 }
-                if (result < pool->activation_min) {
-                    result = pool->activation_min;
-                }
-                if (result > pool->activation_max) {
-                    result = pool->activation_max;
-                }
-                *output++ = (int8_t)result;
             }
+            output += output_channels;
         }
     }
 }
