@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from si4tool.ir import Graph, Layer
-from si4tool.planner import ARENA_ALIGNMENT, MemoryPlan
+from si4tool.planner import ARENA_ALIGNMENT, MemoryPlan, scratch_name
 from si4tool.render import generated_banner, render_template
 
 # op -> (kernel function, C params struct type)
@@ -229,6 +229,7 @@ def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
     summaries = []
     for index, layer in enumerate(graph.layers):
         allocation = plan.allocations.get(layer.output)
+        scratch = plan.allocations.get(scratch_name(layer.name))
         summaries.append(
             {
                 "index": index,
@@ -243,7 +244,9 @@ def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
                 "parameters": layer.parameter_count(),
                 "macs": layer.macs(),
                 "weight_bytes": layer.weight_bytes(),
+                "output_bytes": graph.tensors[layer.output].size_bytes,
                 "scratch_bytes": layer.scratch_bytes,
+                "scratch_offset": scratch.offset if scratch is not None else None,
                 "output_in": "arena" if allocation is not None else "caller's output buffer",
                 "arena_offset": allocation.offset if allocation is not None else None,
                 "arena_size": allocation.size if allocation is not None else 0,
