@@ -225,3 +225,14 @@ def test_a_wrong_expected_output_fails_validation(request, tmp_path):
                            kernels=("dsp",), quiet=True)
     run = json.loads((tmp_path / "validation" / "qemu.json").read_text())[0]
     assert run["bit_exact"] == run["vectors"] - 1 and run["mismatched_vectors"] == [0]
+
+
+@pytest.mark.qemu
+@requires_qemu
+def test_nucleo_port_builds(request, tmp_path):
+    """The real-board port (not run here) links for the STM32F446RE and fits its 512 KB flash."""
+    assets = _firmware_assets(request)
+    build = _make("nucleo-f446re", tmp_path, "KERNELS=dsp", f"ASSETS={assets.resolve()}")
+    assert build.returncode == 0, build.stderr + build.stdout
+    image = tmp_path / "nucleo_f446re-dsp" / "si4_firmware.bin"
+    assert 0 < image.stat().st_size <= 512 * 1024
