@@ -65,6 +65,16 @@ RUNTIMES = {
 }
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ai-edge-litert", "tflite-micro", "numpy")
 M4_KERNELS = ("portable", "dsp")
+# Rows of the flash table, in order: figure suffix -> title.
+FLASH_ROWS = {
+    "weights_bytes": "weights (model_weights.c)",
+    "code_bytes": "engine code (model.c + kernels)",
+    "model_code_bytes": "of which model.c",
+    "kernel_code_bytes": "of which kernels",
+    "vectors_bytes": "test vectors",
+    "platform_bytes": "platform, startup, libc",
+    "total_bytes": "total (text + rodata + data)",
+}
 
 _INT8_P = ctypes.POINTER(ctypes.c_int8)
 _INT64_P = ctypes.POINTER(ctypes.c_int64)
@@ -348,6 +358,8 @@ def host_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
             fields = line.split()
             total += int(fields[0]) + int(fields[1])
         sizes[group] = total
+    # The engine's code as qemu.json counts it (model.c plus kernels), for the same row.
+    sizes["code"] = sizes["model_code"] + sizes["kernel_code"]
     return sizes
 
 
@@ -450,13 +462,19 @@ def _layer_key(index: int, name: str | None) -> str:
 
 
 def _named_layer_counts(per_layer, layer_names: list[str | None]) -> list[tuple[str | None, int]]:
-    """qemu.json's per-layer instructions (a list, a {name: count} dict, or lists per vector) as (name, count)."""
+    """qemu.json's per-layer instructions as (name, count): a list of {"layer", "instructions"}
+    records (si4tool.qemu's format), a plain list, a {name: count} dict, or lists per vector."""
     if not per_layer:
         return []
     if isinstance(per_layer, dict):
         pairs = list(per_layer.items())
     else:
-        pairs = [(layer_names[i] if i < len(layer_names) else None, value) for i, value in enumerate(per_layer)]
+        pairs = []
+        for index, value in enumerate(per_layer):
+            name = layer_names[index] if index < len(layer_names) else None
+            if isinstance(value, dict):
+                name, value = value.get("layer", name), value.get("instructions")
+            pairs.append((name, value))
     return [(name, int(np.median(value)) if isinstance(value, list) else value) for name, value in pairs]
 
 
@@ -560,8 +578,9 @@ def run_bench(
             if run.get(key) is not None:
                 figures[f"{prefix}.{key}"] = run[key]
         for key, value in run.items():
-            if key.startswith("flash_") and isinstance(value, (int, float)):
-                figures[f"flash.m4_{kernel}.{key[len('flash_'):].removesuffix('_bytes') or 'total'}_bytes"] = value
+            if key.startswith("flash_") and key.endswith("_bytes") and isinstance(value, (int, float)):
+                part = key[len("flash_") : -len("_bytes")] or "total"
+                figures[f"flash.m4_{kernel}.{part}_bytes"] = value
 
     # 4. Memory.
     say("memory: arena against TFLite Micro's")
@@ -732,17 +751,18 @@ def bench_markdown(result: dict) -> str:
     lines += ["", "## Flash (bytes: code + constants)", ""]
     flash_columns = [c for c in ("m4_portable", "m4_dsp", "host") if any(k.startswith(f"flash.{c}.") for k in f)]
     if flash_columns:
-        parts = []
-        for key in f:
-            for column in flash_columns:
-                prefix = f"flash.{column}."
-                if key.startswith(prefix) and key[len(prefix):] not in parts:
-                    parts.append(key[len(prefix):])
+        known = list(FLASH_ROWS)
+        parts = known + sorted(
+            {key.split(".", 2)[2] for key in f if key.startswith("flash.") and key.split(".", 2)[2] not in known}
+        )
         titles = {"m4_portable": "Cortex-M4 portable", "m4_dsp": "Cortex-M4 DSP", "host": "host x86-64 objects"}
         lines.append("| | " + " | ".join(titles[c] for c in flash_columns) + " |")
         lines.append("|---" + "|---:" * len(flash_columns) + "|")
         for part in parts:
-            lines.append(f"| {part.removesuffix('_bytes').replace('_', ' ')} | " + " | ".join(_fmt(f.get(f"flash.{c}.{part}")) for c in flash_columns) + " |")
+            cells = [f.get(f"flash.{c}.{part}") for c in flash_columns]
+            if any(cell is not None for cell in cells):
+                title = FLASH_ROWS.get(part, part.removesuffix("_bytes").replace("_", " "))
+                lines.append(f"| {title} | " + " | ".join(_fmt(cell) for cell in cells) + " |")
     else:
         lines.append("n/a")
     lines += [

@@ -59,6 +59,8 @@ def test_named_layer_counts_accepts_lists_dicts_and_per_vector_lists():
     assert bench._named_layer_counts({"a": 1, "b": 2}, names) == [("a", 1), ("b", 2)]
     assert bench._named_layer_counts([[1, 3, 5], [2, 2, 2]], names) == [("conv", 3), ("fc", 2)]
     assert bench._named_layer_counts(None, names) == []
+    records = [{"layer": "conv2d_0", "instructions": 7}, {"layer": "fully_connected_0", "instructions": 8}]
+    assert bench._named_layer_counts(records, names) == [("conv2d_0", 7), ("fully_connected_0", 8)]
 
 
 def test_m4_run_for_prefers_the_cortex_m4_target():
