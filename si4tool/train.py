@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -101,9 +101,14 @@ def _augmented_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int)
     return ShiftedImages()
 
 
-def _history_callbacks(epochs: int, quiet: bool, console, keep_best: bool):
-    """Keras callbacks: a Rich progress display, learning-rate logging, and best-epoch tracking."""
+def _history_callbacks(epochs: int, quiet: bool, console, keep_best: bool, on_epoch=None):
+    """Keras callbacks: a Rich progress display, learning-rate logging, best-epoch tracking,
+    and the caller's per-epoch hook."""
     import keras
+
+    class CallerHook(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            on_epoch(epoch + 1, {key: float(value) for key, value in (logs or {}).items()})
 
     class LearningRateLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -133,6 +138,8 @@ def _history_callbacks(epochs: int, quiet: bool, console, keep_best: bool):
     best = KeepBestValidation() if keep_best else None
     if best is not None:
         callbacks.append(best)
+    if on_epoch is not None:
+        callbacks.append(CallerHook())
     if not quiet:
         callbacks.append(_rich_progress_callback(epochs, console))
     return callbacks, best
@@ -194,8 +201,11 @@ def train_model(
     quiet: bool = False,
     console=None,
     train_limit: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train the seed CNN; `train_limit` (tests only) keeps the first N training images."""
+    """Train the seed CNN. `on_epoch(epoch, logs)` is called after each epoch (1-based) with
+    loss, accuracy, val_loss, val_accuracy and lr; `train_limit` (tests only) keeps the first
+    N training images."""
     if recipe not in RECIPES:
         raise UserError(f"unknown recipe '{recipe}'; choose one of {', '.join(RECIPES)}.")
     if epochs < 1:
@@ -221,7 +231,7 @@ def train_model(
     if recipe == "notebook":
         # Exactly the notebook: Adam defaults, the full training set, the test set as validation data.
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=metrics)
-        callbacks, best = _history_callbacks(epochs, quiet, console, keep_best=False)
+        callbacks, best = _history_callbacks(epochs, quiet, console, keep_best=False, on_epoch=on_epoch)
         fit = model.fit(
             x_train_all, y_train_all, epochs=epochs, batch_size=batch_size,
             validation_data=(x_test, y_test), callbacks=callbacks, verbose=0,
@@ -238,7 +248,7 @@ def train_model(
         # Cosine decay to zero over the whole run: large steps early, fine convergence at the end.
         schedule = keras.optimizers.schedules.CosineDecay(INITIAL_LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=metrics)
-        callbacks, best = _history_callbacks(epochs, quiet, console, keep_best=True)
+        callbacks, best = _history_callbacks(epochs, quiet, console, keep_best=True, on_epoch=on_epoch)
         fit = model.fit(
             _augmented_batches(x_fit, y_fit, batch_size, seed), epochs=epochs,
             validation_data=(x_val, y_val), callbacks=callbacks, verbose=0,

@@ -143,7 +143,10 @@ def test_same_seed_same_weights(mnist):
     """--seed makes a run reproducible on the same machine (checked on a small run)."""
     from si4tool.train import train_model
 
-    first = train_model(mnist, epochs=1, seed=3, quiet=True, train_limit=6000)
+    epochs_seen = []
+    first = train_model(mnist, epochs=1, seed=3, quiet=True, train_limit=6000,
+                        on_epoch=lambda epoch, logs: epochs_seen.append((epoch, sorted(logs))))
+    assert epochs_seen == [(1, ["accuracy", "loss", "lr", "val_accuracy", "val_loss"])]
     second = train_model(mnist, epochs=1, seed=3, quiet=True, train_limit=6000)
     for a, b in zip(first.model.get_weights(), second.model.get_weights()):
         np.testing.assert_array_equal(a, b)
