@@ -300,9 +300,10 @@ def m4_runs(assets_dir: Path, out_dir: Path, qemu: bool, manifest: dict, console
                 data = None
             sha = manifest.get("int8_model", {}).get("sha256")
             newer = existing.stat().st_mtime >= Path(assets_dir, "manifest.json").stat().st_mtime
-            recorded = data.get("model_sha256") if isinstance(data, dict) else None
-            if data is not None and (recorded == sha if recorded else newer):
-                return _runs_from_qemu_result(data), None
+            runs = _runs_from_qemu_result(data)
+            recorded = {run.get("model_sha256") for run in runs} - {None}
+            if runs and (recorded == {sha} if recorded else newer):
+                return runs, None
         return [], "QEMU skipped (--no-qemu) and no fresh build/validation/qemu.json"
     try:
         from si4tool.qemu import validate_qemu
