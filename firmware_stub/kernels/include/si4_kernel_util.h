@@ -50,6 +50,49 @@ static inline int32_t si4_dot_s8_input_offset(const int8_t *filter,
     return acc;
 }
 
+/* Two dot products over one input run, for two output channels at once:
+ * *acc_a += sum_i filter_a[i] * (input[i] + input_offset), likewise for b.
+ * Each input byte is loaded (and offset) once for two multiply-accumulates;
+ * unrolled by four, with one index for the three arrays. */
+static inline void si4_dot_s8_pair(const int8_t *filter_a,
+                                   const int8_t *filter_b,
+                                   const int8_t *input,
+                                   int32_t n,
+                                   int32_t input_offset,
+                                   int32_t *acc_a,
+                                   int32_t *acc_b)
+{
+    int32_t sum_a = *acc_a;
+    int32_t sum_b = *acc_b;
+    int32_t i = 0;
+    if (input_offset == 0) {
+        for (; i + 4 <= n; i += 4) {
+            const int32_t x0 = input[i];
+            const int32_t x1 = input[i + 1];
+            const int32_t x2 = input[i + 2];
+            const int32_t x3 = input[i + 3];
+            sum_a += filter_a[i] * x0 + filter_a[i + 1] * x1 + filter_a[i + 2] * x2 + filter_a[i + 3] * x3;
+            sum_b += filter_b[i] * x0 + filter_b[i + 1] * x1 + filter_b[i + 2] * x2 + filter_b[i + 3] * x3;
+        }
+    } else {
+        for (; i + 4 <= n; i += 4) {
+            const int32_t x0 = input[i] + input_offset;
+            const int32_t x1 = input[i + 1] + input_offset;
+            const int32_t x2 = input[i + 2] + input_offset;
+            const int32_t x3 = input[i + 3] + input_offset;
+            sum_a += filter_a[i] * x0 + filter_a[i + 1] * x1 + filter_a[i + 2] * x2 + filter_a[i + 3] * x3;
+            sum_b += filter_b[i] * x0 + filter_b[i + 1] * x1 + filter_b[i + 2] * x2 + filter_b[i + 3] * x3;
+        }
+    }
+    for (; i < n; ++i) {
+        const int32_t x = input[i] + input_offset;
+        sum_a += filter_a[i] * x;
+        sum_b += filter_b[i] * x;
+    }
+    *acc_a = sum_a;
+    *acc_b = sum_b;
+}
+
 /* The part of a convolution window that lies inside the input: kernel rows
  * [ky_start, ky_end) and columns [kx_start, kx_end). Positions outside (the
  * padding) contribute nothing, as in TFLM's reference ConvPerChannel.
@@ -163,6 +206,46 @@ static inline int32_t si4_conv2d_window_dot(const si4_conv2d_params *params,
         }
     }
     return acc;
+}
+
+/* si4_conv2d_window_dot for two output channels (filter_a, filter_b) at
+ * once, sharing every input load: the convolution kernels' hot loop. */
+static inline void si4_conv2d_window_dot_pair(const si4_conv2d_params *params,
+                                              const si4_conv2d_window *window,
+                                              const int8_t *input,
+                                              const int8_t *filter_a,
+                                              const int8_t *filter_b,
+                                              int32_t *acc_a,
+                                              int32_t *acc_b)
+{
+    const int32_t channels = params->input_channels;
+    const int32_t input_offset = params->input_offset;
+    int32_t input_index = window->input_start;
+    int32_t filter_index = window->filter_start;
+    int32_t row;
+    *acc_a = 0;
+    *acc_b = 0;
+    if (params->dilation_width == 1) {
+        const int32_t run = window->columns * channels;
+        for (row = 0; row < window->rows; ++row) {
+            si4_dot_s8_pair(filter_a + filter_index, filter_b + filter_index, input + input_index, run,
+                            input_offset, acc_a, acc_b);
+            input_index += window->input_row_step;
+            filter_index += window->filter_row_step;
+        }
+    } else {
+        const int32_t input_column_step = params->dilation_width * channels;
+        for (row = 0; row < window->rows; ++row) {
+            int32_t column;
+            for (column = 0; column < window->columns; ++column) {
+                const int32_t tap = filter_index + column * channels;
+                si4_dot_s8_pair(filter_a + tap, filter_b + tap, input + input_index + column * input_column_step,
+                                channels, input_offset, acc_a, acc_b);
+            }
+            input_index += window->input_row_step;
+            filter_index += window->filter_row_step;
+        }
+    }
 }
 
 #endif /* SI4_KERNEL_UTIL_H */

@@ -64,12 +64,25 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                         si4_conv2d_window window;
                         const int8_t *filter_oc = filter + block_start * filter_stride;
                         si4_conv2d_window_at(conv, conv_y_origin + fy, conv_x_origin + fx, &window);
-                        for (j = 0; j < block_size; ++j) {
+                        /* Output channels two at a time, sharing input loads. */
+                        for (j = 0; j + 1 < block_size; j += 2) {
+                            int32_t acc_a;
+                            int32_t acc_b;
+                            si4_conv2d_window_dot_pair(conv, &window, input, filter_oc, filter_oc + filter_stride,
+                                                       &acc_a, &acc_b);
+                            if (acc_a > max_acc[j]) {
+                                max_acc[j] = acc_a;
+                            }
+                            if (acc_b > max_acc[j + 1]) {
+                                max_acc[j + 1] = acc_b;
+                            }
+                            filter_oc += 2 * filter_stride;
+                        }
+                        if (j < block_size) {
                             const int32_t acc = si4_conv2d_window_dot(conv, &window, input, filter_oc);
                             if (acc > max_acc[j]) {
                                 max_acc[j] = acc;
                             }
-                            filter_oc += filter_stride;
                         }
                     }
                 }

@@ -8,9 +8,9 @@
  * reference_integer_ops::ConvPerChannel bit for bit, including its
  * double-rounding MultiplyByQuantizedMultiplier (si4_requant.h).
  *
- * Loop order: output position, output channel, kernel row; the inner loop is
- * a contiguous dot product over a window row (kernel_width * input_channels
- * bytes when dilation_width is 1).
+ * Loop order: output position, pairs of output channels, kernel row; the
+ * inner loop is a contiguous dot product over a window row (kernel_width *
+ * input_channels bytes when dilation_width is 1) feeding two channels.
  */
 #include "si4_nn.h"
 
@@ -35,15 +35,25 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
             si4_conv2d_window window;
             int32_t oc;
             si4_conv2d_window_at(params, out_y, out_x, &window);
-            for (oc = 0; oc < output_channels; ++oc) {
-                const int32_t quant_index = params->per_channel ? oc : 0;
-                int32_t acc = si4_conv2d_window_dot(params, &window, input, filter + oc * filter_stride);
-                if (bias != 0) {
-                    acc += bias[oc];
+            /* Output channels two at a time, sharing each input load. */
+            for (oc = 0; oc < output_channels; oc += 2) {
+                int32_t acc[2];
+                const int32_t pair = oc + 1 < output_channels ? 2 : 1;
+                int32_t k;
+                if (pair == 2) {
+                    si4_conv2d_window_dot_pair(params, &window, input, filter + oc * filter_stride,
+                                               filter + (oc + 1) * filter_stride, &acc[0], &acc[1]);
+                } else {
+                    acc[0] = si4_conv2d_window_dot(params, &window, input, filter + oc * filter_stride);
                 }
-                *output++ = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
-                                              params->output_offset, params->activation_min,
-                                              params->activation_max);
+                for (k = 0; k < pair; ++k) {
+                    const int32_t channel = oc + k;
+                    const int32_t quant_index = params->per_channel ? channel : 0;
+                    const int32_t total = bias != 0 ? acc[k] + bias[channel] : acc[k];
+                    *output++ = si4_requantize_s8(total, output_multiplier[quant_index], output_shift[quant_index],
+                                                  params->output_offset, params->activation_min,
+                                                  params->activation_max);
+                }
             }
         }
     }
