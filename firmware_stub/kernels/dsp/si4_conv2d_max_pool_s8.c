@@ -53,7 +53,7 @@ static int8_t pool_clamp(const si4_pool_params *pool, int32_t value)
     return (int8_t)value;
 }
 
-static int8_t requantize_max(const si4_conv2d_params *conv,
+static inline int8_t requantize_max(const si4_conv2d_params *conv,
                              const si4_pool_params *pool,
                              int32_t covered,
                              int32_t max_acc,
@@ -182,6 +182,41 @@ static void conv_1ch_3x3_max_pool(const si4_conv2d_params *conv,
                 pool_window window;
                 int32_t index;
                 pool_window_at(pool, pool_y, pool_x, &window);
+                if (window.count <= 4 && window_is_interior(conv, &window)) {
+                    /* The usual case (2x2 pool): the windows of the covered
+                     * positions are widened once, then each channel's taps
+                     * stay in registers across them. */
+                    uint32_t pairs[4][SI4_DSP_PAIRS_3X3];
+                    for (index = 0; index < window.count; ++index) {
+                        const int32_t y = window.conv_y + index / window.width;
+                        const int32_t x = window.conv_x + index % window.width;
+                        si4_dsp_widen_window_3x3(input + (y * conv->stride_height - conv->pad_top) * conv->input_width +
+                                                     (x * conv->stride_width - conv->pad_left),
+                                                 conv->input_width, conv->input_offset, pairs[index]);
+                    }
+                    for (channel = 0; channel < count; ++channel) {
+                        const uint32_t *channel_taps = taps[channel];
+                        const int32_t tap_0 = (int32_t)channel_taps[0];
+                        const int32_t tap_1 = (int32_t)channel_taps[1];
+                        const int32_t tap_2 = (int32_t)channel_taps[2];
+                        const int32_t tap_3 = (int32_t)channel_taps[3];
+                        const int32_t tap_4 = (int32_t)channel_taps[4];
+                        int32_t best = INT32_MIN;
+                        for (index = 0; index < window.count; ++index) {
+                            const uint32_t *window_pairs = pairs[index];
+                            int32_t acc = __smlad((int32_t)window_pairs[0], tap_0, 0);
+                            acc = __smlad((int32_t)window_pairs[1], tap_1, acc);
+                            acc = __smlad((int32_t)window_pairs[2], tap_2, acc);
+                            acc = __smlad((int32_t)window_pairs[3], tap_3, acc);
+                            acc = __smlad((int32_t)window_pairs[4], tap_4, acc);
+                            best = acc > best ? acc : best;
+                        }
+                        block_output[channel] = requantize_max(conv, pool, window.count, best, bias, output_multiplier,
+                                                               output_shift, first_channel + channel);
+                    }
+                    block_output += output_channels;
+                    continue;
+                }
                 for (index = 0; index < window.count; ++index) {
                     si4_dsp_conv_1ch_3x3_position(conv, input, block_filter, (const uint32_t(*)[SI4_DSP_PAIRS_3X3])taps,
                                                   count, window.conv_y + index / window.width,

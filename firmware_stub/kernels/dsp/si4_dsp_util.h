@@ -43,6 +43,22 @@ static inline uint32_t si4_dsp_ror8(uint32_t word)
     return (word >> 8) | (word << 24);
 }
 
+/* SXTB16/SXTAB16 of the word rotated right by 8 (bytes 1 and 3) as one
+ * instruction: GCC 12 does not fold a C rotate into the operand. */
+static inline int32_t si4_dsp_sxtb16_ror8(uint32_t word)
+{
+    int32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(word));
+    return result;
+}
+
+static inline int32_t si4_dsp_sxtab16_ror8(uint32_t pair, uint32_t word)
+{
+    int32_t result;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(result) : "r"(pair), "r"(word));
+    return result;
+}
+
 /* The input offset in both 16-bit lanes, for SXTAB16. */
 static inline uint32_t si4_dsp_offset_pair(int32_t input_offset)
 {
@@ -165,17 +181,17 @@ static inline void si4_dsp_conv_window_2x2(const int8_t *input_0,
             const uint32_t w_0 = si4_dsp_load_s8x4(filter_0);
             const uint32_t w_1 = si4_dsp_load_s8x4(filter_1);
             const int32_t w_0_even = (int32_t)__sxtb16(w_0);
-            const int32_t w_0_odd = (int32_t)__sxtb16(si4_dsp_ror8(w_0));
+            const int32_t w_0_odd = si4_dsp_sxtb16_ror8(w_0);
             const int32_t w_1_even = (int32_t)__sxtb16(w_1);
-            const int32_t w_1_odd = (int32_t)__sxtb16(si4_dsp_ror8(w_1));
+            const int32_t w_1_odd = si4_dsp_sxtb16_ror8(w_1);
             int32_t x_even = (int32_t)__sxtab16(offset_pair, x_0);
-            int32_t x_odd = (int32_t)__sxtab16(offset_pair, si4_dsp_ror8(x_0));
+            int32_t x_odd = si4_dsp_sxtab16_ror8(offset_pair, x_0);
             acc_00 = __smlad(x_even, w_0_even, acc_00);
             acc_00 = __smlad(x_odd, w_0_odd, acc_00);
             acc_01 = __smlad(x_even, w_1_even, acc_01);
             acc_01 = __smlad(x_odd, w_1_odd, acc_01);
             x_even = (int32_t)__sxtab16(offset_pair, x_1);
-            x_odd = (int32_t)__sxtab16(offset_pair, si4_dsp_ror8(x_1));
+            x_odd = si4_dsp_sxtab16_ror8(offset_pair, x_1);
             acc_10 = __smlad(x_even, w_0_even, acc_10);
             acc_10 = __smlad(x_odd, w_0_odd, acc_10);
             acc_11 = __smlad(x_even, w_1_even, acc_11);

@@ -33,11 +33,11 @@ static void dot_2_rows(const int8_t *input,
         const uint32_t w_0 = si4_dsp_load_s8x4(row_0);
         const uint32_t w_1 = si4_dsp_load_s8x4(row_1);
         const int32_t x_even = (int32_t)__sxtab16(offset_pair, x);
-        const int32_t x_odd = (int32_t)__sxtab16(offset_pair, si4_dsp_ror8(x));
+        const int32_t x_odd = si4_dsp_sxtab16_ror8(offset_pair, x);
         acc_0 = __smlad(x_even, (int32_t)__sxtb16(w_0), acc_0);
-        acc_0 = __smlad(x_odd, (int32_t)__sxtb16(si4_dsp_ror8(w_0)), acc_0);
+        acc_0 = __smlad(x_odd, si4_dsp_sxtb16_ror8(w_0), acc_0);
         acc_1 = __smlad(x_even, (int32_t)__sxtb16(w_1), acc_1);
-        acc_1 = __smlad(x_odd, (int32_t)__sxtb16(si4_dsp_ror8(w_1)), acc_1);
+        acc_1 = __smlad(x_odd, si4_dsp_sxtb16_ror8(w_1), acc_1);
         input += 4;
         row_0 += 4;
         row_1 += 4;
