@@ -13,8 +13,13 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from si4tool import __version__
-from si4tool.errors import UserError, ValidationFailed
+# TensorFlow's C++ logging (oneDNN notices, XNNPACK delegate lines) would bury
+# our output; set before anything imports TensorFlow. A user can override both.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "3")
+
+from si4tool import __version__  # noqa: E402
+from si4tool.errors import UserError, ValidationFailed  # noqa: E402
 
 app = typer.Typer(
     name="si4tool",
@@ -23,7 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=False)
+# Tables keep their width when output goes to a file or a CI log (Rich would use 80 columns).
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 120)
 error_console = Console(stderr=True)
 
 _state = {"debug": False}
@@ -209,7 +215,7 @@ def _print_assets_summary(manifest: dict, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title="Layers", title_justify="left")
-    for column in ("layer", "op", "output", "params", "MACs", "weights (B)", "arena offset", "size (B)"):
+    for column in ("layer", "op", "output", "params", "MACs", "weights (B)", "arena offset", "arena (B)"):
         table.add_column(column, justify="right" if column not in ("layer", "op") else "left")
     for layer in manifest["layers"]:
         table.add_row(
@@ -220,7 +226,7 @@ def _print_assets_summary(manifest: dict, out: Path) -> None:
             f"{layer['macs']:,}",
             f"{layer['weight_bytes']:,}",
             "-" if layer.get("arena_offset") is None else str(layer["arena_offset"]),
-            f"{layer['output_bytes']:,}",
+            f"{layer['arena_size']:,}" if layer.get("arena_offset") is not None else "-",
         )
     totals = manifest["totals"]
     table.add_row("total", "", "", f"{totals['parameters']:,}", f"{totals['macs']:,}", f"{totals['weight_bytes']:,}", "", "")

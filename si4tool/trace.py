@@ -89,7 +89,7 @@ def trace_layers(assets_dir: Path, inputs_int8: np.ndarray, image_indices: list[
                         image=image_index,
                         layer_index=layer_index,
                         layer_name=layer.name,
-                        source=str(layer.source),
+                        source=layer.describe_source(),
                         position=position,
                         c_value=int(c_values[position]),
                         reference_value=int(reference[position]),
