@@ -129,13 +129,14 @@ static inline void si4_dsp_conv_window_2x2(const int8_t *input_0,
         const int8_t *in_0 = input_0 + row * input_row_stride;
         const int8_t *in_1 = input_1 + row * input_row_stride;
         int32_t k = run >> 2;
-        if (input_offset == 0 && k > 0) {
+        if (input_offset == 0 && k >= 2) {
             /* The common case (si4tool folds the input zero point of a VALID
              * convolution into the bias): written in assembly because the
              * loop needs 15 values and GCC spills pointers inside it; here
-             * the loop end lives on the stack instead, one load per word.
-             * 20 instructions per 16 MACs plus the loop test. */
-            const int8_t *const filter_0_end = filter_0 + 4 * k;
+             * the loop end lives on the stack instead, one load per two
+             * words. 20 instructions per 16 MACs plus the loop test; an odd
+             * last word is left to the C loop below. */
+            const int8_t *const filter_0_end = filter_0 + 4 * (k & ~1);
             uint32_t x;
             uint32_t x_lanes;
             uint32_t w_0;
@@ -144,6 +145,27 @@ static inline void si4_dsp_conv_window_2x2(const int8_t *input_0,
             uint32_t w_1_even;
             __asm__ volatile(
                 "1:                                 \n\t"
+                "ldr     %[w_0], [%[f_0]], #4       \n\t"
+                "ldr     %[w_1], [%[f_1]], #4       \n\t"
+                "ldr     %[x], [%[in_0]], #4        \n\t"
+                "sxtb16  %[w_0_even], %[w_0]        \n\t"
+                "sxtb16  %[w_0], %[w_0], ror #8     \n\t"
+                "sxtb16  %[w_1_even], %[w_1]        \n\t"
+                "sxtb16  %[w_1], %[w_1], ror #8     \n\t"
+                "sxtb16  %[x_lanes], %[x]           \n\t"
+                "smlad   %[a_00], %[x_lanes], %[w_0_even], %[a_00] \n\t"
+                "smlad   %[a_01], %[x_lanes], %[w_1_even], %[a_01] \n\t"
+                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
+                "ldr     %[x], [%[in_1]], #4        \n\t"
+                "smlad   %[a_00], %[x_lanes], %[w_0], %[a_00] \n\t"
+                "smlad   %[a_01], %[x_lanes], %[w_1], %[a_01] \n\t"
+                "sxtb16  %[x_lanes], %[x]           \n\t"
+                "smlad   %[a_10], %[x_lanes], %[w_0_even], %[a_10] \n\t"
+                "smlad   %[a_11], %[x_lanes], %[w_1_even], %[a_11] \n\t"
+                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
+                "smlad   %[a_10], %[x_lanes], %[w_0], %[a_10] \n\t"
+                "smlad   %[a_11], %[x_lanes], %[w_1], %[a_11] \n\t"
+                                /* second word: the same, unrolled to halve the loop test */
                 "ldr     %[w_0], [%[f_0]], #4       \n\t"
                 "ldr     %[w_1], [%[f_1]], #4       \n\t"
                 "ldr     %[x], [%[in_0]], #4        \n\t"
@@ -173,7 +195,7 @@ static inline void si4_dsp_conv_window_2x2(const int8_t *input_0,
                   [w_0_even] "=&r"(w_0_even), [w_1_even] "=&r"(w_1_even)
                 : [end] "m"(filter_0_end)
                 : "cc", "memory");
-            k = 0;
+            k &= 1;
         }
         while (k > 0) {
             const uint32_t x_0 = si4_dsp_load_s8x4(in_0);
