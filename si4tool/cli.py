@@ -332,25 +332,27 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str) -> None:
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
     except (UserError, ValidationFailed) as error:
         if _state["debug"]:
             raise
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as error:  # click usage errors and the like
-        import click
-
-        if isinstance(error, click.exceptions.Exit):
-            sys.exit(error.exit_code)
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(2)
-        if isinstance(error, click.exceptions.Abort):
+    except Exception as error:
+        # Typer's bundled click signals usage errors, --help and Ctrl-C with
+        # its own exceptions; they are recognised by shape, not imported.
+        kind = type(error).__name__
+        exit_code = getattr(error, "exit_code", None)
+        if kind == "Abort":
+            error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
             sys.exit(130)
+        if kind == "Exit" and isinstance(exit_code, int):
+            sys.exit(exit_code)
+        if callable(getattr(error, "show", None)) and isinstance(exit_code, int):
+            error.show()
+            sys.exit(2 if exit_code == 2 else exit_code)
         raise
+    sys.exit(result if isinstance(result, int) else 0)

@@ -48,7 +48,8 @@ def _tflm_tensor_reader(tflite_bytes: bytes):
         interpreter.invoke()
 
     def tensor(index: int) -> np.ndarray:
-        return np.asarray(interpreter.GetTensor(index, 0))
+        details = interpreter.GetTensor(index, 0)  # {"tensor_data", "shape", "dtype"}
+        return np.asarray(details["tensor_data"]).reshape(tuple(int(d) for d in details["shape"]))
 
     return run, tensor
 
