@@ -85,3 +85,29 @@ def run_si4tool(*args: str, env: dict[str, str] | None = None, cwd: Path | None 
 def si4tool_cli():
     """Callable running the CLI in a subprocess: si4tool_cli("train", "--data", path)."""
     return run_si4tool
+
+
+@pytest.fixture(scope="session")
+def trained_seed_model_path(trained_seed_model, tmp_path_factory) -> Path:
+    """trained_seed_model saved as .keras, as a user would pass it to --model."""
+    path = tmp_path_factory.mktemp("seed_model") / "model.keras"
+    trained_seed_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def firmware_assets(trained_seed_model_path, mnist_path, reference_cache_dir, tmp_path_factory) -> Path:
+    """build-firmware-assets run on the suite's trained seed model: the folder of C assets (250 vectors)."""
+    from si4tool.assets import build_firmware_assets
+
+    out = tmp_path_factory.mktemp("assets") / "firmware_assets"
+    build_firmware_assets(
+        out_dir=out,
+        model_path=trained_seed_model_path,
+        data_path=mnist_path,
+        vectors=250,
+        calibration_samples=SEED_CALIBRATION_SAMPLES,
+        cache_dir=reference_cache_dir,
+        quiet=True,
+    )
+    return out
