@@ -248,4 +248,49 @@ static inline void si4_conv2d_window_dot_pair(const si4_conv2d_params *params,
     }
 }
 
+/* Windows of at most this many taps (kernel_height * kernel_width *
+ * input_channels) are gathered into a stack buffer, so that each output
+ * channel's accumulation is one contiguous dot product of that length. For
+ * a first layer (one input channel, 3x3 kernel) a window row is only three
+ * bytes, and walking rows would cost more than the multiplies themselves. */
+#define SI4_GATHER_WINDOW_MAX 64
+
+/* Copy the window's input taps, in the filter's [ky][kx][ic] order, into
+ * taps[]; a tap in the padding gets -input_offset, so that
+ * filter * (tap + input_offset) = 0 contributes nothing, as TFLM's skipping
+ * does. Returns the number of taps, or 0 when the window is too large or
+ * -input_offset is not an int8 value (then the caller walks the window). */
+static inline int32_t si4_conv2d_gather_window(const si4_conv2d_params *params,
+                                               const si4_conv2d_window *window,
+                                               const int8_t *input,
+                                               int8_t taps[SI4_GATHER_WINDOW_MAX])
+{
+    const int32_t channels = params->input_channels;
+    const int32_t size = params->kernel_height * params->kernel_width * channels;
+    const int32_t padding_value = -params->input_offset;
+    int32_t index = 0;
+    int32_t ky;
+    if (size > SI4_GATHER_WINDOW_MAX || padding_value < INT8_MIN || padding_value > INT8_MAX) {
+        return 0;
+    }
+    for (ky = 0; ky < params->kernel_height; ++ky) {
+        const int32_t row_inside = ky >= window->ky_start && ky < window->ky_end;
+        const int32_t in_y = window->in_y_origin + params->dilation_height * ky;
+        int32_t kx;
+        for (kx = 0; kx < params->kernel_width; ++kx) {
+            const int32_t inside = row_inside && kx >= window->kx_start && kx < window->kx_end;
+            const int32_t in_x = window->in_x_origin + params->dilation_width * kx;
+            /* Index 0 for a padding tap keeps the (unused) address in bounds. */
+            const int32_t tap_index = inside ? (in_y * params->input_width + in_x) * channels : 0;
+            int32_t c;
+            /* One select per byte rather than a copy loop: compilers turn a
+             * plain copy into a memcpy call, costly for a few bytes. */
+            for (c = 0; c < channels; ++c) {
+                taps[index++] = inside ? input[tap_index + c] : (int8_t)padding_value;
+            }
+        }
+    }
+    return size;
+}
+
 #endif /* SI4_KERNEL_UTIL_H */

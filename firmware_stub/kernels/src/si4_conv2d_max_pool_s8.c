@@ -62,14 +62,22 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                     int32_t fx;
                     for (fx = fx_start; fx < fx_end; ++fx) {
                         si4_conv2d_window window;
+                        int8_t taps[SI4_GATHER_WINDOW_MAX];
+                        int32_t gathered;
                         const int8_t *filter_oc = filter + block_start * filter_stride;
                         si4_conv2d_window_at(conv, conv_y_origin + fy, conv_x_origin + fx, &window);
+                        gathered = si4_conv2d_gather_window(conv, &window, input, taps);
                         /* Output channels two at a time, sharing input loads. */
                         for (j = 0; j + 1 < block_size; j += 2) {
-                            int32_t acc_a;
-                            int32_t acc_b;
-                            si4_conv2d_window_dot_pair(conv, &window, input, filter_oc, filter_oc + filter_stride,
-                                                       &acc_a, &acc_b);
+                            int32_t acc_a = 0;
+                            int32_t acc_b = 0;
+                            if (gathered != 0) {
+                                si4_dot_s8_pair(filter_oc, filter_oc + filter_stride, taps, gathered,
+                                                conv->input_offset, &acc_a, &acc_b);
+                            } else {
+                                si4_conv2d_window_dot_pair(conv, &window, input, filter_oc,
+                                                           filter_oc + filter_stride, &acc_a, &acc_b);
+                            }
                             if (acc_a > max_acc[j]) {
                                 max_acc[j] = acc_a;
                             }
@@ -79,7 +87,10 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                             filter_oc += 2 * filter_stride;
                         }
                         if (j < block_size) {
-                            const int32_t acc = si4_conv2d_window_dot(conv, &window, input, filter_oc);
+                            const int32_t acc =
+                                gathered != 0
+                                    ? si4_dot_s8_input_offset(filter_oc, taps, gathered, conv->input_offset)
+                                    : si4_conv2d_window_dot(conv, &window, input, filter_oc);
                             if (acc > max_acc[j]) {
                                 max_acc[j] = acc;
                             }
