@@ -417,6 +417,9 @@ def _png_bytes(figure) -> bytes:
 
 
 def plot_training_curves(history: dict, best_epoch: int | None = None) -> bytes:
+    from matplotlib.ticker import MaxNLocator
+
+    epochs_run = max((len(values) for values in history.values() if isinstance(values, list)), default=1)
     figure = _new_figure(10, 3.8)
     axes_loss, axes_accuracy = figure.subplots(1, 2)
     for axes, metric, title in ((axes_loss, "loss", "Loss (categorical cross-entropy)"), (axes_accuracy, "accuracy", "Accuracy")):
@@ -429,6 +432,11 @@ def plot_training_curves(history: dict, best_epoch: int | None = None) -> bytes:
             axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {best_epoch}")
         axes.set_title(title)
         axes.set_xlabel("epoch")
+        if epochs_run <= 20:
+            axes.set_xticks(range(1, epochs_run + 1))
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlim(0.5, epochs_run + 0.5)
         axes.grid(True, alpha=0.3)
         axes.legend()
     axes_accuracy.yaxis.set_major_formatter(_percent_formatter())
@@ -653,7 +661,9 @@ def training_text(training: dict | None) -> str | None:
     parts = []
     if training.get("recipe"):
         parts.append(f"recipe `{training['recipe']}`")
-    for key, label in (("epochs", "{} epochs"), ("batch_size", "batch {}"), ("seed", "seed {}")):
+    if training.get("epochs") is not None:
+        parts.append(f"{training['epochs']} epoch{'' if training['epochs'] == 1 else 's'}")
+    for key, label in (("batch_size", "batch {}"), ("seed", "seed {}")):
         if training.get(key) is not None:
             parts.append(label.format(training[key]))
     text = ", ".join(parts)
