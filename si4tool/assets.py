@@ -168,6 +168,8 @@ def build_firmware_assets(
             tflite_bytes = model_bytes
         elif suffix in (".keras", ".h5", ".hdf5"):
             float_model = model_stage.load_float_model(model_path)
+            # Kept with the assets so validate-host can compare against the float parent later.
+            extra_files["model.keras" if suffix == ".keras" else "model.h5"] = model_bytes
         else:
             raise UserError(f"--model must be a .keras, .h5 or .tflite file, not {model_path.name}")
 

@@ -242,8 +242,9 @@ def validate_host(
         "model_sha256": manifest["int8_model"]["sha256"],
     }
 
-    keras_path = Path(keras_model_path) if keras_model_path else assets_dir / "model.keras"
-    if keras_path.is_file():
+    keras_candidates = [Path(keras_model_path)] if keras_model_path else [assets_dir / "model.keras", assets_dir / "model.h5"]
+    keras_path = next((path for path in keras_candidates if path.is_file()), None)
+    if keras_path is not None:
         from si4tool.model import load_float_model
 
         say("running the Keras float model")
