@@ -329,6 +329,79 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str) -> None:
     )
 
 
+@app.command("validate-qemu")
+def validate_qemu_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    out: Annotated[Path, typer.Option("--out", help="Where qemu.json goes.")] = Path("build/validation"),
+    kernels: Annotated[str, typer.Option("--kernels", help="Kernel variants: portable, dsp, or both.")] = "portable,dsp",
+    target: Annotated[
+        str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F) or mps2_an385 (Cortex-M3).")
+    ] = "mps2_an386",
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, RAM, flash."""
+    import json
+
+    from si4tool.qemu import validate_qemu
+
+    variants = tuple(part.strip() for part in kernels.split(",") if part.strip())
+    if not variants or any(v not in ("portable", "dsp") for v in variants):
+        raise UserError(f"--kernels takes portable, dsp or portable,dsp, not {kernels!r}")
+    result = validate_qemu(
+        assets, out_dir=out, kernels=variants, targets=(target,), console=console, quiet=quiet or json_output
+    )
+    if report:
+        _write_report(assets, quiet=quiet or json_output, validation=out)
+    if json_output:
+        console.print_json(json.dumps(result["runs"]))
+        return
+    for run in result["runs"]:
+        console.print(
+            f"validate-qemu {run['target']} {run['kernel']}: accuracy {run['correct']}/{run['vectors']}, "
+            f"bit-exact {run['bit_exact']}/{run['vectors']}, {run['instructions_per_inference']:,} instructions/inference, "
+            f"RAM {run['ram_bytes']:,} B, flash {run['flash_bytes']:,} B (code {run['flash_code_bytes']:,} B)"
+        )
+
+
+@app.command("report")
+def report_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    out: Annotated[Path, typer.Option("--out", help="Where report.md, report.html and the plots go.")] = Path("build/report"),
+    validation: Annotated[
+        Path, typer.Option("--validation", help="Folder with host.json / qemu.json, when validations ran.")
+    ] = Path("build/validation"),
+    data: DataOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Write report.md and a self-contained report.html with tables and plots of the model, memory and validation."""
+    from si4tool.report import write_report
+
+    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation, data_path=data)
+    console.print(f"report: {written['html']} and {written['markdown']}")
+
+
+@app.command("bench")
+def bench_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    out: Annotated[Path, typer.Option("--out", help="Where bench.json and bench.md go.")] = Path("build/bench"),
+    images: Annotated[int, typer.Option("--images", min=1, help="Test images timed per engine.")] = 1000,
+    repetitions: Annotated[int, typer.Option("--repetitions", min=1, help="Timed repetitions (median taken).")] = 5,
+    qemu: Annotated[bool, typer.Option("--qemu/--no-qemu", help="Include the Cortex-M4 runs under QEMU.")] = True,
+    data: DataOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
+    from si4tool.bench import run_bench
+
+    run_bench(
+        assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,
+        console=None if quiet else console,
+    )
+    console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     try:
