@@ -33,7 +33,7 @@ def test_real_mnist_has_the_keras_layout(mnist: Dataset, mnist_path: Path):
     assert mnist.y_train.shape == (60000,) and mnist.y_train.dtype == np.uint8
     assert mnist.x_test.shape == (10000, 28, 28) and mnist.y_test.shape == (10000,)
     assert set(np.unique(mnist.y_test)) == set(range(10))
-    assert mnist.source == str(mnist_path)
+    assert mnist.path == str(mnist_path) and mnist.source == f"MNIST ({mnist_path.name})"
     assert len(mnist.sha256) == 64
     assert (mnist.train_size, mnist.test_size) == (60000, 10000)
 
@@ -47,9 +47,9 @@ def test_path_resolution_explicit_then_environment(tmp_path, monkeypatch):
     from_env = write_npz(tmp_path / "env.npz")
     explicit = write_npz(tmp_path / "explicit.npz", x_test=np.zeros((3, 28, 28), np.uint8), y_test=np.zeros(3, np.uint8))
     monkeypatch.setenv(DATA_ENV_VAR, str(from_env))
-    assert load_mnist(None).source == str(from_env)
+    assert load_mnist(None).path == str(from_env)
     assert load_mnist(explicit).test_size == 3
-    assert load_dataset(explicit).source == str(explicit)
+    assert load_dataset(explicit).path == str(explicit)
 
 
 def test_download_failure_offline_says_how_to_pass_data(monkeypatch):
