@@ -331,7 +331,7 @@ def accuracy_rows(inputs: ReportInputs) -> list[dict]:
         if vectors:
             rows.append(
                 {
-                    "engine": f"si4 C engine on {run.get('target', 'Cortex-M')} ({run.get('kernel', '?')} kernels, QEMU)",
+                    "engine": f"si4 C engine on {_run_target(run)}, {run.get('kernel', '?')} kernels (QEMU)",
                     "accuracy": run.get("correct", 0) / vectors,
                     "measured_on": f"{vectors:,} embedded test vectors",
                 }
@@ -373,13 +373,20 @@ def validation_rows(host: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
-def qemu_rows(qemu: list | None) -> list[dict]:
+def _run_target(run: dict) -> str:
+    """The run's core and board as printed: validate-qemu's "cpu" description, else its target name."""
+    return str(run.get("cpu") or run.get("target") or "Cortex-M")
+
+
+def qemu_rows(qemu: list | None, macs: int | None = None) -> list[dict]:
     rows = []
     for run in qemu or []:
         vectors = run.get("vectors")
+        instructions = run.get("instructions_per_inference")
         rows.append(
             {
-                "target": str(run.get("target", "?")),
+                "target": _run_target(run),
+                "per_mac": f"{instructions / macs:.2f}" if instructions and macs else "n/a",
                 "kernel": str(run.get("kernel", "?")),
                 "correct": _ratio(run.get("correct"), vectors),
                 "bit_exact": _ratio(run.get("bit_exact"), vectors),
@@ -565,10 +572,12 @@ def plot_instructions_per_layer(runs: list[dict], layer_names: list[str]) -> byt
     series = []
     for run in runs:
         counts = run.get("instructions_per_layer")
-        if isinstance(counts, dict):
-            counts = [counts.get(name, 0) for name in layer_names] if set(counts) <= set(layer_names) else list(counts.values())
+        if isinstance(counts, dict):  # {layer name: count}
+            counts = list(counts.values())
+        if isinstance(counts, list) and counts and all(isinstance(c, dict) for c in counts):  # [{layer, instructions}]
+            counts = [c.get("instructions") for c in counts]
         if isinstance(counts, list) and counts and all(isinstance(c, (int, float)) for c in counts):
-            series.append((f"{run.get('target', '?')} {run.get('kernel', '?')}", [float(c) for c in counts]))
+            series.append((f"{_run_target(run)}, {run.get('kernel', '?')} kernels", [float(c) for c in counts]))
     if not series:
         return None
     length = max(len(counts) for _, counts in series)
@@ -732,7 +741,7 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         "training_text": training_text(inputs.training),
         "accuracy_rows": accuracy_rows(inputs),
         "validation_rows": validation_rows(inputs.host),
-        "qemu_rows": qemu_rows(inputs.qemu),
+        "qemu_rows": qemu_rows(inputs.qemu, _int(totals.get("macs"))),
         "figures": figures,
         "plot": {name: name in plots for name in captions},
         "notes": inputs.notes,

@@ -156,13 +156,18 @@ def fake_run(tmp_path: Path) -> dict[str, Path]:
 
     runs = [
         {
-            "target": "cortex-m4 (mps2-an386)",
+            "target": "mps2_an386",
+            "cpu": "Cortex-M4F (mps2-an386)",
             "kernel": kernel,
+            "model_sha256": "cd" * 32,
             "vectors": VECTORS,
             "correct": 249,
             "bit_exact": VECTORS,
             "instructions_per_inference": total,
-            "instructions_per_layer": [int(total * share) for share in (0.01, 0.30, 0.55, 0.12, 0.015, 0.004, 0.001)],
+            "instructions_per_layer": [
+                {"layer": layer[0], "instructions": int(total * share)}
+                for layer, share in zip(SEED_LAYERS, (0.01, 0.30, 0.55, 0.12, 0.015, 0.004, 0.001))
+            ],
             "arena_bytes": ARENA_BYTES,
             "stack_bytes": 712,
             "ram_bytes": 8_300,
@@ -170,7 +175,7 @@ def fake_run(tmp_path: Path) -> dict[str, Path]:
             "flash_weights_bytes": WEIGHT_BYTES,
             "flash_vectors_bytes": VECTORS * 795,
             "flash_code_bytes": 9_876,
-            "flash_other_bytes": 8_000,
+            "flash_platform_bytes": 8_000,
         }
         for kernel, total in (("portable", 13_456_789), ("dsp", 4_987_654))
     ]
@@ -207,7 +212,8 @@ def test_full_report_holds_the_figures_of_the_run(fake_run):
     # Accuracies of every engine, and the validation metrics.
     for text in ("99.31 %", "99.27 %", "99.60 %", "Keras float32", "TensorFlow Lite Micro int8", "si4 C engine int8 (host)"):
         assert text in markdown, text
-    assert "cortex-m4 (mps2-an386) (dsp kernels, QEMU)" in markdown
+    assert "Cortex-M4F (mps2-an386), dsp kernels (QEMU)" in markdown
+    assert f"| {4_987_654 / 2_638_592:.2f} |" in markdown  # instructions per MAC
     assert "10,000/10,000" in markdown
     assert "0.999987" in markdown and "0.001230" in markdown
     assert "4,987,654" in markdown and "13,456,789" in markdown
