@@ -22,7 +22,7 @@ endif
 
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
 
-.PHONY: venv firmware-assets test validate-host validate-qemu bench report toolchain clean distclean
+.PHONY: venv firmware-assets test validate-host validate-qemu bench report docs toolchain clean distclean
 
 venv: $(VENV)/.installed
 
@@ -69,6 +69,10 @@ toolchain:
 
 test: venv toolchain
 	$(BIN)/python -m pytest -q
+
+# docs/cli.md is generated from the Typer app (a test checks it is current).
+docs: venv
+	$(BIN)/python tools/cli_reference.py
 
 clean:
 	rm -rf build
