@@ -404,6 +404,36 @@ def qemu_rows(qemu: list | None, macs: int | None = None) -> list[dict]:
     return rows
 
 
+def _layer_counts(run: dict) -> list[float] | None:
+    """A run's instructions per layer as a list, from [{layer, instructions}], {name: count} or [count]."""
+    counts = run.get("instructions_per_layer")
+    if isinstance(counts, dict):
+        counts = list(counts.values())
+    if isinstance(counts, list) and counts and all(isinstance(c, dict) for c in counts):
+        counts = [c.get("instructions") for c in counts]
+    if isinstance(counts, list) and counts and all(isinstance(c, (int, float)) for c in counts):
+        return [float(c) for c in counts]
+    return None
+
+
+def qemu_layer_table(qemu: list | None, rows: list[dict]) -> dict | None:
+    """Instructions per layer, one column per run, with instructions per MAC where the layer has MACs."""
+    runs = [(run, _layer_counts(run)) for run in qemu or []]
+    runs = [(run, counts) for run, counts in runs if counts is not None and len(counts) == len(rows)]
+    if not runs:
+        return None
+    table_rows = []
+    for index, row in enumerate(rows):
+        cells = []
+        for _run, counts in runs:
+            text = f"{int(counts[index]):,}"
+            if row["macs"]:
+                text += f" ({counts[index] / row['macs']:.2f}/MAC)"
+            cells.append(text)
+        table_rows.append({"name": row["name"], "op": row["op"], "cells": cells})
+    return {"headers": [f"{run.get('kernel', '?')} kernels, {_run_target(run)}" for run, _ in runs], "rows": table_rows}
+
+
 # --- the plots ----------------------------------------------------------------
 
 
@@ -571,13 +601,9 @@ def plot_instructions_per_layer(runs: list[dict], layer_names: list[str]) -> byt
     """Cortex-M instructions per layer for each kernel variant, side by side."""
     series = []
     for run in runs:
-        counts = run.get("instructions_per_layer")
-        if isinstance(counts, dict):  # {layer name: count}
-            counts = list(counts.values())
-        if isinstance(counts, list) and counts and all(isinstance(c, dict) for c in counts):  # [{layer, instructions}]
-            counts = [c.get("instructions") for c in counts]
-        if isinstance(counts, list) and counts and all(isinstance(c, (int, float)) for c in counts):
-            series.append((f"{_run_target(run)}, {run.get('kernel', '?')} kernels", [float(c) for c in counts]))
+        counts = _layer_counts(run)
+        if counts is not None:
+            series.append((f"{_run_target(run)}, {run.get('kernel', '?')} kernels", counts))
     if not series:
         return None
     length = max(len(counts) for _, counts in series)
@@ -742,6 +768,7 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         "accuracy_rows": accuracy_rows(inputs),
         "validation_rows": validation_rows(inputs.host),
         "qemu_rows": qemu_rows(inputs.qemu, _int(totals.get("macs"))),
+        "qemu_layers": qemu_layer_table(inputs.qemu, rows),
         "figures": figures,
         "plot": {name: name in plots for name in captions},
         "notes": inputs.notes,

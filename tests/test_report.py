@@ -214,6 +214,9 @@ def test_full_report_holds_the_figures_of_the_run(fake_run):
         assert text in markdown, text
     assert "Cortex-M4F (mps2-an386), dsp kernels (QEMU)" in markdown
     assert f"| {4_987_654 / 2_638_592:.2f} |" in markdown  # instructions per MAC
+    conv_macs = SEED_LAYERS[2][4]
+    conv_dsp = int(4_987_654 * 0.55)
+    assert f"{conv_dsp:,} ({conv_dsp / conv_macs:.2f}/MAC)" in markdown  # per-layer instructions table
     assert "10,000/10,000" in markdown
     assert "0.999987" in markdown and "0.001230" in markdown
     assert "4,987,654" in markdown and "13,456,789" in markdown
