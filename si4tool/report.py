@@ -508,7 +508,7 @@ def plot_confusion_matrices(matrices: list[tuple[str, np.ndarray]]) -> bytes:
     for axes, (title, matrix) in zip(panels, matrices):
         matrix = np.asarray(matrix, dtype=np.int64)
         classes = matrix.shape[0]
-        image = axes.imshow(np.maximum(matrix, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(matrix.max(), 1)))
+        axes.imshow(np.maximum(matrix, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(matrix.max(), 1)))
         threshold = np.sqrt(max(matrix.max(), 1))
         for true in range(classes):
             for predicted in range(classes):
@@ -526,7 +526,6 @@ def plot_confusion_matrices(matrices: list[tuple[str, np.ndarray]]) -> bytes:
         axes.set_ylabel("true label")
         axes.set_xticks(range(classes))
         axes.set_yticks(range(classes))
-        del image
     figure.tight_layout()
     return _png_bytes(figure)
 
@@ -736,10 +735,10 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         PLOT_MISCLASSIFIED: "Test digits the int8 C engine gets wrong, with the true and the predicted label.",
         PLOT_QEMU_LAYERS: "Instructions per layer on the emulated Cortex-M, per kernel variant.",
     }
-    figures = [
-        {"file": name, "caption": captions[name], "data_uri": _data_uri(png)}
-        for name, png in plots.items()
-    ]
+    # name -> the image as a data URI and its caption; the HTML places each one in its section.
+    figures = {
+        name: {"file": name, "caption": captions[name], "data_uri": _data_uri(png)} for name, png in plots.items()
+    }
     training = inputs.training or {}
     return {
         "model_sha256": (manifest.get("int8_model") or {}).get("sha256", "?"),
