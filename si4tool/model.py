@@ -14,20 +14,31 @@ NUM_CLASSES = 10
 SEED_MODEL_PARAMS = 232_650
 FLOAT_MODEL_SUFFIXES = (".keras", ".h5")
 
-# Keras layer class -> what the pipeline does with it. Anything else is refused
-# before quantization, with the layer's name, rather than failing deep in lowering.
+# Keras layer classes the pipeline lowers. Anything else is refused before
+# quantization, with the layer's name, rather than failing deep in lowering.
+# - BatchNormalization: the TFLite converter folds it into the Conv2D,
+#   DepthwiseConv2D or Dense right before it (checked below: that layer must
+#   have no activation of its own, or the fold is impossible);
+# - Dropout, SpatialDropout2D: identity at inference, dropped at export;
+# - ReLU (also ReLU(max_value=6)), Activation relu/relu6: fused into the op before.
 SUPPORTED_LAYERS = (
     "InputLayer",
     "Conv2D",
+    "DepthwiseConv2D",
+    "BatchNormalization",
     "MaxPooling2D",
     "AveragePooling2D",
     "Flatten",
     "Reshape",
     "Dense",
     "Dropout",
+    "SpatialDropout2D",
     "Activation",
     "ReLU",
 )
+# Layers a BatchNormalization can be folded into, and layers that are no-ops at inference.
+BATCH_NORM_HOSTS = ("Conv2D", "DepthwiseConv2D", "Dense")
+INFERENCE_NO_OPS = ("Dropout", "SpatialDropout2D")
 # Activations that TFLite fuses into the op (or lowers to SOFTMAX at the end).
 FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
 STANDALONE_ACTIVATIONS = ("relu", "relu6", "softmax")
@@ -82,16 +93,21 @@ def _activation_name(activation) -> str:
 
 
 def check_model_supported(model) -> None:
-    """Refuse, in one sentence, models the int8 pipeline cannot lower."""
+    """Refuse, in one sentence, models the int8 pipeline cannot lower (before any quantization)."""
     input_shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
     if input_shape != INPUT_SHAPE:
         raise UserError(f"model input has shape {input_shape}; the pipeline needs 28x28x1 images {INPUT_SHAPE}.")
     supported = ", ".join(SUPPORTED_LAYERS)
+    previous = None  # the last layer that computes something, for BatchNormalization folding
     for layer in model.layers:
         kind = type(layer).__name__
         if kind not in SUPPORTED_LAYERS:
             raise UserError(f"layer '{layer.name}' is a {kind}, which the pipeline cannot handle; supported: {supported}.")
         _check_layer_options(layer, kind)
+        if kind == "BatchNormalization":
+            _check_batch_norm_foldable(layer, previous)
+        if kind not in INFERENCE_NO_OPS and kind != "InputLayer":
+            previous = layer
     for weight in model.weights:
         values = np.asarray(weight.numpy())
         if not np.all(np.isfinite(values)):
@@ -101,16 +117,40 @@ def check_model_supported(model) -> None:
         raise UserError(f"model output has shape {output_shape}; the pipeline needs a vector of class scores.")
 
 
+def _check_batch_norm_foldable(layer, previous) -> None:
+    """The converter folds BatchNormalization into the conv or dense layer before it, which is exact
+    only when that layer's output reaches the normalization unchanged (no activation in between)."""
+    host_kinds = ", ".join(BATCH_NORM_HOSTS)
+    if previous is None or type(previous).__name__ not in BATCH_NORM_HOSTS:
+        after = "the model input" if previous is None else f"'{previous.name}' ({type(previous).__name__})"
+        raise UserError(
+            f"layer '{layer.name}' is a BatchNormalization after {after}; the pipeline folds a BatchNormalization "
+            f"into the {host_kinds} layer right before it, so put it directly after one."
+        )
+    activation = _activation_name(previous.activation)
+    if activation != "linear":
+        raise UserError(
+            f"layer '{layer.name}' is a BatchNormalization after '{previous.name}', whose activation is '{activation}'; "
+            "to fold the normalization into that layer, give it no activation and put the activation after the "
+            "BatchNormalization."
+        )
+    axis = layer.get_config().get("axis", -1)
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    rank = len(layer.input.shape) if getattr(layer, "input", None) is not None else None
+    if len(axes) != 1 or axes[0] not in (-1, None if rank is None else rank - 1):
+        raise UserError(f"layer '{layer.name}' normalizes the axis {axis}; only the channel (last) axis can be folded.")
+
+
 def _check_layer_options(layer, kind: str) -> None:
     config = layer.get_config()
-    if kind in ("Conv2D", "Dense"):
+    if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
         activation = _activation_name(layer.activation)
         allowed = FUSED_ACTIVATIONS + (("softmax",) if kind == "Dense" else ())
         if activation not in allowed:
             raise UserError(
                 f"layer '{layer.name}' uses the activation '{activation}'; supported: {', '.join(allowed)}."
             )
-    if kind == "Conv2D":
+    if kind in ("Conv2D", "DepthwiseConv2D"):
         if config.get("data_format", "channels_last") != "channels_last":
             raise UserError(f"layer '{layer.name}' is channels_first; the pipeline needs channels_last.")
         if tuple(config.get("dilation_rate", (1, 1))) != (1, 1) or config.get("groups", 1) != 1:

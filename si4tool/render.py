@@ -6,10 +6,14 @@ is computed in Python beforehand (StrictUndefined makes a missing one fail).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 from pathlib import Path
 
 import jinja2
@@ -80,28 +84,91 @@ def sha256_file(path: Path) -> str:
 def write_files_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
     """Write `files` (name -> bytes) so that `out_dir` holds either the old set or the new one.
 
-    The set is written to a sibling temporary folder, then swapped in with
-    renames; an interruption leaves the previous assets in place and the
-    temporary folder is removed.
+    The set is written to a sibling staging folder, then swapped in with two
+    renames (old folder aside, staging folder in) and the old folder removed.
+    - Ctrl-C while writing: the staging folder is removed, the old set stays.
+    - Ctrl-C during the swap is held back until the swap is complete, so a
+      half-done swap cannot happen (in the main thread, where Python delivers it).
+    - Any error during the swap puts the old folder back.
+    - Concurrent writers to the same folder swap one at a time (an flock on the
+      parent folder), so the result is always exactly one writer's complete set.
     """
-    out_dir = Path(out_dir).resolve()
+    out_dir = Path(out_dir).absolute()
     parent = out_dir.parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"cannot write {out_dir}: it exists and is not a folder; choose another --out")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     except OSError as error:
         raise UserError(f"cannot write to {parent}: {error.strerror}; choose another --out") from None
-    backup = parent / f".{out_dir.name}.old-{os.getpid()}"
     try:
+        # mkdtemp makes a private (0700) folder; the assets folder gets the usual permissions.
+        os.chmod(staging, _folder_mode(out_dir))
         for name, data in files.items():
             (staging / name).write_bytes(data)
+        with _interrupts_held_back(), _folder_lock(parent):
+            _swap_into_place(staging, out_dir)
+    except OSError as error:
+        raise UserError(f"cannot write {out_dir}: {error.strerror or error}; choose another --out") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # already gone when the swap succeeded
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    """staging -> out_dir by renames; the previous out_dir is restored on any failure."""
+    backup: Path | None = None
+    try:
         if out_dir.exists():
+            # A unique empty folder as the rename target: rename(2) may replace an empty folder.
+            backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             os.replace(out_dir, backup)
         os.replace(staging, out_dir)
-    except OSError as error:
-        if backup.exists() and not out_dir.exists():
+    except BaseException:
+        if backup is not None and not out_dir.exists():
             os.replace(backup, out_dir)
-        raise UserError(f"cannot write {out_dir}: {error.strerror}; choose another --out") from None
+            backup = None
+        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(backup, ignore_errors=True)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+
+
+def _folder_mode(out_dir: Path) -> int:
+    if out_dir.is_dir():
+        return stat.S_IMODE(out_dir.stat().st_mode)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive flock on `folder` itself: leaves no lock file behind (POSIX only; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: renames alone still never mix two sets
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+@contextlib.contextmanager
+def _interrupts_held_back():
+    """Delay Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives KeyboardInterrupt
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
