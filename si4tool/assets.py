@@ -180,7 +180,7 @@ def build_firmware_assets(
 
     model_sha256 = sha256_bytes(tflite_bytes)
     _log(progress, "lowering the int8 model to the si4 IR")
-    graph = lower_tflite(tflite_bytes)
+    graph = lower_tflite(tflite_bytes, source=source_name if model_path is not None else "the quantized model")
     input_tensor = graph.tensors[graph.input]
     if tuple(input_tensor.shape) != (28, 28, 1):
         raise UserError(f"the model's input is {tuple(input_tensor.shape)}, but si4tool needs 28x28x1 images")
