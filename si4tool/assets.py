@@ -109,6 +109,7 @@ def build_firmware_assets(
     out_dir: Path,
     model_path: Path | None = None,
     data_path: Path | None = None,
+    dataset_name: str | None = None,
     epochs: int = 15,
     vectors: int = 250,
     seed: int = 0,
@@ -120,14 +121,17 @@ def build_firmware_assets(
     console=None,
     progress: Callable[[str], None] | None = None,
 ) -> AssetsResult:
-    """Train (when no model is given), quantize, lower, plan and render the C assets into `out_dir`."""
+    """Train (when no model is given), quantize, lower, plan and render the C assets into `out_dir`.
+
+    dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
+    overrides the file a named dataset is read from."""
     from si4tool import codegen, data, passes, planner, quantize, reference
     from si4tool import model as model_stage
     from si4tool.ir import lower_tflite
 
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
-    dataset = data.load_mnist(data_path)
+    dataset = data.load_dataset(dataset_name, data_path)
     test_count = len(dataset.x_test)
     if not 1 <= vectors <= test_count:
         raise UserError(f"--vectors must be between 1 and {test_count} (the test-set size), not {vectors}")
@@ -224,7 +228,8 @@ def build_firmware_assets(
         "tool_version": __version__,
         "source_model": {"path": source_name, "sha256": source_sha256},
         "int8_model": {"sha256": model_sha256, "bytes": len(tflite_bytes)},
-        "data": {"source": dataset.source, "sha256": dataset.sha256},
+        # No machine path here: "dataset" names it for validate-host, "source" describes it.
+        "data": {"dataset": dataset.name, "source": dataset.source, "sha256": dataset.sha256},
         "training": training,
         "layers": layers,
         "totals": {
