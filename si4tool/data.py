@@ -299,3 +299,26 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     encoded = np.zeros((labels.shape[0], num_classes), dtype="float32")
     encoded[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1.0
     return encoded
+
+
+def load_dataset_of_assets(
+    data_record: dict | None,
+    dataset: str | Path | None = None,
+    data_path: Path | str | None = None,
+    *,
+    allow_download: bool = True,
+) -> Dataset:
+    """The dataset to check assets against: `--dataset`/`--data` when given, else the dataset the
+    manifest's "data" record names (assets from before that record: MNIST)."""
+    if dataset is None:
+        record = data_record or {}
+        recorded = str(record.get("dataset", "mnist"))
+        if recorded not in DATASET_NAMES:
+            if data_path is None:
+                raise UserError(
+                    f"the assets were built on the dataset '{record.get('source', recorded)}'; "
+                    "pass the same file with --dataset PATH."
+                )
+            return load_dataset(data_path, allow_download=allow_download)
+        dataset = recorded
+    return load_dataset(dataset, data_path, allow_download=allow_download)

@@ -165,6 +165,7 @@ def validate_host(
     images: int | None = None,
     quiet: bool = False,
     console=None,
+    dataset_name: str | None = None,
 ) -> dict:
     """Run every check; write host.json and host.md; raise ValidationFailed on a mismatch or accuracy drop."""
     from si4tool import data, reference
@@ -177,6 +178,9 @@ def validate_host(
 
     assets_dir = Path(assets_dir)
     manifest, tflite_bytes = load_assets(assets_dir)
+    # The assets' own dataset unless --dataset/--data say otherwise; loaded first, so a bad
+    # data file is reported before any C is built.
+    dataset = data.load_dataset_of_assets(manifest.get("data"), dataset_name, data_path)
 
     say("building the firmware stub for the host (-std=c99 -O2 -Wall -Wextra -Werror -pedantic)")
     firmware = run_firmware(build_host_firmware(assets_dir, build_dir))
@@ -184,7 +188,6 @@ def validate_host(
         f"firmware stub: accuracy {firmware.correct}/{firmware.vectors}, bit-exact {firmware.bit_exact}/{firmware.vectors}"
     )
 
-    dataset = data.load_mnist(data_path)
     count = len(dataset.x_test) if images is None else min(images, len(dataset.x_test))
     labels = dataset.y_test[:count]
     q_in = manifest["quantization"]["input"]
