@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # TensorFlow's C++ logging (oneDNN notices, XNNPACK delegate lines) would bury
 # our output; set before anything imports TensorFlow. A user can override both.
@@ -36,7 +37,21 @@ _state = {"debug": False}
 
 DataOption = Annotated[
     Optional[Path],
-    typer.Option("--data", help="MNIST .npz in Keras layout; default: $SI4_MNIST, else the Keras downloader."),
+    typer.Option(
+        "--data",
+        help="The file (a Keras-layout .npz) or folder (the four IDX files) to read --dataset from, instead of its "
+        "default place: for mnist $SI4_MNIST, else the Keras downloader; for fashion-mnist $SI4_FASHION_MNIST, else "
+        "Debian's dataset-fashion-mnist files, else the Keras downloader.",
+    ),
+]
+DatasetOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dataset",
+        help="mnist (default), fashion-mnist, or the PATH of a Keras-layout .npz (x_train, y_train, x_test, y_test) "
+        "or of a folder of IDX files: any 28x28 grey-scale, 10-class dataset. --data only overrides where a named "
+        "dataset is read from.",
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final line.")]
 
@@ -64,6 +79,7 @@ def _root(
 
 @app.command("train")
 def train_command(
+    dataset_name: DatasetOption = None,
     data: DataOption = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 15,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per gradient step.")] = 128,
@@ -77,10 +93,10 @@ def train_command(
     quiet: QuietOption = False,
 ) -> None:
     """Train the notebook's CNN on MNIST; print the test accuracy and the confusion matrix."""
-    from si4tool.data import load_mnist
+    from si4tool.data import load_dataset
     from si4tool.train import confusion_matrix_table, save_training_outputs, train_model
 
-    dataset = load_mnist(data)
+    dataset = load_dataset(dataset_name, data)
     if not quiet:
         console.print(f"[cyan]→[/] training {epochs} epochs, batch {batch_size}, recipe {recipe}, seed {seed} on {dataset.source}", soft_wrap=True)
     result = train_model(dataset, epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe, quiet=quiet, console=console)
@@ -96,6 +112,7 @@ def train_command(
 @app.command("quantize")
 def quantize_command(
     model: Annotated[Path, typer.Option("--model", help="Float Keras model (.keras or .h5).")] = Path("build/train/model.keras"),
+    dataset_name: DatasetOption = None,
     data: DataOption = None,
     calibration_samples: Annotated[
         int, typer.Option("--calibration-samples", help="Training images used to calibrate the int8 ranges.")
@@ -109,12 +126,12 @@ def quantize_command(
     """Full-int8 post-training quantization; float and int8 (TFLite Micro) accuracy on all test images."""
     import hashlib
 
-    from si4tool.data import load_mnist
+    from si4tool.data import load_dataset
     from si4tool.model import load_float_model
     from si4tool.quantize import evaluate_quantization, quantize_model, save_quantization_outputs
 
     float_model = load_float_model(model)
-    dataset = load_mnist(data)
+    dataset = load_dataset(dataset_name, data)
     if not quiet:
         console.print(f"[cyan]→[/] quantizing {model} with {calibration_samples} calibration images", soft_wrap=True)
     tflite_bytes = quantize_model(float_model, dataset, calibration_samples=calibration_samples, seed=seed)
@@ -140,6 +157,7 @@ def quantize_command(
 
 @app.command("export-csv")
 def export_csv_command(
+    dataset_name: DatasetOption = None,
     data: DataOption = None,
     count: Annotated[int, typer.Option("--count", help="Number of test images (1..test-set size).")] = 250,
     out: Annotated[Path, typer.Option("--out", help="Output folder for x_test.csv and y_test.csv.")] = Path("build/csv"),
@@ -147,9 +165,9 @@ def export_csv_command(
 ) -> None:
     """Write the first test images and one-hot labels as CSV, exactly as the notebook does."""
     from si4tool.csv_export import export_csv
-    from si4tool.data import load_mnist
+    from si4tool.data import load_dataset
 
-    paths = export_csv(load_mnist(data), count=count, out_dir=out)
+    paths = export_csv(load_dataset(dataset_name, data), count=count, out_dir=out)
     console.print(f"wrote {paths['x']} and {paths['y']} ({count} rows)", soft_wrap=True)
 
 
@@ -170,6 +188,7 @@ def build_firmware_assets_command(
         Optional[Path],
         typer.Option("--model", help="A .keras/.h5 float model (quantized here) or an int8 .tflite; default: train one."),
     ] = None,
+    dataset_name: DatasetOption = None,
     data: DataOption = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs when no --model is given.")] = 15,
     vectors: Annotated[int, typer.Option("--vectors", help="Test images embedded for the on-device check (1..10000).")] = 250,
@@ -189,6 +208,7 @@ def build_firmware_assets_command(
         out_dir=out,
         model_path=model,
         data_path=data,
+        dataset_name=dataset_name,
         epochs=epochs,
         vectors=vectors,
         seed=seed,
@@ -253,6 +273,13 @@ def _write_report(assets: Path, quiet: bool, validation: Path = Path("build/vali
 @app.command("validate-host")
 def validate_host_command(
     assets: AssetsOption = Path("build/firmware_assets"),
+    dataset_name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dataset",
+            help="mnist, fashion-mnist or the PATH of an .npz or IDX folder; default: the dataset the assets were built on.",
+        ),
+    ] = None,
     data: DataOption = None,
     out: Annotated[Path, typer.Option("--out", help="Where host.json and host.md go.")] = Path("build/validation"),
     images: Annotated[
@@ -272,9 +299,12 @@ def validate_host_command(
     from si4tool.validate import summary_rows, validate_host
 
     if trace:
-        _trace(assets, data, trace_images)
+        _trace(assets, data, trace_images, dataset_name)
         return
-    result = validate_host(assets_dir=assets, data_path=data, out_dir=out, images=images, quiet=quiet or json_output, console=console)
+    result = validate_host(
+        assets_dir=assets, data_path=data, out_dir=out, images=images, quiet=quiet or json_output, console=console,
+        dataset_name=dataset_name,
+    )
     if json_output:
         console.print_json(json.dumps({k: v for k, v in result.items() if not k.startswith("confusion")}))
     elif not quiet:
@@ -298,7 +328,7 @@ def validate_host_command(
         )
 
 
-def _trace(assets: Path, data: Optional[Path], trace_images: str) -> None:
+def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None) -> None:
     from si4tool import data as data_stage
     from si4tool.quantize import quantize_input
     from si4tool.trace import trace_layers
@@ -309,7 +339,7 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str) -> None:
     except ValueError:
         raise UserError(f"--trace-images takes comma-separated image indices, not {trace_images!r}") from None
     manifest, _ = load_assets(assets)
-    dataset = data_stage.load_mnist(data)
+    dataset = data_stage.load_dataset_of_assets(manifest.get("data"), dataset_name, data)
     if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
         raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
     q_in = manifest["quantization"]["input"]
@@ -409,7 +439,9 @@ def main() -> None:
     except (UserError, ValidationFailed) as error:
         if _state["debug"]:
             raise
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # soft_wrap: one line however long (Rich would wrap at 80 columns off a terminal);
+        # escape: a message holding "[...]" is text, not Rich markup.
+        error_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
