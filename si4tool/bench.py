@@ -507,7 +507,16 @@ def run_bench(
     if repetitions < 1:
         raise UserError(f"--repetitions must be at least 1, not {repetitions}")
 
-    def say(message: str) -> None:
+    section_seconds: dict[str, float] = {}
+    section_started = [time.perf_counter(), None]
+
+    def say(message: str, section: str | None = None) -> None:
+        """Print progress; a `section` also closes the previous section's stopwatch."""
+        if section is not None:
+            now = time.perf_counter()
+            if section_started[1] is not None:
+                section_seconds[section_started[1]] = round(now - section_started[0], 1)
+            section_started[:] = [now, section]
         if console is not None:
             console.print(message)
 
@@ -530,7 +539,7 @@ def run_bench(
     details: dict = {}
 
     # 1. Latency.
-    say(f"latency: {count} images x {repetitions} repetitions, 4 runtimes (warm-up {WARMUP_IMAGES} images each)")
+    say(f"latency: {count} images x {repetitions} repetitions, 4 runtimes (warm-up {WARMUP_IMAGES} images each)", section="latency")
     c_timer = CEngineTimer(assets_dir, build_dir)
     layer_names = c_timer.layer_names() or [layer.get("name") for layer in manifest.get("layers", [])]
     if len(layer_names) != c_timer.layer_count:
@@ -551,10 +560,10 @@ def run_bench(
 
     # 2. Host instructions (callgrind).
     host_layers: list[int] = []
+    say(f"host instructions: callgrind on {CALLGRIND_VECTORS} test vectors", section="callgrind")
     if shutil.which("valgrind") is None:
         unavailable["host_instructions"] = "valgrind is not installed (apt-get install valgrind)"
     else:
-        say(f"host instructions: callgrind on {CALLGRIND_VECTORS} test vectors")
         try:
             program = build_bench_program(assets_dir, build_dir)
             vectors = min(CALLGRIND_VECTORS, int(manifest.get("test_vectors") or CALLGRIND_VECTORS))
@@ -569,7 +578,7 @@ def run_bench(
             unavailable["host_instructions"] = str(error)
 
     # 3. Cortex-M4 under QEMU.
-    say("Cortex-M4: QEMU runs of the portable and DSP kernels" if qemu else "Cortex-M4: QEMU skipped")
+    say("Cortex-M4: QEMU runs of the portable and DSP kernels" if qemu else "Cortex-M4: QEMU skipped", section="m4")
     runs, reason = m4_runs(assets_dir, out_dir, qemu, manifest, console)
     details["m4_runs"] = runs
     for kernel in M4_KERNELS:
@@ -593,7 +602,7 @@ def run_bench(
                 figures[f"flash.m4_{kernel}.{part}_bytes"] = value
 
     # 4. Memory.
-    say("memory: arena against TFLite Micro's")
+    say("memory: arena against TFLite Micro's", section="memory")
     figures["memory.arena_bytes"] = int(manifest.get("totals", {}).get("arena_bytes") or 0) or None
     try:
         figures["memory.tflm_arena_bytes"] = reference.tflm_arena_bytes(tflite_bytes)
@@ -606,7 +615,7 @@ def run_bench(
         unavailable["flash.host"] = str(error)
 
     # 5. Pipeline.
-    say("pipeline: quantization, rendering, host validation")
+    say("pipeline: quantization, rendering, host validation", section="pipeline")
     epoch = seconds_per_epoch(assets_dir, manifest)
     if epoch is None:
         unavailable["pipeline_seconds.train_epoch"] = "the assets were built from a given model: no training was timed"
@@ -649,6 +658,8 @@ def run_bench(
             figures["pipeline_seconds.host_validation"] = None
             unavailable["pipeline_seconds.host_validation"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
+    say("writing bench.json and bench.md", section="report")
+    details["section_seconds"] = section_seconds
     result = {
         "tool": "si4tool bench",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
