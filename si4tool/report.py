@@ -81,23 +81,19 @@ def _split_history(record: object) -> tuple[dict | None, dict | None, list | Non
 
 
 def _load_test_images(manifest: dict, data_path: Path | None) -> tuple[np.ndarray | None, str | None]:
-    """The test images the validation indexed, from --data, $SI4_MNIST or the manifest's data file.
-
-    Never downloads: a report must not need the network.
-    """
+    """The test images the validation indexed: the dataset the manifest names, read from --data or
+    the dataset's usual local place ($SI4_MNIST for MNIST). Never downloads: a report must not need
+    the network."""
     from si4tool import data
 
-    candidates = [data_path, os.environ.get(data.DATA_ENV_VAR), (manifest.get("data") or {}).get("source")]
-    path = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-    if path is None:
-        return None, "no dataset file found (pass --data or set SI4_MNIST) to draw the misclassified digits"
+    record = manifest.get("data") or {}
     try:
-        dataset = data.load_npz_dataset(path)
+        dataset = data.load_dataset_of_assets(record, None, data_path, allow_download=False)
     except UserError as error:
-        return None, f"the dataset could not be read: {error}"
-    expected_sha = (manifest.get("data") or {}).get("sha256")
+        return None, f"the test images are not available to draw them ({str(error).rstrip('.')})"
+    expected_sha = record.get("sha256")
     if expected_sha and dataset.sha256 != expected_sha:
-        return None, f"{path} is not the dataset the assets were built from (sha256 differs)"
+        return None, f"{dataset.source} is not the dataset the assets were built from (its sha256 differs)"
     return dataset.x_test, None
 
 
