@@ -32,9 +32,9 @@ PLOT_QEMU_LAYERS = "qemu_instructions_per_layer.png"
 # Every file the report writes; an --out folder holding anything else is not ours to replace.
 REPORT_FILES = (REPORT_MARKDOWN, REPORT_HTML, PLOT_TRAINING, PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS)
 
-# The misclassified grid shows at most this many digits (rows of GRID_COLUMNS).
+# The misclassified grid shows at most this many digits (rows of GRID_COLUMNS): a good int8 MNIST model gets 50-60 wrong.
 GRID_COLUMNS = 10
-GRID_MAX_DIGITS = 50
+GRID_MAX_DIGITS = 60
 PLOT_DPI = 110
 # No "Software" (matplotlib version) or creation time in the PNGs: re-running gives identical bytes.
 PNG_METADATA = {"Software": None, "Creation Time": None}
