@@ -460,4 +460,7 @@ def main() -> None:
             error.show()
             sys.exit(2 if exit_code == 2 else exit_code)
         raise
+    if result == 130:
+        # Typer turns a Ctrl-C into a return value of 130 (not an exception) when not standalone.
+        error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
     sys.exit(result if isinstance(result, int) else 0)

@@ -135,11 +135,24 @@ def _swap_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def _folder_mode(out_dir: Path) -> int:
-    if out_dir.is_dir():
-        return stat.S_IMODE(out_dir.stat().st_mode)
+    """The mode the assets folder has now, else what a plain mkdir would give."""
+    try:
+        return stat.S_IMODE(os.stat(out_dir).st_mode)
+    except OSError:  # absent (or swapped away by a concurrent writer this instant)
+        return 0o777 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide, threads may be writing)
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0o022)
     os.umask(umask)
-    return 0o777 & ~umask
+    return umask
 
 
 @contextlib.contextmanager
