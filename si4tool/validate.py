@@ -152,6 +152,20 @@ def load_assets(assets_dir: Path) -> tuple[dict, bytes]:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"{manifest_path} is not readable JSON ({error}); build the assets again") from None
+    # An incomplete or foreign folder is the user's to fix: say so before make or the C compiler does.
+    from si4tool.assets import C_ASSET_FILES
+
+    missing = [name for name in C_ASSET_FILES if not (assets_dir / name).is_file()]
+    if missing:
+        raise UserError(f"{assets_dir} lacks {', '.join(missing)}: run `si4tool build-firmware-assets --out {assets_dir}` again")
+    quantization = manifest.get("quantization") if isinstance(manifest, dict) else None
+    if not (
+        isinstance(quantization, dict)
+        and all(isinstance(quantization.get(side), dict) and {"scale", "zero_point"} <= set(quantization[side]) for side in ("input", "output"))
+        and isinstance(manifest.get("int8_model"), dict)
+        and "sha256" in manifest["int8_model"]
+    ):
+        raise UserError(f"{manifest_path} is not a si4tool manifest (no quantization or int8_model record); build the assets again")
     return manifest, model_path.read_bytes()
 
 
