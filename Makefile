@@ -50,20 +50,22 @@ bench: venv toolchain $(ASSETS)/manifest.json
 report: venv $(ASSETS)/manifest.json
 	$(SI4) report --assets $(ASSETS)
 
-# The Cortex-M cross compiler, QEMU and valgrind: installed when missing and
-# we are root (as on CI), otherwise we say what to install.
+# The Cortex-M cross compiler, QEMU and valgrind, and Fashion-MNIST's IDX files
+# (for --dataset fashion-mnist offline): installed when missing and we are root
+# (as on CI), otherwise we say what to install.
 toolchain:
 	@missing=""; \
 	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
 	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	      || echo "warning: apt-get could not install$$missing; Cortex-M tests will be skipped"; \
+	      || echo "warning: apt-get could not install$$missing; Cortex-M and Fashion-MNIST tests will be skipped"; \
 	  else \
-	    echo "missing:$$missing. Install with: sudo apt-get install$$missing (Cortex-M tests are skipped without them)"; \
+	    echo "missing:$$missing. Install with: sudo apt-get install$$missing (Cortex-M and Fashion-MNIST tests are skipped without them)"; \
 	  fi; \
 	fi
 
