@@ -30,6 +30,16 @@ C_ASSET_FILES = (
     "test_vectors.h",
     "test_vectors.c",
 )
+# Every file an assets folder can hold: an existing --out folder is replaced as a whole
+# only when it holds nothing else (so a user's own sources are never deleted).
+ASSET_FILE_NAMES = C_ASSET_FILES + (
+    "model_int8.tflite",
+    "manifest.json",
+    "model.keras",
+    "model.h5",
+    "mnist_lenet5.h5",
+    "history.json",
+)
 
 
 @dataclass
@@ -103,6 +113,9 @@ def _check_output_folder(out_dir: Path) -> None:
 
     if not os.access(probe_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to {probe_dir}; choose another --out")
+    from si4tool.render import check_replaceable_folder
+
+    check_replaceable_folder(out_dir, ASSET_FILE_NAMES)
 
 
 def build_firmware_assets(
@@ -255,5 +268,5 @@ def build_firmware_assets(
 
     from si4tool.render import write_files_atomically
 
-    write_files_atomically(out_dir, files)
+    write_files_atomically(out_dir, files, replaceable_names=ASSET_FILE_NAMES)
     return AssetsResult(out_dir=out_dir, manifest=manifest, files=files)

@@ -14,6 +14,7 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import jinja2
@@ -81,8 +82,37 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_files_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
+def check_replaceable_folder(out_dir: Path, replaceable_names: Iterable[str] | None = None) -> None:
+    """Refuse an output folder that replacing as a whole would wrongly delete: the current folder
+    or one that holds it, and (when `replaceable_names` is given) one holding anything else than
+    those files. Callers run it early too, before hours of work."""
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"cannot write {out_dir}: it exists and is not a folder; choose another --out")
+    here = Path.cwd().resolve()
+    target = out_dir.resolve()
+    if target == here or target in here.parents:
+        raise UserError(
+            f"--out {out_dir} is the current folder or holds it, and the output folder is replaced as a whole; "
+            "choose a folder of its own, such as build/firmware_assets"
+        )
+    if replaceable_names is not None and out_dir.is_dir():
+        names = set(replaceable_names)
+        foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in names or not entry.is_file())
+        if foreign:
+            raise UserError(
+                f"--out {out_dir} holds {', '.join(foreign[:3])}{' and more' if len(foreign) > 3 else ''}, which si4tool "
+                "did not write, and the output folder is replaced as a whole; choose a new or empty folder"
+            )
+
+
+def write_files_atomically(
+    out_dir: Path, files: dict[str, bytes], replaceable_names: Iterable[str] | None = None
+) -> None:
     """Write `files` (name -> bytes) so that `out_dir` holds either the old set or the new one.
+
+    An existing `out_dir` is replaced only if check_replaceable_folder allows it (with
+    `replaceable_names`, it may hold only those files and the new ones).
 
     The set is written to a sibling staging folder, then swapped in with two
     renames (old folder aside, staging folder in) and the old folder removed.
@@ -95,8 +125,7 @@ def write_files_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
     """
     out_dir = Path(out_dir).absolute()
     parent = out_dir.parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"cannot write {out_dir}: it exists and is not a folder; choose another --out")
+    check_replaceable_folder(out_dir, None if replaceable_names is None else set(replaceable_names) | set(files))
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))

@@ -276,6 +276,34 @@ def test_output_path_that_is_a_file_is_a_user_error(tmp_path):
     assert _leftovers(tmp_path, "assets") == []
 
 
+def test_a_folder_holding_other_files_is_never_replaced(tmp_path):
+    from si4tool.assets import build_firmware_assets
+
+    out = tmp_path / "src"
+    out.mkdir()
+    (out / "main.c").write_text("int main(void) { return 0; }\n")
+    (out / "model.c").write_text("/* an older model.c */\n")
+    with pytest.raises(UserError, match="holds main.c, which si4tool did not write"):
+        write_files_atomically(out, NEW_SET, replaceable_names=["model.c", "manifest.json"])
+    # build-firmware-assets checks before loading data or training anything.
+    with pytest.raises(UserError, match="holds main.c"):
+        build_firmware_assets(out, dataset_name=str(tmp_path / "missing.npz"))
+    assert sorted(os.listdir(out)) == ["main.c", "model.c"]
+    assert _leftovers(tmp_path, "src") == []
+
+
+@pytest.mark.parametrize("relative", [".", ".."])
+def test_the_current_folder_or_its_parent_is_never_replaced(tmp_path, monkeypatch, relative):
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    with pytest.raises(UserError, match="is the current folder or holds it"):
+        write_files_atomically(Path(relative), NEW_SET)
+    assert (work / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["project"]
+
+
 def _numbered_set(tag: str, count: int = 12) -> dict[str, bytes]:
     return {f"file_{i:02d}.c": f"/* {tag} {i} */\n".encode() * 200 for i in range(count)}
 
