@@ -454,6 +454,8 @@ def machine_description() -> dict:
         "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "system": platform.platform(),
         "python": platform.python_version(),
+        # Wall times depend on what else runs: the 1/5/15-minute load when the bench started.
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "compilers": {
             "host_cc": _first_line([host_compiler(), "--version"]),
             "arm-none-eabi-gcc": _first_line(["arm-none-eabi-gcc", "--version"]),
@@ -526,6 +528,7 @@ def run_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     build_dir = out_dir / "build"
     started = time.perf_counter()
+    machine = machine_description()  # first: its load average is the one the timings ran under
 
     dataset = data.load_mnist(data_path)
     count = min(images, len(dataset.x_test))
@@ -674,7 +677,7 @@ def run_bench(
             "qemu": qemu,
         },
         "model": {"macs": macs, "layers": layer_names, "parameters": manifest.get("totals", {}).get("parameters")},
-        "machine": machine_description(),
+        "machine": machine,
         "figures": figures,
         "unavailable": unavailable,
         "details": details,
@@ -719,7 +722,7 @@ def bench_markdown(result: dict) -> str:
         "",
         f"## Host latency per image ({settings['images']} test images, {settings['repetitions']} repetitions)",
         "",
-        "| runtime | median µs/image | repetition medians (µs) | × C engine | outputs identical to C |",
+        "| runtime | median µs/image | repetition medians (µs) | time / C engine's | outputs identical to C |",
         "|---|---:|---|---:|---:|",
     ]
     for name, title in RUNTIMES.items():
@@ -727,10 +730,16 @@ def bench_markdown(result: dict) -> str:
         if entry is None:
             continue
         ratio = 1.0 if name == "c_engine" else f.get(f"latency_ratio_to_c.{name}")
+        if name == "c_engine" or not ratio:
+            ratio_text = "1"
+        elif ratio < 1:
+            ratio_text = f"{ratio:.3g} ({1 / ratio:.1f}× faster)"
+        else:
+            ratio_text = f"{ratio:.3g} ({ratio:.2f}× slower)"
         spread = f"{min(entry['repetition_medians_us']):.1f}–{max(entry['repetition_medians_us']):.1f}"
         identical = entry.get("identical_outputs_to_c")
         identical_text = "n/a" if identical is None else f"{identical}/{settings['images']}"
-        lines.append(f"| {title} | {entry['median_us']:.1f} | {spread} | {ratio:.3g} | {identical_text} |")
+        lines.append(f"| {title} | {entry['median_us']:.1f} | {spread} | {ratio_text} | {identical_text} |")
     lines += [
         "",
         "Method: per image, the wall time of one inference alone. C engine: `clock_gettime(CLOCK_MONOTONIC)` around "
@@ -776,7 +785,15 @@ def bench_markdown(result: dict) -> str:
         for key, title in (("ram_bytes", "RAM (arena + peak stack + static)"), ("stack_bytes", "peak stack")):
             if f.get(f"m4.{kernel}.{key}") is not None:
                 lines.append(f"| Cortex-M4 {kernel}: {title} | {_fmt(f[f'm4.{kernel}.{key}'])} |")
-    lines += ["", "## Flash (bytes: code + constants)", ""]
+    lines += [
+        "",
+        "TFLite Micro's arena is its recording allocator's total in the Python interpreter on this 64-bit host; "
+        "its pointer-sized structures are smaller on a 32-bit Cortex-M (31,124 bytes measured on the emulated M4 "
+        "for the seed model). Our arena is the same on every target.",
+        "",
+        "## Flash (bytes: code + constants)",
+        "",
+    ]
     flash_columns = [c for c in ("m4_portable", "m4_dsp", "host") if any(k.startswith(f"flash.{c}.") for k in f)]
     if flash_columns:
         known = list(FLASH_ROWS)
@@ -817,7 +834,8 @@ def bench_markdown(result: dict) -> str:
         "",
         "## Machine",
         "",
-        f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['cores_available']} available); {machine['system']}",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['cores_available']} available); {machine['system']}"
+        + (f"; load average {' / '.join(map(str, machine['load_average']))} at the start" if machine.get("load_average") else ""),
         f"- Python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()),
         "- " + "; ".join(f"{k}: {v}" for k, v in compilers.items() if v),
         "",
