@@ -530,7 +530,7 @@ def run_bench(
     started = time.perf_counter()
     machine = machine_description()  # first: its load average is the one the timings ran under
 
-    dataset = data.load_mnist(data_path)
+    dataset = data.load_dataset_of_assets(manifest.get("data"), None, data_path)  # the assets' own dataset
     count = min(images, len(dataset.x_test))
     q_in = manifest["quantization"]["input"]
     x_int8 = quantize_input(data.normalize(dataset.x_test[:count]), q_in["scale"], q_in["zero_point"])
