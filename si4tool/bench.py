@@ -303,6 +303,8 @@ def m4_runs(assets_dir: Path, out_dir: Path, qemu: bool, manifest: dict, console
             runs = _runs_from_qemu_result(data)
             recorded = {run.get("model_sha256") for run in runs} - {None}
             if runs and (recorded == {sha} if recorded else newer):
+                for run in runs:
+                    run.setdefault("source", f"{existing} (reused: --no-qemu)")
                 return runs, None
         return [], "QEMU skipped (--no-qemu) and no fresh build/validation/qemu.json"
     try:
@@ -772,7 +774,11 @@ def bench_markdown(result: dict) -> str:
         f"separate passes over {settings['callgrind_vectors'] or 'n/a'} test vectors and divided by their number. "
         "Cortex-M4: `qemu-system-arm -M mps2-an386 -icount shift=0`, where the timer counts guest instructions "
         "(instructions, not cycles). Both are deterministic. For comparison, TFLite Micro on the same emulated M4: "
-        "30.45 M (reference kernels), 6.52 M (CMSIS-NN).",
+        "30.45 M (reference kernels), 6.52 M (CMSIS-NN)."
+        + "".join(
+            f" The Cortex-M4 figures come from {source}."
+            for source in sorted({run["source"] for run in result["details"].get("m4_runs", []) if run.get("source")})
+        ),
         "",
         "## Memory",
         "",
