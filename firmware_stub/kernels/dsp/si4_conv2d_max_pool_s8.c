@@ -32,14 +32,16 @@ static void pool_window_at(const si4_pool_params *pool, int32_t pool_y, int32_t 
 {
     const int32_t y_origin = pool_y * pool->stride_height - pool->pad_top;
     const int32_t x_origin = pool_x * pool->stride_width - pool->pad_left;
-    const int32_t fy_start = y_origin < 0 ? -y_origin : 0;
-    const int32_t fx_start = x_origin < 0 ? -x_origin : 0;
-    const int32_t fy_limit = pool->input_height - y_origin;
-    const int32_t fx_limit = pool->input_width - x_origin;
-    const int32_t fy_end = pool->filter_height < fy_limit ? pool->filter_height : fy_limit;
-    const int32_t fx_end = pool->filter_width < fx_limit ? pool->filter_width : fx_limit;
-    const int32_t rows = fy_end - fy_start;
-    const int32_t columns = fx_end - fx_start;
+    int32_t fy_start;
+    int32_t fy_end;
+    int32_t fx_start;
+    int32_t fx_end;
+    int32_t rows;
+    int32_t columns;
+    si4_pool_window_range(y_origin, pool->filter_height, pool->input_height, &fy_start, &fy_end);
+    si4_pool_window_range(x_origin, pool->filter_width, pool->input_width, &fx_start, &fx_end);
+    rows = fy_end - fy_start;
+    columns = fx_end - fx_start;
     window->conv_y = y_origin + fy_start;
     window->conv_x = x_origin + fx_start;
     window->width = columns;

@@ -1,7 +1,7 @@
 /*
  * si4_kernel_util.h - internal helpers shared by the kernel sources (not part
- * of the public API in si4_nn.h): int8 dot products and the receptive field
- * of one convolution output position.
+ * of the public API in si4_nn.h): int8 dot products, the receptive field
+ * of one convolution output position and the clipping of a pool window.
  */
 #ifndef SI4_KERNEL_UTIL_H
 #define SI4_KERNEL_UTIL_H
@@ -291,6 +291,22 @@ static inline int32_t si4_conv2d_gather_window(const si4_conv2d_params *params,
         }
     }
     return size;
+}
+
+/* The filter rows (or columns) [*start, *end) of a pool window whose first
+ * row is at input row `origin` that lie inside an input of `extent` rows:
+ * TFLM's pooling clipping (padding positions are ignored, not counted).
+ * *end <= *start when the window misses the input. Called once for the
+ * height and once for the width. */
+static inline void si4_pool_window_range(int32_t origin,
+                                         int32_t filter_size,
+                                         int32_t extent,
+                                         int32_t *start,
+                                         int32_t *end)
+{
+    const int32_t limit = extent - origin;
+    *start = origin < 0 ? -origin : 0;
+    *end = filter_size < limit ? filter_size : limit;
 }
 
 #endif /* SI4_KERNEL_UTIL_H */

@@ -38,17 +38,18 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
     for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
         /* The pool window, clipped to the convolution output as TFLM's MaxPool clips it. */
         const int32_t conv_y_origin = pool_y * pool->stride_height - pool->pad_top;
-        const int32_t fy_start = conv_y_origin < 0 ? -conv_y_origin : 0;
-        const int32_t fy_limit = pool->input_height - conv_y_origin;
-        const int32_t fy_end = pool->filter_height < fy_limit ? pool->filter_height : fy_limit;
+        int32_t fy_start;
+        int32_t fy_end;
         int32_t pool_x;
+        si4_pool_window_range(conv_y_origin, pool->filter_height, pool->input_height, &fy_start, &fy_end);
         for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
             const int32_t conv_x_origin = pool_x * pool->stride_width - pool->pad_left;
-            const int32_t fx_start = conv_x_origin < 0 ? -conv_x_origin : 0;
-            const int32_t fx_limit = pool->input_width - conv_x_origin;
-            const int32_t fx_end = pool->filter_width < fx_limit ? pool->filter_width : fx_limit;
-            const int32_t covered = (fy_end > fy_start && fx_end > fx_start) ? 1 : 0;
+            int32_t fx_start;
+            int32_t fx_end;
+            int32_t covered;
             int32_t block_start;
+            si4_pool_window_range(conv_x_origin, pool->filter_width, pool->input_width, &fx_start, &fx_end);
+            covered = (fy_end > fy_start && fx_end > fx_start) ? 1 : 0;
             for (block_start = 0; block_start < output_channels; block_start += SI4_FUSED_CHANNEL_BLOCK) {
                 const int32_t remaining = output_channels - block_start;
                 const int32_t block_size = remaining < SI4_FUSED_CHANNEL_BLOCK ? remaining : SI4_FUSED_CHANNEL_BLOCK;

@@ -7,6 +7,8 @@
  */
 #include "si4_nn.h"
 
+#include "si4_kernel_util.h"
+
 void si4_max_pool_s8(const si4_pool_params *params, const int8_t *input, int8_t *output)
 {
     const int32_t channels = params->channels;
@@ -14,16 +16,16 @@ void si4_max_pool_s8(const si4_pool_params *params, const int8_t *input, int8_t 
     int32_t out_y;
     for (out_y = 0; out_y < params->output_height; ++out_y) {
         const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        const int32_t fy_start = in_y_origin < 0 ? -in_y_origin : 0;
-        const int32_t fy_limit = params->input_height - in_y_origin;
-        const int32_t fy_end = params->filter_height < fy_limit ? params->filter_height : fy_limit;
+        int32_t fy_start;
+        int32_t fy_end;
         int32_t out_x;
+        si4_pool_window_range(in_y_origin, params->filter_height, params->input_height, &fy_start, &fy_end);
         for (out_x = 0; out_x < params->output_width; ++out_x) {
             const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-            const int32_t fx_start = in_x_origin < 0 ? -in_x_origin : 0;
-            const int32_t fx_limit = params->input_width - in_x_origin;
-            const int32_t fx_end = params->filter_width < fx_limit ? params->filter_width : fx_limit;
+            int32_t fx_start;
+            int32_t fx_end;
             int32_t c;
+            si4_pool_window_range(in_x_origin, params->filter_width, params->input_width, &fx_start, &fx_end);
             for (c = 0; c < channels; ++c) {
                 int32_t max_value = INT8_MIN;
                 int32_t fy;
