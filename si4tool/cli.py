@@ -199,10 +199,15 @@ def build_firmware_assets_command(
         int, typer.Option("--calibration-samples", min=1, help="Training images used to calibrate int8 ranges.")
     ] = 1000,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (the manifest) instead of tables.")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train (or load) the CNN, quantize it to int8 and render the C assets a firmware needs."""
+    import json
+
     from si4tool.assets import build_firmware_assets
+
+    quiet = quiet or json_output
 
     result = build_firmware_assets(
         out_dir=out,
@@ -224,6 +229,9 @@ def build_firmware_assets_command(
         _print_assets_summary(manifest, out)
     if report:
         _write_report(out, quiet=quiet)
+    if json_output:
+        print(json.dumps({"out": str(out), **manifest}))
+        return
     float_text = "n/a" if accuracy["float"] is None else f"{100 * accuracy['float']:.2f} %"
     console.print(
         f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
@@ -306,7 +314,7 @@ def validate_host_command(
         dataset_name=dataset_name,
     )
     if json_output:
-        console.print_json(json.dumps({k: v for k, v in result.items() if not k.startswith("confusion")}))
+        print(json.dumps(result))
     elif not quiet:
         from rich.table import Table
 
@@ -385,7 +393,7 @@ def validate_qemu_command(
     if report:
         _write_report(assets, quiet=quiet or json_output, validation=out)
     if json_output:
-        console.print_json(json.dumps(result["runs"]))
+        print(json.dumps({"runs": result["runs"], "path": str(result["path"])}))
         return
     for run in result["runs"]:
         console.print(
@@ -432,8 +440,37 @@ def bench_command(
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
 
+# Commands whose stages import TensorFlow; --help and --version stay fast without it.
+_TENSORFLOW_COMMANDS = {"train", "quantize", "export-csv", "build-firmware-assets", "validate-host", "bench"}
+
+
+def _import_tensorflow_quietly(argv: list[str]) -> None:
+    """Import TensorFlow with file descriptor 2 muted.
+
+    Its C++ start-up lines (absl's pre-initialisation warning, the oneDNN
+    notice) are written straight to fd 2 on import, whatever
+    TF_CPP_MIN_LOG_LEVEL says, and would stand before our own first line.
+    """
+    if "tensorflow" in sys.modules or not _TENSORFLOW_COMMANDS.intersection(argv) or "--help" in argv:
+        return
+    saved_stderr = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    except Exception:  # a broken installation is reported where a stage imports it
+        pass
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
+    if not os.environ.get("SI4_DEBUG"):
+        _import_tensorflow_quietly(sys.argv[1:])
     try:
         result = app(standalone_mode=False)
     except (UserError, ValidationFailed) as error:

@@ -151,3 +151,14 @@ def test_trace_names_the_first_layer_that_differs(firmware_assets, mnist, tmp_pa
     assert difference is not None
     assert difference.layer_index == 1 and difference.layer_name == second_conv
     assert difference.c_value != difference.reference_value
+
+
+def test_cli_json_output_is_one_object(firmware_assets, mnist_path, si4tool_cli, tmp_path):
+    result = si4tool_cli(
+        "validate-host", "--assets", str(firmware_assets), "--data", str(mnist_path), "--images", "200",
+        "--out", str(tmp_path / "validation"), "--no-report", "--json",
+        env={"SI4_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    assert figures["images"] == 200 and figures["bit_exact"] == 200 and figures["passed"] is True
