@@ -169,15 +169,11 @@ static void conv_1ch_3x3_max_pool(const si4_conv2d_params *conv,
     int32_t max_acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t first_channel;
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t remaining = output_channels - first_channel;
-        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
+        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t pool_y;
-        for (channel = 0; channel < count; ++channel) {
-            si4_dsp_widen_taps_3x3(block_filter + channel * SI4_DSP_TAPS_3X3, taps[channel]);
-        }
         for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
             int32_t pool_x;
             for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {

@@ -45,15 +45,11 @@ static void conv_1ch_3x3(const si4_conv2d_params *params,
     int32_t acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t first_channel;
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t remaining = output_channels - first_channel;
-        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
+        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t out_y;
-        for (channel = 0; channel < count; ++channel) {
-            si4_dsp_widen_taps_3x3(block_filter + channel * SI4_DSP_TAPS_3X3, taps[channel]);
-        }
         for (out_y = 0; out_y < params->output_height; ++out_y) {
             int32_t out_x;
             for (out_x = 0; out_x < params->output_width; ++out_x) {

@@ -294,6 +294,22 @@ static inline int32_t si4_dsp_dot_pairs_3x3(const uint32_t window[SI4_DSP_PAIRS_
  * stack use (20 bytes of taps + 4 of running maximum per channel). */
 #define SI4_DSP_CONV_1CH_CHANNEL_BLOCK 32
 
+/* Widens the taps of the output channels from first_channel on, at most
+ * SI4_DSP_CONV_1CH_CHANNEL_BLOCK of them, into taps; returns how many. */
+static inline int32_t si4_dsp_widen_taps_block_3x3(const int8_t *filter,
+                                                   int32_t first_channel,
+                                                   int32_t output_channels,
+                                                   uint32_t taps[][SI4_DSP_PAIRS_3X3])
+{
+    const int32_t remaining = output_channels - first_channel;
+    const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
+    int32_t channel;
+    for (channel = 0; channel < count; ++channel) {
+        si4_dsp_widen_taps_3x3(filter + (first_channel + channel) * SI4_DSP_TAPS_3X3, taps[channel]);
+    }
+    return count;
+}
+
 /* Accumulators (bias not included) of conv positions (y_0, x_0) and
  * (y_1, x_1) for output channels channel_0 and channel_1, into
  * acc[2 * position + channel]. The fast path needs both windows inside the
