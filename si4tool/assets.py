@@ -49,9 +49,10 @@ class AssetsResult:
     files: dict[str, bytes] = field(repr=False)
 
 
-def _log(progress: Callable[[str], None] | None, message: str) -> None:
+def _log(progress: Callable[..., None] | None, message: str, spinner: bool = True) -> None:
+    """Announce a step; `spinner=False` for steps that draw their own progress bar."""
     if progress is not None:
-        progress(message)
+        progress(message, spinner=spinner)
 
 
 def render_model_data(tflite_bytes: bytes, model_sha256: str) -> dict[str, str]:
@@ -155,7 +156,7 @@ def build_firmware_assets(
     if model_path is None:
         from si4tool import train
 
-        _log(progress, f"training the seed model for {epochs} epochs")
+        _log(progress, f"training the seed model for {epochs} epochs", spinner=False)
         result = train.train_model(
             dataset, epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe, quiet=quiet, console=console
         )
@@ -209,7 +210,7 @@ def build_firmware_assets(
     output_q = (float(output_tensor.scale), int(output_tensor.zero_point))
     x_test_int8 = quantize.quantize_input(data.normalize(dataset.x_test), *input_q)
 
-    _log(progress, f"running TensorFlow Lite Micro on all {test_count} test images")
+    _log(progress, f"running TensorFlow Lite Micro on all {test_count} test images", spinner=False)
     tflm_out = reference.tflm_outputs(tflite_bytes, x_test_int8, cache_dir=cache_dir, quiet=quiet)
     int8_accuracy = float(np.mean(np.argmax(tflm_out, axis=1) == dataset.y_test))
     float_accuracy = None
@@ -268,5 +269,8 @@ def build_firmware_assets(
 
     from si4tool.render import write_files_atomically
 
+    _log(progress, f"writing {len(files)} files to {out_dir}")
     write_files_atomically(out_dir, files, replaceable_names=ASSET_FILE_NAMES)
+    if hasattr(progress, "finish"):
+        progress.finish()
     return AssetsResult(out_dir=out_dir, manifest=manifest, files=files)

@@ -179,7 +179,9 @@ AssetsOption = Annotated[
 
 
 def _progress_printer(quiet: bool):
-    return None if quiet else (lambda message: console.print(f"[cyan]→[/] {message}"))
+    from si4tool.progress import StepReporter
+
+    return StepReporter(console, quiet=quiet)
 
 
 @app.command("build-firmware-assets")

@@ -170,8 +170,9 @@ def litert_outputs(
         raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
     x_int8 = _check_int8_images(x_int8)
     resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
-    interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
+    with CapturedStderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" is not for the user
+        interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
     output_details = interpreter.get_output_details()[0]
     output_shape = tuple(int(d) for d in output_details["shape"][1:])

@@ -186,9 +186,9 @@ def validate_host(
     from si4tool.host_engine import build_host_engine
     from si4tool.quantize import quantize_input
 
-    def say(message: str) -> None:
-        if console is not None and not quiet:
-            console.print(message)
+    from si4tool.progress import StepReporter
+
+    step = StepReporter(console, quiet=quiet)
 
     assets_dir = Path(assets_dir)
     manifest, tflite_bytes = load_assets(assets_dir)
@@ -196,11 +196,14 @@ def validate_host(
     # data file is reported before any C is built.
     dataset = data.load_dataset_of_assets(manifest.get("data"), dataset_name, data_path)
 
-    say("building the firmware stub for the host (-std=c99 -O2 -Wall -Wextra -Werror -pedantic)")
+    step("building the firmware stub for the host (-std=c99 -O2 -Wall -Wextra -Werror -pedantic) and running it", spinner=True)
     firmware = run_firmware(build_host_firmware(assets_dir, build_dir))
-    say(
-        f"firmware stub: accuracy {firmware.correct}/{firmware.vectors}, bit-exact {firmware.bit_exact}/{firmware.vectors}"
-    )
+    step.finish()
+    if console is not None and not quiet:
+        console.print(
+            f"  firmware stub: accuracy {firmware.correct}/{firmware.vectors}, "
+            f"bit-exact {firmware.bit_exact}/{firmware.vectors}"
+        )
 
     count = len(dataset.x_test) if images is None else min(images, len(dataset.x_test))
     labels = dataset.y_test[:count]
@@ -209,17 +212,19 @@ def validate_host(
     x_float = data.normalize(dataset.x_test[:count])
     x_int8 = quantize_input(x_float, q_in["scale"], q_in["zero_point"])
 
-    say(f"running the C engine (host shared library) on {count} test images")
+    step(f"compiling the C engine as a host library and running it on {count} test images", spinner=True)
     engine = build_host_engine(assets_dir, build_dir)
     start = time.perf_counter()
     c_out = engine.run(x_int8)
     c_seconds = time.perf_counter() - start
 
+    step(f"TensorFlow Lite Micro on {count} test images", spinner=False)
     tflm_out = reference.tflm_outputs(tflite_bytes, x_int8, cache_dir=cache_dir, quiet=quiet)
     bit_exact = int(np.sum(np.all(c_out == tflm_out, axis=1)))
     first_mismatch = None if bit_exact == count else int(np.argmin(np.all(c_out == tflm_out, axis=1)))
 
     litert = {}
+    step("LiteRT, default and reference kernels", spinner=False)
     for resolver in ("default", "reference"):
         lite_out = reference.litert_outputs(tflite_bytes, x_int8, op_resolver=resolver)
         litert[resolver] = {
@@ -264,7 +269,7 @@ def validate_host(
     if keras_path is not None:
         from si4tool.model import load_float_model
 
-        say("running the Keras float model")
+        step("running the Keras float model", spinner=True)
         keras_probs = reference.keras_outputs(load_float_model(keras_path), x_float)
         keras_pred = np.argmax(keras_probs, axis=1)
         dequantized = (c_out.astype(np.float64) - q_out["zero_point"]) * q_out["scale"]
@@ -275,6 +280,7 @@ def validate_host(
             **error_metrics(dequantized, keras_probs),
         )
 
+    step.finish()
     failures = []
     if bit_exact != count:
         failures.append(f"{count - bit_exact} of {count} images differ from TFLite Micro (first: image {first_mismatch}); run with --trace")
