@@ -25,6 +25,7 @@ from si4tool import quant_math
 from si4tool.errors import UserError
 from si4tool.tflite_reader import (
     ACTIVATION_NAMES,
+    TENSOR_TYPE_FLOAT32,
     TENSOR_TYPE_INT8,
     TENSOR_TYPE_INT32,
     Operator,
@@ -138,6 +139,10 @@ class Graph:
     tensors: dict[str, TensorInfo]
     input: str
     output: str
+    # The .tflite model takes float32 and quantizes it with a QUANTIZE op / returns float32 through
+    # a DEQUANTIZE op; both ops were dropped: the engine still reads and writes int8 (see ModelEdges).
+    float_input: bool = False
+    float_output: bool = False
 
     def replace(self, **changes) -> "Graph":
         return dataclasses.replace(self, **changes)
@@ -475,20 +480,94 @@ def _data_operators(model: TfliteModel) -> list[Operator]:
     return [operator for operator in model.operators if operator.index in needed]
 
 
-def lower_tflite(data: bytes, source: str = "the model") -> Graph:
-    """Read an int8 .tflite and lower it to a Graph (raises UserError for anything unsupported)."""
-    model = read_tflite(data, source)
+@dataclass(frozen=True)
+class ModelEdges:
+    """The int8 tensors the C engine reads and writes, and what the .tflite model puts around them.
+
+    A converter run without inference_input_type/inference_output_type (float I/O, int8
+    inside) wraps the int8 network in a QUANTIZE (float32 -> int8) as its first operator and
+    a DEQUANTIZE (int8 -> float32) as its last. The engine keeps no float: the QUANTIZE is
+    dropped and its int8 output is the engine's input (the caller quantizes with its scale
+    and zero point exactly as that op does: quantize.quantize_input); the DEQUANTIZE is
+    dropped and its int8 input is the engine's output.
+    """
+
+    input_index: int  # TFLite index of the int8 tensor the engine reads
+    output_index: int  # TFLite index of the int8 tensor the engine writes
+    input_quantization: tuple[float, int]  # (scale, zero_point) of that input tensor
+    output_quantization: tuple[float, int]
+    input_quantize: int | None = None  # index of the dropped QUANTIZE operator (float input), else None
+    output_dequantize: int | None = None  # index of the dropped DEQUANTIZE operator (float output), else None
+
+    @property
+    def float_input(self) -> bool:
+        return self.input_quantize is not None
+
+    @property
+    def float_output(self) -> bool:
+        return self.output_dequantize is not None
+
+
+def _edge_quantization(model: TfliteModel, index: int, source: str) -> tuple[float, int]:
+    tensor = model.tensors[index]
+    quantization = tensor.quantization
+    if quantization is None or len(quantization.scale) != 1 or len(quantization.zero_point) != 1:
+        raise UserError(f"{source}: tensor '{tensor.name}' at the model's edge has no per-tensor quantization")
+    return float(quantization.scale[0]), int(quantization.zero_point[0])
+
+
+def model_edges(model: TfliteModel, source: str = "the model") -> ModelEdges:
+    """Find the engine's int8 input and output: the model's own, or inside a float QUANTIZE/DEQUANTIZE pair."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UserError(f"{source} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; si4tool needs one of each")
-    lowering = _Lowering(model)
-    input_tensor = model.tensors[model.inputs[0]]
-    output_tensor = model.tensors[model.outputs[0]]
-    for tensor, role in ((input_tensor, "input"), (output_tensor, "output")):
+    input_index, output_index = model.inputs[0], model.outputs[0]
+    input_quantize = output_dequantize = None
+    if model.tensors[input_index].type == TENSOR_TYPE_FLOAT32:
+        readers = [operator for operator in model.operators if input_index in operator.inputs]
+        if len(readers) != 1 or readers[0].name != "QUANTIZE" or len(readers[0].outputs) != 1:
+            raise UserError(
+                f"{source} has a FLOAT32 input ('{model.tensors[input_index].name}') that is not read by one QUANTIZE "
+                "operator; si4tool needs int8 inside (convert with Optimize.DEFAULT and a representative dataset)"
+            )
+        input_quantize, input_index = readers[0].index, readers[0].outputs[0]
+    if model.tensors[output_index].type == TENSOR_TYPE_FLOAT32:
+        writers = [operator for operator in model.operators if output_index in operator.outputs]
+        if len(writers) != 1 or writers[0].name != "DEQUANTIZE" or not writers[0].inputs or writers[0].inputs[0] < 0:
+            raise UserError(
+                f"{source} has a FLOAT32 output ('{model.tensors[output_index].name}') that is not written by a "
+                "DEQUANTIZE operator; si4tool needs int8 inside (convert with Optimize.DEFAULT and a representative dataset)"
+            )
+        output_dequantize, output_index = writers[0].index, writers[0].inputs[0]
+    for index, role in ((input_index, "input"), (output_index, "output")):
+        tensor = model.tensors[index]
         if tensor.type != TENSOR_TYPE_INT8:
             raise UserError(
-                f"{source} has a {tensor.type_name} {role} ('{tensor.name}'); si4tool needs int8 input and output "
-                "(convert with inference_input_type=tf.int8 and inference_output_type=tf.int8)"
+                f"{source} has a {tensor.type_name} {role} ('{tensor.name}'); si4tool needs int8 (or float32 through "
+                "QUANTIZE/DEQUANTIZE) input and output (convert with inference_input_type=tf.int8 and "
+                "inference_output_type=tf.int8)"
             )
+    return ModelEdges(
+        input_index,
+        output_index,
+        _edge_quantization(model, input_index, source),
+        _edge_quantization(model, output_index, source),
+        input_quantize,
+        output_dequantize,
+    )
+
+
+def engine_edges(data: bytes, source: str = "the model") -> ModelEdges:
+    """model_edges of a .tflite flatbuffer (reference runners use it to feed and read interpreters)."""
+    return model_edges(read_tflite(data, source), source)
+
+
+def lower_tflite(data: bytes, source: str = "the model") -> Graph:
+    """Read an int8 .tflite (int8 inside; float edges dropped, see ModelEdges) and lower it to a Graph
+    (raises UserError for anything unsupported)."""
+    model = read_tflite(data, source)
+    edges = model_edges(model, source)
+    lowering = _Lowering(model)
+    edge_operators = {edges.input_quantize, edges.output_dequantize} - {None}
 
     aliases: dict[str, str] = {}  # tensor -> the tensor it is identical to (an identity QUANTIZE)
     layers: list[Layer] = []
@@ -502,6 +581,8 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
         "RESHAPE": lowering.reshape,
     }
     for operator in _data_operators(model):
+        if operator.index in edge_operators:
+            continue  # float32 <-> int8 at the edges: the caller quantizes, the engine stays int8
         if operator.name in ("QUANTIZE", "DEQUANTIZE"):
             source_info = lowering.activation(operator, lowering.tensor(operator, 0))
             output_info = lowering.activation(operator, lowering.output_tensor(operator))
@@ -518,8 +599,8 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
         layer.input = aliases.get(layer.input, layer.input)
         layers.append(layer)
 
-    input_name = lowering.names[input_tensor.index]
-    output_name = aliases.get(lowering.names[output_tensor.index], lowering.names[output_tensor.index])
+    input_name = lowering.names[edges.input_index]
+    output_name = aliases.get(lowering.names[edges.output_index], lowering.names[edges.output_index])
     if not layers:
         raise UserError(f"{source} has no operators si4tool can compile")
     if layers[0].input != input_name or layers[-1].output != output_name:
@@ -531,4 +612,4 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
                 "si4tool supports sequential models only"
             )
     tensors = {name: info for name, info in lowering.tensors.items() if name not in aliases}
-    return Graph(layers, tensors, input_name, output_name)
+    return Graph(layers, tensors, input_name, output_name, edges.float_input, edges.float_output)

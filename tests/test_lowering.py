@@ -101,11 +101,6 @@ def test_unsupported_operator_is_named():
     assert "CONV_2D" in message  # lists what is supported
 
 
-def test_float_input_model_is_refused():
-    with pytest.raises(UserError, match="FLOAT32 input.*inference_input_type=tf.int8"):
-        lower_tflite(model_zoo.float_input_model_tflite())
-
-
 def test_corrupt_model_is_a_user_error():
     with pytest.raises(UserError, match="not a valid TFLite model"):
         lower_tflite(b"\x00" * 64)
