@@ -20,6 +20,10 @@ QEMU_TIMEOUT ?= 900
 MPS2_OPT    ?= -O2
 
 MPS2_DIR := platform/mps2_an386
+# Start-up and stack painting every Cortex-M board shares (nucleo_f446re too).
+CORTEX_M_COMMON_DIR     := platform/common
+CORTEX_M_COMMON_SOURCES := $(CORTEX_M_COMMON_DIR)/cortex_m_runtime.c
+CORTEX_M_COMMON_DEPS    := $(CORTEX_M_COMMON_SOURCES) $(CORTEX_M_COMMON_DIR)/cortex_m_runtime.h
 
 CPU_CORTEX_M4     := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
 CPU_CORTEX_M3     := -mcpu=cortex-m3 -mthumb -mfloat-abi=soft
@@ -30,12 +34,14 @@ CPU_CORTEX_M7     := -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16
 # platform layer needs GNU C for inline assembly and the vector table.
 ARM_SECTIONS     := -ffunction-sections -fdata-sections -g
 ARM_ENGINE_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic $(MPS2_OPT) $(ARM_SECTIONS) $(INCLUDES)
-ARM_PLATFORM_FLAGS := -std=gnu99 -Wall -Wextra -Werror $(MPS2_OPT) $(ARM_SECTIONS) -I. -I$(MPS2_DIR)
+ARM_PLATFORM_FLAGS := -std=gnu99 -Wall -Wextra -Werror $(MPS2_OPT) $(ARM_SECTIONS) -I. -I$(CORTEX_M_COMMON_DIR) \
+	-I$(MPS2_DIR)
 # Our startup code replaces newlib's crt0; librdimon supplies semihosting stdio.
 ARM_LINK_FLAGS   := -nostartfiles --specs=nano.specs --specs=rdimon.specs -Wl,--gc-sections
 
-MPS2_PLATFORM_SOURCES := $(MPS2_DIR)/startup.c $(MPS2_DIR)/platform_mps2.c
-MPS2_PLATFORM_DEPS    := $(MPS2_PLATFORM_SOURCES) $(MPS2_DIR)/semihosting.h $(MPS2_DIR)/mps2_an386.ld platform.h
+MPS2_PLATFORM_SOURCES := $(MPS2_DIR)/startup.c $(MPS2_DIR)/platform_mps2.c $(CORTEX_M_COMMON_SOURCES)
+MPS2_PLATFORM_DEPS    := $(MPS2_PLATFORM_SOURCES) $(CORTEX_M_COMMON_DEPS) $(MPS2_DIR)/semihosting.h \
+	$(MPS2_DIR)/mps2_an386.ld platform.h
 
 # KERNELS=dsp: kernels/dsp/<name>.c replaces kernels/src/<name>.c; the other
 # portable files are used as they are. Each DSP file falls back to its

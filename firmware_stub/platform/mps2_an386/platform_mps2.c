@@ -10,9 +10,7 @@
  * therefore deterministic and in *instructions*, not cycles: QEMU models no
  * pipeline, wait states or multi-cycle instructions. Resolution: 40.
  *
- * Stack: the region between __stack_limit and the current stack pointer is
- * painted with a pattern at start-up; the high-water mark is the deepest
- * word that no longer holds it.
+ * Stack: painted and measured by platform/common/cortex_m_runtime.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,13 +31,6 @@ typedef struct {
 #define TIMER_RELOAD 0xFFFFFFFFu
 /* 25 MHz timer clock, 1 GHz virtual instruction clock under -icount shift=0. */
 #define INSTRUCTIONS_PER_TICK 40u
-
-#define STACK_PAINT_WORD 0x5A4B3C2Du
-/* Words just below the stack pointer left unpainted: the painter's own frame. */
-#define STACK_PAINT_MARGIN_WORDS 16u
-
-extern uint32_t __stack_limit;
-extern uint32_t __stack_top;
 
 /* newlib's librdimon: opens the semihosting console as stdin/stdout/stderr.
  * Its own crt0 calls this; ours (startup.c) leaves it to platform_init. */
@@ -78,28 +69,6 @@ uint64_t platform_counter_read(void)
 }
 
 const char *platform_counter_unit(void) { return "instructions"; }
-
-/* Paints from the bottom of the stack region up to just below the caller's
- * frame. noinline: the margin must be measured from this function's frame. */
-__attribute__((noinline)) void platform_stack_paint(void)
-{
-    uintptr_t stack_pointer;
-    uint32_t *word = &__stack_limit;
-    __asm__ volatile("mov %0, sp" : "=r"(stack_pointer));
-    stack_pointer -= STACK_PAINT_MARGIN_WORDS * sizeof(uint32_t);
-    while ((uintptr_t)word < stack_pointer) {
-        *word++ = STACK_PAINT_WORD;
-    }
-}
-
-int32_t platform_stack_used_bytes(void)
-{
-    const uint32_t *word = &__stack_limit;
-    while (word < &__stack_top && *word == STACK_PAINT_WORD) {
-        ++word;
-    }
-    return (int32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
-}
 
 void platform_exit(int status)
 {

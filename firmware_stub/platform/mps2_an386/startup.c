@@ -10,20 +10,10 @@
  */
 #include <stdint.h>
 
+#include "cortex_m_runtime.h"
 #include "semihosting.h"
 
-extern uint32_t __data_load;
-extern uint32_t __data_start;
-extern uint32_t __data_end;
-extern uint32_t __bss_start__;
-extern uint32_t __bss_end__;
-extern uint32_t __stack_top;
-
-typedef void (*constructor_fn)(void);
-extern constructor_fn __preinit_array_start[];
-extern constructor_fn __preinit_array_end[];
-extern constructor_fn __init_array_start[];
-extern constructor_fn __init_array_end[];
+extern uint32_t __stack_top; /* the linker script */
 
 extern int main(void);
 
@@ -42,10 +32,6 @@ void si4_report_fault(const uint32_t *stacked_frame, uint32_t exc_return);
 
 void Reset_Handler(void)
 {
-    const uint32_t *source;
-    uint32_t *destination;
-    constructor_fn *constructor;
-
 #if defined(__ARM_FP)
     /* CP10 and CP11 full access: the hard-float ABI uses s0-s15 from the first call. */
     SCB_CPACR |= (0xFu << 20);
@@ -56,32 +42,9 @@ void Reset_Handler(void)
     SCB_SHCSR |= (1u << 16) | (1u << 17) | (1u << 18);
 #endif
 
-    for (source = &__data_load, destination = &__data_start; destination < &__data_end;) {
-        *destination++ = *source++;
-    }
-    for (destination = &__bss_start__; destination < &__bss_end__;) {
-        *destination++ = 0u;
-    }
-    for (constructor = __preinit_array_start; constructor < __preinit_array_end; ++constructor) {
-        (*constructor)();
-    }
-    for (constructor = __init_array_start; constructor < __init_array_end; ++constructor) {
-        (*constructor)();
-    }
+    si4_c_runtime_init();
 
     semihosting_exit(main());
-}
-
-/* Formats a 32-bit value as 8 hex digits without the C library: a fault may
- * come from inside it. */
-static void write_hex(char *text, uint32_t value)
-{
-    static const char digits[] = "0123456789abcdef";
-    int32_t i;
-    for (i = 7; i >= 0; --i) {
-        text[i] = digits[value & 0xFu];
-        value >>= 4;
-    }
 }
 
 /* Called by the fault handlers with the exception frame the core pushed:
@@ -89,11 +52,11 @@ static void write_hex(char *text, uint32_t value)
 void si4_report_fault(const uint32_t *stacked_frame, uint32_t exc_return)
 {
     char message[] = "\nFAULT pc 0x________ lr 0x________ cfsr 0x________ hfsr 0x________ bfar 0x________\n";
-    write_hex(&message[10], stacked_frame[6]);
-    write_hex(&message[25], stacked_frame[5]);
-    write_hex(&message[42], SCB_CFSR);
-    write_hex(&message[59], SCB_HFSR);
-    write_hex(&message[76], SCB_BFAR);
+    si4_format_hex32(&message[10], stacked_frame[6]);
+    si4_format_hex32(&message[25], stacked_frame[5]);
+    si4_format_hex32(&message[42], SCB_CFSR);
+    si4_format_hex32(&message[59], SCB_HFSR);
+    si4_format_hex32(&message[76], SCB_BFAR);
     (void)exc_return;
     semihosting_write0(message);
     semihosting_write0("result FAIL\n");

@@ -11,7 +11,8 @@
 # take about 1.5 s at 115200 baud).
 
 NUCLEO_DIR := platform/nucleo_f446re
-NUCLEO_PLATFORM_SOURCES := $(NUCLEO_DIR)/startup_f446.c $(NUCLEO_DIR)/platform_nucleo.c
+# CORTEX_M_COMMON_*: platform/common, defined in mps2_an386/board.mk (included first).
+NUCLEO_PLATFORM_SOURCES := $(NUCLEO_DIR)/startup_f446.c $(NUCLEO_DIR)/platform_nucleo.c $(CORTEX_M_COMMON_SOURCES)
 NUCLEO_DEFINES ?= -DSI4_PRINT_VECTORS=0
 
 .PHONY: nucleo-f446re
@@ -23,7 +24,7 @@ $(BUILD)/nucleo_f446re-%/si4_firmware.bin: $(BUILD)/nucleo_f446re-%/si4_firmware
 
 $(BUILD)/nucleo_f446re-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
 		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(NUCLEO_PLATFORM_SOURCES) \
-		$(NUCLEO_DIR)/nucleo_f446re.ld platform.h
+		$(CORTEX_M_COMMON_DEPS) $(NUCLEO_DIR)/nucleo_f446re.ld platform.h
 	@rm -rf $(@D)/obj && mkdir -p $(@D)/obj
 	@set -e; for src in main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*); do \
 		$(ARM_CC) $(CPU_CORTEX_M4) $(ARM_ENGINE_FLAGS) $(NUCLEO_DEFINES) -c $$src \

@@ -40,12 +40,6 @@ int _write(int file, const char *data, int length);
 #define DWT_CYCCNT (*(volatile uint32_t *)0xE0001004u)
 #define DWT_LAR (*(volatile uint32_t *)0xE0001FB0u) /* lock access: needed on some M7 parts, harmless here */
 
-#define STACK_PAINT_WORD 0x5A4B3C2Du
-#define STACK_PAINT_MARGIN_WORDS 16u
-
-extern uint32_t __stack_limit;
-extern uint32_t __stack_top;
-
 #if !defined(SI4_USE_VENDOR_HAL)
 
 /* STM32F446 reference manual RM0390: RCC, GPIOA, USART2. */
@@ -140,26 +134,6 @@ uint64_t platform_counter_read(void)
 }
 
 const char *platform_counter_unit(void) { return "cycles"; }
-
-__attribute__((noinline)) void platform_stack_paint(void)
-{
-    uintptr_t stack_pointer;
-    uint32_t *word = &__stack_limit;
-    __asm__ volatile("mov %0, sp" : "=r"(stack_pointer));
-    stack_pointer -= STACK_PAINT_MARGIN_WORDS * sizeof(uint32_t);
-    while ((uintptr_t)word < stack_pointer) {
-        *word++ = STACK_PAINT_WORD;
-    }
-}
-
-int32_t platform_stack_used_bytes(void)
-{
-    const uint32_t *word = &__stack_limit;
-    while (word < &__stack_top && *word == STACK_PAINT_WORD) {
-        ++word;
-    }
-    return (int32_t)((uintptr_t)&__stack_top - (uintptr_t)word);
-}
 
 /* A board has nowhere to exit to: the result line is out, wait for reset. */
 void platform_exit(int status)

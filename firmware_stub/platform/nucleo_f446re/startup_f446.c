@@ -9,18 +9,9 @@
  */
 #include <stdint.h>
 
-extern uint32_t __data_load;
-extern uint32_t __data_start;
-extern uint32_t __data_end;
-extern uint32_t __bss_start__;
-extern uint32_t __bss_end__;
-extern uint32_t __stack_top;
+#include "cortex_m_runtime.h"
 
-typedef void (*constructor_fn)(void);
-extern constructor_fn __preinit_array_start[];
-extern constructor_fn __preinit_array_end[];
-extern constructor_fn __init_array_start[];
-extern constructor_fn __init_array_end[];
+extern uint32_t __stack_top; /* the linker script */
 
 extern int main(void);
 /* platform_nucleo.c: polled UART output usable from a fault handler. */
@@ -35,44 +26,19 @@ void Default_Handler(void);
 
 void Reset_Handler(void)
 {
-    const uint32_t *source;
-    uint32_t *destination;
-    constructor_fn *constructor;
-
     SCB_CPACR |= (0xFu << 20); /* CP10/CP11: the FPU, for the hard-float ABI */
     __asm__ volatile("dsb\n\tisb" ::: "memory");
-    for (source = &__data_load, destination = &__data_start; destination < &__data_end;) {
-        *destination++ = *source++;
-    }
-    for (destination = &__bss_start__; destination < &__bss_end__;) {
-        *destination++ = 0u;
-    }
-    for (constructor = __preinit_array_start; constructor < __preinit_array_end; ++constructor) {
-        (*constructor)();
-    }
-    for (constructor = __init_array_start; constructor < __init_array_end; ++constructor) {
-        (*constructor)();
-    }
+    si4_c_runtime_init();
     (void)main();
     for (;;) {
         __asm__ volatile("wfi");
     }
 }
 
-static void write_hex(char *text, uint32_t value)
-{
-    static const char digits[] = "0123456789abcdef";
-    int32_t i;
-    for (i = 7; i >= 0; --i) {
-        text[i] = digits[value & 0xFu];
-        value >>= 4;
-    }
-}
-
 void Fault_Handler(void)
 {
     char message[] = "\r\nFAULT cfsr 0x________\r\nresult FAIL\r\n";
-    write_hex(&message[14], SCB_CFSR);
+    si4_format_hex32(&message[14], SCB_CFSR);
     si4_board_uart_write(message, sizeof message - 1u);
     for (;;) {
     }
