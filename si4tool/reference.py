@@ -55,11 +55,60 @@ def _store_cached(path: Path, outputs: np.ndarray) -> None:
         pass
 
 
-def _check_int8_images(x_int8: np.ndarray) -> np.ndarray:
-    x_int8 = np.asarray(x_int8)
-    if x_int8.dtype != np.int8 or x_int8.ndim != 4:
-        raise ValueError(f"expected int8 images (N, H, W, C), got {x_int8.dtype} {x_int8.shape}")
-    return np.ascontiguousarray(x_int8)
+def _check_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or not (images.dtype == np.int8 or np.issubdtype(images.dtype, np.floating)):
+        raise ValueError(f"expected int8 or float images (N, H, W, C), got {images.dtype} {images.shape}")
+    return images
+
+
+def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """What the model's input tensor takes for these (N, H, W, C) images.
+
+    images: float in the units the model was trained on (x / 255 for MNIST), or int8 already
+    quantized for the engine. An int8-input model gets float images quantized as the firmware
+    and the test vectors do (quantize.quantize_input with the engine's input quantization); a
+    float-input model (a QUANTIZE first, see ir.ModelEdges) gets the float32 images themselves,
+    so TFLite's own QUANTIZE op runs and the engine is compared with it. int8 images for a
+    float-input model are refused: the float values they came from are gone.
+    """
+    from si4tool.ir import engine_edges
+    from si4tool.quantize import quantize_input
+
+    images = _check_images(images)
+    edges = engine_edges(tflite_bytes)
+    if edges.float_input:
+        if images.dtype == np.int8:
+            raise ValueError("this model takes float32 input (QUANTIZE first): pass the float images, not int8")
+        return np.ascontiguousarray(images, dtype=np.float32)
+    if images.dtype != np.int8:
+        images = quantize_input(images, *edges.input_quantization)
+    return np.ascontiguousarray(images)
+
+
+def _engine_output_reader(tflite_bytes: bytes):
+    """A function turning the interpreter's output into the engine's int8 output.
+
+    For a float-output model (a DEQUANTIZE last) the int8 tensor before the DEQUANTIZE is
+    recovered by inverting it: TFLite computes f = float32(scale * (q - zero_point)) with a
+    double scale, so f / scale is within 255 * 2**-24 of the integer q - zero_point and
+    rounding gives q back exactly (checked on every call: a residual above 0.01 raises).
+    """
+    from si4tool.ir import engine_edges
+
+    edges = engine_edges(tflite_bytes)
+    if not edges.float_output:
+        return lambda output: np.asarray(output)
+    scale, zero_point = edges.output_quantization
+
+    def read(output: np.ndarray) -> np.ndarray:
+        steps = np.asarray(output, dtype=np.float64) / scale
+        q = np.round(steps) + zero_point
+        if np.any(np.abs(steps + zero_point - q) > 0.01) or np.any(q < -128) or np.any(q > 127):
+            raise RuntimeError("the model's float output is not a dequantized int8 tensor")
+        return q.astype(np.int8)
+
+    return read
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -75,13 +124,13 @@ def _progress(total: int, description: str, quiet: bool):
     return progress
 
 
-def _run_per_image(interpreter_step, x_int8: np.ndarray, output_shape: tuple[int, ...], description: str, quiet: bool):
-    outputs = np.empty((x_int8.shape[0],) + output_shape, dtype=np.int8)
-    with _progress(x_int8.shape[0], description, quiet) as progress:
-        task = progress.add_task(description, total=x_int8.shape[0])
-        for index in range(x_int8.shape[0]):
-            outputs[index] = interpreter_step(x_int8[index : index + 1]).reshape(output_shape)
-            if index % 100 == 99 or index == x_int8.shape[0] - 1:
+def _run_per_image(interpreter_step, inputs: np.ndarray, output_shape: tuple[int, ...], description: str, quiet: bool):
+    outputs = np.empty((inputs.shape[0],) + output_shape, dtype=np.int8)
+    with _progress(inputs.shape[0], description, quiet) as progress:
+        task = progress.add_task(description, total=inputs.shape[0])
+        for index in range(inputs.shape[0]):
+            outputs[index] = interpreter_step(inputs[index : index + 1]).reshape(output_shape)
+            if index % 100 == 99 or index == inputs.shape[0] - 1:
                 progress.update(task, completed=index + 1)
     return outputs
 
@@ -97,22 +146,27 @@ def _tflm_interpreter(tflite_bytes: bytes, arena_size: int | None = None):
 
 
 def tflm_outputs(
-    tflite_bytes: bytes, x_int8: np.ndarray, cache_dir: Path | None = None, use_cache: bool = True, quiet: bool = False
+    tflite_bytes: bytes, images: np.ndarray, cache_dir: Path | None = None, use_cache: bool = True, quiet: bool = False
 ) -> np.ndarray:
-    """(N, H, W, C) int8 images -> (N, classes) int8 outputs of the TFLite Micro interpreter, one image at a time."""
-    x_int8 = _check_int8_images(x_int8)
-    cache = _cache_path("tflm", tflite_bytes, x_int8, cache_dir) if use_cache else None
-    if cache is not None and (cached := _load_cached(cache, x_int8.shape[0])) is not None:
+    """(N, H, W, C) images -> (N, classes) int8 engine outputs of the TFLite Micro interpreter, one image at a time.
+
+    images: float (model units) or int8, see interpreter_inputs; the output is always the int8
+    tensor the C engine writes (before a float model's DEQUANTIZE). Cached by model and by the
+    exact values fed to the interpreter."""
+    inputs = interpreter_inputs(tflite_bytes, images)
+    cache = _cache_path("tflm", tflite_bytes, inputs, cache_dir) if use_cache else None
+    if cache is not None and (cached := _load_cached(cache, inputs.shape[0])) is not None:
         return cached
     interpreter = _tflm_interpreter(tflite_bytes)
     output_shape = tuple(int(d) for d in interpreter.get_output_details(0)["shape"][1:])
+    engine_output = _engine_output_reader(tflite_bytes)
 
     def step(image: np.ndarray) -> np.ndarray:
         interpreter.set_input(image, 0)
         interpreter.invoke()
-        return interpreter.get_output(0)
+        return engine_output(interpreter.get_output(0))
 
-    outputs = _run_per_image(step, x_int8, output_shape, "TFLite Micro", quiet)
+    outputs = _run_per_image(step, inputs, output_shape, "TFLite Micro", quiet)
     if cache is not None:
         _store_cached(cache, outputs)
     return outputs
@@ -161,14 +215,16 @@ def tflm_arena_bytes(tflite_bytes: bytes) -> int:
 
 
 def litert_outputs(
-    tflite_bytes: bytes, x_int8: np.ndarray, op_resolver: str = "default", quiet: bool = False
+    tflite_bytes: bytes, images: np.ndarray, op_resolver: str = "default", quiet: bool = False
 ) -> np.ndarray:
-    """Outputs of the LiteRT interpreter, one thread; op_resolver "reference" selects BUILTIN_REF kernels."""
+    """int8 engine outputs of the LiteRT interpreter, one thread; op_resolver "reference" selects BUILTIN_REF
+    kernels. images: float (model units) or int8, as for tflm_outputs."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     if op_resolver not in OP_RESOLVERS:
         raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
-    x_int8 = _check_int8_images(x_int8)
+    inputs = interpreter_inputs(tflite_bytes, images)
+    engine_output = _engine_output_reader(tflite_bytes)
     resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
     with CapturedStderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" is not for the user
         interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
@@ -180,9 +236,9 @@ def litert_outputs(
     def step(image: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(input_index, image)
         interpreter.invoke()
-        return interpreter.get_tensor(output_details["index"])
+        return engine_output(interpreter.get_tensor(output_details["index"]))
 
-    return _run_per_image(step, x_int8, output_shape, f"LiteRT ({op_resolver})", quiet)
+    return _run_per_image(step, inputs, output_shape, f"LiteRT ({op_resolver})", quiet)
 
 
 def keras_outputs(model, x_float: np.ndarray, batch_size: int = 1000) -> np.ndarray:
