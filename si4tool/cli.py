@@ -340,7 +340,6 @@ def validate_host_command(
 
 def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None) -> None:
     from si4tool import data as data_stage
-    from si4tool.quantize import quantize_input
     from si4tool.trace import trace_layers
     from si4tool.validate import load_assets
 
@@ -352,9 +351,8 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: 
     dataset = data_stage.load_dataset_of_assets(manifest.get("data"), dataset_name, data)
     if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
         raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
-    q_in = manifest["quantization"]["input"]
-    x_int8 = quantize_input(data_stage.normalize(dataset.x_test), q_in["scale"], q_in["zero_point"])
-    result = trace_layers(assets, x_int8, indices, Path("build/firmware"))
+    # Float images: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
+    result = trace_layers(assets, data_stage.normalize(dataset.x_test), indices, Path("build/firmware"))
     difference = result.first_difference
     if difference is None:
         console.print(

@@ -54,11 +54,18 @@ def _tflm_tensor_reader(tflite_bytes: bytes):
     return run, tensor
 
 
-def trace_layers(assets_dir: Path, inputs_int8: np.ndarray, image_indices: list[int], build_dir: Path) -> TraceResult:
-    """Compare every layer output for the given images; stop at the first difference."""
+def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int], build_dir: Path) -> TraceResult:
+    """Compare every layer output for the given images; stop at the first difference.
+
+    images: float in the model's units (x / 255), or int8 already quantized for the engine
+    (int8-input models only). The C engine gets them quantized as the firmware does; TFLite
+    Micro gets what its input tensor takes (the float images for a model with a QUANTIZE
+    first, see reference.interpreter_inputs)."""
     from si4tool import passes
     from si4tool.host_engine import build_host_engine
     from si4tool.ir import lower_tflite
+    from si4tool.quantize import quantize_input
+    from si4tool.reference import interpreter_inputs
 
     assets_dir = Path(assets_dir)
     tflite_bytes = (assets_dir / "model_int8.tflite").read_bytes()
@@ -70,10 +77,12 @@ def trace_layers(assets_dir: Path, inputs_int8: np.ndarray, image_indices: list[
             f"the C sources in {assets_dir} do not match its model_int8.tflite; build the assets again"
         )
     run_reference, reference_tensor = _tflm_tensor_reader(tflite_bytes)
+    engine_input = graph.tensors[graph.input]
     for image_index in image_indices:
-        image = inputs_int8[image_index : image_index + 1]
-        c_outputs = engine.run_layers(image)
-        run_reference(image)
+        image = np.asarray(images[image_index : image_index + 1])
+        engine_image = image if image.dtype == np.int8 else quantize_input(image, engine_input.scale, engine_input.zero_point)
+        c_outputs = engine.run_layers(engine_image)
+        run_reference(interpreter_inputs(tflite_bytes, image))
         for layer_index, (layer, c_flat) in enumerate(zip(graph.layers, c_outputs)):
             tensor = graph.tensors[layer.output]
             reference = reference_tensor(tensor.tflite_index).astype(np.int8)
