@@ -208,14 +208,17 @@ def build_firmware_assets(
     input_q = (float(input_tensor.scale), int(input_tensor.zero_point))
     output_tensor = graph.tensors[graph.output]
     output_q = (float(output_tensor.scale), int(output_tensor.zero_point))
-    x_test_int8 = quantize.quantize_input(data.normalize(dataset.x_test), *input_q)
+    x_test_float = data.normalize(dataset.x_test)
+    # The engine's (and the test vectors') input is always int8, quantized as TFLite's QUANTIZE does;
+    # the references take the float images (a float-input model runs its own QUANTIZE on them).
+    x_test_int8 = quantize.quantize_input(x_test_float, *input_q)
 
     _log(progress, f"running TensorFlow Lite Micro on all {test_count} test images", spinner=False)
-    tflm_out = reference.tflm_outputs(tflite_bytes, x_test_int8, cache_dir=cache_dir, quiet=quiet)
+    tflm_out = reference.tflm_outputs(tflite_bytes, x_test_float, cache_dir=cache_dir, quiet=quiet)
     int8_accuracy = float(np.mean(np.argmax(tflm_out, axis=1) == dataset.y_test))
     float_accuracy = None
     if float_model is not None:
-        float_out = reference.keras_outputs(float_model, data.normalize(dataset.x_test))
+        float_out = reference.keras_outputs(float_model, x_test_float)
         float_accuracy = float(np.mean(np.argmax(float_out, axis=1) == dataset.y_test))
 
     _log(progress, "rendering the C assets")
@@ -261,6 +264,9 @@ def build_firmware_assets(
         "quantization": {
             "input": {"scale": input_q[0], "zero_point": input_q[1], "shape": list(input_tensor.shape)},
             "output": {"scale": output_q[0], "zero_point": output_q[1], "shape": list(output_tensor.shape)},
+            # True when the .tflite takes float32 through a QUANTIZE / returns float32 through a DEQUANTIZE:
+            # both ops are dropped, the engine's input and output above are the int8 tensors inside them.
+            "float_edges": {"input": graph.float_input, "output": graph.float_output},
         },
         "test_vectors": vectors,
         "files": file_records(files),

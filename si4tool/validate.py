@@ -219,14 +219,16 @@ def validate_host(
     c_seconds = time.perf_counter() - start
 
     step(f"TensorFlow Lite Micro on {count} test images", spinner=False)
-    tflm_out = reference.tflm_outputs(tflite_bytes, x_int8, cache_dir=cache_dir, quiet=quiet)
+    # The references take the float images: an int8-input model's are quantized exactly as above,
+    # a float-input model's go through TFLite's own QUANTIZE (the firmware must match it).
+    tflm_out = reference.tflm_outputs(tflite_bytes, x_float, cache_dir=cache_dir, quiet=quiet)
     bit_exact = int(np.sum(np.all(c_out == tflm_out, axis=1)))
     first_mismatch = None if bit_exact == count else int(np.argmin(np.all(c_out == tflm_out, axis=1)))
 
     litert = {}
     step("LiteRT, default and reference kernels", spinner=False)
     for resolver in ("default", "reference"):
-        lite_out = reference.litert_outputs(tflite_bytes, x_int8, op_resolver=resolver)
+        lite_out = reference.litert_outputs(tflite_bytes, x_float, op_resolver=resolver)
         litert[resolver] = {
             "identical_outputs": int(np.sum(np.all(c_out == lite_out, axis=1))),
             "top1_agreement": int(np.sum(np.argmax(c_out, 1) == np.argmax(lite_out, 1))),
