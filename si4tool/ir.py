@@ -587,7 +587,12 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
             source_info = lowering.activation(operator, lowering.tensor(operator, 0))
             output_info = lowering.activation(operator, lowering.output_tensor(operator))
             if (np.float32(source_info.scale), source_info.zero_point) != (np.float32(output_info.scale), output_info.zero_point):
-                raise lowering.fail(operator, "requantizes an int8 tensor; only identity QUANTIZE/DEQUANTIZE can be dropped")
+                raise lowering.fail(
+                    operator,
+                    f"requantizes an int8 tensor (scale {source_info.scale:.6g}, zero point {source_info.zero_point} -> "
+                    f"scale {output_info.scale:.6g}, zero point {output_info.zero_point}); si4tool has no requantize "
+                    "kernel and drops only QUANTIZE/DEQUANTIZE at float32 edges or ones that change nothing",
+                )
             aliases[output_info.name] = aliases.get(source_info.name, source_info.name)
             continue
         handler = handlers.get(operator.name)

@@ -203,3 +203,24 @@ def test_interpreter_inputs_for_both_kinds_of_model(float_io_tflite, mnist, tmp_
     from_int8 = tflm_outputs(int8_model, quantized, cache_dir=tmp_path, quiet=True)
     np.testing.assert_array_equal(from_float, from_int8)
     assert len(list(tmp_path.glob("tflm-*.npz"))) == 1
+
+
+def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monkeypatch):
+    """An int8 -> int8 QUANTIZE with a new scale is not an edge op: the engine has no requantize kernel."""
+    import dataclasses
+
+    from si4tool import ir
+    from si4tool.errors import UserError
+    from si4tool.tflite_reader import TENSOR_TYPE_INT8, Quantization
+
+    model = read_tflite(small_float_edges_tflite)
+    # Make the model's float input an int8 tensor with another scale: its QUANTIZE now requantizes.
+    tensors = list(model.tensors)
+    tensors[model.inputs[0]] = dataclasses.replace(
+        tensors[model.inputs[0]], type=TENSOR_TYPE_INT8, quantization=Quantization((0.5,), (0,), 0)
+    )
+    requantizing = dataclasses.replace(model, tensors=tuple(tensors))
+    monkeypatch.setattr(ir, "read_tflite", lambda data, source="the model": requantizing)
+    expected = r"QUANTIZE \(operator 0, output tensor 'tfl.quantize'\) requantizes an int8 tensor \(scale 0.5.*no requantize kernel"
+    with pytest.raises(UserError, match=expected):
+        lower_tflite(small_float_edges_tflite)
