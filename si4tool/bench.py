@@ -136,12 +136,26 @@ class CEngineTimer:
 class InterpreterTimer:
     """A Python interpreter timed around invoke() alone; set/get of tensors are outside the clock."""
 
-    def __init__(self, set_input, invoke, get_output):
+    def __init__(self, set_input, invoke, get_output, tflite_bytes: bytes):
+        from si4tool.ir import engine_edges
+        from si4tool.reference import engine_output_reader
+
         self._set_input = set_input
         self._invoke = invoke
         self._get_output = get_output
+        self._edges = engine_edges(tflite_bytes)
+        self._engine_output = engine_output_reader(tflite_bytes)
+
+    def _interpreter_images(self, x_int8: np.ndarray) -> np.ndarray:
+        """A float-input model (QUANTIZE first) takes the dequantized engine input: its
+        own QUANTIZE turns that back into exactly the same int8 values."""
+        if not self._edges.float_input:
+            return x_int8
+        scale, zero_point = self._edges.input_quantization
+        return ((x_int8.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
 
     def time_images(self, x_int8: np.ndarray, warmup: int) -> TimedPass:
+        x_int8 = self._interpreter_images(x_int8)
         count = len(x_int8)
         for _ in range(warmup if count else 0):
             self._set_input(x_int8[0:1])
@@ -154,7 +168,7 @@ class InterpreterTimer:
             start = clock()
             self._invoke()
             ns[index] = clock() - start
-            output = np.asarray(self._get_output()).reshape(-1)
+            output = self._engine_output(np.asarray(self._get_output())).reshape(-1)
             if outputs is None:
                 outputs = np.zeros((count, output.size), dtype=np.int8)
             outputs[index] = output
@@ -173,6 +187,7 @@ def litert_timer(tflite_bytes: bytes, op_resolver: str) -> InterpreterTimer:
         lambda image: interpreter.set_tensor(input_index, image),
         interpreter.invoke,
         lambda: interpreter.get_tensor(output_index),
+        tflite_bytes,
     )
 
 
@@ -180,7 +195,9 @@ def tflm_timer(tflite_bytes: bytes) -> InterpreterTimer:
     from tflite_micro.python.tflite_micro import runtime
 
     interpreter = runtime.Interpreter.from_bytes(tflite_bytes)
-    return InterpreterTimer(lambda image: interpreter.set_input(image, 0), interpreter.invoke, lambda: interpreter.get_output(0))
+    return InterpreterTimer(
+        lambda image: interpreter.set_input(image, 0), interpreter.invoke, lambda: interpreter.get_output(0), tflite_bytes
+    )
 
 
 def measure_latency(timers: dict, x_int8: np.ndarray, repetitions: int, warmup: int = WARMUP_IMAGES) -> dict:

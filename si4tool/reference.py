@@ -86,7 +86,7 @@ def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-def _engine_output_reader(tflite_bytes: bytes):
+def engine_output_reader(tflite_bytes: bytes):
     """A function turning the interpreter's output into the engine's int8 output.
 
     For a float-output model (a DEQUANTIZE last) the int8 tensor before the DEQUANTIZE is
@@ -159,7 +159,7 @@ def tflm_outputs(
         return cached
     interpreter = _tflm_interpreter(tflite_bytes)
     output_shape = tuple(int(d) for d in interpreter.get_output_details(0)["shape"][1:])
-    engine_output = _engine_output_reader(tflite_bytes)
+    engine_output = engine_output_reader(tflite_bytes)
 
     def step(image: np.ndarray) -> np.ndarray:
         interpreter.set_input(image, 0)
@@ -224,7 +224,7 @@ def litert_outputs(
     if op_resolver not in OP_RESOLVERS:
         raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
     inputs = interpreter_inputs(tflite_bytes, images)
-    engine_output = _engine_output_reader(tflite_bytes)
+    engine_output = engine_output_reader(tflite_bytes)
     resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
     with CapturedStderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" is not for the user
         interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)

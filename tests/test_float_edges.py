@@ -8,6 +8,7 @@ the float images and read back the int8 tensor before the DEQUANTIZE.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -224,3 +225,24 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
     expected = r"QUANTIZE \(operator 0, output tensor 'tfl.quantize'\) requantizes an int8 tensor \(scale 0.5.*no requantize kernel"
     with pytest.raises(UserError, match=expected):
         lower_tflite(small_float_edges_tflite)
+
+
+def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path):
+    """The bench feeds each interpreter what its input takes and compares int8 outputs with the C engine."""
+    from si4tool.bench import CEngineTimer, litert_timer, measure_latency, tflm_timer
+    from si4tool.data import normalize
+    from si4tool.quantize import quantize_input
+
+    assets = float_io_assets.out_dir
+    manifest = json.loads((assets / "manifest.json").read_text())
+    q = manifest["quantization"]["input"]
+    x_int8 = quantize_input(normalize(mnist.x_test[:20]), q["scale"], q["zero_point"])
+    tflite = (assets / "model_int8.tflite").read_bytes()
+    timers = {
+        "c_engine": CEngineTimer(assets, tmp_path),
+        "litert_reference": litert_timer(tflite, "reference"),
+        "tflm": tflm_timer(tflite),
+    }
+    latency = measure_latency(timers, x_int8, repetitions=1, warmup=1)
+    assert latency["tflm"]["identical_outputs_to_c"] == 20
+    assert latency["litert_reference"]["identical_outputs_to_c"] >= 19
