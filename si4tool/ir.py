@@ -293,56 +293,37 @@ class _Lowering:
     # -- one method per supported operator -------------------------------------------------------
 
     def conv_2d(self, operator: Operator) -> Layer:
-        source = self.activation(operator, self.tensor(operator, 0))
-        output = self.activation(operator, self.output_tensor(operator))
-        in_h, in_w, in_c = self.spatial(operator, source)
-        out_h, out_w, out_c = self.spatial(operator, output)
-        filter_tensor = self.tensor(operator, 1)
-        weights = self.constant(operator, filter_tensor, TENSOR_TYPE_INT8, np.int8, "filter")
-        if weights.ndim != 4 or weights.shape[0] != out_c or weights.shape[3] != in_c:
-            raise self.fail(operator, f"has filter shape {list(weights.shape)} for {in_c} -> {out_c} channels")
-        kernel_h, kernel_w = weights.shape[1], weights.shape[2]
-        dilation = (operator.options.get("dilation_h", 1), operator.options.get("dilation_w", 1))
-        pad_top, pad_left = self.window(operator, (in_h, in_w), (kernel_h, kernel_w), (out_h, out_w), dilation)
-        scales = self.filter_scales(operator, filter_tensor, out_c, axis=0)
-        multipliers, shifts = quant_math.per_channel_multipliers(source.scale, scales, output.scale)
-        activation_min, activation_max = self.clamp(operator, output)
-        params = {
-            "input_height": in_h, "input_width": in_w, "input_channels": in_c,
-            "output_height": out_h, "output_width": out_w, "output_channels": out_c,
-            "kernel_height": kernel_h, "kernel_width": kernel_w,
-            "stride_height": operator.options["stride_h"], "stride_width": operator.options["stride_w"],
-            "dilation_height": dilation[0], "dilation_width": dilation[1],
-            "pad_top": pad_top, "pad_left": pad_left,
-            "input_offset": -source.zero_point, "output_offset": output.zero_point,
-            "activation_min": activation_min, "activation_max": activation_max,
-            "per_channel": int(len(scales) > 1),
-        }
-        return Layer(
-            self.layer_name("conv2d"), "conv2d", (self.ref(operator),), source.name, output.name, params,
-            _constants(weights, self.bias(operator, out_c), multipliers, shifts),
-        )
+        return self.convolution(operator, depthwise=False)
 
     def depthwise_conv_2d(self, operator: Operator) -> Layer:
+        return self.convolution(operator, depthwise=True)
+
+    def convolution(self, operator: Operator, depthwise: bool) -> Layer:
+        """CONV_2D and DEPTHWISE_CONV_2D share the window, padding and per-channel
+        requantization; they differ in the filter layout (OHWI against 1HWO, so the
+        per-channel scales lie on axis 0 or 3) and in the depth multiplier."""
         source = self.activation(operator, self.tensor(operator, 0))
         output = self.activation(operator, self.output_tensor(operator))
         in_h, in_w, in_c = self.spatial(operator, source)
         out_h, out_w, out_c = self.spatial(operator, output)
         filter_tensor = self.tensor(operator, 1)
         weights = self.constant(operator, filter_tensor, TENSOR_TYPE_INT8, np.int8, "filter")
-        if weights.ndim != 4 or weights.shape[0] != 1 or weights.shape[3] != out_c or out_c % in_c:
+        if depthwise:
+            layout_ok = weights.ndim == 4 and weights.shape[0] == 1 and weights.shape[3] == out_c and out_c % in_c == 0
+        else:
+            layout_ok = weights.ndim == 4 and weights.shape[0] == out_c and weights.shape[3] == in_c
+        if not layout_ok:
             raise self.fail(operator, f"has filter shape {list(weights.shape)} for {in_c} -> {out_c} channels")
-        depth_multiplier = out_c // in_c
         kernel_h, kernel_w = weights.shape[1], weights.shape[2]
         dilation = (operator.options.get("dilation_h", 1), operator.options.get("dilation_w", 1))
         pad_top, pad_left = self.window(operator, (in_h, in_w), (kernel_h, kernel_w), (out_h, out_w), dilation)
-        scales = self.filter_scales(operator, filter_tensor, out_c, axis=3)
+        scales = self.filter_scales(operator, filter_tensor, out_c, axis=3 if depthwise else 0)
         multipliers, shifts = quant_math.per_channel_multipliers(source.scale, scales, output.scale)
         activation_min, activation_max = self.clamp(operator, output)
         params = {
             "input_height": in_h, "input_width": in_w, "input_channels": in_c,
             "output_height": out_h, "output_width": out_w, "output_channels": out_c,
-            "depth_multiplier": depth_multiplier,
+            **({"depth_multiplier": out_c // in_c} if depthwise else {}),
             "kernel_height": kernel_h, "kernel_width": kernel_w,
             "stride_height": operator.options["stride_h"], "stride_width": operator.options["stride_w"],
             "dilation_height": dilation[0], "dilation_width": dilation[1],
@@ -351,9 +332,10 @@ class _Lowering:
             "activation_min": activation_min, "activation_max": activation_max,
             "per_channel": int(len(scales) > 1),
         }
+        op = "depthwise_conv2d" if depthwise else "conv2d"
         return Layer(
-            self.layer_name("depthwise_conv2d"), "depthwise_conv2d", (self.ref(operator),), source.name, output.name,
-            params, _constants(weights, self.bias(operator, out_c), multipliers, shifts),
+            self.layer_name(op), op, (self.ref(operator),), source.name, output.name, params,
+            _constants(weights, self.bias(operator, out_c), multipliers, shifts),
         )
 
     def pool_2d(self, operator: Operator, op: str) -> Layer:
