@@ -54,6 +54,8 @@ DatasetOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final line.")]
+ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts and CI) instead of tables.")]
 
 
 def _version_callback(value: bool) -> None:
@@ -200,8 +202,8 @@ def build_firmware_assets_command(
     calibration_samples: Annotated[
         int, typer.Option("--calibration-samples", min=1, help="Training images used to calibrate int8 ranges.")
     ] = 1000,
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (the manifest) instead of tables.")] = False,
+    report: ReportOption = True,
+    json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train (or load) the CNN, quantize it to int8 and render the C assets a firmware needs."""
@@ -299,8 +301,8 @@ def validate_host_command(
     trace_images: Annotated[
         str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
     ] = "0",
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    report: ReportOption = True,
+    json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Build the engine for this machine and prove it bit-exact with TFLite Micro on every test image."""
@@ -375,8 +377,8 @@ def validate_qemu_command(
     target: Annotated[
         str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F) or mps2_an385 (Cortex-M3).")
     ] = "mps2_an386",
-    report: Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")] = True,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    report: ReportOption = True,
+    json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, RAM, flash."""
