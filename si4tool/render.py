@@ -125,7 +125,7 @@ def write_files_atomically(
     """
     out_dir = Path(out_dir).absolute()
     parent = out_dir.parent
-    check_replaceable_folder(out_dir, None if replaceable_names is None else set(replaceable_names) | set(files))
+    allowed_names = None if replaceable_names is None else set(replaceable_names) | set(files)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
@@ -137,6 +137,8 @@ def write_files_atomically(
         for name, data in files.items():
             (staging / name).write_bytes(data)
         with _interrupts_held_back(), _folder_lock(parent):
+            # Checked under the lock: a concurrent writer's swap leaves out_dir absent for an instant.
+            check_replaceable_folder(out_dir, allowed_names)
             _swap_into_place(staging, out_dir)
     except OSError as error:
         raise UserError(f"cannot write {out_dir}: {error.strerror or error}; choose another --out") from None
