@@ -180,7 +180,7 @@ def build_firmware_assets(
             raise UserError(f"model file {model_path} does not exist")
         model_bytes = model_path.read_bytes()
         source_sha256 = sha256_bytes(model_bytes)
-        source_name = str(model_path)
+        source_name = model_path.name  # the file name only: no machine path in the manifest
         suffix = model_path.suffix.lower()
         if suffix == ".tflite":
             tflite_bytes = model_bytes

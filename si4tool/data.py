@@ -37,6 +37,12 @@ DATA_HELP = f"pass a local MNIST .npz with --data PATH or set {DATA_ENV_VAR}=PAT
 # Names accepted by --dataset (besides a path), and what each is called in reports.
 DATASET_NAMES = ("mnist", "fashion-mnist")
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# What the ten labels mean, for reports; other datasets show the label numbers.
+CLASS_NAMES = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+}
 CUSTOM_DATASET = "custom"  # Dataset.name of a dataset given by path
 FASHION_ENV_VAR = "SI4_FASHION_MNIST"
 # Where Debian's dataset-fashion-mnist package installs the gzip IDX files.

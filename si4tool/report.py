@@ -570,11 +570,17 @@ def plot_memory_timeline(buffers: list[dict], arena_bytes: int | None, layer_nam
     return _png_bytes(figure)
 
 
-def plot_misclassified(images: np.ndarray, misclassified: list, max_digits: int = GRID_MAX_DIGITS) -> bytes:
+def plot_misclassified(
+    images: np.ndarray, misclassified: list, max_digits: int = GRID_MAX_DIGITS, dataset: str | None = "mnist"
+) -> bytes:
+    from si4tool.data import CLASS_NAMES
+
+    names = CLASS_NAMES.get(dataset or "")
+    noun = "digits" if dataset == "mnist" else "images"
     shown = misclassified[:max_digits]
     columns = min(GRID_COLUMNS, len(shown))
     rows = -(-len(shown) // columns)
-    figure = _new_figure(1.15 * columns, 1.35 * rows + 0.4)
+    figure = _new_figure(1.15 * columns, 1.5 * rows + 0.4)
     panels = figure.subplots(rows, columns, squeeze=False)
     for slot, axes in enumerate(panels.ravel()):
         axes.axis("off")
@@ -582,10 +588,11 @@ def plot_misclassified(images: np.ndarray, misclassified: list, max_digits: int 
             continue
         index, true, predicted = (int(v) for v in shown[slot][:3])
         axes.imshow(images[index], cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
-        axes.set_title(f"#{index}\ntrue {true}, got {predicted}", fontsize=7.5, pad=2)
+        true_text, predicted_text = (names[true], names[predicted]) if names else (true, predicted)
+        axes.set_title(f"#{index}\ntrue {true_text}\ngot {predicted_text}", fontsize=7, pad=2)
     total = len(misclassified)
     figure.suptitle(
-        f"Misclassified test digits ({len(shown)} of {total} shown)" if total > len(shown) else f"Misclassified test digits ({total})",
+        f"Misclassified test {noun} ({len(shown)} of {total} shown)" if total > len(shown) else f"Misclassified test {noun} ({total})",
         fontsize=10,
     )
     figure.tight_layout()
@@ -650,7 +657,8 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
         # Indices past the dataset mean host.json came from other data; draw only what exists.
         misclassified = [item for item in misclassified if 0 <= int(item[0]) < len(inputs.test_images)]
     if misclassified and inputs.test_images is not None:
-        plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified)
+        dataset = (inputs.manifest.get("data") or {}).get("dataset", "mnist")
+        plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified, dataset=dataset)
     elif host and not misclassified and "misclassified" in host:
         inputs.notes["misclassified"] = "every test image is classified correctly"
 
