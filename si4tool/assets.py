@@ -42,6 +42,10 @@ ASSET_FILE_NAMES = C_ASSET_FILES + (
 )
 
 
+# Test images embedded for the on-device check by default: the seed notebook's x_test.csv holds 250.
+DEFAULT_VECTORS = 250
+
+
 @dataclass
 class AssetsResult:
     out_dir: Path
@@ -125,7 +129,7 @@ def build_firmware_assets(
     data_path: Path | None = None,
     dataset_name: str | None = None,
     epochs: int = 15,
-    vectors: int = 250,
+    vectors: int | None = None,
     seed: int = 0,
     recipe: str = "default",
     batch_size: int = 128,
@@ -147,6 +151,8 @@ def build_firmware_assets(
     _check_output_folder(out_dir)
     dataset = data.load_dataset(dataset_name, data_path)
     test_count = len(dataset.x_test)
+    if vectors is None:  # the seed notebook's 250, or the whole test set when it is smaller
+        vectors = min(DEFAULT_VECTORS, test_count)
     if not 1 <= vectors <= test_count:
         raise UserError(f"--vectors must be between 1 and {test_count} (the test-set size), not {vectors}")
 

@@ -195,7 +195,10 @@ def build_firmware_assets_command(
     dataset_name: DatasetOption = None,
     data: DataOption = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs when no --model is given.")] = 15,
-    vectors: Annotated[int, typer.Option("--vectors", help="Test images embedded for the on-device check (1..10000).")] = 250,
+    vectors: Annotated[
+        Optional[int],
+        typer.Option("--vectors", help="Test images embedded for the on-device check: 250 (or the whole test set if smaller), up to the test-set size."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")] = Path("build/firmware_assets"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed for training and calibration.")] = 0,
     recipe: Annotated[str, typer.Option("--recipe", help="Training recipe: default or notebook.")] = "default",
