@@ -46,7 +46,6 @@ from si4tool.toolchain import (
     firmware_stub_dir,
     host_compiler,
     kernel_include_dir,
-    portable_kernel_sources,
     run_compiler,
 )
 

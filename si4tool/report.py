@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -743,7 +742,6 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
     figures = {
         name: {"file": name, "caption": captions[name], "data_uri": _data_uri(png)} for name, png in plots.items()
     }
-    training = inputs.training or {}
     return {
         "model_sha256": (manifest.get("int8_model") or {}).get("sha256", "?"),
         "source_model": (manifest.get("source_model") or {}).get("path", "?"),

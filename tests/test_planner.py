@@ -45,7 +45,7 @@ def test_no_overlap_on_real_graphs(name, with_passes):
         assert allocation.offset % planner.ARENA_ALIGNMENT == 0
         assert allocation.size == graph.tensors[tensor].size_bytes
     # an arena at least as large as the largest pair of tensors live at one layer
-    for index, layer in enumerate(graph.layers):
+    for index in range(len(graph.layers)):
         live = [a.size for a in plan.allocations.values() if a.first_layer <= index <= a.last_layer]
         assert sum(live) <= plan.arena_bytes
 
