@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The shared offline copy sits beside the repository: /work/shared/data/mnist.npz.
+# The shared offline copy sits beside the repository: ../shared/data/mnist.npz.
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared/data/mnist.npz"
 
 # Training the suite's model: 2 epochs of the default recipe on the full training set
