@@ -143,9 +143,14 @@ def build_firmware_assets(
 
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
     overrides the file a named dataset is read from."""
-    from si4tool import codegen, data, passes, planner, quantize, reference
-    from si4tool import model as model_stage
-    from si4tool.ir import lower_tflite
+    from si4tool.compiler import codegen
+    from si4tool.frontend import data
+    from si4tool.compiler import passes
+    from si4tool.compiler import planner
+    from si4tool.frontend import quantize
+    from si4tool.validation import reference
+    from si4tool.frontend import model as model_stage
+    from si4tool.compiler.ir import lower_tflite
 
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
@@ -160,7 +165,7 @@ def build_firmware_assets(
     float_model = None
     training: dict | None = None
     if model_path is None:
-        from si4tool import train
+        from si4tool.frontend import train
 
         _log(progress, f"training the seed model for {epochs} epochs", spinner=False)
         result = train.train_model(

@@ -95,8 +95,8 @@ def train_command(
     quiet: QuietOption = False,
 ) -> None:
     """Train the notebook's CNN on MNIST; print the test accuracy and the confusion matrix."""
-    from si4tool.data import load_dataset
-    from si4tool.train import confusion_matrix_table, save_training_outputs, train_model
+    from si4tool.frontend.data import load_dataset
+    from si4tool.frontend.train import confusion_matrix_table, save_training_outputs, train_model
 
     dataset = load_dataset(dataset_name, data)
     if not quiet:
@@ -128,9 +128,9 @@ def quantize_command(
     """Full-int8 post-training quantization; float and int8 (TFLite Micro) accuracy on all test images."""
     import hashlib
 
-    from si4tool.data import load_dataset
-    from si4tool.model import load_float_model
-    from si4tool.quantize import evaluate_quantization, quantize_model, save_quantization_outputs
+    from si4tool.frontend.data import load_dataset
+    from si4tool.frontend.model import load_float_model
+    from si4tool.frontend.quantize import evaluate_quantization, quantize_model, save_quantization_outputs
 
     float_model = load_float_model(model)
     dataset = load_dataset(dataset_name, data)
@@ -166,8 +166,8 @@ def export_csv_command(
     quiet: QuietOption = False,
 ) -> None:
     """Write the first test images and one-hot labels as CSV, exactly as the notebook does."""
-    from si4tool.csv_export import export_csv
-    from si4tool.data import load_dataset
+    from si4tool.frontend.csv_export import export_csv
+    from si4tool.frontend.data import load_dataset
 
     paths = export_csv(load_dataset(dataset_name, data), count=count, out_dir=out)
     console.print(f"wrote {paths['x']} and {paths['y']} ({count} rows)", soft_wrap=True)
@@ -277,7 +277,7 @@ def _print_assets_summary(manifest: dict, out: Path) -> None:
 
 def _write_report(assets: Path, quiet: bool, validation: Path = Path("build/validation")) -> None:
     try:
-        from si4tool.report import write_report
+        from si4tool.reporting.report import write_report
     except ImportError:  # the report stage is optional
         return
     written = write_report(assets_dir=assets, out_dir=Path("build/report"), validation_dir=validation)
@@ -311,7 +311,7 @@ def validate_host_command(
     """Build the engine for this machine and prove it bit-exact with TFLite Micro on every test image."""
     import json
 
-    from si4tool.validate import summary_rows, validate_host
+    from si4tool.validation.validate import summary_rows, validate_host
 
     if trace:
         _trace(assets, data, trace_images, dataset_name)
@@ -344,9 +344,9 @@ def validate_host_command(
 
 
 def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None) -> None:
-    from si4tool import data as data_stage
-    from si4tool.trace import trace_layers
-    from si4tool.validate import load_assets
+    from si4tool.frontend import data as data_stage
+    from si4tool.validation.trace import trace_layers
+    from si4tool.validation.validate import load_assets
 
     try:
         indices = [int(part) for part in trace_images.split(",") if part.strip()]
@@ -387,7 +387,7 @@ def validate_qemu_command(
     """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, RAM, flash."""
     import json
 
-    from si4tool.qemu import validate_qemu
+    from si4tool.targets.qemu import validate_qemu
 
     variants = tuple(part.strip() for part in kernels.split(",") if part.strip())
     if not variants or any(v not in ("portable", "dsp") for v in variants):
@@ -419,7 +419,7 @@ def report_command(
     quiet: QuietOption = False,
 ) -> None:
     """Write report.md and a self-contained report.html with tables and plots of the model, memory and validation."""
-    from si4tool.report import write_report
+    from si4tool.reporting.report import write_report
 
     written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation, data_path=data)
     console.print(f"report: {written['html']} and {written['markdown']}")
@@ -436,7 +436,7 @@ def bench_command(
     quiet: QuietOption = False,
 ) -> None:
     """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
-    from si4tool.bench import run_bench
+    from si4tool.reporting.bench import run_bench
 
     run_bench(
         assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,

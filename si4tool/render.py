@@ -22,7 +22,7 @@ import numpy as np
 
 from si4tool import __version__
 from si4tool.errors import UserError
-from si4tool.toolchain import templates_dir
+from si4tool.targets.toolchain import templates_dir
 
 
 def c_array_body(values: np.ndarray | bytes, per_line: int = 16, fmt: str = "{:d}") -> str:

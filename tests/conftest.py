@@ -37,7 +37,7 @@ def mnist_path() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_path):
     """The full MNIST Dataset (60,000 train, 10,000 test, uint8)."""
-    from si4tool.data import load_mnist
+    from si4tool.frontend.data import load_mnist
 
     return load_mnist(mnist_path)
 
@@ -45,7 +45,7 @@ def mnist(mnist_path):
 @pytest.fixture(scope="session")
 def seed_training_result(mnist):
     """TrainResult of a short, honest run of the default recipe (seed 0)."""
-    from si4tool.train import train_model
+    from si4tool.frontend.train import train_model
 
     return train_model(mnist, epochs=SEED_MODEL_EPOCHS, seed=SEED_MODEL_SEED, quiet=True)
 
@@ -59,7 +59,7 @@ def trained_seed_model(seed_training_result):
 @pytest.fixture(scope="session")
 def seed_int8_tflite(trained_seed_model, mnist) -> bytes:
     """Full-int8 .tflite bytes of trained_seed_model, calibrated on 500 training images."""
-    from si4tool.quantize import quantize_model
+    from si4tool.frontend.quantize import quantize_model
 
     return quantize_model(trained_seed_model, mnist, calibration_samples=SEED_CALIBRATION_SAMPLES, seed=0)
 

@@ -2,7 +2,7 @@
 
 The kernels are compiled (strict C99 flags) into a shared library once per
 source hash; each wrapper takes the same params dataclass and arrays as the
-NumPy reference in si4tool.kernel_reference and returns the int8 output.
+NumPy reference in si4tool.compiler.kernel_reference and returns the int8 output.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from si4tool import kernel_reference as ref
-from si4tool.toolchain import compile_shared_library, kernel_include_dir, portable_kernel_sources
+from si4tool.compiler import kernel_reference as ref
+from si4tool.targets.toolchain import compile_shared_library, kernel_include_dir, portable_kernel_sources
 
 BUILD_DIR = Path(__file__).resolve().parent.parent / "build" / "test_kernels"
 

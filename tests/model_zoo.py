@@ -174,7 +174,7 @@ def reference_forward(graph, image: np.ndarray) -> dict[str, np.ndarray]:
     A conv2d_max_pool layer is computed as the conv followed by the pool, the
     meaning the fused C kernel must reproduce.
     """
-    from si4tool import kernel_reference as ref
+    from si4tool.compiler import kernel_reference as ref
 
     values = {graph.input: np.asarray(image, dtype=np.int8).reshape(-1)}
     for layer in graph.layers:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from si4tool import bench
+from si4tool.reporting import bench
 
 CALLGRIND_DUMP = """\
 # callgrind format
@@ -155,7 +155,7 @@ def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(request,
     assets_dir = _firmware_assets_or_skip(request)
     qemu_available = all(shutil.which(tool) for tool in ("arm-none-eabi-gcc", "qemu-system-arm"))
     try:
-        import si4tool.qemu  # noqa: F401
+        import si4tool.targets.qemu  # noqa: F401
     except ImportError:
         qemu_available = False
 

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 import model_zoo
-from si4tool import codegen, passes, planner
-from si4tool.ir import lower_tflite
+from si4tool.compiler import codegen
+from si4tool.compiler import passes
+from si4tool.compiler import planner
+from si4tool.compiler.ir import lower_tflite
 from si4tool.render import generated_banner
-from si4tool.toolchain import (
+from si4tool.targets.toolchain import (
     STRICT_C_FLAGS,
     compile_shared_library,
     host_compiler,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from si4tool.csv_export import export_csv
+from si4tool.frontend.csv_export import export_csv
 from si4tool.errors import UserError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from si4tool.data import DATA_ENV_VAR, Dataset, load_dataset, load_mnist, load_npz_dataset, normalize, one_hot
+from si4tool.frontend.data import DATA_ENV_VAR, Dataset, load_dataset, load_mnist, load_npz_dataset, normalize, one_hot
 from si4tool.errors import UserError
 
 

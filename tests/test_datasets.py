@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from si4tool import data
-from si4tool.data import load_dataset, load_dataset_of_assets
-from si4tool.datasets_idx import IDX_FILE_NAMES, MAX_IDX_BYTES, read_idx, read_idx_folder
+from si4tool.frontend import data
+from si4tool.frontend.data import load_dataset, load_dataset_of_assets
+from si4tool.frontend.datasets_idx import IDX_FILE_NAMES, MAX_IDX_BYTES, read_idx, read_idx_folder
 from si4tool.errors import UserError
 
 FASHION_TRAIN_LIMIT = 10_000
@@ -258,8 +258,8 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
     """A short training run (1 epoch of the notebook recipe on 10,000 images), quantized, lowered,
     rendered, compiled and run by validate-host: bit-exact with TFLite Micro."""
     from si4tool.assets import build_firmware_assets
-    from si4tool.train import train_model
-    from si4tool.validate import validate_host
+    from si4tool.frontend.train import train_model
+    from si4tool.validation.validate import validate_host
 
     trained = train_model(fashion_mnist, epochs=1, seed=0, recipe="notebook", quiet=True, train_limit=FASHION_TRAIN_LIMIT)
     assert trained.test_accuracy >= 0.70, trained.test_accuracy

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from si4tool.toolchain import STRICT_C_FLAGS, compile_shared_library, host_compiler, kernel_include_dir
+from si4tool.targets.toolchain import STRICT_C_FLAGS, compile_shared_library, host_compiler, kernel_include_dir
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def test_model_array_is_the_tflite_file_byte_for_byte(firmware_assets, tmp_path)
 def test_vectors_are_the_interpreters_input_quantization_and_tflm_outputs(firmware_assets, mnist, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from si4tool.reference import tflm_outputs
+    from si4tool.validation.reference import tflm_outputs
 
     tflite = (firmware_assets / "model_int8.tflite").read_bytes()
     lib = _load_arrays_library(firmware_assets, tmp_path)

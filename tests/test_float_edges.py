@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import model_zoo
-from si4tool.ir import engine_edges, lower_tflite
-from si4tool.tflite_reader import read_tflite
+from si4tool.compiler.ir import engine_edges, lower_tflite
+from si4tool.compiler.tflite_reader import read_tflite
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +124,7 @@ def test_float_io_model_really_has_float_edges(float_io_tflite):
 
 
 def test_assets_of_a_float_io_model_are_int8_with_the_edge_quantization(float_io_assets, float_io_tflite, mnist):
-    from si4tool.quantize import quantize_input
+    from si4tool.frontend.quantize import quantize_input
 
     manifest = float_io_assets.manifest
     edges = engine_edges(float_io_tflite)
@@ -147,7 +147,7 @@ def test_assets_of_a_float_io_model_are_int8_with_the_edge_quantization(float_io
 
 
 def test_float_io_model_validates_bit_exact_with_tflm(float_io_assets, mnist_path, reference_cache_dir, tmp_path):
-    from si4tool.validate import validate_host
+    from si4tool.validation.validate import validate_host
 
     result = validate_host(
         float_io_assets.out_dir, data_path=mnist_path, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
@@ -162,7 +162,7 @@ def test_float_io_model_validates_bit_exact_with_tflm(float_io_assets, mnist_pat
 
 
 def test_trace_of_a_float_io_model(float_io_assets, mnist, tmp_path):
-    from si4tool.trace import trace_layers
+    from si4tool.validation.trace import trace_layers
 
     images = mnist.x_test[:3, ..., None].astype(np.float32) / 255.0
     result = trace_layers(float_io_assets.out_dir, images, [0, 1, 2], tmp_path)
@@ -172,8 +172,8 @@ def test_trace_of_a_float_io_model(float_io_assets, mnist, tmp_path):
 
 def test_float_output_is_recovered_exactly_as_the_int8_tensor_before_dequantize(float_io_tflite, mnist):
     """Inverting the DEQUANTIZE gives the very int8 tensor TFLM computed before it (read with all tensors preserved)."""
-    from si4tool.reference import tflm_outputs
-    from si4tool.trace import _tflm_tensor_reader
+    from si4tool.validation.reference import tflm_outputs
+    from si4tool.validation.trace import _tflm_tensor_reader
 
     images = mnist.x_test[:40, ..., None].astype(np.float32) / 255.0
     outputs = tflm_outputs(float_io_tflite, images, use_cache=False, quiet=True)
@@ -185,8 +185,8 @@ def test_float_output_is_recovered_exactly_as_the_int8_tensor_before_dequantize(
 
 
 def test_interpreter_inputs_for_both_kinds_of_model(float_io_tflite, mnist, tmp_path):
-    from si4tool.quantize import quantize_input
-    from si4tool.reference import interpreter_inputs, tflm_outputs
+    from si4tool.frontend.quantize import quantize_input
+    from si4tool.validation.reference import interpreter_inputs, tflm_outputs
 
     images = mnist.x_test[:8, ..., None].astype(np.float32) / 255.0
     # A float-input model gets the float images themselves; int8 ones are refused.
@@ -210,9 +210,9 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
     """An int8 -> int8 QUANTIZE with a new scale is not an edge op: the engine has no requantize kernel."""
     import dataclasses
 
-    from si4tool import ir
+    from si4tool.compiler import ir
     from si4tool.errors import UserError
-    from si4tool.tflite_reader import TENSOR_TYPE_INT8, Quantization
+    from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, Quantization
 
     model = read_tflite(small_float_edges_tflite)
     # Make the model's float input an int8 tensor with another scale: its QUANTIZE now requantizes.
@@ -229,9 +229,9 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
 
 def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path):
     """The bench feeds each interpreter what its input takes and compares int8 outputs with the C engine."""
-    from si4tool.bench import CEngineTimer, litert_timer, measure_latency, tflm_timer
-    from si4tool.data import normalize
-    from si4tool.quantize import quantize_input
+    from si4tool.reporting.bench import CEngineTimer, litert_timer, measure_latency, tflm_timer
+    from si4tool.frontend.data import normalize
+    from si4tool.frontend.quantize import quantize_input
 
     assets = float_io_assets.out_dir
     manifest = json.loads((assets / "manifest.json").read_text())

@@ -2,7 +2,7 @@
 
 Every kernel is compared, on random shapes, strides, dilations, paddings,
 zero points, multipliers (including left shifts and large right shifts) and
-clamps, with si4tool.kernel_reference, which restates TFLM's reference
+clamps, with si4tool.compiler.kernel_reference, which restates TFLM's reference
 arithmetic independently; outputs must be identical byte for byte.
 """
 
@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import kernel_lib
-from si4tool import kernel_reference as ref
-from si4tool.toolchain import STRICT_C_FLAGS, host_compiler, kernel_include_dir, portable_kernel_sources
+from si4tool.compiler import kernel_reference as ref
+from si4tool.targets.toolchain import STRICT_C_FLAGS, host_compiler, kernel_include_dir, portable_kernel_sources
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import model_zoo
-from si4tool import kernel_reference, quant_math
+from si4tool.compiler import kernel_reference
+from si4tool.compiler import quant_math
 from si4tool.errors import UserError
-from si4tool.ir import LAYER_OPS, lower_tflite
-from si4tool.tflite_reader import read_tflite
+from si4tool.compiler.ir import LAYER_OPS, lower_tflite
+from si4tool.compiler.tflite_reader import read_tflite
 
 
 @pytest.fixture(scope="session")

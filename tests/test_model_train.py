@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from si4tool.errors import UserError
-from si4tool.model import SEED_MODEL_PARAMS, build_seed_model, check_model_supported, load_float_model
+from si4tool.frontend.model import SEED_MODEL_PARAMS, build_seed_model, check_model_supported, load_float_model
 
 SEED_LAYERS = [
     ("conv1", "Conv2D", (None, 26, 26, 32), 320),
@@ -124,7 +124,7 @@ def test_trained_seed_model_accuracy_and_history(seed_training_result, mnist):
 
 
 def test_save_training_outputs(seed_training_result, mnist, tmp_path):
-    from si4tool.train import save_training_outputs
+    from si4tool.frontend.train import save_training_outputs
 
     paths = save_training_outputs(seed_training_result, tmp_path / "train", mnist)
     assert {path.name for path in paths.values()} == {"model.keras", "mnist_lenet5.h5", "history.json"}
@@ -141,7 +141,7 @@ def test_save_training_outputs(seed_training_result, mnist, tmp_path):
 
 def test_same_seed_same_weights(mnist):
     """--seed makes a run reproducible on the same machine (checked on a small run)."""
-    from si4tool.train import train_model
+    from si4tool.frontend.train import train_model
 
     epochs_seen = []
     first = train_model(mnist, epochs=1, seed=3, quiet=True, train_limit=6000,
@@ -153,7 +153,7 @@ def test_same_seed_same_weights(mnist):
 
 
 def test_shift_images_moves_content_within_bounds():
-    from si4tool.train import shift_images
+    from si4tool.frontend.train import shift_images
 
     image = np.zeros((1, 28, 28, 1), np.float32)
     image[0, 10:18, 10:18, 0] = 1.0
@@ -165,7 +165,7 @@ def test_shift_images_moves_content_within_bounds():
 
 
 def test_confusion_matrix_layout():
-    from si4tool.train import confusion_matrix
+    from si4tool.frontend.train import confusion_matrix
 
     counts = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 2, 1, 2]), num_classes=3)
     np.testing.assert_array_equal(counts, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
@@ -173,7 +173,7 @@ def test_confusion_matrix_layout():
 
 @pytest.mark.parametrize("kwargs, pattern", [({"recipe": "fancy"}, "unknown recipe"), ({"epochs": 0}, "--epochs")])
 def test_train_model_bad_options(mnist, kwargs, pattern):
-    from si4tool.train import train_model
+    from si4tool.frontend.train import train_model
 
     with pytest.raises(UserError, match=pattern):
         train_model(mnist, quiet=True, **kwargs)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from si4tool.errors import UserError
-from si4tool.model import SUPPORTED_LAYERS, check_model_supported
+from si4tool.frontend.model import SUPPORTED_LAYERS, check_model_supported
 
 SUBSET_TRAIN = 6_000
 SUBSET_TEST = 1_000
@@ -114,7 +114,7 @@ def test_unsupported_layer_fails_before_quantization(tmp_path, monkeypatch):
     """build_firmware_assets refuses the model by name before the converter ever runs."""
     from keras import layers
 
-    from si4tool import quantize
+    from si4tool.frontend import quantize
     from si4tool.assets import build_firmware_assets
 
     def must_not_run(*args, **kwargs):
@@ -155,7 +155,7 @@ def mnist_subset(mnist, tmp_path_factory):
 
 
 def _train_briefly(model, subset_path):
-    from si4tool.data import load_dataset, normalize, one_hot
+    from si4tool.frontend.data import load_dataset, normalize, one_hot
 
     dataset = load_dataset(str(subset_path))
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
@@ -165,8 +165,8 @@ def _train_briefly(model, subset_path):
 
 def _end_to_end(model, subset_path, tmp_path, cache_dir) -> tuple[dict, dict]:
     from si4tool.assets import build_firmware_assets
-    from si4tool.quantize import operator_list
-    from si4tool.validate import validate_host
+    from si4tool.frontend.quantize import operator_list
+    from si4tool.validation.validate import validate_host
 
     model_path = tmp_path / "model.keras"
     _train_briefly(model, subset_path).save(model_path)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import model_zoo
-from si4tool import passes
-from si4tool.ir import lower_tflite
+from si4tool.compiler import passes
+from si4tool.compiler.ir import lower_tflite
 
 MODELS = {
     "seed": model_zoo.seed_model_tflite,

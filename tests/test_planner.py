@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import model_zoo
-from si4tool import passes, planner
-from si4tool.ir import Graph, Layer, OperatorRef, TensorInfo, lower_tflite
-from si4tool.planner import Allocation, MemoryPlan, check_no_overlap, plan_memory
+from si4tool.compiler import passes
+from si4tool.compiler import planner
+from si4tool.compiler.ir import Graph, Layer, OperatorRef, TensorInfo, lower_tflite
+from si4tool.compiler.planner import Allocation, MemoryPlan, check_no_overlap, plan_memory
 
 MODELS = {
     "seed": model_zoo.seed_model_tflite,

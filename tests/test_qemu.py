@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from si4tool import qemu
+from si4tool.targets import qemu
 from si4tool.errors import UserError, ValidationFailed
-from si4tool.toolchain import firmware_stub_dir
+from si4tool.targets.toolchain import firmware_stub_dir
 
 requires_qemu = pytest.mark.skipif(
     not qemu.toolchain_available(), reason="arm-none-eabi-gcc/newlib or qemu-system-arm missing"

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from si4tool.data import normalize
+from si4tool.frontend.data import normalize
 from si4tool.errors import UserError
-from si4tool.quantize import (
+from si4tool.frontend.quantize import (
     check_fully_int8,
     input_quantization,
     operator_list,
@@ -18,7 +18,7 @@ from si4tool.quantize import (
     quantize_input,
     quantize_model,
 )
-from si4tool.reference import keras_outputs, litert_outputs, tflm_arena_bytes, tflm_outputs
+from si4tool.validation.reference import keras_outputs, litert_outputs, tflm_arena_bytes, tflm_outputs
 
 ACCURACY_IMAGES = 2000
 SEED_OPERATORS = [
@@ -114,7 +114,7 @@ def test_quantize_input_matches_tflite_quantize_op(trained_seed_model, mnist):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from si4tool.quantize import _batch_one_model, calibration_images
+    from si4tool.frontend.quantize import _batch_one_model, calibration_images
 
     images = calibration_images(mnist, 50, seed=1)
     converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one_model(trained_seed_model))
@@ -164,7 +164,7 @@ def test_evaluate_and_save_quantization_outputs(trained_seed_model, mnist, seed_
                                                 reference_cache_dir):
     from dataclasses import replace
 
-    from si4tool.quantize import evaluate_quantization, save_quantization_outputs
+    from si4tool.frontend.quantize import evaluate_quantization, save_quantization_outputs
 
     small = replace(mnist, x_test=mnist.x_test[:300], y_test=mnist.y_test[:300])
     report = evaluate_quantization(trained_seed_model, seed_int8_tflite, small, 500, cache_dir=reference_cache_dir,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from si4tool.errors import UserError
-from si4tool.report import PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS, PLOT_TRAINING, write_report
+from si4tool.reporting.report import PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS, PLOT_TRAINING, write_report
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

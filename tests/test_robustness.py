@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from si4tool import render
-from si4tool.data import load_dataset
-from si4tool.datasets_idx import IDX_FILE_NAMES
+from si4tool.frontend.data import load_dataset
+from si4tool.frontend.datasets_idx import IDX_FILE_NAMES
 from si4tool.errors import UserError
 from si4tool.render import write_files_atomically
 
@@ -363,7 +363,7 @@ def test_nan_or_inf_weights_are_refused_before_quantization(tmp_path, monkeypatc
     import keras
     from keras import layers
 
-    from si4tool import quantize
+    from si4tool.frontend import quantize
     from si4tool.assets import build_firmware_assets
 
     model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(2, 3, name="conv"), layers.Flatten(), layers.Dense(10, name="dense")])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import model_zoo
 from si4tool.errors import UserError
-from si4tool.tflite_reader import TENSOR_TYPE_INT8, read_tflite
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, read_tflite
 
 
 @pytest.fixture(scope="session")

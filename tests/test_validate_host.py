@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from si4tool.errors import ValidationFailed
-from si4tool.toolchain import firmware_stub_dir, host_compiler
+from si4tool.targets.toolchain import firmware_stub_dir, host_compiler
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ VALIDATION_IMAGES = 1000
 
 @pytest.fixture(scope="module")
 def host_validation(firmware_assets, mnist_path, reference_cache_dir, tmp_path_factory):
-    from si4tool.validate import validate_host
+    from si4tool.validation.validate import validate_host
 
     out = tmp_path_factory.mktemp("validation")
     result = validate_host(
@@ -66,7 +66,7 @@ def test_host_json_has_the_promised_keys_and_sane_figures(host_validation):
 
 
 def test_error_metrics_against_hand_computed_values():
-    from si4tool.validate import error_metrics
+    from si4tool.validation.validate import error_metrics
 
     metrics = error_metrics(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]))
     assert metrics["rmse"] == pytest.approx(0.5)
@@ -76,7 +76,7 @@ def test_error_metrics_against_hand_computed_values():
 
 
 def test_firmware_output_parser_reads_a_board_log():
-    from si4tool.validate import parse_firmware_output
+    from si4tool.validation.validate import parse_firmware_output
 
     log = "\n".join([
         "si4 model 0123abcd layers 6 vectors 2 counter instructions",
@@ -114,9 +114,9 @@ def test_host_firmware_is_clean_under_address_and_undefined_sanitizers(firmware_
 
 
 def test_trace_finds_no_difference_on_good_assets(firmware_assets, mnist, tmp_path):
-    from si4tool.data import normalize
-    from si4tool.quantize import quantize_input
-    from si4tool.trace import trace_layers
+    from si4tool.frontend.data import normalize
+    from si4tool.frontend.quantize import quantize_input
+    from si4tool.validation.trace import trace_layers
 
     manifest = json.loads((firmware_assets / "manifest.json").read_text())
     q = manifest["quantization"]["input"]
@@ -128,9 +128,9 @@ def test_trace_finds_no_difference_on_good_assets(firmware_assets, mnist, tmp_pa
 
 def test_trace_names_the_first_layer_that_differs(firmware_assets, mnist, tmp_path):
     """Break one bias of the second convolution in a copy of the assets: the trace must point at that layer."""
-    from si4tool.data import normalize
-    from si4tool.quantize import quantize_input
-    from si4tool.trace import trace_layers
+    from si4tool.frontend.data import normalize
+    from si4tool.frontend.quantize import quantize_input
+    from si4tool.validation.trace import trace_layers
 
     broken = tmp_path / "broken_assets"
     shutil.copytree(firmware_assets, broken)

@@ -10,7 +10,7 @@
    per layer (deterministic).
 3. Cortex-M4 instructions per inference (QEMU -icount), portable and DSP
    kernels, total and per layer, and per MAC; flash split and RAM from the ELF
-   (si4tool.qemu, when it and the cross toolchain are there).
+   (si4tool.targets.qemu, when it and the cross toolchain are there).
 4. Memory: our arena against TFLite Micro's for the same model.
 5. Pipeline seconds: a training epoch (recorded when the assets were built),
    quantization, rendering, host validation.
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.errors import UserError, ValidationFailed
-from si4tool.toolchain import (
+from si4tool.targets.toolchain import (
     STRICT_C_FLAGS,
     compile_shared_library,
     firmware_stub_dir,
@@ -96,7 +96,7 @@ class CEngineTimer:
     """The generated engine as a shared library whose C loop times each inference."""
 
     def __init__(self, assets_dir: Path, build_dir: Path):
-        from si4tool.host_engine import engine_sources
+        from si4tool.targets.host_engine import engine_sources
 
         library = compile_shared_library(
             [*engine_sources(assets_dir), _bench_source()],
@@ -136,8 +136,8 @@ class InterpreterTimer:
     """A Python interpreter timed around invoke() alone; set/get of tensors are outside the clock."""
 
     def __init__(self, set_input, invoke, get_output, tflite_bytes: bytes):
-        from si4tool.ir import engine_edges
-        from si4tool.reference import engine_output_reader
+        from si4tool.compiler.ir import engine_edges
+        from si4tool.validation.reference import engine_output_reader
 
         self._set_input = set_input
         self._invoke = invoke
@@ -251,7 +251,7 @@ def parse_callgrind_dumps(paths: list[Path]) -> tuple[int | None, dict[int, int]
 
 def build_bench_program(assets_dir: Path, build_dir: Path) -> Path:
     """si4_bench_main.c + the engine + the embedded test vectors, -O2 with the strict flags."""
-    from si4tool.host_engine import engine_sources
+    from si4tool.targets.host_engine import engine_sources
 
     assets_dir = Path(assets_dir)
     if not (assets_dir / "test_vectors.c").is_file():
@@ -324,9 +324,9 @@ def m4_runs(assets_dir: Path, out_dir: Path, qemu: bool, manifest: dict, console
                 return runs, None
         return [], "QEMU skipped (--no-qemu) and no fresh build/validation/qemu.json"
     try:
-        from si4tool.qemu import validate_qemu
+        from si4tool.targets.qemu import validate_qemu
     except ImportError as error:
-        return [], f"si4tool.qemu is not available ({error})"
+        return [], f"si4tool.targets.qemu is not available ({error})"
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing:
         return [], f"{' and '.join(missing)} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
@@ -364,7 +364,7 @@ def m4_runs(assets_dir: Path, out_dir: Path, qemu: bool, manifest: dict, console
 
 def host_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
     """Bytes of code + constants (text, which holds .rodata, plus data) of the engine's host objects."""
-    from si4tool.host_engine import engine_sources
+    from si4tool.targets.host_engine import engine_sources
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -402,9 +402,11 @@ def _timed(function, *args, **kwargs) -> tuple[float, object]:
 
 def time_rendering(tflite_bytes: bytes, manifest: dict, x_int8: np.ndarray, labels: np.ndarray) -> float:
     """Seconds to lower, run the passes, plan memory and render every C source (in memory)."""
-    from si4tool import codegen, passes, planner
+    from si4tool.compiler import codegen
+    from si4tool.compiler import passes
+    from si4tool.compiler import planner
     from si4tool.assets import render_model_data, render_test_vectors
-    from si4tool.ir import lower_tflite
+    from si4tool.compiler.ir import lower_tflite
 
     vectors = min(int(manifest.get("test_vectors", 250)), len(x_int8))
     q_in = manifest["quantization"]["input"]
@@ -493,7 +495,7 @@ def _layer_key(index: int, name: str | None) -> str:
 
 def _named_layer_counts(per_layer, layer_names: list[str | None]) -> list[tuple[str | None, int]]:
     """qemu.json's per-layer instructions as (name, count): a list of {"layer", "instructions"}
-    records (si4tool.qemu's format), a plain list, a {name: count} dict, or lists per vector."""
+    records (si4tool.targets.qemu's format), a plain list, a {name: count} dict, or lists per vector."""
     if not per_layer:
         return []
     if isinstance(per_layer, dict):
@@ -518,9 +520,10 @@ def run_bench(
     console=None,
 ) -> dict:
     """Measure everything, write bench.json and bench.md into out_dir, and return the json."""
-    from si4tool import data, reference
-    from si4tool.quantize import quantize_input
-    from si4tool.validate import load_assets
+    from si4tool.frontend import data
+    from si4tool.validation import reference
+    from si4tool.frontend.quantize import quantize_input
+    from si4tool.validation.validate import load_assets
 
     if images < 1:
         raise UserError(f"--images must be at least 1, not {images}")
@@ -643,8 +646,8 @@ def run_bench(
     figures["pipeline_seconds.train_epoch"] = epoch
     keras_path = assets_dir / "model.keras"
     if keras_path.is_file():
-        from si4tool.model import load_float_model
-        from si4tool.quantize import quantize_model
+        from si4tool.frontend.model import load_float_model
+        from si4tool.frontend.quantize import quantize_model
 
         float_model = load_float_model(keras_path)
         seconds, _ = _timed(
@@ -659,7 +662,7 @@ def run_bench(
     except Exception as error:  # a stage that cannot run here is reported, not fatal
         figures["pipeline_seconds.rendering"] = None
         unavailable["pipeline_seconds.rendering"] = f"{type(error).__name__}: {error}"
-    from si4tool.validate import validate_host
+    from si4tool.validation.validate import validate_host
 
     # A fresh reference cache: the figure is what a first validation of new assets costs.
     with tempfile.TemporaryDirectory(prefix="si4-bench-cache-") as fresh_cache:

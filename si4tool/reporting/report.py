@@ -83,7 +83,7 @@ def _load_test_images(manifest: dict, data_path: Path | None) -> tuple[np.ndarra
     """The test images the validation indexed: the dataset the manifest names, read from --data or
     the dataset's usual local place ($SI4_MNIST for MNIST). Never downloads: a report must not need
     the network."""
-    from si4tool import data
+    from si4tool.frontend import data
 
     record = manifest.get("data") or {}
     try:
@@ -572,7 +572,7 @@ def plot_memory_timeline(buffers: list[dict], arena_bytes: int | None, layer_nam
 def plot_misclassified(
     images: np.ndarray, misclassified: list, max_digits: int = GRID_MAX_DIGITS, dataset: str | None = "mnist"
 ) -> bytes:
-    from si4tool.data import CLASS_NAMES
+    from si4tool.frontend.data import CLASS_NAMES
 
     names = CLASS_NAMES.get(dataset or "")
     noun = "digits" if dataset == "mnist" else "images"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from si4tool.data import Dataset, normalize
+from si4tool.frontend.data import Dataset, normalize
 from si4tool.errors import UserError
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -51,8 +51,8 @@ def quantize_model(model, dataset: Dataset, calibration_samples: int = DEFAULT_C
     """Full-int8 PTQ with TFLiteConverter; returns the .tflite flatbuffer bytes."""
     import tensorflow as tf
 
-    from si4tool.model import check_model_supported
-    from si4tool.reference import CapturedStderr
+    from si4tool.frontend.model import check_model_supported
+    from si4tool.validation.reference import CapturedStderr
 
     check_model_supported(model)
     images = calibration_images(dataset, calibration_samples, seed)
@@ -174,7 +174,7 @@ def evaluate_quantization(
     quiet: bool = False,
 ) -> QuantizationReport:
     """Float (Keras) and int8 (TFLM) accuracy over the whole test set, and the model's quantization facts."""
-    from si4tool.reference import keras_outputs, tflm_arena_bytes, tflm_outputs
+    from si4tool.validation.reference import keras_outputs, tflm_arena_bytes, tflm_outputs
 
     x_test_float = normalize(dataset.x_test)
     float_predicted = np.argmax(keras_outputs(model, x_test_float), axis=1)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from si4tool.errors import UserError, ValidationFailed
-from si4tool.toolchain import firmware_stub_dir
+from si4tool.targets.toolchain import firmware_stub_dir
 
 APT_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 INSTALL_HINT = f"sudo apt-get install -y {APT_PACKAGES}"

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from si4tool import quant_math
-from si4tool.ir import Graph, Layer
+from si4tool.compiler import quant_math
+from si4tool.compiler.ir import Graph, Layer
 
 
 def drop_noop_reshapes(graph: Graph) -> Graph:

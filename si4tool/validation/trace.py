@@ -61,11 +61,11 @@ def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int],
     (int8-input models only). The C engine gets them quantized as the firmware does; TFLite
     Micro gets what its input tensor takes (the float images for a model with a QUANTIZE
     first, see reference.interpreter_inputs)."""
-    from si4tool import passes
-    from si4tool.host_engine import build_host_engine
-    from si4tool.ir import lower_tflite
-    from si4tool.quantize import quantize_input
-    from si4tool.reference import interpreter_inputs
+    from si4tool.compiler import passes
+    from si4tool.targets.host_engine import build_host_engine
+    from si4tool.compiler.ir import lower_tflite
+    from si4tool.frontend.quantize import quantize_input
+    from si4tool.validation.reference import interpreter_inputs
 
     assets_dir = Path(assets_dir)
     tflite_bytes = (assets_dir / "model_int8.tflite").read_bytes()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.errors import UserError, ValidationFailed
-from si4tool.toolchain import firmware_stub_dir
+from si4tool.targets.toolchain import firmware_stub_dir
 
 # The int8 model may lose this much top-1 accuracy against the float model.
 MAX_ACCURACY_DROP_PP = 0.3
@@ -182,9 +182,10 @@ def validate_host(
     dataset_name: str | None = None,
 ) -> dict:
     """Run every check; write host.json and host.md; raise ValidationFailed on a mismatch or accuracy drop."""
-    from si4tool import data, reference
-    from si4tool.host_engine import build_host_engine
-    from si4tool.quantize import quantize_input
+    from si4tool.frontend import data
+    from si4tool.validation import reference
+    from si4tool.targets.host_engine import build_host_engine
+    from si4tool.frontend.quantize import quantize_input
 
     from si4tool.progress import StepReporter
 
@@ -269,7 +270,7 @@ def validate_host(
     keras_candidates = [Path(keras_model_path)] if keras_model_path else [assets_dir / "model.keras", assets_dir / "model.h5"]
     keras_path = next((path for path in keras_candidates if path.is_file()), None)
     if keras_path is not None:
-        from si4tool.model import load_float_model
+        from si4tool.frontend.model import load_float_model
 
         step("running the Keras float model", spinner=True)
         keras_probs = reference.keras_outputs(load_float_model(keras_path), x_float)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.errors import UserError
-from si4tool.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources
+from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources
 
 _INT8_P = ctypes.POINTER(ctypes.c_int8)
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from si4tool.data import NUM_CLASSES, Dataset, normalize, one_hot
+from si4tool.frontend.data import NUM_CLASSES, Dataset, normalize, one_hot
 from si4tool.errors import UserError
 
 RECIPES = ("default", "notebook")
@@ -214,7 +214,7 @@ def train_model(
         raise UserError(f"--batch-size must be at least 1 (got {batch_size}).")
     import keras
 
-    from si4tool.model import build_seed_model
+    from si4tool.frontend.model import build_seed_model
 
     set_determinism(seed)
     x_train_all = normalize(dataset.x_train)

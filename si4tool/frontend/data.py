@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from si4tool.datasets_idx import IDX_FILE_NAMES, find_idx_files, read_idx_folder
+from si4tool.frontend.datasets_idx import IDX_FILE_NAMES, find_idx_files, read_idx_folder
 from si4tool.errors import UserError
 
 IMAGE_HEIGHT = 28

@@ -72,8 +72,8 @@ def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
     so TFLite's own QUANTIZE op runs and the engine is compared with it. int8 images for a
     float-input model are refused: the float values they came from are gone.
     """
-    from si4tool.ir import engine_edges
-    from si4tool.quantize import quantize_input
+    from si4tool.compiler.ir import engine_edges
+    from si4tool.frontend.quantize import quantize_input
 
     images = _check_images(images)
     edges = engine_edges(tflite_bytes)
@@ -94,7 +94,7 @@ def engine_output_reader(tflite_bytes: bytes):
     double scale, so f / scale is within 255 * 2**-24 of the integer q - zero_point and
     rounding gives q back exactly (checked on every call: a residual above 0.01 raises).
     """
-    from si4tool.ir import engine_edges
+    from si4tool.compiler.ir import engine_edges
 
     edges = engine_edges(tflite_bytes)
     if not edges.float_output:

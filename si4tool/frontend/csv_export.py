@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from si4tool.data import NUM_CLASSES, Dataset
+from si4tool.frontend.data import NUM_CLASSES, Dataset
 from si4tool.errors import UserError
 
 DEFAULT_CSV_COUNT = 250

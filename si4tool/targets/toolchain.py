@@ -15,7 +15,7 @@ from pathlib import Path
 
 from si4tool.errors import UserError
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the si4tool package
 
 STRICT_C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from si4tool.ir import Graph, Layer
-from si4tool.planner import ARENA_ALIGNMENT, MemoryPlan, scratch_name
+from si4tool.compiler.ir import Graph, Layer
+from si4tool.compiler.planner import ARENA_ALIGNMENT, MemoryPlan, scratch_name
 from si4tool.render import generated_banner, render_template
 
 # op -> (kernel function, C params struct type)

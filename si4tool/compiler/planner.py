@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from si4tool.ir import Graph
+from si4tool.compiler.ir import Graph
 
 ARENA_ALIGNMENT = 16
 

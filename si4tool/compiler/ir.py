@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from si4tool import quant_math
+from si4tool.compiler import quant_math
 from si4tool.errors import UserError
-from si4tool.tflite_reader import (
+from si4tool.compiler.tflite_reader import (
     ACTIVATION_NAMES,
     TENSOR_TYPE_FLOAT32,
     TENSOR_TYPE_INT8,

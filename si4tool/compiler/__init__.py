@@ -1,0 +1,1 @@
+"""Compiler: .tflite reader, graph IR and lowering, passes, memory planner, C code generation."""

@@ -1,0 +1,1 @@
+"""Reporting: the HTML/Markdown report and the benchmark."""

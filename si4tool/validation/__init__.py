@@ -1,0 +1,1 @@
+"""Validation: the reference interpreters (TFLite Micro, LiteRT, Keras), host and per-layer checks."""
