@@ -472,6 +472,19 @@ def _import_tensorflow_quietly(argv: list[str]) -> None:
         os.close(saved_stderr)
 
 
+def _exit_interrupted() -> None:
+    """Say so and leave at once with 130.
+
+    After a Ctrl-C inside Keras' fit, TensorFlow's worker threads may still run while the
+    interpreter shuts down, and its destructors then corrupt the heap (seen as glibc's
+    "free(): invalid next size" and SIGABRT instead of 130). Every output is already
+    written atomically or not at all, so nothing is lost by skipping the shutdown."""
+    error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     if not os.environ.get("SI4_DEBUG"):
@@ -486,16 +499,14 @@ def main() -> None:
         error_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
-        sys.exit(130)
+        _exit_interrupted()
     except Exception as error:
         # Typer's bundled click signals usage errors, --help and Ctrl-C with
         # its own exceptions; they are recognised by shape, not imported.
         kind = type(error).__name__
         exit_code = getattr(error, "exit_code", None)
         if kind == "Abort":
-            error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
-            sys.exit(130)
+            _exit_interrupted()
         if kind == "Exit" and isinstance(exit_code, int):
             sys.exit(exit_code)
         if callable(getattr(error, "show", None)) and isinstance(exit_code, int):
@@ -504,5 +515,5 @@ def main() -> None:
         raise
     if result == 130:
         # Typer turns a Ctrl-C into a return value of 130 (not an exception) when not standalone.
-        error_console.print("[bold red]interrupted[/]: previous outputs are left as they were")
+        _exit_interrupted()
     sys.exit(result if isinstance(result, int) else 0)
