@@ -75,11 +75,28 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in blocks (datasets are tens of megabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_file_atomically(path: Path, content: bytes) -> None:
+    """Write one file through a temporary file beside it and a rename: readers never see half a file.
+    The folder is created when missing; OSError is the caller's to word (it knows what the file is)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 is not what a plain open() gives
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def check_replaceable_folder(out_dir: Path, replaceable_names: Iterable[str] | None = None) -> None:

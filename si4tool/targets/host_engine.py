@@ -2,12 +2,14 @@
 
 The same model.c, model_weights.c and kernels that run on the board are built
 into a shared library (with the strict C99 flags) next to a small host runner,
-so validation and tracing exercise exactly the code that ships.
+so validation, tracing, the latency bench and the tests exercise exactly the
+code that ships. This is the one ctypes binding of the engine.
 """
 
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,19 @@ from si4tool.errors import UserError
 from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources
 
 _INT8_P = ctypes.POINTER(ctypes.c_int8)
+_INT64_P = ctypes.POINTER(ctypes.c_int64)
+
+
+class EngineError(RuntimeError):
+    """The compiled engine reported a failure (si4_model_invoke's status, a layer copy that came up short)."""
+
+
+@dataclass
+class TimedPass:
+    """One timed pass over a batch: the wall time of each inference alone, and the outputs."""
+
+    ns_per_image: np.ndarray  # int64, one per image
+    outputs: np.ndarray  # int8 (N, output size)
 
 
 def _as_int8_pointer(array: np.ndarray):
@@ -34,6 +49,8 @@ class HostEngine:
         self._lib.si4_host_run_batch.restype = ctypes.c_int32
         self._lib.si4_host_run_layer.argtypes = [ctypes.c_int32, _INT8_P, _INT8_P, _INT8_P]
         self._lib.si4_host_run_layer.restype = ctypes.c_int32
+        self._lib.si4_host_time_batch.argtypes = [_INT8_P, ctypes.c_int32, ctypes.c_int32, _INT8_P, _INT64_P]
+        self._lib.si4_host_time_batch.restype = ctypes.c_int32
         self.input_size = self._lib.si4_host_input_size()
         self.output_size = self._lib.si4_host_output_size()
         self.layer_count = self._lib.si4_host_layer_count()
@@ -43,16 +60,32 @@ class HostEngine:
         sizes = ctypes.c_int32 * self.layer_count
         self.layer_output_sizes = list(sizes.in_dll(self._lib, "si4_model_layer_output_sizes"))
 
-    def run(self, inputs: np.ndarray) -> np.ndarray:
-        """int8 inputs (N, ...) -> int8 outputs (N, output_size)."""
+    def _batch(self, inputs: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
         if batch.shape[1] != self.input_size:
             raise UserError(f"the engine takes {self.input_size} input values per image, not {batch.shape[1]}")
+        return batch
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """int8 inputs (N, ...) -> int8 outputs (N, output_size)."""
+        batch = self._batch(inputs)
         outputs = np.zeros((len(batch), self.output_size), dtype=np.int8)
         status = self._lib.si4_host_run_batch(_as_int8_pointer(batch), len(batch), _as_int8_pointer(outputs))
         if status != 0:
-            raise RuntimeError(f"si4_model_invoke returned {status}")
+            raise EngineError(f"si4_model_invoke returned {status}")
         return outputs
+
+    def time_images(self, inputs: np.ndarray, warmup: int) -> TimedPass:
+        """`warmup` untimed inferences, then each image timed alone in C around si4_model_invoke."""
+        batch = self._batch(inputs)
+        outputs = np.zeros((len(batch), self.output_size), dtype=np.int8)
+        ns = np.zeros(len(batch), dtype=np.int64)
+        status = self._lib.si4_host_time_batch(
+            _as_int8_pointer(batch), len(batch), warmup, _as_int8_pointer(outputs), ns.ctypes.data_as(_INT64_P)
+        )
+        if status != 0:
+            raise EngineError(f"si4_model_invoke returned {status}")
+        return TimedPass(ns, outputs)
 
     def run_layers(self, image: np.ndarray) -> list[np.ndarray]:
         """Run one image layer by layer; return each layer's output tensor (flat int8)."""
@@ -64,7 +97,8 @@ class HostEngine:
             copied = self._lib.si4_host_run_layer(
                 layer, _as_int8_pointer(single), _as_int8_pointer(output), _as_int8_pointer(layer_output)
             )
-            assert copied == size, (copied, size)
+            if copied != size:
+                raise EngineError(f"layer {layer} copied {copied} bytes, its output has {size}")
             results.append(layer_output)
         return results
 

@@ -1,9 +1,10 @@
 """validate-qemu: build the firmware for a Cortex-M4, run it under QEMU, report what the board printed.
 
 For each kernel variant ("portable", "dsp") the firmware stub is built with
-`make -C firmware_stub mps2 KERNELS=<variant>` (arm-none-eabi-gcc, newlib),
-run on QEMU's `mps2-an386` machine with `-icount shift=0`, and its output
-parsed (main.c's lines: per-vector results, per-layer counts, summary). Under
+`make -C firmware_stub mps2 KERNELS=<variant>` (arm-none-eabi-gcc, newlib;
+si4tool.targets.firmware), run on QEMU's `mps2-an386` machine with
+`-icount shift=0`, and its output parsed by firmware.parse_firmware_output
+(main.c's lines: per-vector results, per-layer counts, summary). Under
 `-icount shift=0` every guest instruction advances the virtual clock by 1 ns,
 so the board's 25 MHz timer counts 40 instructions per tick: the figures are
 deterministic *instruction* counts, not cycles (QEMU models no pipeline).
@@ -12,35 +13,34 @@ Flash and RAM come from the linker map file (each input section is charged to
 the object file it came from): model weights, test vectors, the engine
 (model.c plus kernels) and the rest (main.c, platform layer, newlib).
 
-Output: build/validation/qemu.json, a list of runs (one per target and kernel
-variant). validate_qemu() raises ValidationFailed if any vector is not
-bit-exact, UserError if the toolchain, QEMU or the assets are missing.
+Output: <out_dir>/qemu.json, an artefacts.QemuValidation (one QemuRun per
+target and kernel variant). validate_qemu() returns it; the caller decides
+what a run that is not bit-exact means (the CLI exits 1). UserError if the
+toolchain, QEMU or the assets are missing.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import statistics
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from si4tool.artefacts import Manifest, QemuRun, QemuValidation
 from si4tool.errors import UserError, ValidationFailed
-from si4tool.targets.toolchain import firmware_stub_dir
+from si4tool.targets.firmware import build_firmware, parse_firmware_output
 
 APT_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 INSTALL_HINT = f"sudo apt-get install -y {APT_PACKAGES}"
 
-# target name -> (QEMU machine, make target, build sub-directory prefix)
+# target name (firmware.FIRMWARE_TARGETS) -> (QEMU machine, description)
 TARGETS = {
-    "mps2_an386": ("mps2-an386", "mps2", "mps2_an386", "Cortex-M4 (MPS2 AN386)"),
-    "mps2_an385": ("mps2-an385", "mps2-an385", "mps2_an385", "Cortex-M3 (MPS2 AN385)"),
+    "mps2_an386": ("mps2-an386", "Cortex-M4 (MPS2 AN386)"),
+    "mps2_an385": ("mps2-an385", "Cortex-M3 (MPS2 AN385)"),
 }
 KERNEL_VARIANTS = ("portable", "dsp")
 RUN_TIMEOUT_SECONDS = 600
-BUILD_TIMEOUT_SECONDS = 600
 INSTRUCTIONS_PER_TICK = 40  # 25 MHz timer, 1 ns per instruction under -icount shift=0
 
 # Object files by role, for the flash/RAM split.
@@ -75,35 +75,7 @@ def toolchain_available() -> bool:
     return True
 
 
-def _check_assets(assets_dir: Path) -> None:
-    needed = ["model.h", "model.c", "model_weights.c", "test_vectors.h", "test_vectors.c"]
-    missing = [name for name in needed if not (assets_dir / name).is_file()]
-    if missing:
-        raise UserError(
-            f"{assets_dir} has no {', '.join(missing)}: run `si4tool build-firmware-assets --out {assets_dir}` first"
-        )
-
-
-# --------------------------------------------------------------------------- build and run
-
-
-def build_firmware(assets_dir: Path, build_dir: Path, kernel: str, target: str = "mps2_an386", optimize: str = "-O2") -> Path:
-    """`make -C firmware_stub <target> KERNELS=<kernel>`; returns the ELF (its .map lies beside it)."""
-    machine, make_target, prefix, _ = TARGETS[target]
-    command = [
-        "make", "-C", str(firmware_stub_dir()), make_target,
-        f"KERNELS={kernel}", f"ASSETS={assets_dir.resolve()}", f"BUILD={build_dir.resolve()}",
-        f"MPS2_OPT={optimize}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
-    if result.returncode != 0:
-        lines = (result.stderr + result.stdout).strip().splitlines()
-        first = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
-        raise UserError(f"building the {target} firmware ({kernel} kernels) failed: {first.strip()}")
-    elf = build_dir.resolve() / f"{prefix}-{kernel}" / "si4_firmware.elf"
-    if not elf.is_file():
-        raise UserError(f"make reported success but {elf} is missing")
-    return elf
+# --------------------------------------------------------------------------- run
 
 
 def qemu_command(elf: Path, machine: str = "mps2-an386") -> list[str]:
@@ -124,61 +96,6 @@ def run_firmware(elf: Path, machine: str = "mps2-an386", timeout: int = RUN_TIME
             f"{elf.name} did not finish within {timeout} s under QEMU; last output: {output.strip()[-200:]!r}"
         ) from None
     return result.returncode, result.stdout
-
-
-# --------------------------------------------------------------------------- parse what the board printed
-
-
-@dataclass
-class BoardOutput:
-    """main.c's lines, parsed."""
-
-    counter_unit: str = ""
-    model_sha256_short: str = ""
-    vectors: int = 0
-    correct: int | None = None
-    bit_exact: int | None = None
-    arena_bytes: int | None = None
-    stack_bytes: int | None = None
-    result: str = ""
-    counts: list[int] = field(default_factory=list)
-    layer_counts: list[list[int]] = field(default_factory=list)
-    mismatched_vectors: list[int] = field(default_factory=list)
-    fault: str | None = None
-
-
-def parse_board_output(text: str) -> BoardOutput:
-    out = BoardOutput()
-    for line in text.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        head = words[0]
-        if head == "si4" and len(words) >= 9:
-            # si4 model <sha> layers <n> vectors <n> counter <unit>
-            out.model_sha256_short = words[2]
-            out.vectors = int(words[6])
-            out.counter_unit = words[8]
-        elif head == "vector" and len(words) >= 10:
-            out.counts.append(int(words[9]))
-            if words[7] != "1":
-                out.mismatched_vectors.append(int(words[1]))
-        elif head == "layers" and len(words) >= 2:
-            out.layer_counts.append([int(value) for value in words[2:]])
-        elif head == "accuracy":
-            out.correct = int(words[1].split("/")[0])
-        elif head == "bit-exact":
-            exact, total = words[1].split("/")
-            out.bit_exact, out.vectors = int(exact), int(total)
-        elif head == "arena":
-            out.arena_bytes = int(words[1])
-        elif head == "stack":
-            out.stack_bytes = int(words[1])
-        elif head == "result":
-            out.result = words[1]
-        elif head == "FAULT":
-            out.fault = line.strip()
-    return out
 
 
 # --------------------------------------------------------------------------- flash and RAM from the map file
@@ -236,13 +153,35 @@ def map_sections_by_object(map_path: Path) -> dict[str, dict[str, int]]:
     return sizes
 
 
-def _symbol_size(elf: Path, symbol: str) -> int | None:
-    result = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True)
-    for line in result.stdout.splitlines():
+class BinutilsError(RuntimeError):
+    """arm-none-eabi-nm or -size failed on an ELF that make just produced: a broken toolchain, not the user."""
+
+
+def _binutils(tool: str, elf: Path) -> list[str]:
+    result = subprocess.run([tool, str(elf)] if tool.endswith("size") else [tool, "-S", str(elf)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BinutilsError(f"{tool} failed on {elf}: {(result.stderr or result.stdout).strip()[:200]}")
+    return result.stdout.splitlines()
+
+
+def symbol_size(elf: Path, symbol: str) -> int:
+    """The size of a symbol of the ELF (arm-none-eabi-nm -S); a symbol that is not there is an error."""
+    for line in _binutils("arm-none-eabi-nm", elf):
         parts = line.split()
         if len(parts) == 4 and parts[3] == symbol:
             return int(parts[1], 16)
-    return None
+    raise BinutilsError(f"{elf} has no symbol {symbol}")
+
+
+def image_bytes(elf: Path) -> tuple[int, int]:
+    """(text, data) bytes of the ELF, as arm-none-eabi-size prints them (alignment padding included)."""
+    lines = _binutils("arm-none-eabi-size", elf)
+    try:
+        text_bytes, data_bytes = (int(value) for value in lines[1].split()[:2])
+    except (IndexError, ValueError):
+        raise BinutilsError(f"arm-none-eabi-size printed no sizes for {elf}: {lines[:2]}") from None
+    return text_bytes, data_bytes
 
 
 def _role(object_name: str) -> str:
@@ -269,13 +208,11 @@ def memory_report(elf: Path, map_path: Path) -> dict[str, int]:
             rest_static += static
         else:
             engine_static += static
-    arena_symbol_bytes = _symbol_size(elf, ARENA_SYMBOL) or 0
+    arena_symbol_bytes = symbol_size(elf, ARENA_SYMBOL)
     # The image's own total (alignment padding included); the platform/libc
     # share is what the named roles leave.
-    berkeley = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True).stdout.splitlines()
-    if len(berkeley) >= 2:
-        text_bytes, data_bytes = (int(value) for value in berkeley[1].split()[:2])
-        flash["rest"] = text_bytes + data_bytes - flash["weights"] - flash["vectors"] - flash["engine"]
+    text_bytes, data_bytes = image_bytes(elf)
+    flash["rest"] = text_bytes + data_bytes - flash["weights"] - flash["vectors"] - flash["engine"]
     return {
         "flash_bytes": sum(flash.values()),
         "flash_weights_bytes": flash["weights"],
@@ -290,109 +227,77 @@ def memory_report(elf: Path, map_path: Path) -> dict[str, int]:
 # --------------------------------------------------------------------------- one run, all runs
 
 
-def _layer_names(assets_dir: Path, count: int) -> list[str]:
-    manifest = assets_dir / "manifest.json"
-    if manifest.is_file():
-        try:
-            layers = json.loads(manifest.read_text()).get("layers", [])
-            names = [str(layer.get("name")) for layer in layers if isinstance(layer, dict)]
-            if len(names) == count:
-                return names
-        except ValueError:
-            pass
-    model_c = (assets_dir / "model.c").read_text(errors="replace")
-    match = re.search(r"si4_model_layer_names\[[^\]]*\]\s*=\s*\{([^}]*)\}", model_c)
-    if match:
-        names = re.findall(r'"([^"]*)"', match.group(1))
-        if len(names) == count:
-            return names
-    return [f"layer_{index}" for index in range(count)]
-
-
-def _model_sha256(assets_dir: Path) -> str | None:
-    manifest = assets_dir / "manifest.json"
-    if manifest.is_file():
-        try:
-            return json.loads(manifest.read_text()).get("int8_model", {}).get("sha256")
-        except ValueError:
-            return None
-    return None
-
-
-def run_variant(assets_dir: Path, build_dir: Path, kernel: str, target: str = "mps2_an386", optimize: str = "-O2") -> dict:
-    """Build, run and measure one kernel variant on one target; returns its qemu.json record."""
-    machine, _, _, description = TARGETS[target]
-    elf = build_firmware(assets_dir, build_dir, kernel, target, optimize)
+def run_variant(
+    assets_dir: Path, build_dir: Path, manifest: Manifest, kernel: str, target: str = "mps2_an386", optimize: str = "-O2"
+) -> QemuRun:
+    """Build, run and measure one kernel variant on one target."""
+    machine, description = TARGETS[target]
+    elf = build_firmware(assets_dir, build_dir, target, kernel, optimize)
     status, output = run_firmware(elf, machine)
-    board = parse_board_output(output)
     (elf.parent / "qemu_output.txt").write_text(output)
-    if board.fault:
-        raise ValidationFailed(f"the {target} firmware ({kernel} kernels) crashed: {board.fault}")
-    if board.bit_exact is None or board.correct is None or not board.counts:
-        raise ValidationFailed(
-            f"the {target} firmware ({kernel} kernels) exited with status {status} without its summary; "
-            f"output ends with {output.strip()[-200:]!r}"
-        )
+    board = parse_firmware_output(output).check_complete(f"the {target} firmware ({kernel} kernels)")
     memory = memory_report(elf, elf.with_suffix(".map"))
     layer_count = len(board.layer_counts[0]) if board.layer_counts else 0
+    if layer_count != len(manifest.layers):
+        raise ValidationFailed(
+            f"the {target} firmware profiled {layer_count} layers, the manifest lists {len(manifest.layers)}: "
+            "build the assets again"
+        )
     per_layer = [int(statistics.median(counts[i] for counts in board.layer_counts)) for i in range(layer_count)]
-    names = _layer_names(assets_dir, layer_count)
     stack_bytes = board.stack_bytes or 0
-    arena_bytes = board.arena_bytes or 0
-    return {
-        "target": target,
-        "cpu": description,
-        "machine": machine,
-        "kernel": kernel,
-        "compiler_flags": optimize,
-        "model_sha256": _model_sha256(assets_dir),
-        "model_sha256_short": board.model_sha256_short,
-        "counter_unit": board.counter_unit,
-        "vectors": board.vectors,
-        "correct": board.correct,
-        "accuracy": board.correct / board.vectors if board.vectors else 0.0,
-        "bit_exact": board.bit_exact,
-        "mismatched_vectors": board.mismatched_vectors,
-        "exit_status": status,
-        "instructions_per_inference": int(statistics.median(board.counts)),
-        "instructions_min": min(board.counts),
-        "instructions_max": max(board.counts),
-        "instructions_per_layer": [{"layer": name, "instructions": count} for name, count in zip(names, per_layer)],
-        "arena_bytes": arena_bytes,
-        "stack_bytes": stack_bytes,
-        "engine_static_bytes": memory["engine_static_bytes"],
-        "ram_bytes": arena_bytes + stack_bytes + memory["engine_static_bytes"],
-        "flash_bytes": memory["flash_bytes"],
-        "flash_weights_bytes": memory["flash_weights_bytes"],
-        "flash_vectors_bytes": memory["flash_vectors_bytes"],
-        "flash_code_bytes": memory["flash_code_bytes"],
-        "flash_platform_bytes": memory["flash_platform_bytes"],
-        "elf": str(elf),
-    }
+    return QemuRun(
+        target=target,
+        cpu=description,
+        machine=machine,
+        kernel=kernel,
+        compiler_flags=optimize,
+        model_sha256=manifest.model_sha256,
+        model_sha256_short=board.model_sha256_short,
+        counter_unit=board.counter_unit,
+        vectors=board.vectors,
+        correct=board.correct,
+        accuracy=board.correct / board.vectors if board.vectors else 0.0,
+        bit_exact=board.bit_exact,
+        mismatched_vectors=board.mismatched_vectors,
+        exit_status=status,
+        instructions_per_inference=int(statistics.median(board.counts)),
+        instructions_min=min(board.counts),
+        instructions_max=max(board.counts),
+        instructions_per_layer=[
+            {"layer": name, "instructions": count} for name, count in zip(manifest.layer_names, per_layer)
+        ],
+        arena_bytes=board.arena_bytes,
+        stack_bytes=stack_bytes,
+        engine_static_bytes=memory["engine_static_bytes"],
+        ram_bytes=board.arena_bytes + stack_bytes + memory["engine_static_bytes"],
+        flash_bytes=memory["flash_bytes"],
+        flash_weights_bytes=memory["flash_weights_bytes"],
+        flash_vectors_bytes=memory["flash_vectors_bytes"],
+        flash_code_bytes=memory["flash_code_bytes"],
+        flash_platform_bytes=memory["flash_platform_bytes"],
+        elf=str(elf),
+    )
 
 
 def validate_qemu(
-    assets_dir: Path | str,
-    out_dir: Path | str = "build/validation",
+    assets_dir: Path,
+    out_dir: Path,
+    build_dir: Path,
     kernels: tuple[str, ...] = KERNEL_VARIANTS,
-    build_dir: Path | str | None = None,
     targets: tuple[str, ...] = ("mps2_an386",),
     optimize: str = "-O2",
     console=None,
     quiet: bool = False,
-) -> dict:
-    """Build and run the firmware under QEMU for every target and kernel variant; write qemu.json.
+) -> QemuValidation:
+    """Build and run the firmware under QEMU for every target and kernel variant; write <out_dir>/qemu.json.
 
-    Returns {"runs": [...], "path": str(qemu.json), "model_sha256": ...}; each
-    run as documented in the module docstring and docs/porting.md. Prints a
-    table to `console` (a rich Console) unless quiet. Raises ValidationFailed
-    if any vector of any run is not bit-exact (after writing qemu.json).
-    """
+    Prints a table to `console` (a rich Console) unless quiet. Returns the results; `failures(result)`
+    says which runs are not bit-exact."""
+    from si4tool.validation.validate import load_assets
+
     assets_dir = Path(assets_dir)
-    out_dir = Path(out_dir)
-    build_dir = Path(build_dir) if build_dir is not None else out_dir.parent / "qemu"
     check_toolchain()
-    _check_assets(assets_dir)
+    manifest, _ = load_assets(assets_dir)
     for kernel in kernels:
         if kernel not in KERNEL_VARIANTS:
             raise UserError(f"unknown kernel variant {kernel!r}: choose from {', '.join(KERNEL_VARIANTS)}")
@@ -403,29 +308,37 @@ def validate_qemu(
     for target in targets:
         for kernel in kernels:
             if console is not None and not quiet:
-                console.print(f"[cyan]→[/] {TARGETS[target][3]}, {kernel} kernels: building and running under QEMU")
-            runs.append(run_variant(assets_dir, build_dir, kernel, target, optimize))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "qemu.json"
-    path.write_text(json.dumps(runs, indent=2) + "\n")
+                console.print(f"[cyan]→[/] {TARGETS[target][1]}, {kernel} kernels: building and running under QEMU")
+            runs.append(run_variant(assets_dir, Path(build_dir), manifest, kernel, target, optimize))
+    result = QemuValidation(model_sha256=manifest.model_sha256, runs=runs)
+    path = Path(out_dir) / "qemu.json"
+    try:
+        result.write(path)
+    except OSError as error:
+        raise UserError(f"cannot write {path} ({error.strerror or error}); choose another --out") from None
     if console is not None and not quiet:
         print_runs(runs, console)
         console.print(f"wrote {path}")
-    failed = [run for run in runs if run["bit_exact"] != run["vectors"]]
-    if failed:
-        detail = "; ".join(
-            f"{run['target']} {run['kernel']}: {run['bit_exact']}/{run['vectors']} bit-exact "
-            f"(first differing vectors {run['mismatched_vectors'][:5]})"
-            for run in failed
-        )
-        raise ValidationFailed(f"the firmware's outputs differ from TFLite Micro's: {detail}")
-    return {"runs": runs, "path": str(path), "model_sha256": _model_sha256(assets_dir)}
+    return result
+
+
+def failures(result: QemuValidation) -> str | None:
+    """One sentence on the runs whose outputs differ from TFLite Micro's, or None when all are bit-exact."""
+    failed = [run for run in result.runs if run.bit_exact != run.vectors]
+    if not failed:
+        return None
+    detail = "; ".join(
+        f"{run.target} {run.kernel}: {run.bit_exact}/{run.vectors} bit-exact "
+        f"(first differing vectors {run.mismatched_vectors[:5]})"
+        for run in failed
+    )
+    return f"the firmware's outputs differ from TFLite Micro's: {detail}"
 
 
 # --------------------------------------------------------------------------- printing
 
 
-def print_runs(runs: list[dict], console) -> None:
+def print_runs(runs: list[QemuRun], console) -> None:
     """Two rich tables: results and memory per run, then instructions per layer."""
     from rich.table import Table
 
@@ -435,21 +348,21 @@ def print_runs(runs: list[dict], console) -> None:
         table.add_column(column, justify="left" if column in ("target", "kernels") else "right")
     for run in runs:
         table.add_row(
-            run["target"], run["kernel"],
-            f"{run['correct']}/{run['vectors']} {100.0 * run['accuracy']:.2f}%",
-            f"{run['bit_exact']}/{run['vectors']}",
-            f"{run['instructions_per_inference']:,}",
-            f"{run['arena_bytes']:,}", f"{run['stack_bytes']:,}", f"{run['ram_bytes']:,}",
-            f"{run['flash_bytes']:,}", f"{run['flash_weights_bytes']:,}", f"{run['flash_vectors_bytes']:,}",
-            f"{run['flash_code_bytes']:,}", f"{run['flash_platform_bytes']:,}",
+            run.target, run.kernel,
+            f"{run.correct}/{run.vectors} {100.0 * run.accuracy:.2f}%",
+            f"{run.bit_exact}/{run.vectors}",
+            f"{run.instructions_per_inference:,}",
+            f"{run.arena_bytes:,}", f"{run.stack_bytes:,}", f"{run.ram_bytes:,}",
+            f"{run.flash_bytes:,}", f"{run.flash_weights_bytes:,}", f"{run.flash_vectors_bytes:,}",
+            f"{run.flash_code_bytes:,}", f"{run.flash_platform_bytes:,}",
         )
     console.print(table)
     layers = Table(title="Instructions per layer (median over the profiled vectors)")
     layers.add_column("layer")
     for run in runs:
-        layers.add_column(f"{run['target']} {run['kernel']}", justify="right")
-    names = [entry["layer"] for entry in runs[0]["instructions_per_layer"]] if runs else []
+        layers.add_column(f"{run.target} {run.kernel}", justify="right")
+    names = [entry["layer"] for entry in runs[0].instructions_per_layer] if runs else []
     for index, name in enumerate(names):
-        layers.add_row(name, *(f"{run['instructions_per_layer'][index]['instructions']:,}"
-                               if index < len(run["instructions_per_layer"]) else "" for run in runs))
+        layers.add_row(name, *(f"{run.instructions_per_layer[index]['instructions']:,}"
+                               if index < len(run.instructions_per_layer) else "" for run in runs))
     console.print(layers)

@@ -1,78 +1,25 @@
 /*
- * si4_bench_main.c - host-side measurement of the generated engine for
- * `si4tool bench`. Only this file is bench-specific; the engine is the same
- * model.c, model_weights.c and kernels that run on the board.
+ * si4_bench_main.c - the generated engine under callgrind, for `si4tool bench`.
+ * Only this file is bench-specific; the engine is the same model.c,
+ * model_weights.c and kernels that run on the board (the latency bench calls
+ * si4_host_time_batch of si4_host_runner.c instead).
  *
- * Two uses, one file:
+ * Run under `valgrind --tool=callgrind --collect-atstart=no`, it runs the
+ * first test vectors once with the whole inference collected, then once per
+ * layer with only that layer collected, and dumps the counters after each
+ * pass (CALLGRIND_DUMP_STATS_AT). Each dump then holds the instructions of
+ * exactly one thing, whatever the generated functions are called and whether
+ * or not the compiler inlined them. Outside valgrind the client requests do
+ * nothing and the program just runs the vectors.
  *
- * 1. Built into a shared library (with -DSI4_BENCH_NO_MAIN) and called from
- *    Python: si4_bench_time_images() times every image with the monotonic
- *    clock around si4_model_invoke() alone, so neither the ctypes call nor
- *    Python's loop is part of the latency.
- *
- * 2. Built as a program and run under `valgrind --tool=callgrind
- *    --collect-atstart=no`: it runs the first test vectors once with the
- *    whole inference collected, then once per layer with only that layer
- *    collected, and dumps the counters after each pass
- *    (CALLGRIND_DUMP_STATS_AT). Each dump then holds the instructions of
- *    exactly one thing, whatever the generated functions are called and
- *    whether or not the compiler inlined them. Outside valgrind the client
- *    requests do nothing and the program just runs the vectors.
- *
- *    usage: si4_bench [vectors]      (default 4, at most the embedded count)
+ * usage: si4_bench [vectors]      (default 4, at most the embedded count)
  */
-#define _POSIX_C_SOURCE 199309L
-
 #include <stdint.h>
-#include <time.h>
-
-#include "model.h"
-
-static uint64_t si4_bench_now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
-int32_t si4_bench_input_size(void) { return SI4_MODEL_INPUT_SIZE; }
-
-int32_t si4_bench_output_size(void) { return SI4_MODEL_OUTPUT_SIZE; }
-
-int32_t si4_bench_layer_count(void) { return SI4_MODEL_LAYER_COUNT; }
-
-/* Runs `warmup` untimed inferences on the first image, then every image once,
- * timing each inference alone: ns_per_image[i] is image i's wall time in ns.
- * Returns 0, or the first non-zero status of si4_model_invoke. */
-int32_t si4_bench_time_images(const int8_t *inputs, int32_t count, int32_t warmup, int8_t *outputs,
-                              int64_t *ns_per_image)
-{
-    int32_t i;
-    for (i = 0; i < warmup && count > 0; ++i) {
-        const int status = si4_model_invoke(inputs, outputs);
-        if (status != 0) {
-            return status;
-        }
-    }
-    for (i = 0; i < count; ++i) {
-        const int8_t *input = inputs + (int64_t)i * SI4_MODEL_INPUT_SIZE;
-        int8_t *output = outputs + (int64_t)i * SI4_MODEL_OUTPUT_SIZE;
-        const uint64_t start = si4_bench_now_ns();
-        const int status = si4_model_invoke(input, output);
-        ns_per_image[i] = (int64_t)(si4_bench_now_ns() - start);
-        if (status != 0) {
-            return status;
-        }
-    }
-    return 0;
-}
-
-#ifndef SI4_BENCH_NO_MAIN
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <valgrind/callgrind.h>
 
+#include "model.h"
 #include "test_vectors.h"
 
 static int8_t bench_output[SI4_MODEL_OUTPUT_SIZE];
@@ -128,5 +75,3 @@ int main(int argc, char **argv)
     printf("si4_bench vectors %ld layers %d\n", (long)vectors, SI4_MODEL_LAYER_COUNT);
     return 0;
 }
-
-#endif /* SI4_BENCH_NO_MAIN */
