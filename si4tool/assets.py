@@ -7,7 +7,6 @@ its own module; this one only puts them in order and records what it did.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from si4tool import __version__
+from si4tool.artefacts import Manifest
 from si4tool.errors import UserError
 from si4tool.render import generated_banner, render_template, sha256_bytes
 
@@ -49,7 +49,7 @@ DEFAULT_VECTORS = 250
 @dataclass
 class AssetsResult:
     out_dir: Path
-    manifest: dict
+    manifest: Manifest
     files: dict[str, bytes] = field(repr=False)
 
 
@@ -101,10 +101,6 @@ def render_test_vectors(
 
 def file_records(files: dict[str, bytes]) -> dict[str, dict]:
     return {name: {"bytes": len(data), "sha256": sha256_bytes(data)} for name, data in sorted(files.items())}
-
-
-def manifest_json(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
 
 
 def _check_output_folder(out_dir: Path) -> None:
@@ -251,38 +247,37 @@ def build_firmware_assets(
     files.update(extra_files)
 
     layers = codegen.layer_summaries(graph, plan)
-    manifest = {
-        "tool": "si4tool",
-        "tool_version": __version__,
-        "source_model": {"path": source_name, "sha256": source_sha256},
-        "int8_model": {"sha256": model_sha256, "bytes": len(tflite_bytes)},
+    manifest = Manifest(
+        tool_version=__version__,
+        source_model={"path": source_name, "sha256": source_sha256},
+        int8_model={"sha256": model_sha256, "bytes": len(tflite_bytes)},
         # No machine path here: "dataset" names it for validate-host, "source" describes it.
-        "data": {"dataset": dataset.name, "source": dataset.source, "sha256": dataset.sha256},
-        "training": training,
-        "layers": layers,
-        "totals": {
+        data={"dataset": dataset.name, "source": dataset.source, "sha256": dataset.sha256},
+        training=training,
+        layers=layers,
+        totals={
             "parameters": int(sum(layer["parameters"] for layer in layers)),
             "macs": int(sum(layer["macs"] for layer in layers)),
             "weight_bytes": int(sum(layer["weight_bytes"] for layer in layers)),
             "arena_bytes": int(plan.arena_bytes),
             "model_tflite_bytes": len(tflite_bytes),
         },
-        "accuracy": {
+        accuracy={
             "test_images": test_count,
             "float": float_accuracy,
             "int8_tflm": int8_accuracy,
         },
-        "quantization": {
+        quantization={
             "input": {"scale": input_q[0], "zero_point": input_q[1], "shape": list(input_tensor.shape)},
             "output": {"scale": output_q[0], "zero_point": output_q[1], "shape": list(output_tensor.shape)},
             # True when the .tflite takes float32 through a QUANTIZE / returns float32 through a DEQUANTIZE:
             # both ops are dropped, the engine's input and output above are the int8 tensors inside them.
             "float_edges": {"input": graph.float_input, "output": graph.float_output},
         },
-        "test_vectors": vectors,
-        "files": file_records(files),
-    }
-    files["manifest.json"] = manifest_json(manifest)
+        test_vectors=vectors,
+        files=file_records(files),
+    )
+    files["manifest.json"] = manifest.to_json().encode()
 
     from si4tool.render import write_files_atomically
 

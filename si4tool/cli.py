@@ -22,6 +22,20 @@ os.environ.setdefault("GLOG_minloglevel", "3")
 from si4tool import __version__  # noqa: E402
 from si4tool.errors import UserError, ValidationFailed  # noqa: E402
 
+try:  # Typer 0.2x carries its own copy of click; older Typer depends on click itself
+    from typer._click.exceptions import ClickException  # noqa: E402
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException  # noqa: E402
+
+# Where the commands read and write when no option says otherwise: the library functions take
+# every path from here, so running si4tool from another folder never writes into this one's build/.
+DEFAULT_ASSETS = Path("build/firmware_assets")
+DEFAULT_VALIDATION = Path("build/validation")
+DEFAULT_FIRMWARE_BUILD = Path("build/firmware")
+DEFAULT_QEMU_BUILD = Path("build/qemu")
+DEFAULT_REPORT = Path("build/report")
+DEFAULT_BENCH = Path("build/bench")
+
 app = typer.Typer(
     name="si4tool",
     help="Train a Keras CNN, quantize it to int8, and emit C for a microcontroller, validated bit for bit.",
@@ -54,7 +68,10 @@ DatasetOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final line.")]
-ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write build/report at the end.")]
+ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write the report (into --report-dir) at the end.")]
+ReportDirOption = Annotated[
+    Path, typer.Option("--report-dir", help="Where --report writes report.md, report.html and the plots.")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts and CI) instead of tables.")]
 
 
@@ -206,6 +223,7 @@ def build_firmware_assets_command(
         int, typer.Option("--calibration-samples", min=1, help="Training images used to calibrate int8 ranges.")
     ] = 1000,
     report: ReportOption = True,
+    report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -231,28 +249,28 @@ def build_firmware_assets_command(
         progress=_progress_printer(quiet),
     )
     manifest = result.manifest
-    accuracy = manifest["accuracy"]
+    accuracy = manifest.accuracy
     if not quiet:
         _print_assets_summary(manifest, out)
     if report:
-        _write_report(out, quiet=quiet)
+        _write_report(out, quiet=quiet, out=report_dir)
     if json_output:
-        print(json.dumps({"out": str(out), **manifest}))
+        print(json.dumps({"out": str(out), **manifest.to_dict()}))
         return
     float_text = "n/a" if accuracy["float"] is None else f"{100 * accuracy['float']:.2f} %"
     console.print(
         f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
-        f"{100 * accuracy['int8_tflm']:.2f} %, arena {manifest['totals']['arena_bytes']:,} bytes"
+        f"{100 * accuracy['int8_tflm']:.2f} %, arena {manifest.totals['arena_bytes']:,} bytes"
     )
 
 
-def _print_assets_summary(manifest: dict, out: Path) -> None:
+def _print_assets_summary(manifest, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title="Layers", title_justify="left")
     for column in ("layer", "op", "output", "params", "MACs", "weights (B)", "arena offset", "arena (B)"):
         table.add_column(column, justify="right" if column not in ("layer", "op") else "left")
-    for layer in manifest["layers"]:
+    for layer in manifest.layers:
         table.add_row(
             str(layer["name"]),
             str(layer["op"]),
@@ -263,31 +281,30 @@ def _print_assets_summary(manifest: dict, out: Path) -> None:
             "-" if layer.get("arena_offset") is None else str(layer["arena_offset"]),
             f"{layer['arena_size']:,}" if layer.get("arena_offset") is not None else "-",
         )
-    totals = manifest["totals"]
+    totals = manifest.totals
     table.add_row("total", "", "", f"{totals['parameters']:,}", f"{totals['macs']:,}", f"{totals['weight_bytes']:,}", "", "")
     console.print(table)
     files = Table(title=f"Files in {out}", title_justify="left")
     files.add_column("file")
     files.add_column("bytes", justify="right")
     files.add_column("sha256")
-    for name, record in manifest["files"].items():
+    for name, record in manifest.files.items():
         files.add_row(name, f"{record['bytes']:,}", record["sha256"][:16])
     console.print(files)
 
 
-def _write_report(assets: Path, quiet: bool, validation: Path = Path("build/validation")) -> None:
-    try:
-        from si4tool.reporting.report import write_report
-    except ImportError:  # the report stage is optional
-        return
-    written = write_report(assets_dir=assets, out_dir=Path("build/report"), validation_dir=validation)
+def _write_report(assets: Path, quiet: bool, validation: Path = DEFAULT_VALIDATION, out: Path = DEFAULT_REPORT) -> None:
+    """The report at the end of a command (--report): into `out`, from `assets` and `validation`."""
+    from si4tool.reporting.report import write_report
+
+    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation)
     if not quiet:
-        console.print(f"report: {written.get('html', 'build/report/report.html')}")
+        console.print(f"report: {written['html']}")
 
 
 @app.command("validate-host")
 def validate_host_command(
-    assets: AssetsOption = Path("build/firmware_assets"),
+    assets: AssetsOption = DEFAULT_ASSETS,
     dataset_name: Annotated[
         Optional[str],
         typer.Option(
@@ -296,7 +313,7 @@ def validate_host_command(
         ),
     ] = None,
     data: DataOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Where host.json and host.md go.")] = Path("build/validation"),
+    out: Annotated[Path, typer.Option("--out", help="Where host.json and host.md go.")] = DEFAULT_VALIDATION,
     images: Annotated[
         Optional[int], typer.Option("--images", min=1, help="Validate on the first N test images (default: all).")
     ] = None,
@@ -305,6 +322,7 @@ def validate_host_command(
         str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
     ] = "0",
     report: ReportOption = True,
+    report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -317,11 +335,11 @@ def validate_host_command(
         _trace(assets, data, trace_images, dataset_name)
         return
     result = validate_host(
-        assets_dir=assets, data_path=data, out_dir=out, images=images, quiet=quiet or json_output, console=console,
-        dataset_name=dataset_name,
+        assets_dir=assets, out_dir=out, build_dir=DEFAULT_FIRMWARE_BUILD, data_path=data, images=images,
+        quiet=quiet or json_output, console=console, dataset_name=dataset_name,
     )
     if json_output:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
     elif not quiet:
         from rich.table import Table
 
@@ -332,14 +350,14 @@ def validate_host_command(
             table.add_row(name, value)
         console.print(table)
     if report:
-        _write_report(assets, quiet=quiet or json_output, validation=out)
-    if not result["passed"]:
-        raise ValidationFailed("; ".join(result["failures"]))
+        _write_report(assets, quiet=quiet or json_output, validation=out, out=report_dir)
+    if not result.passed:
+        raise ValidationFailed("; ".join(result.failures))
     if not json_output:
         console.print(
-            f"validate-host: {result['bit_exact']}/{result['images']} bit-exact with TFLite Micro, "
-            f"C accuracy {100 * result['c_accuracy']:.2f} %, arena {result['arena_bytes']:,} bytes "
-            f"(TFLite Micro {result['tflm_arena_bytes']:,}), results in {out}/host.json"
+            f"validate-host: {result.bit_exact}/{result.images} bit-exact with TFLite Micro, "
+            f"C accuracy {100 * result.c_accuracy:.2f} %, arena {result.arena_bytes:,} bytes "
+            f"(TFLite Micro {result.tflm_arena_bytes:,}), results in {out}/host.json"
         )
 
 
@@ -353,11 +371,11 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: 
     except ValueError:
         raise UserError(f"--trace-images takes comma-separated image indices, not {trace_images!r}") from None
     manifest, _ = load_assets(assets)
-    dataset = data_stage.load_dataset_of_assets(manifest.get("data"), dataset_name, data)
+    dataset = data_stage.load_dataset_of_assets(manifest.data, dataset_name, data)
     if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
         raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
     # Float images: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
-    result = trace_layers(assets, data_stage.normalize(dataset.x_test), indices, Path("build/firmware"))
+    result = trace_layers(assets, data_stage.normalize(dataset.x_test), indices, DEFAULT_FIRMWARE_BUILD)
     difference = result.first_difference
     if difference is None:
         console.print(
@@ -374,47 +392,52 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: 
 
 @app.command("validate-qemu")
 def validate_qemu_command(
-    assets: AssetsOption = Path("build/firmware_assets"),
-    out: Annotated[Path, typer.Option("--out", help="Where qemu.json goes.")] = Path("build/validation"),
+    assets: AssetsOption = DEFAULT_ASSETS,
+    out: Annotated[Path, typer.Option("--out", help="Where qemu.json goes.")] = DEFAULT_VALIDATION,
     kernels: Annotated[str, typer.Option("--kernels", help="Kernel variants: portable, dsp, or both.")] = "portable,dsp",
     target: Annotated[
         str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F) or mps2_an385 (Cortex-M3).")
     ] = "mps2_an386",
     report: ReportOption = True,
+    report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, RAM, flash."""
     import json
 
-    from si4tool.targets.qemu import validate_qemu
+    from si4tool.targets.qemu import failures, validate_qemu
 
     variants = tuple(part.strip() for part in kernels.split(",") if part.strip())
     if not variants or any(v not in ("portable", "dsp") for v in variants):
         raise UserError(f"--kernels takes portable, dsp or portable,dsp, not {kernels!r}")
     result = validate_qemu(
-        assets, out_dir=out, kernels=variants, targets=(target,), console=console, quiet=quiet or json_output
+        assets, out_dir=out, build_dir=DEFAULT_QEMU_BUILD, kernels=variants, targets=(target,), console=console,
+        quiet=quiet or json_output,
     )
     if report:
-        _write_report(assets, quiet=quiet or json_output, validation=out)
+        _write_report(assets, quiet=quiet or json_output, validation=out, out=report_dir)
     if json_output:
-        print(json.dumps({"runs": result["runs"], "path": str(result["path"])}))
-        return
-    for run in result["runs"]:
-        console.print(
-            f"validate-qemu {run['target']} {run['kernel']}: accuracy {run['correct']}/{run['vectors']}, "
-            f"bit-exact {run['bit_exact']}/{run['vectors']}, {run['instructions_per_inference']:,} instructions/inference, "
-            f"RAM {run['ram_bytes']:,} B, flash {run['flash_bytes']:,} B (code {run['flash_code_bytes']:,} B)"
-        )
+        print(json.dumps({**result.to_dict(), "path": str(out / "qemu.json")}))
+    else:
+        for run in result.runs:
+            console.print(
+                f"validate-qemu {run.target} {run.kernel}: accuracy {run.correct}/{run.vectors}, "
+                f"bit-exact {run.bit_exact}/{run.vectors}, {run.instructions_per_inference:,} instructions/inference, "
+                f"RAM {run.ram_bytes:,} B, flash {run.flash_bytes:,} B (code {run.flash_code_bytes:,} B)"
+            )
+    failure = failures(result)
+    if failure:
+        raise ValidationFailed(failure)
 
 
 @app.command("report")
 def report_command(
-    assets: AssetsOption = Path("build/firmware_assets"),
-    out: Annotated[Path, typer.Option("--out", help="Where report.md, report.html and the plots go.")] = Path("build/report"),
+    assets: AssetsOption = DEFAULT_ASSETS,
+    out: Annotated[Path, typer.Option("--out", help="Where report.md, report.html and the plots go.")] = DEFAULT_REPORT,
     validation: Annotated[
         Path, typer.Option("--validation", help="Folder with host.json / qemu.json, when validations ran.")
-    ] = Path("build/validation"),
+    ] = DEFAULT_VALIDATION,
     data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -427,11 +450,16 @@ def report_command(
 
 @app.command("bench")
 def bench_command(
-    assets: AssetsOption = Path("build/firmware_assets"),
-    out: Annotated[Path, typer.Option("--out", help="Where bench.json and bench.md go.")] = Path("build/bench"),
+    assets: AssetsOption = DEFAULT_ASSETS,
+    out: Annotated[Path, typer.Option("--out", help="Where bench.json and bench.md go.")] = DEFAULT_BENCH,
     images: Annotated[int, typer.Option("--images", min=1, help="Test images timed per engine.")] = 1000,
     repetitions: Annotated[int, typer.Option("--repetitions", min=1, help="Timed repetitions (median taken).")] = 5,
-    qemu: Annotated[bool, typer.Option("--qemu/--no-qemu", help="Include the Cortex-M4 runs under QEMU.")] = True,
+    qemu: Annotated[
+        bool, typer.Option("--qemu/--no-qemu", help="Run the Cortex-M4 firmware under QEMU, or reuse --validation's qemu.json.")
+    ] = True,
+    validation: Annotated[
+        Path, typer.Option("--validation", help="Folder whose qemu.json --no-qemu reuses (when it measured these assets).")
+    ] = DEFAULT_VALIDATION,
     data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -440,7 +468,7 @@ def bench_command(
 
     run_bench(
         assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,
-        console=None if quiet else console,
+        validation_dir=validation, console=None if quiet else console,
     )
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
@@ -500,19 +528,13 @@ def main() -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         _exit_interrupted()
-    except Exception as error:
-        # Typer's bundled click signals usage errors, --help and Ctrl-C with
-        # its own exceptions; they are recognised by shape, not imported.
-        kind = type(error).__name__
-        exit_code = getattr(error, "exit_code", None)
-        if kind == "Abort":
-            _exit_interrupted()
-        if kind == "Exit" and isinstance(exit_code, int):
-            sys.exit(exit_code)
-        if callable(getattr(error, "show", None)) and isinstance(exit_code, int):
-            error.show()
-            sys.exit(2 if exit_code == 2 else exit_code)
-        raise
+    except typer.Abort:
+        _exit_interrupted()
+    except typer.Exit as exit_request:
+        sys.exit(exit_request.exit_code)
+    except ClickException as error:  # usage errors: unknown option, bad value
+        error.show()
+        sys.exit(error.exit_code)
     if result == 130:
         # Typer turns a Ctrl-C into a return value of 130 (not an exception) when not standalone.
         _exit_interrupted()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from si4tool.artefacts import BenchResult
 from si4tool.reporting import bench
 
 CALLGRIND_DUMP = """\
@@ -53,28 +54,7 @@ def test_parse_callgrind_dumps_reads_the_invoke_and_layer_passes(tmp_path):
     assert layers == {0: 3000, 1: 1000}
 
 
-def test_named_layer_counts_accepts_lists_dicts_and_per_vector_lists():
-    names = ["conv", "fc"]
-    assert bench._named_layer_counts([10, 20], names) == [("conv", 10), ("fc", 20)]
-    assert bench._named_layer_counts({"a": 1, "b": 2}, names) == [("a", 1), ("b", 2)]
-    assert bench._named_layer_counts([[1, 3, 5], [2, 2, 2]], names) == [("conv", 3), ("fc", 2)]
-    assert bench._named_layer_counts(None, names) == []
-    records = [{"layer": "conv2d_0", "instructions": 7}, {"layer": "fully_connected_0", "instructions": 8}]
-    assert bench._named_layer_counts(records, names) == [("conv2d_0", 7), ("fully_connected_0", 8)]
-
-
-def test_m4_run_for_prefers_the_cortex_m4_target():
-    runs = [
-        {"target": "mps2-an385", "kernel": "portable", "instructions_per_inference": 1},
-        {"target": "mps2-an386", "kernel": "portable", "instructions_per_inference": 2},
-        {"target": "mps2-an386", "kernel": "dsp", "instructions_per_inference": 3},
-    ]
-    assert bench._m4_run_for(runs, "portable")["instructions_per_inference"] == 2
-    assert bench._m4_run_for(runs, "dsp")["instructions_per_inference"] == 3
-    assert bench._m4_run_for(runs[:1], "dsp") is None
-
-
-def _synthetic_result(with_m4: bool) -> dict:
+def _synthetic_result(with_m4: bool) -> BenchResult:
     figures = {
         "latency_us.c_engine": 100.0,
         "latency_us.tflm": 2000.0,
@@ -109,63 +89,78 @@ def _synthetic_result(with_m4: bool) -> dict:
         "c_engine": {"median_us": 100.0, "repetition_medians_us": [99.0, 101.0], "identical_outputs_to_c": 20},
         "tflm": {"median_us": 2000.0, "repetition_medians_us": [1990.0, 2010.0], "identical_outputs_to_c": 20},
     }
-    return {
-        "assets": "build/firmware_assets",
-        "created": "2026-01-01T00:00:00+00:00",
-        "model_sha256": "ab" * 32,
-        "settings": {"images": 20, "repetitions": 2, "warmup_images": 10, "callgrind_vectors": 4,
-                     "quantization_calibration_samples": 200, "qemu": with_m4},
-        "model": {"macs": 2_638_592, "layers": ["conv", "fc"], "parameters": 232_650},
-        "machine": {"cpu": "Test CPU", "cores": 2, "cores_available": 2, "system": "Linux", "python": "3.11",
-                    "compilers": {"host_cc": "cc 12", "valgrind": None}, "packages": {"numpy": "2.4"}},
-        "figures": figures,
-        "unavailable": unavailable,
-        "details": {"latency": latency},
-        "bench_seconds": 12.3,
-    }
+    return BenchResult(
+        assets="build/firmware_assets",
+        created="2026-01-01T00:00:00+00:00",
+        model_sha256="ab" * 32,
+        settings={"images": 20, "repetitions": 2, "warmup_images": 10, "callgrind_vectors": 4,
+                  "quantization_calibration_samples": 200, "qemu": with_m4},
+        model={"macs": 2_638_592, "layers": ["conv", "fc"], "parameters": 232_650},
+        machine={"cpu": "Test CPU", "cores": 2, "cores_available": 2, "system": "Linux", "python": "3.11",
+                 "load_average": None, "compilers": {"host_cc": "cc 12", "valgrind": None}, "packages": {"numpy": "2.4"}},
+        figures=figures,
+        unavailable=unavailable,
+        details={"latency": latency},
+        bench_seconds=12.3,
+    )
 
 
 @pytest.mark.parametrize("with_m4", [False, True])
 def test_bench_markdown_has_every_table_and_names_what_is_missing(with_m4):
-    text = bench.bench_markdown(_synthetic_result(with_m4))
+    result = _synthetic_result(with_m4)
+    text = bench.bench_markdown(result)
     for heading in ("## Host latency per image", "## Instructions per inference", "## Memory",
                     "## Flash", "## Pipeline (seconds)", "## Machine"):
         assert heading in text
-    assert "| layer 0 `conv` | 17,000,000 |" in text
-    assert "32,064" in text and "7,008" in text
+    lines = text.splitlines()
+    assert "| si4tool C engine (-O2, host) | 100.0 | 99.0–101.0 | 1 | 20/20 |" in lines
+    assert "| TFLite Micro Python interpreter | 2000.0 | 1990.0–2010.0 | 20 (20.00× slower) | 20/20 |" in lines
+    m4_conv = "11,000,000" if with_m4 else "n/a"
+    assert f"| layer 0 `conv` | 17,000,000 | {m4_conv} | n/a |" in lines
+    total_m4 = "**12.000 M**" if with_m4 else "**n/a**"
+    assert f"| **total** | **18.000 M** | {total_m4} | **n/a** |" in lines
+    assert "| TFLite Micro arena, same model (allocation report) | 32,064 |" in lines
+    assert "| si4tool arena (activations + scratch) | 7,008 |" in lines
+    assert ("| Cortex-M4 portable: RAM (arena + peak stack + static) | 11,000 |" in lines) == with_m4
+    flash_header = "| | Cortex-M4 portable | host x86-64 objects |" if with_m4 else "| | host x86-64 objects |"
+    assert flash_header in lines
+    assert "| training, per epoch (recorded when the assets were built) | n/a |" in lines
     assert "deterministic" in text
-    assert ("11,000,000" in text) == with_m4
-    assert "`m4.dsp`" in text  # the reason it is missing is listed
+    assert "- `m4.dsp`: " + result.unavailable["m4.dsp"] in lines  # the reason it is missing is listed
+    assert "- CPU: Test CPU, 2 cores (2 available); Linux" in lines
+    assert "- Python 3.11; numpy 2.4" in lines and "- host_cc: cc 12" in lines
 
 
-def _firmware_assets_or_skip(request) -> Path:
-    try:
-        return request.getfixturevalue("firmware_assets")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py has no firmware_assets fixture yet")
+def test_bench_json_round_trips_and_newer_schemas_are_refused(tmp_path):
+    from si4tool.errors import UserError
+
+    result = _synthetic_result(True)
+    bench.write_bench(result, tmp_path)
+    assert BenchResult.read(tmp_path / "bench.json") == result
+    assert (tmp_path / "bench.md").read_text() == bench.bench_markdown(result)
+    record = result.to_dict()
+    record["a_key_from_a_newer_writer"] = 1
+    assert BenchResult.from_dict(record) == result
+    record["schema_version"] = 99
+    with pytest.raises(UserError, match="schema version 99, newer than this si4tool reads"):
+        BenchResult.from_dict(record)
 
 
 def _is_positive_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(request, tmp_path, mnist_path):
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("no host C compiler")
-    assets_dir = _firmware_assets_or_skip(request)
-    qemu_available = all(shutil.which(tool) for tool in ("arm-none-eabi-gcc", "qemu-system-arm"))
-    try:
-        import si4tool.targets.qemu  # noqa: F401
-    except ImportError:
-        qemu_available = False
+def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(firmware_assets, tmp_path, mnist_path):
+    from si4tool.targets.qemu import toolchain_available
 
+    qemu_available = toolchain_available()
     result = bench.run_bench(
-        assets_dir=assets_dir, out_dir=tmp_path / "bench", images=20, repetitions=2,
-        data_path=mnist_path, qemu=qemu_available,
+        assets_dir=firmware_assets, out_dir=tmp_path / "bench", validation_dir=tmp_path / "no_validation",
+        images=20, repetitions=2, data_path=mnist_path, qemu=qemu_available,
     )
 
+    assert BenchResult.read(tmp_path / "bench" / "bench.json") == result
     written = json.loads((tmp_path / "bench" / "bench.json").read_text())
-    assert written["figures"] == result["figures"]
     assert (tmp_path / "bench" / "bench.md").read_text().startswith("# si4tool bench")
     for key in ("machine", "settings", "figures", "unavailable", "model_sha256"):
         assert key in written
@@ -193,4 +188,5 @@ def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(request,
             assert _is_positive_number(value), (key, value)
     for group in ("m4.portable", "m4.dsp"):
         produced = any(key.startswith(group + ".") for key in figures)
-        assert produced or group in written["unavailable"]
+        assert produced == qemu_available and (produced or group in written["unavailable"])
+    assert figures["memory.arena_bytes"] == 7008

@@ -272,10 +272,10 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
         cache_dir=reference_cache_dir, quiet=True,
     )
     manifest = result.manifest
-    assert manifest["data"] == {
+    assert manifest.data == {
         "dataset": "fashion-mnist", "source": "Fashion-MNIST (gzip IDX files)", "sha256": fashion_mnist.sha256,
     }
-    assert abs(manifest["accuracy"]["float"] - manifest["accuracy"]["int8_tflm"]) <= 0.01
+    assert abs(manifest.accuracy["float"] - manifest.accuracy["int8_tflm"]) <= 0.01
     header = (assets / "test_vectors.h").read_text()
     assert "100 test images from Fashion-MNIST (gzip IDX files)" in header and "/usr/share" not in header
 
@@ -284,17 +284,17 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
         assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "firmware", cache_dir=reference_cache_dir,
         images=FASHION_VALIDATE_IMAGES, quiet=True,
     )
-    assert host["bit_exact"] == host["images"] == FASHION_VALIDATE_IMAGES
-    assert host["firmware"]["bit_exact"] == host["firmware"]["vectors"] == 100
-    assert host["c_accuracy"] == host["tflm_accuracy"]
+    assert host.bit_exact == host.images == FASHION_VALIDATE_IMAGES
+    assert host.firmware.bit_exact == host.firmware.vectors == 100
+    assert host.c_accuracy == host.tflm_accuracy
     # Bit-exactness is what this test is about. The accuracy policy (int8 at most 0.3 pp below
     # float) is meant for a fully trained model; a one-epoch model sits on many decision
     # boundaries, so a few images may flip in quantization: only that failure is tolerated.
-    assert all("below the float model" in failure for failure in host["failures"]), host["failures"]
-    assert host["keras_accuracy"] - host["c_accuracy"] <= 0.01
+    assert all("below the float model" in failure for failure in host.failures), host.failures
+    assert host.keras_accuracy - host.c_accuracy <= 0.01
     recorded = json.loads((tmp_path / "validation" / "host.json").read_text())
     assert recorded["bit_exact"] == FASHION_VALIDATE_IMAGES
     print(
-        f"Fashion-MNIST: float {trained.test_accuracy:.4f}, int8 TFLM {manifest['accuracy']['int8_tflm']:.4f} "
-        f"(10,000 images); C engine {host['c_accuracy']:.4f}, bit-exact {host['bit_exact']}/{host['images']}"
+        f"Fashion-MNIST: float {trained.test_accuracy:.4f}, int8 TFLM {manifest.accuracy['int8_tflm']:.4f} "
+        f"(10,000 images); C engine {host.c_accuracy:.4f}, bit-exact {host.bit_exact}/{host.images}"
     )

@@ -128,7 +128,7 @@ def test_assets_of_a_float_io_model_are_int8_with_the_edge_quantization(float_io
 
     manifest = float_io_assets.manifest
     edges = engine_edges(float_io_tflite)
-    quantization = manifest["quantization"]
+    quantization = manifest.quantization
     assert quantization["float_edges"] == {"input": True, "output": True}
     assert (quantization["input"]["scale"], quantization["input"]["zero_point"]) == edges.input_quantization
     assert (quantization["output"]["scale"], quantization["output"]["zero_point"]) == edges.output_quantization
@@ -153,11 +153,11 @@ def test_float_io_model_validates_bit_exact_with_tflm(float_io_assets, mnist_pat
         float_io_assets.out_dir, data_path=mnist_path, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
         cache_dir=reference_cache_dir, images=300, quiet=True,
     )
-    assert result["passed"], result["failures"]
-    assert result["images"] == 300 and result["bit_exact"] == 300
-    assert result["firmware"]["bit_exact"] == result["firmware"]["vectors"] == 20
-    assert result["c_accuracy"] > 0.5  # trained briefly: well above chance
-    for figures in result["litert"].values():
+    assert result.passed, result.failures
+    assert result.images == 300 and result.bit_exact == 300
+    assert result.firmware.bit_exact == result.firmware.vectors == 20
+    assert result.c_accuracy > 0.5  # trained briefly: well above chance
+    for figures in result.litert.values():
         assert figures["top1_agreement"] >= 290
 
 
@@ -167,7 +167,7 @@ def test_trace_of_a_float_io_model(float_io_assets, mnist, tmp_path):
     images = mnist.x_test[:3, ..., None].astype(np.float32) / 255.0
     result = trace_layers(float_io_assets.out_dir, images, [0, 1, 2], tmp_path)
     assert result.first_difference is None
-    assert len(result.layers) == len(float_io_assets.manifest["layers"])
+    assert len(result.layers) == len(float_io_assets.manifest.layers)
 
 
 def test_float_output_is_recovered_exactly_as_the_int8_tensor_before_dequantize(float_io_tflite, mnist):
@@ -229,7 +229,8 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
 
 def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path):
     """The bench feeds each interpreter what its input takes and compares int8 outputs with the C engine."""
-    from si4tool.reporting.bench import CEngineTimer, litert_timer, measure_latency, tflm_timer
+    from si4tool.reporting.bench import litert_timer, measure_latency, tflm_timer
+    from si4tool.targets.host_engine import build_host_engine
     from si4tool.frontend.data import normalize
     from si4tool.frontend.quantize import quantize_input
 
@@ -239,7 +240,7 @@ def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path
     x_int8 = quantize_input(normalize(mnist.x_test[:20]), q["scale"], q["zero_point"])
     tflite = (assets / "model_int8.tflite").read_bytes()
     timers = {
-        "c_engine": CEngineTimer(assets, tmp_path),
+        "c_engine": build_host_engine(assets, tmp_path),
         "litert_reference": litert_timer(tflite, "reference"),
         "tflm": tflm_timer(tflite),
     }

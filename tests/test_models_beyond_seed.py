@@ -183,7 +183,7 @@ def _end_to_end(model, subset_path, tmp_path, cache_dir) -> tuple[dict, dict]:
     assert host["bit_exact"] == host["images"] == SUBSET_TEST
     assert host["firmware"]["bit_exact"] == host["firmware"]["vectors"] == 50
     assert host["passed"], host["failures"]
-    assert result.manifest["data"]["dataset"] == "custom"
+    assert result.manifest.data["dataset"] == "custom"
     print(
         f"{model.name}: Keras {host['keras_accuracy']:.3f}, C engine {host['c_accuracy']:.3f}, "
         f"bit-exact {host['bit_exact']}/{host['images']}; operators {' '.join(operators)}"

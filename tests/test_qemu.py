@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from si4tool.artefacts import QemuValidation
+from si4tool.errors import UserError
 from si4tool.targets import qemu
-from si4tool.errors import UserError, ValidationFailed
+from si4tool.targets.firmware import parse_firmware_output
 from si4tool.targets.toolchain import firmware_stub_dir
 
 requires_qemu = pytest.mark.skipif(
@@ -30,13 +32,6 @@ def _make(target: str, build_dir: Path, *variables: str) -> subprocess.Completed
         ["make", "-C", str(firmware_stub_dir()), target, f"BUILD={build_dir}", *variables],
         capture_output=True, text=True, timeout=300,
     )
-
-
-def _firmware_assets(request) -> Path:
-    try:
-        return Path(request.getfixturevalue("firmware_assets"))
-    except pytest.FixtureLookupError:
-        pytest.skip("no firmware_assets fixture in tests/conftest.py yet")
 
 
 # --------------------------------------------------------------------------- parsing (no toolchain needed)
@@ -59,7 +54,7 @@ result FAIL
 
 
 def test_parse_board_output_reads_every_summary_line():
-    board = qemu.parse_board_output(BOARD_OUTPUT)
+    board = parse_firmware_output(BOARD_OUTPUT)
     assert board.counter_unit == "instructions"
     assert board.model_sha256_short == "38cb02a2"
     assert (board.vectors, board.correct, board.bit_exact) == (3, 2, 2)
@@ -71,9 +66,13 @@ def test_parse_board_output_reads_every_summary_line():
 
 
 def test_parse_board_output_reports_a_fault():
-    board = qemu.parse_board_output("si4 model x layers 1 vectors 1 counter instructions\n"
-                                    "FAULT pc 0x00000123 lr 0x00000456 cfsr 0x00000400 hfsr 0x40000000 bfar 0x0\n")
+    from si4tool.errors import ValidationFailed
+
+    board = parse_firmware_output("si4 model x layers 1 vectors 1 counter instructions\n"
+                                  "FAULT pc 0x00000123 lr 0x00000456 cfsr 0x00000400 hfsr 0x40000000 bfar 0x0\n")
     assert board.fault and board.fault.startswith("FAULT pc 0x00000123")
+    with pytest.raises(ValidationFailed, match="the board crashed: FAULT pc 0x00000123"):
+        board.check_complete("the board")
 
 
 MAP_SNIPPET = """\
@@ -119,6 +118,17 @@ def test_map_sections_are_charged_to_their_objects(tmp_path):
     assert sections["platform_mps2.o"] == {".data": 0x10}
 
 
+def test_a_failing_binutils_call_is_an_error_not_zero(tmp_path):
+    not_an_elf = tmp_path / "x.elf"
+    not_an_elf.write_bytes(b"not an ELF")
+    if shutil.which("arm-none-eabi-nm") is None:
+        pytest.skip("arm-none-eabi-nm missing")
+    with pytest.raises(qemu.BinutilsError, match="arm-none-eabi-nm failed"):
+        qemu.symbol_size(not_an_elf, qemu.ARENA_SYMBOL)
+    with pytest.raises(qemu.BinutilsError, match="arm-none-eabi-size failed"):
+        qemu.image_bytes(not_an_elf)
+
+
 def test_missing_toolchain_names_the_apt_packages(monkeypatch):
     monkeypatch.setattr(qemu.shutil, "which", lambda tool: None)
     with pytest.raises(UserError, match="apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"):
@@ -132,7 +142,7 @@ def test_missing_toolchain_names_the_apt_packages(monkeypatch):
 @requires_qemu
 def test_missing_assets_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="build-firmware-assets"):
-        qemu.validate_qemu(tmp_path / "nothing", out_dir=tmp_path / "validation")
+        qemu.validate_qemu(tmp_path / "nothing", out_dir=tmp_path / "validation", build_dir=tmp_path / "build")
 
 
 @pytest.mark.qemu
@@ -184,35 +194,39 @@ def test_kernels_compile_for_other_cores_with_warnings_as_errors(tmp_path, core)
 
 @pytest.mark.qemu
 @requires_qemu
-def test_firmware_is_bit_exact_on_the_embedded_vectors(request, tmp_path):
+def test_firmware_is_bit_exact_on_the_embedded_vectors(firmware_assets, tmp_path):
     """Both kernel variants on the Cortex-M4, every vector bit-exact with TFLite Micro; figures reported."""
-    assets = _firmware_assets(request)
-    result = qemu.validate_qemu(assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "build", quiet=True)
-    runs = json.loads((tmp_path / "validation" / "qemu.json").read_text())
-    assert runs == result["runs"]
-    assert [run["kernel"] for run in runs] == ["portable", "dsp"]
-    for run in runs:
-        assert run["target"] == "mps2_an386" and run["counter_unit"] == "instructions"
-        assert run["vectors"] > 0 and run["bit_exact"] == run["vectors"]
-        assert 0 < run["instructions_per_inference"]
-        assert [entry["instructions"] > 0 for entry in run["instructions_per_layer"]]
-        assert run["arena_bytes"] > 0 and run["stack_bytes"] > 0
-        assert run["ram_bytes"] >= run["arena_bytes"] + run["stack_bytes"]
-        assert run["flash_weights_bytes"] > 0 and run["flash_vectors_bytes"] > 0 and run["flash_code_bytes"] > 0
-        assert run["flash_bytes"] == (run["flash_weights_bytes"] + run["flash_vectors_bytes"]
-                                      + run["flash_code_bytes"] + run["flash_platform_bytes"])
-    portable, dsp = runs
-    assert portable["correct"] == dsp["correct"]
-    assert dsp["instructions_per_inference"] < portable["instructions_per_inference"]
+    manifest = json.loads((firmware_assets / "manifest.json").read_text())
+    result = qemu.validate_qemu(firmware_assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "build", quiet=True)
+    assert QemuValidation.read(tmp_path / "validation" / "qemu.json") == result
+    assert qemu.failures(result) is None
+    assert result.model_sha256 == manifest["int8_model"]["sha256"]
+    assert [run.kernel for run in result.runs] == ["portable", "dsp"]
+    for run in result.runs:
+        assert run.target == "mps2_an386" and run.counter_unit == "instructions"
+        assert run.vectors == 250 and run.bit_exact == 250
+        assert [entry["layer"] for entry in run.instructions_per_layer] == [layer["name"] for layer in manifest["layers"]]
+        assert all(count > 0 for count in run.layer_instructions)
+        # The layers are the inference: their counts add up to it, less the few calls between them.
+        assert 0.97 * run.instructions_per_inference <= sum(run.layer_instructions) <= run.instructions_per_inference
+        assert run.arena_bytes == 7008 and run.stack_bytes > 0
+        assert run.ram_bytes == run.arena_bytes + run.stack_bytes + run.engine_static_bytes
+        assert run.flash_weights_bytes > 0 and run.flash_vectors_bytes > 0 and run.flash_code_bytes > 0
+        assert run.flash_bytes == (run.flash_weights_bytes + run.flash_vectors_bytes
+                                   + run.flash_code_bytes + run.flash_platform_bytes)
+    portable, dsp = result.runs
+    assert portable.correct == dsp.correct
+    # The README's figures for the seed architecture (weights differ per training run, counts barely).
+    assert 4.0e6 <= dsp.instructions_per_inference <= 4.4e6
+    assert 10.2e6 <= portable.instructions_per_inference <= 10.8e6
 
 
 @pytest.mark.qemu
 @requires_qemu
-def test_a_wrong_expected_output_fails_validation(request, tmp_path):
-    """The firmware really compares: corrupt one expected output byte, validate_qemu must raise."""
-    assets = _firmware_assets(request)
+def test_a_wrong_expected_output_fails_validation(firmware_assets, tmp_path):
+    """The firmware really compares: corrupt one expected output byte, the run must report the vector."""
     corrupted = tmp_path / "assets"
-    shutil.copytree(assets, corrupted)
+    shutil.copytree(firmware_assets, corrupted)
     vectors_c = corrupted / "test_vectors.c"
     text = vectors_c.read_text()
     start = text.index("si4_test_expected_outputs")
@@ -220,18 +234,18 @@ def test_a_wrong_expected_output_fails_validation(request, tmp_path):
     value = int(match.group(0))
     text = text[: match.start()] + str(value - 1 if value > -128 else value + 1) + text[match.end():]
     vectors_c.write_text(text)
-    with pytest.raises(ValidationFailed, match="differ"):
-        qemu.validate_qemu(corrupted, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
-                           kernels=("dsp",), quiet=True)
-    run = json.loads((tmp_path / "validation" / "qemu.json").read_text())[0]
-    assert run["bit_exact"] == run["vectors"] - 1 and run["mismatched_vectors"] == [0]
+    result = qemu.validate_qemu(corrupted, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
+                                kernels=("dsp",), quiet=True)
+    assert "differ from TFLite Micro" in qemu.failures(result)
+    run = QemuValidation.read(tmp_path / "validation" / "qemu.json").runs[0]
+    assert run.bit_exact == run.vectors - 1 and run.mismatched_vectors == [0]
 
 
 @pytest.mark.qemu
 @requires_qemu
-def test_nucleo_port_builds(request, tmp_path):
+def test_nucleo_port_builds(firmware_assets, tmp_path):
     """The real-board port (not run here) links for the STM32F446RE and fits its 512 KB flash."""
-    assets = _firmware_assets(request)
+    assets = firmware_assets
     build = _make("nucleo-f446re", tmp_path, "KERNELS=dsp", f"ASSETS={assets.resolve()}")
     assert build.returncode == 0, build.stderr + build.stdout
     image = tmp_path / "nucleo_f446re-dsp" / "si4_firmware.bin"

@@ -27,17 +27,21 @@ TFLM_ARENA_BYTES = 32496
 WEIGHT_BYTES = 233_384
 MODEL_ARRAY_BYTES = 246_208
 VECTORS = 250
+MODEL_SHA256 = "cd" * 32
 
-# name, op, output shape, parameters, MACs, arena offset, arena bytes, live range
+# The seed model after the passes (docs/architecture.md):
+# name, op, TFLite operators, input shape, output shape, parameters, MACs, arena offset, arena bytes, live range
 SEED_LAYERS = [
-    ("input", "QUANTIZE", [28, 28, 1], 0, 0, 5408, 784, [0, 1]),
-    ("conv2d_max_pool", "CONV_2D+MAX_POOL_2D", [13, 13, 32], 320, 5_408 * 9 * 4, 0, 5408, [1, 2]),
-    ("conv2d_1_max_pool", "CONV_2D+MAX_POOL_2D", [5, 5, 64], 18_496, 121 * 64 * 288, 5408, 1600, [2, 3]),
-    ("dense", "FULLY_CONNECTED", [128], 204_928, 204_800, 0, 128, [3, 4]),
-    ("dense_1", "FULLY_CONNECTED", [64], 8_256, 8_192, 128, 64, [4, 5]),
-    ("dense_2", "FULLY_CONNECTED", [10], 650, 640, 0, 10, [5, 6]),
-    ("softmax", "SOFTMAX", [10], 0, 0, None, 10, None),
+    ("conv2d_0", "conv2d_max_pool", "CONV_2D (operator 0) + MAX_POOL_2D (operator 1)", [28, 28, 1], [13, 13, 32],
+     320, 26 * 26 * 32 * 9, 0, 5408, [0, 1]),
+    ("conv2d_1", "conv2d_max_pool", "CONV_2D (operator 2) + MAX_POOL_2D (operator 3)", [13, 13, 32], [5, 5, 64],
+     18_496, 11 * 11 * 64 * 288, 5408, 1600, [1, 2]),
+    ("fully_connected_0", "fully_connected", "FULLY_CONNECTED (operator 5)", [1600], [128], 204_928, 204_800, 0, 128, [2, 3]),
+    ("fully_connected_1", "fully_connected", "FULLY_CONNECTED (operator 6)", [128], [64], 8_256, 8_192, 128, 64, [3, 4]),
+    ("fully_connected_2", "fully_connected", "FULLY_CONNECTED (operator 7)", [64], [10], 650, 640, 0, 10, [4, 5]),
+    ("softmax_0", "softmax", "SOFTMAX (operator 8)", [10], [10], 0, 0, None, 0, None),
 ]
+QEMU_LAYER_SHARES = (0.30, 0.55, 0.12, 0.015, 0.004, 0.011)
 
 
 def _confusion(rng: np.random.Generator, errors: int) -> list[list[int]]:
@@ -56,59 +60,79 @@ def _test_images() -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8), rng.integers(0, 10, size=300).astype(np.uint8)
 
 
+def _layer_record(index, name, op, source, input_shape, output_shape, parameters, macs, offset, size, live) -> dict:
+    """A layer as codegen.layer_summaries records it in the manifest."""
+    in_arena = offset is not None
+    return {
+        "index": index,
+        "name": name,
+        "op": op,
+        "source": source.replace(")", f", output tensor 'sequential/{name}/out')", 1),
+        "tflite_operators": [int(n) for n in re.findall(r"operator (\d+)", source)],
+        "input": f"tensor_{index}",
+        "output": f"tensor_{index + 1}",
+        "input_shape": input_shape,
+        "output_shape": output_shape,
+        "parameters": parameters,
+        "macs": macs,
+        "weight_bytes": parameters + 8 * output_shape[-1] if parameters else 0,
+        "output_bytes": int(np.prod(output_shape)),
+        "scratch_bytes": 0,
+        "scratch_offset": None,
+        "output_in": "arena" if in_arena else "caller's output buffer",
+        "arena_offset": offset,
+        "arena_size": size,
+        "live_range": live,
+    }
+
+
+class _SavedModel:
+    """Stands in for the Keras model train.save_training_outputs saves (it only calls save())."""
+
+    def save(self, path):
+        Path(path).write_bytes(b"model")
+
+
 @pytest.fixture
 def fake_run(tmp_path: Path) -> dict[str, Path]:
-    """Files as the pipeline writes them: assets (manifest, history), validation (host, qemu), a small dataset."""
+    """What the pipeline writes, written by its own writers (Manifest, HostValidation, QemuValidation,
+    train.save_training_outputs) with figures shaped like the seed model's: assets, validation, a small dataset."""
+    from si4tool.artefacts import FirmwareCheck, HostValidation, Manifest, QemuRun, QemuValidation
+    from si4tool.frontend.train import TrainResult, save_training_outputs
+
     rng = np.random.default_rng(0)
     assets = tmp_path / "assets"
     validation = tmp_path / "validation"
-    assets.mkdir()
-    validation.mkdir()
 
     images, labels = _test_images()
     data_path = tmp_path / "digits.npz"
     np.savez(data_path, x_train=images[:50], y_train=labels[:50], x_test=images, y_test=labels)
 
-    layers = [
-        {
-            "name": name,
-            "op": op,
-            "source": f"keras layer {name}",
-            "input_shape": [28, 28, 1],
-            "output_shape": shape,
-            "parameters": params,
-            "macs": macs,
-            "weight_bytes": params + 3 * (shape[-1] * 4),
-            "arena_offset": offset,
-            "output_bytes": size,
-            "live_range": live,
-        }
-        for name, op, shape, params, macs, offset, size, live in SEED_LAYERS
-    ]
-    manifest = {
-        "tool": "si4tool",
-        "tool_version": "0.1.0",
-        "source_model": {"path": "trained by si4tool", "sha256": "ab" * 32},
-        "int8_model": {"sha256": "cd" * 32, "bytes": MODEL_ARRAY_BYTES},
-        "data": {"source": str(data_path), "sha256": None},
-        "training": {"recipe": "default", "epochs": 15, "batch_size": 128, "seed": 0, "best_epoch": 13},
-        "layers": layers,
-        "totals": {
+    layers = [_layer_record(index, *layer) for index, layer in enumerate(SEED_LAYERS)]
+    Manifest(
+        tool_version="0.1.0",
+        source_model={"path": "trained by si4tool", "sha256": "ab" * 32},
+        int8_model={"sha256": MODEL_SHA256, "bytes": MODEL_ARRAY_BYTES},
+        data={"dataset": str(data_path), "source": str(data_path), "sha256": None},
+        training={"recipe": "default", "epochs": 15, "batch_size": 128, "seed": 0, "best_epoch": 13,
+                  "seconds_per_epoch": 11.5},
+        layers=layers,
+        totals={
             "parameters": 232_650,
             "macs": sum(layer["macs"] for layer in layers),
             "weight_bytes": WEIGHT_BYTES,
             "arena_bytes": ARENA_BYTES,
             "model_tflite_bytes": MODEL_ARRAY_BYTES,
         },
-        "accuracy": {"test_images": 10_000, "float": 0.9931, "int8_tflm": 0.9927},
-        "quantization": {
+        accuracy={"test_images": 10_000, "float": 0.9931, "int8_tflm": 0.9927},
+        quantization={
             "input": {"scale": 0.00392156862745098, "zero_point": -128, "shape": [28, 28, 1]},
             "output": {"scale": 0.00390625, "zero_point": -128, "shape": [10]},
+            "float_edges": {"input": False, "output": False},
         },
-        "test_vectors": VECTORS,
-        "files": {},
-    }
-    (assets / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        test_vectors=VECTORS,
+        files={},
+    ).write(assets / "manifest.json")
 
     epochs = 15
     history = {
@@ -118,68 +142,63 @@ def fake_run(tmp_path: Path) -> dict[str, Path]:
         "val_accuracy": list(np.linspace(0.975, 0.993, epochs)),
         "lr": [1e-3 * 0.8**e for e in range(epochs)],
     }
-    (assets / "history.json").write_text(
-        json.dumps({"recipe": "default", "epochs": epochs, "best_epoch": 13, "history": history, "confusion_matrix": _confusion(rng, 69)})
+    training = TrainResult(
+        model=_SavedModel(), history=history, test_accuracy=0.9931, confusion_matrix=np.asarray(_confusion(rng, 69)),
+        epochs=epochs, best_epoch=13, seconds_per_epoch=11.5,
     )
+    save_training_outputs(training, assets)
+    (assets / "model.keras").unlink()
+    (assets / "mnist_lenet5.h5").unlink()
 
     misclassified = [[int(i), int(labels[i]), int((labels[i] + 3) % 10)] for i in range(0, 300, 13)]
-    host = {
-        "images": 10_000,
-        "bit_exact": 10_000,
-        "first_mismatch": None,
-        "c_accuracy": 0.9927,
-        "tflm_accuracy": 0.9927,
-        "litert": {
+    HostValidation(
+        model_sha256=MODEL_SHA256,
+        images=10_000,
+        bit_exact=10_000,
+        first_mismatch=None,
+        c_accuracy=0.9927,
+        tflm_accuracy=0.9927,
+        litert={
             "default": {"identical_outputs": 9_874, "top1_agreement": 9_998, "accuracy": 0.9926},
             "reference": {"identical_outputs": 10_000, "top1_agreement": 10_000, "accuracy": 0.9927},
         },
-        "keras_accuracy": 0.9931,
-        "keras_top1_agreement": 0.9989,
-        "rmse": 0.00123,
-        "mae": 0.000321,
-        "l2r": 0.00456,
-        "cos": 0.999987,
-        "arena_bytes": ARENA_BYTES,
-        "tflm_arena_bytes": TFLM_ARENA_BYTES,
-        "c_seconds": 3.21,
-        "c_ms_per_image": 0.321,
-        "confusion_matrix_c": _confusion(rng, 73),
-        "confusion_matrix_keras": _confusion(rng, 69),
-        "misclassified": misclassified,
-        "firmware": {"vectors": VECTORS, "correct": 249, "bit_exact": VECTORS, "arena_bytes": ARENA_BYTES},
-        "accuracy_drop_pp": 0.04,
-        "passed": True,
-        "failures": [],
-        "model_sha256": "cd" * 32,
-    }
-    (validation / "host.json").write_text(json.dumps(host, indent=2))
+        arena_bytes=ARENA_BYTES,
+        tflm_arena_bytes=TFLM_ARENA_BYTES,
+        c_seconds=3.21,
+        c_ms_per_image=0.321,
+        confusion_matrix_c=_confusion(rng, 73),
+        misclassified=misclassified,
+        firmware=FirmwareCheck(vectors=VECTORS, correct=249, bit_exact=VECTORS, arena_bytes=ARENA_BYTES),
+        passed=True,
+        failures=[],
+        keras_accuracy=0.9931,
+        keras_top1_agreement=0.9989,
+        confusion_matrix_keras=_confusion(rng, 69),
+        accuracy_drop_pp=0.04,
+        rmse=0.00123,
+        mae=0.000321,
+        l2r=0.00456,
+        cos=0.999987,
+    ).write(validation / "host.json")
 
     runs = [
-        {
-            "target": "mps2_an386",
-            "cpu": "Cortex-M4F (mps2-an386)",
-            "kernel": kernel,
-            "model_sha256": "cd" * 32,
-            "vectors": VECTORS,
-            "correct": 249,
-            "bit_exact": VECTORS,
-            "instructions_per_inference": total,
-            "instructions_per_layer": [
-                {"layer": layer[0], "instructions": int(total * share)}
-                for layer, share in zip(SEED_LAYERS, (0.01, 0.30, 0.55, 0.12, 0.015, 0.004, 0.001))
+        QemuRun(
+            target="mps2_an386", cpu="Cortex-M4 (MPS2 AN386)", machine="mps2-an386", kernel=kernel,
+            compiler_flags="-O2", model_sha256=MODEL_SHA256, model_sha256_short=MODEL_SHA256[:8],
+            counter_unit="instructions", vectors=VECTORS, correct=249, accuracy=249 / VECTORS, bit_exact=VECTORS,
+            mismatched_vectors=[], exit_status=0, instructions_per_inference=total, instructions_min=total - 40,
+            instructions_max=total + 40,
+            instructions_per_layer=[
+                {"layer": layer[0], "instructions": int(total * share)} for layer, share in zip(SEED_LAYERS, QEMU_LAYER_SHARES)
             ],
-            "arena_bytes": ARENA_BYTES,
-            "stack_bytes": 712,
-            "ram_bytes": 8_300,
-            "flash_bytes": 450_000,
-            "flash_weights_bytes": WEIGHT_BYTES,
-            "flash_vectors_bytes": VECTORS * 795,
-            "flash_code_bytes": 9_876,
-            "flash_platform_bytes": 8_000,
-        }
+            arena_bytes=ARENA_BYTES, stack_bytes=712, engine_static_bytes=580, ram_bytes=ARENA_BYTES + 712 + 580,
+            flash_bytes=WEIGHT_BYTES + VECTORS * 795 + 9_876 + 8_000, flash_weights_bytes=WEIGHT_BYTES,
+            flash_vectors_bytes=VECTORS * 795, flash_code_bytes=9_876, flash_platform_bytes=8_000,
+            elf=f"build/qemu/mps2_an386-{kernel}/si4_firmware.elf",
+        )
         for kernel, total in (("portable", 13_456_789), ("dsp", 4_987_654))
     ]
-    (validation / "qemu.json").write_text(json.dumps(runs, indent=2))
+    QemuValidation(model_sha256=MODEL_SHA256, runs=runs).write(validation / "qemu.json")
     return {"assets": assets, "validation": validation, "data": data_path, "out": tmp_path / "report"}
 
 
@@ -212,9 +231,9 @@ def test_full_report_holds_the_figures_of_the_run(fake_run):
     # Accuracies of every engine, and the validation metrics.
     for text in ("99.31 %", "99.27 %", "99.60 %", "Keras float32", "TensorFlow Lite Micro int8", "si4 C engine int8 (host)"):
         assert text in markdown, text
-    assert "Cortex-M4F (mps2-an386), dsp kernels (QEMU)" in markdown
+    assert "| si4 C engine on Cortex-M4 (MPS2 AN386), dsp kernels (QEMU) | 99.60 % | 250 embedded test vectors |" in markdown
     assert f"| {4_987_654 / 2_638_592:.2f} |" in markdown  # instructions per MAC
-    conv_macs = SEED_LAYERS[2][4]
+    conv_macs = SEED_LAYERS[1][6]
     conv_dsp = int(4_987_654 * 0.55)
     assert f"{conv_dsp:,} ({conv_dsp / conv_macs:.2f}/MAC)" in markdown  # per-layer instructions table
     assert "10,000/10,000" in markdown
@@ -222,11 +241,13 @@ def test_full_report_holds_the_figures_of_the_run(fake_run):
     assert "4,987,654" in markdown and "13,456,789" in markdown
 
     # The layer table: every layer with its arena offset, size and live range; the totals.
-    for name, op, _shape, params, macs, offset, size, live in SEED_LAYERS:
-        line = next(row for row in markdown.splitlines() if f"| {name} | {op} | keras layer {name} |" in row)
-        assert f"{params:,}" in line and f"{macs:,}" in line and f"{size:,}" in line
+    for index, (name, op, source, _in, shape, params, macs, offset, size, live) in enumerate(SEED_LAYERS):
+        line = next(row for row in markdown.splitlines() if row.startswith(f"| {index} | {name} | {op} | {source} |"))
+        assert f"| {params:,} | {macs:,} |" in line
         if offset is not None:
-            assert f"| {offset:,} |" in line and f"{live[0]}–{live[1]}" in line
+            assert line.endswith(f"| {offset:,} | {size:,} | {live[0]}–{live[1]} |")
+        else:
+            assert line.endswith("| caller's output buffer | - | - |")
     assert "**232,650**" in markdown
 
     # Every plot exists, is referenced from the Markdown, and is a PNG of a sensible size.
@@ -278,7 +299,7 @@ def test_misclassified_grid_needs_the_dataset(fake_run, monkeypatch):
     monkeypatch.delenv("SI4_MNIST", raising=False)
     manifest_path = fake_run["assets"] / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["data"] = {"source": "/nonexistent/mnist.npz", "sha256": "00"}
+    manifest["data"] = {"dataset": "mnist", "source": "/nonexistent/mnist.npz", "sha256": "00"}
     manifest_path.write_text(json.dumps(manifest))
     written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=fake_run["validation"])
     assert PLOT_MISCLASSIFIED not in written["plots"]
@@ -293,10 +314,14 @@ def test_missing_manifest_is_a_user_error(tmp_path):
 
 def test_corrupt_inputs_are_user_errors(fake_run):
     (fake_run["validation"] / "host.json").write_text("{ not json")
-    with pytest.raises(UserError, match="host.json"):
+    with pytest.raises(UserError, match="host.json is not readable JSON"):
+        _report(fake_run)
+    (fake_run["validation"] / "qemu.json").write_text(json.dumps([{"kernel": "dsp"}]))  # the layout before versioning
+    (fake_run["validation"] / "host.json").unlink()
+    with pytest.raises(UserError, match="qemu.json is not validate-qemu's results .*run `si4tool validate-qemu` again"):
         _report(fake_run)
     (fake_run["assets"] / "manifest.json").write_text(json.dumps({"tool": "something else"}))
-    with pytest.raises(UserError, match="manifest"):
+    with pytest.raises(UserError, match="manifest.json is not a si4tool manifest"):
         _report(fake_run)
 
 
@@ -304,7 +329,7 @@ def test_out_folder_with_other_files_is_refused(fake_run):
     fake_run["out"].mkdir()
     keep = fake_run["out"] / "notes.txt"
     keep.write_text("mine")
-    with pytest.raises(UserError, match="not a si4tool report"):
+    with pytest.raises(UserError, match="holds notes.txt, which si4tool did not write"):
         _report(fake_run)
     assert keep.read_text() == "mine"
 
@@ -319,3 +344,12 @@ def test_validation_of_another_model_is_not_reported(fake_run):
     assert "validates another model" in markdown
     assert f"{TFLM_ARENA_BYTES:,}" not in markdown
     assert written["figures"]["bit_exact"] is None
+
+
+def test_artefacts_from_newer_writers_with_extra_keys_still_read(fake_run):
+    for path in (fake_run["assets"] / "manifest.json", fake_run["validation"] / "host.json", fake_run["validation"] / "qemu.json"):
+        record = json.loads(path.read_text())
+        record["added_by_a_newer_si4tool"] = {"anything": 1}
+        path.write_text(json.dumps(record))
+    written = _report(fake_run)
+    assert written["figures"]["bit_exact"] == 10_000 and not written["figures"]["notes"]

@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from si4tool.artefacts import HostValidation
 from si4tool.errors import ValidationFailed
 from si4tool.targets.toolchain import firmware_stub_dir, host_compiler
 
@@ -37,31 +38,37 @@ def host_validation(firmware_assets, mnist_path, reference_cache_dir, tmp_path_f
 
 def test_engine_is_bit_exact_with_tflite_micro(host_validation):
     result, _ = host_validation
-    assert result["images"] == VALIDATION_IMAGES
-    assert result["bit_exact"] == VALIDATION_IMAGES
-    assert result["passed"], result["failures"]
-    assert result["c_accuracy"] == result["tflm_accuracy"]
+    assert result.images == VALIDATION_IMAGES
+    assert result.bit_exact == VALIDATION_IMAGES
+    assert result.passed, result.failures
+    assert result.c_accuracy == result.tflm_accuracy
+
+
+def test_seed_model_arena_is_7008_bytes(host_validation):
+    """The planner's figure for the seed architecture, as the compiled engine reports it."""
+    result, _ = host_validation
+    assert result.arena_bytes == 7008
+    assert result.firmware.arena_bytes == 7008
 
 
 def test_firmware_stub_checks_its_embedded_vectors(host_validation):
     result, _ = host_validation
-    assert result["firmware"] == {"vectors": 250, "correct": result["firmware"]["correct"], "bit_exact": 250, "arena_bytes": result["arena_bytes"]}
-    assert result["firmware"]["correct"] >= 240
+    assert (result.firmware.vectors, result.firmware.bit_exact) == (250, 250)
+    assert result.firmware.correct >= 240
 
 
-def test_host_json_has_the_promised_keys_and_sane_figures(host_validation):
+def test_host_json_reads_back_as_the_result_with_sane_figures(host_validation):
     result, out = host_validation
-    written = json.loads((out / "host.json").read_text())
-    for key in (
-        "images", "bit_exact", "c_accuracy", "tflm_accuracy", "keras_accuracy", "keras_top1_agreement",
-        "rmse", "mae", "l2r", "cos", "arena_bytes", "tflm_arena_bytes", "c_seconds",
-    ):
-        assert written[key] is not None, key
-    assert written["arena_bytes"] <= 8192 < written["tflm_arena_bytes"]
-    assert written["keras_top1_agreement"] >= 0.99
-    assert 0.999 <= written["cos"] <= 1.0 and 0 <= written["rmse"] < 0.02
-    assert written["litert"]["reference"]["top1_agreement"] >= VALIDATION_IMAGES * 0.99
-    assert sum(map(sum, written["confusion_matrix_c"])) == VALIDATION_IMAGES
+    written = HostValidation.read(out / "host.json")
+    assert written == result
+    assert json.loads((out / "host.json").read_text())["schema_version"] == 1
+    for value in (written.keras_accuracy, written.keras_top1_agreement, written.rmse, written.mae, written.l2r, written.cos):
+        assert value is not None
+    assert written.arena_bytes <= 8192 < written.tflm_arena_bytes
+    assert written.keras_top1_agreement >= 0.99
+    assert 0.999 <= written.cos <= 1.0 and 0 <= written.rmse < 0.02
+    assert written.litert["reference"]["top1_agreement"] >= VALIDATION_IMAGES * 0.99
+    assert sum(map(sum, written.confusion_matrix_c)) == VALIDATION_IMAGES
     assert "| bit-exact with TFLite Micro | 1000/1000 |" in (out / "host.md").read_text()
 
 
@@ -76,7 +83,7 @@ def test_error_metrics_against_hand_computed_values():
 
 
 def test_firmware_output_parser_reads_a_board_log():
-    from si4tool.validation.validate import parse_firmware_output
+    from si4tool.targets.firmware import parse_firmware_output
 
     log = "\n".join([
         "si4 model 0123abcd layers 6 vectors 2 counter instructions",
@@ -86,12 +93,13 @@ def test_firmware_output_parser_reads_a_board_log():
         "accuracy 1/2 50.00%", "bit-exact 1/2", "arena 7008 bytes",
         "inference min 4100000 max 4200000 mean 4150000 instructions", "stack 900 bytes", "result FAIL",
     ])
-    run = parse_firmware_output(log)
+    run = parse_firmware_output(log).check_complete("the test log")
     assert (run.vectors, run.correct, run.bit_exact, run.arena_bytes, run.stack_bytes) == (2, 1, 1, 7008, 900)
     assert run.counts == [4100000, 4200000] and run.layer_counts == [[100, 200, 300, 400, 500, 600]]
     assert run.mismatched_vectors == [1] and not run.passed and run.counter_unit == "instructions"
-    with pytest.raises(ValidationFailed):
-        parse_firmware_output("si4 model x layers 6 vectors 2 counter ns\nvector 0 label")
+    assert (run.model_sha256_short, run.layer_count) == ("0123abcd", 6)
+    with pytest.raises(ValidationFailed, match="the test log did not print its summary"):
+        parse_firmware_output("si4 model x layers 6 vectors 2 counter ns\nvector 0 label").check_complete("the test log")
 
 
 def test_host_firmware_is_clean_under_address_and_undefined_sanitizers(firmware_assets, tmp_path):
@@ -159,5 +167,5 @@ def test_cli_json_output_is_one_object(firmware_assets, mnist_path, si4tool_cli,
         env={"SI4_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(result.stdout)
-    assert figures["images"] == 200 and figures["bit_exact"] == 200 and figures["passed"] is True
+    figures = HostValidation.from_json(result.stdout)
+    assert figures.images == 200 and figures.bit_exact == 200 and figures.passed is True

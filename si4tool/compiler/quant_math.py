@@ -14,6 +14,7 @@ order, as in TFLM's sources:
 - softmax: PreprocessSoftmaxScaling(beta, input_scale, 5) and CalculateInputRadius
   (quantization_util.cc), as micro/kernels/softmax_common.cc calls them.
 - padding and output sizes: ComputePaddingHeightWidth (kernels/padding.h).
+- the engine's input: AffineQuantize (TFLite's QUANTIZE, reference/quantize.h), in float32.
 
 This module is the single home of these functions; the NumPy reference
 kernels import them from here.
@@ -153,3 +154,14 @@ def padding_before(stride: int, dilation: int, in_size: int, filter_size: int, o
     effective_filter = (filter_size - 1) * dilation + 1
     total = max((out_size - 1) * stride + effective_filter - in_size, 0)
     return total // 2
+
+
+def quantize_input(x_float: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 exactly as TFLite's QUANTIZE (AffineQuantize) does it:
+    q = clamp(round(x / scale) + zero_point, -128, 127), with the division in float32
+    and std::round's half-away-from-zero rounding (not NumPy's half-to-even)."""
+    scaled = np.asarray(x_float, dtype=np.float32) / np.float32(scale)
+    # float64 holds |scaled| + 0.5 exactly for any float32 below 2**29, so floor() rounds like std::round.
+    magnitude = np.floor(np.abs(scaled).astype(np.float64) + 0.5)
+    rounded = np.where(scaled < 0, -magnitude, magnitude)
+    return np.clip(rounded + int(zero_point), INT8_MIN, INT8_MAX).astype(np.int8)

@@ -16,7 +16,6 @@ into generated files; the machine-specific path stays in `Dataset.path`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from si4tool.frontend.datasets_idx import IDX_FILE_NAMES, find_idx_files, read_idx_folder
 from si4tool.errors import UserError
+from si4tool.render import sha256_file
 
 IMAGE_HEIGHT = 28
 IMAGE_WIDTH = 28
@@ -77,14 +77,6 @@ class Dataset:
     @property
     def test_size(self) -> int:
         return int(self.x_test.shape[0])
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_mnist(path: Path | str | None = None) -> Dataset:
@@ -243,7 +235,7 @@ def load_npz_dataset(path: Path, name: str = CUSTOM_DATASET, help_text: str | No
         x_test=arrays["x_test"],
         y_test=arrays["y_test"],
         source=_describe(name, path.name),
-        sha256=file_sha256(path),
+        sha256=sha256_file(path),
         name=name,
         path=str(path),
     )

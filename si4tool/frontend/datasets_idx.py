@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.errors import UserError
+from si4tool.render import sha256_file
 
 IDX_TYPE_UBYTE = 0x08
 IDX_TYPE_NAMES = {0x08: "ubyte", 0x09: "byte", 0x0B: "short", 0x0C: "int", 0x0D: "float", 0x0E: "double"}
@@ -115,13 +116,7 @@ def read_idx_folder(folder: Path) -> tuple[dict[str, np.ndarray], str]:
     # One digest for the dataset: the files' own digests, in a fixed order.
     digest = hashlib.sha256()
     for key in IDX_FILE_NAMES:
-        digest.update(_file_sha256(paths[key]).encode())
+        digest.update(sha256_file(paths[key]).encode())
     return arrays, digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_READ_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -9,8 +9,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from si4tool.frontend.data import Dataset, normalize
+from si4tool.compiler.quant_math import quantize_input  # noqa: F401  (the engine's input, for this stage's callers)
 from si4tool.errors import UserError
+from si4tool.frontend.data import Dataset, normalize
 
-INT8_MIN, INT8_MAX = -128, 127
 DEFAULT_CALIBRATION_SAMPLES = 1000
 
 
@@ -52,7 +50,7 @@ def quantize_model(model, dataset: Dataset, calibration_samples: int = DEFAULT_C
     import tensorflow as tf
 
     from si4tool.frontend.model import check_model_supported
-    from si4tool.validation.reference import CapturedStderr
+    from si4tool.stderr_capture import CapturedStderr
 
     check_model_supported(model)
     images = calibration_images(dataset, calibration_samples, seed)
@@ -125,22 +123,6 @@ def output_quantization(tflite_bytes: bytes) -> tuple[float, int]:
     return _tensor_quantization(_litert_interpreter(tflite_bytes).get_output_details()[0])
 
 
-def quantize_input(x_float: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8 exactly as TFLite's QUANTIZE (AffineQuantize) does it:
-    q = clamp(round(x / scale) + zero_point, -128, 127), with the division in float32
-    and std::round's half-away-from-zero rounding (not NumPy's half-to-even)."""
-    scaled = np.asarray(x_float, dtype=np.float32) / np.float32(scale)
-    # float64 holds |scaled| + 0.5 exactly for any float32 below 2**29, so floor() rounds like std::round.
-    magnitude = np.floor(np.abs(scaled).astype(np.float64) + 0.5)
-    rounded = np.where(scaled < 0, -magnitude, magnitude)
-    return np.clip(rounded + int(zero_point), INT8_MIN, INT8_MAX).astype(np.int8)
-
-
-def dequantize_output(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """int8 -> float32 real values: scale * (q - zero_point)."""
-    return (np.float32(scale) * (q.astype(np.float32) - np.float32(zero_point))).astype(np.float32)
-
-
 @dataclass
 class QuantizationReport:
     float_test_accuracy: float
@@ -200,20 +182,10 @@ def evaluate_quantization(
     )
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_quantization_outputs(tflite_bytes: bytes, report: QuantizationReport, out_dir: Path) -> dict[str, Path]:
     """Write model_int8.tflite and quantization.json into out_dir."""
+    from si4tool.render import write_file_atomically
+
     out_dir = Path(out_dir)
     paths = {"tflite": out_dir / "model_int8.tflite", "report": out_dir / "quantization.json"}
     record = asdict(report)
@@ -222,8 +194,8 @@ def save_quantization_outputs(tflite_bytes: bytes, report: QuantizationReport, o
     record["int8_measured_with"] = "tflite-micro Python interpreter"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(paths["tflite"], tflite_bytes)
-        _write_atomically(paths["report"], (json.dumps(record, indent=2) + "\n").encode())
+        write_file_atomically(paths["tflite"], tflite_bytes)
+        write_file_atomically(paths["report"], (json.dumps(record, indent=2) + "\n").encode())
     except OSError as error:
         raise UserError(f"cannot write the quantization outputs into {out_dir} ({error.strerror or error}).") from None
     return paths

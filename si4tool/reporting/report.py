@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from si4tool.artefacts import HostValidation, Manifest, QemuRun, QemuValidation
 from si4tool.errors import UserError
 
 REPORT_MARKDOWN = "report.md"
@@ -44,12 +45,12 @@ class ReportInputs:
     """Everything the report is made of; None for an input that does not exist (yet)."""
 
     assets_dir: Path
-    manifest: dict
+    manifest: Manifest
     history: dict | None = None  # per-epoch lists: loss, accuracy, val_loss, val_accuracy, lr
-    training: dict | None = None  # best_epoch, recipe, ... (history.json's top level or the manifest's)
+    training: dict | None = None  # best_epoch, recipe, ... (the manifest's record and history.json's settings)
     training_confusion: list | None = None  # the float model's confusion matrix from training
-    host: dict | None = None
-    qemu: list | None = None
+    host: HostValidation | None = None
+    qemu: list[QemuRun] | None = None
     test_images: np.ndarray | None = None  # (N, 28, 28) uint8, for the misclassified grid
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it is missing
 
@@ -57,35 +58,26 @@ class ReportInputs:
 # --- reading the inputs ---------------------------------------------------------
 
 
-def _read_json(path: Path, what: str) -> object | None:
-    """The parsed JSON at `path`, or None when the file does not exist; a corrupt file is a user error."""
+def _read_history(path: Path) -> dict | None:
+    """train.save_training_outputs' history.json (settings, "history", "confusion_matrix"), or None when absent."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise UserError(f"{path} ({what}) is not readable JSON ({error}); run the step that writes it again") from None
+        raise UserError(f"{path} (the training history) is not readable JSON ({error}); build the assets again") from None
+    if not (isinstance(record, dict) and isinstance(record.get("history"), dict)):
+        raise UserError(f"{path} is not a si4tool training history (no per-epoch record); build the assets again")
+    return record
 
 
-def _split_history(record: object) -> tuple[dict | None, dict | None, list | None]:
-    """history.json is either train.py's record (settings + "history") or the bare per-epoch dict."""
-    if not isinstance(record, dict):
-        return None, None, None
-    if isinstance(record.get("history"), dict):
-        settings = {k: v for k, v in record.items() if k not in ("history", "confusion_matrix")}
-        return record["history"], settings, record.get("confusion_matrix")
-    if "loss" in record:
-        return record, None, None
-    return None, None, None
-
-
-def _load_test_images(manifest: dict, data_path: Path | None) -> tuple[np.ndarray | None, str | None]:
+def _load_test_images(manifest: Manifest, data_path: Path | None) -> tuple[np.ndarray | None, str | None]:
     """The test images the validation indexed: the dataset the manifest names, read from --data or
     the dataset's usual local place ($SI4_MNIST for MNIST). Never downloads: a report must not need
     the network."""
     from si4tool.frontend import data
 
-    record = manifest.get("data") or {}
+    record = manifest.data
     try:
         dataset = data.load_dataset_of_assets(record, None, data_path, allow_download=False)
     except UserError as error:
@@ -101,54 +93,45 @@ def load_report_inputs(
 ) -> ReportInputs:
     assets_dir = Path(assets_dir)
     validation_dir = Path(validation_dir)
-    manifest = _read_json(assets_dir / "manifest.json", "the firmware assets' manifest")
-    if manifest is None:
+    manifest_path = assets_dir / "manifest.json"
+    if not manifest_path.is_file():
         raise UserError(
             f"{assets_dir} has no manifest.json: run `si4tool build-firmware-assets --out {assets_dir}` first"
         )
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
-        raise UserError(f"{assets_dir / 'manifest.json'} is not a si4tool manifest (no layer list); build the assets again")
-    inputs = ReportInputs(assets_dir=assets_dir, manifest=manifest)
+    inputs = ReportInputs(assets_dir=assets_dir, manifest=Manifest.read(manifest_path))
+    manifest = inputs.manifest
 
-    history_record = _read_json(assets_dir / "history.json", "the training history")
-    inputs.history, inputs.training, inputs.training_confusion = _split_history(history_record)
+    history = _read_history(assets_dir / "history.json")
     # The manifest's training record and history.json's settings describe the same run; merge what is known.
-    training = dict(manifest.get("training") or {})
-    training.update({key: value for key, value in (inputs.training or {}).items() if value is not None})
+    training = dict(manifest.training or {})
+    if history is not None:
+        inputs.history = history["history"]
+        inputs.training_confusion = history.get("confusion_matrix")
+        settings = {k: v for k, v in history.items() if k not in ("history", "confusion_matrix")}
+        training.update({key: value for key, value in settings.items() if value is not None})
+    else:
+        inputs.notes["training"] = "no training history: the model was given with --model, so there are no curves to draw"
     inputs.training = training or None
-    if inputs.history is None:
-        inputs.notes["training"] = (
-            "no training history: the model was given with --model, so there are no curves to draw"
-        )
-
-    model_sha256 = (manifest.get("int8_model") or {}).get("sha256")
-
-    def from_this_model(record: dict) -> bool:
-        # A validation of an earlier model must not be reported as this one's.
-        other = record.get("model_sha256")
-        return not (model_sha256 and other and other != model_sha256)
 
     host_path = validation_dir / "host.json"
-    host = _read_json(host_path, "validate-host's results")
-    inputs.host = host if isinstance(host, dict) else None
+    inputs.host = HostValidation.read_if_present(host_path)
     if inputs.host is None:
         inputs.notes["host"] = f"no {host_path}: run `si4tool validate-host` for the host figures"
-    elif not from_this_model(inputs.host):
+    elif inputs.host.model_sha256 != manifest.model_sha256:
+        # A validation of an earlier model must not be reported as this one's.
         inputs.host = None
         inputs.notes["host"] = f"{host_path} validates another model: run `si4tool validate-host` again for these assets"
 
     qemu_path = validation_dir / "qemu.json"
-    qemu = _read_json(qemu_path, "validate-qemu's results")
-    if isinstance(qemu, dict):  # tolerate {"runs": [...]} as well as the bare list
-        qemu = qemu.get("runs")
-    runs = [run for run in qemu if isinstance(run, dict)] if isinstance(qemu, list) else []
-    inputs.qemu = [run for run in runs if from_this_model(run)] or None
-    if runs and inputs.qemu is None:
-        inputs.notes["qemu"] = f"{qemu_path} measures another model: run `si4tool validate-qemu` again for these assets"
-    elif inputs.qemu is None:
+    qemu = QemuValidation.read_if_present(qemu_path)
+    if qemu is None:
         inputs.notes["qemu"] = f"no {qemu_path}: run `si4tool validate-qemu` for the Cortex-M figures"
+    elif qemu.model_sha256 != manifest.model_sha256:
+        inputs.notes["qemu"] = f"{qemu_path} measures another model: run `si4tool validate-qemu` again for these assets"
+    else:
+        inputs.qemu = qemu.runs or None
 
-    if need_images and inputs.host and inputs.host.get("misclassified"):
+    if need_images and inputs.host and inputs.host.misclassified:
         inputs.test_images, note = _load_test_images(manifest, data_path)
         if note:
             inputs.notes["misclassified"] = note
@@ -162,19 +145,6 @@ def _int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _live_range(layer: dict, index: int) -> tuple[int, int] | None:
-    """First and last layer index during which the layer's output buffer is live."""
-    live = layer.get("live_range")
-    if isinstance(live, (list, tuple)) and len(live) == 2:
-        return int(live[0]), int(live[1])
-    if isinstance(live, dict) and "first" in live and "last" in live:
-        return int(live["first"]), int(live["last"])
-    for first_key, last_key in (("first_layer", "last_layer"), ("first_use", "last_use"), ("live_first", "live_last"), ("live_from", "live_to")):
-        if layer.get(first_key) is not None and layer.get(last_key) is not None:
-            return int(layer[first_key]), int(layer[last_key])
-    return None
-
-
 def _short_source(source) -> str | None:
     """"CONV_2D (operator 0, output tensor '<long TF name>') + ..." -> "CONV_2D (operator 0) + ..."."""
     if not source:
@@ -182,59 +152,42 @@ def _short_source(source) -> str | None:
     return re.sub(r", output tensor '[^']*'", "", str(source))
 
 
-def layer_rows(manifest: dict) -> list[dict]:
-    """One row per layer of the manifest, with the keys the report prints (None when not known)."""
+def layer_rows(manifest: Manifest) -> list[dict]:
+    """One row per layer of the manifest (codegen.layer_summaries' records), with the keys the report prints."""
     rows = []
-    for index, layer in enumerate(manifest["layers"]):
-        size = next((layer[key] for key in ("arena_size", "arena_bytes", "output_bytes") if layer.get(key) is not None), None)
-        in_arena = layer.get("arena_offset") is not None
+    for index, layer in enumerate(manifest.layers):
+        in_arena = layer["arena_offset"] is not None
         rows.append(
             {
                 "index": index,
-                "name": str(layer.get("name", f"layer{index}")),
-                "op": str(layer.get("op", "?")),
-                "source": _short_source(layer.get("source")),
-                "output_in": layer.get("output_in", "arena" if in_arena else "outside the arena"),
-                "input_shape": layer.get("input_shape"),
-                "output_shape": layer.get("output_shape"),
-                "parameters": int(layer.get("parameters", 0)),
-                "macs": int(layer.get("macs", 0)),
-                "weight_bytes": int(layer.get("weight_bytes", 0)),
-                "arena_offset": _int(layer.get("arena_offset")),
-                "arena_bytes": _int(size) if in_arena else None,
-                "scratch_offset": _int(layer.get("scratch_offset")),
-                "scratch_bytes": _int(layer.get("scratch_bytes")),
-                "live_range": _live_range(layer, index),
+                "name": str(layer["name"]),
+                "op": str(layer["op"]),
+                "source": _short_source(layer["source"]),
+                "output_in": layer["output_in"],
+                "input_shape": layer["input_shape"],
+                "output_shape": layer["output_shape"],
+                "parameters": int(layer["parameters"]),
+                "macs": int(layer["macs"]),
+                "weight_bytes": int(layer["weight_bytes"]),
+                "arena_offset": _int(layer["arena_offset"]),
+                "arena_bytes": int(layer["arena_size"]) if in_arena else None,
+                "scratch_offset": _int(layer["scratch_offset"]),
+                "scratch_bytes": _int(layer["scratch_bytes"]),
+                "live_range": tuple(layer["live_range"]) if layer["live_range"] is not None else None,
             }
         )
     return rows
 
 
-def arena_buffers(manifest: dict, rows: list[dict]) -> list[dict]:
+def arena_buffers(rows: list[dict]) -> list[dict]:
     """The arena's buffers for the memory timeline: name, offset, bytes, first and last layer index.
 
-    Taken from the manifest's memory plan when it lists buffers, else from the
-    layers (each output lives from its layer to its last reader, and a
-    scratch buffer only during its layer).
+    Each layer output in the arena lives over its planned live range; a scratch buffer only during its layer.
     """
-    plan = manifest.get("memory_plan") or manifest.get("plan") or {}
-    listed = plan.get("buffers") if isinstance(plan, dict) else None
     buffers = []
-    if isinstance(listed, list) and listed:
-        for index, buffer in enumerate(listed):
-            offset = buffer.get("offset", buffer.get("arena_offset"))
-            size = buffer.get("bytes", buffer.get("size"))
-            live = _live_range(buffer, index)
-            if offset is None or size is None or live is None:
-                continue
-            buffers.append(
-                {"name": str(buffer.get("name", f"buffer{index}")), "offset": int(offset), "bytes": int(size),
-                 "first": live[0], "last": live[1]}
-            )
-        return buffers
     for row in rows:
         if row["arena_offset"] is not None and row["arena_bytes"]:
-            first, last = row["live_range"] or (row["index"], min(row["index"] + 1, len(rows) - 1))
+            first, last = row["live_range"]
             buffers.append(
                 {"name": row["name"], "offset": row["arena_offset"], "bytes": row["arena_bytes"], "first": first, "last": last}
             )
@@ -246,35 +199,32 @@ def arena_buffers(manifest: dict, rows: list[dict]) -> list[dict]:
     return buffers
 
 
-def _shape_elements(shape) -> int | None:
-    if not shape:
-        return None
+def _shape_elements(shape) -> int:
     return int(np.prod([int(d) for d in shape]))
 
 
 def memory_figures(inputs: ReportInputs) -> dict:
     """Flash and RAM: what si4tool's engine needs next to what TFLite Micro needs for the same model."""
-    manifest, host = inputs.manifest, inputs.host or {}
-    totals = manifest.get("totals", {})
-    quantization = manifest.get("quantization", {})
-    input_size = _shape_elements((quantization.get("input") or {}).get("shape")) or 28 * 28
-    output_size = _shape_elements((quantization.get("output") or {}).get("shape")) or 10
-    vectors = int(manifest.get("test_vectors") or 0)
-    model_array = (manifest.get("int8_model") or {}).get("bytes", totals.get("model_tflite_bytes"))
+    manifest, host = inputs.manifest, inputs.host
+    totals = manifest.totals
+    input_size = _shape_elements(manifest.quantization["input"]["shape"])
+    output_size = _shape_elements(manifest.quantization["output"]["shape"])
+    vectors = manifest.test_vectors
+    model_array = manifest.int8_model["bytes"]
     # Each embedded test vector: the int8 image, the expected int8 output, and a one-byte label.
     vector_bytes = vectors * (input_size + output_size + 1)
     return {
-        "weight_bytes": _int(totals.get("weight_bytes")),
-        "model_array_bytes": _int(model_array),
+        "weight_bytes": int(totals["weight_bytes"]),
+        "model_array_bytes": int(model_array),
         "vectors": vectors,
         "input_bytes": input_size,
         "output_bytes": output_size,
         "vector_item_bytes": input_size + output_size + 1,
         "test_vector_bytes": vector_bytes,
-        "si4_flash_bytes": (_int(totals.get("weight_bytes")) or 0) + vector_bytes,
-        "tflm_flash_bytes": (_int(model_array) or 0) + vector_bytes if model_array is not None else None,
-        "arena_bytes": _int(totals.get("arena_bytes", host.get("arena_bytes"))),
-        "tflm_arena_bytes": _int(host.get("tflm_arena_bytes")),
+        "si4_flash_bytes": int(totals["weight_bytes"]) + vector_bytes,
+        "tflm_flash_bytes": int(model_array) + vector_bytes,
+        "arena_bytes": int(totals["arena_bytes"]),
+        "tflm_arena_bytes": host.tflm_arena_bytes if host else None,
     }
 
 
@@ -296,137 +246,104 @@ def _ratio(part, whole) -> str:
 
 def accuracy_rows(inputs: ReportInputs) -> list[dict]:
     """Each engine's top-1 accuracy, with what it was measured on."""
-    manifest_accuracy = inputs.manifest.get("accuracy") or {}
-    test_images = manifest_accuracy.get("test_images")
-    host = inputs.host or {}
-    images = host.get("images", test_images)
-    on_test = f"{_count(images)} test images" if images is not None else "test images"
-    rows = []
-    keras = host.get("keras_accuracy", manifest_accuracy.get("float"))
-    rows.append({"engine": "Keras float32 (host)", "accuracy": keras, "measured_on": on_test})
-    tflm = host.get("tflm_accuracy", manifest_accuracy.get("int8_tflm"))
-    rows.append({"engine": "TensorFlow Lite Micro int8 (host)", "accuracy": tflm, "measured_on": on_test})
+    manifest_accuracy = inputs.manifest.accuracy
+    host = inputs.host
+    images = host.images if host else manifest_accuracy["test_images"]
+    on_test = f"{_count(images)} test images"
+    keras = host.keras_accuracy if host and host.keras_accuracy is not None else manifest_accuracy["float"]
+    tflm = host.tflm_accuracy if host else manifest_accuracy["int8_tflm"]
+    rows = [
+        {"engine": "Keras float32 (host)", "accuracy": keras, "measured_on": on_test},
+        {"engine": "TensorFlow Lite Micro int8 (host)", "accuracy": tflm, "measured_on": on_test},
+    ]
     if host:
-        rows.append({"engine": "si4 C engine int8 (host)", "accuracy": host.get("c_accuracy"), "measured_on": on_test})
-        for resolver, litert in sorted((host.get("litert") or {}).items()):
+        rows.append({"engine": "si4 C engine int8 (host)", "accuracy": host.c_accuracy, "measured_on": on_test})
+        for resolver, litert in sorted(host.litert.items()):
             rows.append(
-                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert.get("accuracy"), "measured_on": on_test}
+                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert["accuracy"], "measured_on": on_test}
             )
-        firmware = host.get("firmware") or {}
-        if firmware.get("vectors"):
-            rows.append(
-                {
-                    "engine": "firmware stub (host build)",
-                    "accuracy": firmware["correct"] / firmware["vectors"],
-                    "measured_on": f"{firmware['vectors']:,} embedded test vectors",
-                }
-            )
+        firmware = host.firmware
+        rows.append(
+            {
+                "engine": "firmware stub (host build)",
+                "accuracy": firmware.correct / firmware.vectors,
+                "measured_on": f"{firmware.vectors:,} embedded test vectors",
+            }
+        )
     for run in inputs.qemu or []:
-        vectors = run.get("vectors")
-        if vectors:
-            rows.append(
-                {
-                    "engine": f"si4 C engine on {_run_target(run)}, {run.get('kernel', '?')} kernels (QEMU)",
-                    "accuracy": run.get("correct", 0) / vectors,
-                    "measured_on": f"{vectors:,} embedded test vectors",
-                }
-            )
+        rows.append(
+            {
+                "engine": f"si4 C engine on {run.cpu}, {run.kernel} kernels (QEMU)",
+                "accuracy": run.correct / run.vectors,
+                "measured_on": f"{run.vectors:,} embedded test vectors",
+            }
+        )
     for row in rows:
         row["accuracy_text"] = _percent(row["accuracy"])
     return rows
 
 
-def validation_rows(host: dict | None) -> list[tuple[str, str]]:
+def validation_rows(host: HostValidation | None) -> list[tuple[str, str]]:
     """The host validation's metrics as (label, value) pairs, in the order they are explained."""
     if not host:
         return []
-    images = host.get("images")
+    images = host.images
     rows = [
         ("images compared", _count(images)),
-        ("C engine outputs identical to TFLite Micro", _ratio(host.get("bit_exact"), images)),
+        ("C engine outputs identical to TFLite Micro", _ratio(host.bit_exact, images)),
     ]
-    for resolver, litert in sorted((host.get("litert") or {}).items()):
-        rows.append((f"identical to LiteRT ({resolver} op resolver)", _ratio(litert.get("identical_outputs"), images)))
-    firmware = host.get("firmware") or {}
-    if firmware.get("vectors"):
-        rows.append(("firmware stub: embedded vectors bit-exact", _ratio(firmware.get("bit_exact"), firmware["vectors"])))
-    agreement = host.get("keras_top1_agreement")
-    rows.append(("top-1 agreement with the Keras float model", _percent(agreement)))
-    if host.get("accuracy_drop_pp") is not None:
-        rows.append(("accuracy drop, float to int8", f"{host['accuracy_drop_pp']:.2f} pp"))
+    for resolver, litert in sorted(host.litert.items()):
+        rows.append((f"identical to LiteRT ({resolver} op resolver)", _ratio(litert["identical_outputs"], images)))
+    rows.append(("firmware stub: embedded vectors bit-exact", _ratio(host.firmware.bit_exact, host.firmware.vectors)))
+    rows.append(("top-1 agreement with the Keras float model", _percent(host.keras_top1_agreement)))
+    if host.accuracy_drop_pp is not None:
+        rows.append(("accuracy drop, float to int8", f"{host.accuracy_drop_pp:.2f} pp"))
     for key, label in (("rmse", "RMSE"), ("mae", "MAE"), ("l2r", "L2 relative error"), ("cos", "cosine similarity")):
-        value = host.get(key)
+        value = getattr(host, key)
         rows.append((f"{label} (int8 dequantized vs float softmax)", "n/a" if value is None else f"{value:.6f}"))
-    if host.get("c_seconds") is not None:
-        per_image = host.get("c_ms_per_image")
-        text = f"{host['c_seconds']:.3f} s"
-        if per_image is not None:
-            text += f" ({per_image:.3f} ms per image)"
-        rows.append(("C engine wall time on the host", text))
-    if "passed" in host:
-        rows.append(("result", "PASS" if host["passed"] else "FAIL: " + "; ".join(host.get("failures") or [])))
+    rows.append(("C engine wall time on the host", f"{host.c_seconds:.3f} s ({host.c_ms_per_image:.3f} ms per image)"))
+    rows.append(("result", "PASS" if host.passed else "FAIL: " + "; ".join(host.failures)))
     return rows
 
 
-def _run_target(run: dict) -> str:
-    """The run's core and board as printed: validate-qemu's "cpu" description, else its target name."""
-    return str(run.get("cpu") or run.get("target") or "Cortex-M")
+def qemu_rows(qemu: list[QemuRun] | None, macs: int) -> list[dict]:
+    return [
+        {
+            "target": run.cpu,
+            "per_mac": f"{run.instructions_per_inference / macs:.2f}" if macs else "n/a",
+            "kernel": run.kernel,
+            "correct": _ratio(run.correct, run.vectors),
+            "bit_exact": _ratio(run.bit_exact, run.vectors),
+            "instructions": _count(run.instructions_per_inference),
+            "arena": _count(run.arena_bytes),
+            "stack": _count(run.stack_bytes),
+            "ram": _count(run.ram_bytes),
+            "flash": _count(run.flash_bytes),
+            "flash_weights": _count(run.flash_weights_bytes),
+            "flash_vectors": _count(run.flash_vectors_bytes),
+            "flash_code": _count(run.flash_code_bytes),
+            "flash_other": _count(run.flash_platform_bytes),
+        }
+        for run in qemu or []
+    ]
 
 
-def qemu_rows(qemu: list | None, macs: int | None = None) -> list[dict]:
-    rows = []
-    for run in qemu or []:
-        vectors = run.get("vectors")
-        instructions = run.get("instructions_per_inference")
-        rows.append(
-            {
-                "target": _run_target(run),
-                "per_mac": f"{instructions / macs:.2f}" if instructions and macs else "n/a",
-                "kernel": str(run.get("kernel", "?")),
-                "correct": _ratio(run.get("correct"), vectors),
-                "bit_exact": _ratio(run.get("bit_exact"), vectors),
-                "instructions": _count(run.get("instructions_per_inference")),
-                "arena": _count(run.get("arena_bytes")),
-                "stack": _count(run.get("stack_bytes")),
-                "ram": _count(run.get("ram_bytes")),
-                "flash": _count(run.get("flash_bytes")),
-                "flash_weights": _count(run.get("flash_weights_bytes")),
-                "flash_vectors": _count(run.get("flash_vectors_bytes")),
-                "flash_code": _count(run.get("flash_code_bytes")),
-                "flash_other": _count(run.get("flash_other_bytes", run.get("flash_platform_bytes"))),
-            }
-        )
-    return rows
-
-
-def _layer_counts(run: dict) -> list[float] | None:
-    """A run's instructions per layer as a list, from [{layer, instructions}], {name: count} or [count]."""
-    counts = run.get("instructions_per_layer")
-    if isinstance(counts, dict):
-        counts = list(counts.values())
-    if isinstance(counts, list) and counts and all(isinstance(c, dict) for c in counts):
-        counts = [c.get("instructions") for c in counts]
-    if isinstance(counts, list) and counts and all(isinstance(c, (int, float)) for c in counts):
-        return [float(c) for c in counts]
-    return None
-
-
-def qemu_layer_table(qemu: list | None, rows: list[dict]) -> dict | None:
+def qemu_layer_table(qemu: list[QemuRun] | None, rows: list[dict]) -> dict | None:
     """Instructions per layer, one column per run, with instructions per MAC where the layer has MACs."""
-    runs = [(run, _layer_counts(run)) for run in qemu or []]
-    runs = [(run, counts) for run, counts in runs if counts is not None and len(counts) == len(rows)]
+    runs = [run for run in qemu or [] if len(run.layer_instructions) == len(rows)]
     if not runs:
         return None
     table_rows = []
     for index, row in enumerate(rows):
         cells = []
-        for _run, counts in runs:
-            text = f"{int(counts[index]):,}"
+        for run in runs:
+            count = run.layer_instructions[index]
+            text = f"{count:,}"
             if row["macs"]:
-                text += f" ({counts[index] / row['macs']:.2f}/MAC)"
+                text += f" ({count / row['macs']:.2f}/MAC)"
             cells.append(text)
         table_rows.append({"name": row["name"], "op": row["op"], "cells": cells})
-    return {"headers": [f"{run.get('kernel', '?')} kernels, {_run_target(run)}" for run, _ in runs], "rows": table_rows}
+    return {"headers": [f"{run.kernel} kernels, {run.cpu}" for run in runs], "rows": table_rows}
 
 
 # --- the plots ----------------------------------------------------------------
@@ -598,13 +515,9 @@ def plot_misclassified(
     return _png_bytes(figure)
 
 
-def plot_instructions_per_layer(runs: list[dict], layer_names: list[str]) -> bytes | None:
+def plot_instructions_per_layer(runs: list[QemuRun], layer_names: list[str]) -> bytes | None:
     """Cortex-M instructions per layer for each kernel variant, side by side."""
-    series = []
-    for run in runs:
-        counts = _layer_counts(run)
-        if counts is not None:
-            series.append((f"{_run_target(run)}, {run.get('kernel', '?')} kernels", counts))
+    series = [(f"{run.cpu}, {run.kernel} kernels", run.layer_instructions) for run in runs if run.layer_instructions]
     if not series:
         return None
     length = max(len(counts) for _, counts in series)
@@ -632,13 +545,13 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
         best = (inputs.training or {}).get("best_epoch")
         plots[PLOT_TRAINING] = plot_training_curves(inputs.history, int(best) if best else None)
 
-    host = inputs.host or {}
+    host = inputs.host
     matrices = []
-    float_matrix = host.get("confusion_matrix_keras") or inputs.training_confusion
+    float_matrix = (host.confusion_matrix_keras if host else None) or inputs.training_confusion
     if float_matrix:
         matrices.append(("Keras float32", np.asarray(float_matrix)))
-    if host.get("confusion_matrix_c"):
-        matrices.append(("int8 (si4 C engine = TFLite Micro)", np.asarray(host["confusion_matrix_c"])))
+    if host:
+        matrices.append(("int8 (si4 C engine = TFLite Micro)", np.asarray(host.confusion_matrix_c)))
     if matrices:
         plots[PLOT_CONFUSION] = plot_confusion_matrices(matrices)
     else:
@@ -651,14 +564,14 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
     else:
         inputs.notes["memory"] = "the manifest has no arena offsets or live ranges to draw"
 
-    misclassified = host.get("misclassified") or []
+    misclassified = host.misclassified if host else []
     if inputs.test_images is not None:
         # Indices past the dataset mean host.json came from other data; draw only what exists.
         misclassified = [item for item in misclassified if 0 <= int(item[0]) < len(inputs.test_images)]
     if misclassified and inputs.test_images is not None:
-        dataset = (inputs.manifest.get("data") or {}).get("dataset", "mnist")
+        dataset = inputs.manifest.data.get("dataset", "mnist")
         plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified, dataset=dataset)
-    elif host and not misclassified and "misclassified" in host:
+    elif host and not host.misclassified:
         inputs.notes["misclassified"] = "every test image is classified correctly"
 
     if inputs.qemu:
@@ -677,18 +590,6 @@ def _data_uri(png: bytes) -> str:
 
 def _shape_text(shape) -> str:
     return "-" if not shape else "×".join(str(int(d)) for d in shape)
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """The report replaces its folder as a whole, so refuse one that holds anything else."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a folder; choose another --out")
-    if out_dir.is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in REPORT_FILES)
-        if foreign:
-            raise UserError(
-                f"--out {out_dir} holds files that are not a si4tool report ({', '.join(foreign[:3])}); choose an empty folder"
-            )
 
 
 def training_text(training: dict | None) -> str | None:
@@ -714,7 +615,7 @@ def training_text(training: dict | None) -> str | None:
 def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dict], memory: dict) -> dict:
     """All the values the two templates print, already formatted."""
     manifest = inputs.manifest
-    totals = manifest.get("totals", {})
+    totals = manifest.totals
     table = [
         dict(
             row,
@@ -729,8 +630,7 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         )
         for row in rows
     ]
-    quantization = manifest.get("quantization", {})
-    q_in, q_out = quantization.get("input") or {}, quantization.get("output") or {}
+    q_in, q_out = manifest.quantization["input"], manifest.quantization["output"]
     captions = {
         PLOT_TRAINING: "Training curves: loss and accuracy per epoch, on the training data and the held-out validation split.",
         PLOT_CONFUSION: "Confusion matrices on the test set (rows: true label, columns: predicted; colour on a log scale).",
@@ -743,14 +643,14 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         name: {"file": name, "caption": captions[name], "data_uri": _data_uri(png)} for name, png in plots.items()
     }
     return {
-        "model_sha256": (manifest.get("int8_model") or {}).get("sha256", "?"),
-        "source_model": (manifest.get("source_model") or {}).get("path", "?"),
-        "tool_version": manifest.get("tool_version", "?"),
+        "model_sha256": manifest.model_sha256,
+        "source_model": manifest.source_model["path"],
+        "tool_version": manifest.tool_version,
         "layers": table,
         "totals": {
-            "parameters": _count(totals.get("parameters")),
-            "macs": _count(totals.get("macs")),
-            "weight_bytes": _count(totals.get("weight_bytes")),
+            "parameters": _count(totals["parameters"]),
+            "macs": _count(totals["macs"]),
+            "weight_bytes": _count(totals["weight_bytes"]),
         },
         "memory": {
             key: (_bytes_text(value) if key.endswith("_bytes") and key != "vector_item_bytes" else value)
@@ -762,39 +662,34 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
             else None
         ),
         "quantization": {
-            "input": f"scale {q_in.get('scale', '?')}, zero point {q_in.get('zero_point', '?')}",
-            "output": f"scale {q_out.get('scale', '?')}, zero point {q_out.get('zero_point', '?')}",
+            "input": f"scale {q_in['scale']}, zero point {q_in['zero_point']}",
+            "output": f"scale {q_out['scale']}, zero point {q_out['zero_point']}",
         },
         "training_text": training_text(inputs.training),
         "accuracy_rows": accuracy_rows(inputs),
         "validation_rows": validation_rows(inputs.host),
-        "qemu_rows": qemu_rows(inputs.qemu, _int(totals.get("macs"))),
+        "qemu_rows": qemu_rows(inputs.qemu, int(totals["macs"])),
         "qemu_layers": qemu_layer_table(inputs.qemu, rows),
         "figures": figures,
         "plot": {name: name in plots for name in captions},
         "notes": inputs.notes,
-        "misclassified_count": len((inputs.host or {}).get("misclassified") or []),
+        "misclassified_count": len(inputs.host.misclassified) if inputs.host else 0,
     }
 
 
-def write_report(
-    assets_dir: Path,
-    out_dir: Path = Path("build/report"),
-    validation_dir: Path = Path("build/validation"),
-    data_path: Path | None = None,
-) -> dict:
+def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_path: Path | None = None) -> dict:
     """Write report.md, report.html (images embedded) and the PNG plots into `out_dir`.
 
     Returns {"markdown": path, "html": path, "plots": {name: path}, "figures": {...}}:
     the paths written and the headline figures, for the CLI's summary and for tests.
     """
-    from si4tool.render import render_template, write_files_atomically
+    from si4tool.render import check_replaceable_folder, render_template, write_files_atomically
 
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    check_replaceable_folder(out_dir, REPORT_FILES)  # before the plots are drawn
     inputs = load_report_inputs(assets_dir, validation_dir, data_path)
     rows = layer_rows(inputs.manifest)
-    buffers = arena_buffers(inputs.manifest, rows)
+    buffers = arena_buffers(rows)
     memory = memory_figures(inputs)
     plots = report_plots(inputs, rows, buffers, memory)
     context = report_context(inputs, plots, rows, memory)
@@ -803,9 +698,9 @@ def write_report(
     files[REPORT_MARKDOWN] = render_template("report.md.j2", **context).encode()
     files[REPORT_HTML] = render_template("report.html.j2", **context).encode()
     # Replaced as a set: a re-run never leaves plots of an older run beside the new report.
-    write_files_atomically(out_dir, files)
+    write_files_atomically(out_dir, files, replaceable_names=REPORT_FILES)
 
-    host = inputs.host or {}
+    host = inputs.host
     return {
         "markdown": out_dir / REPORT_MARKDOWN,
         "html": out_dir / REPORT_HTML,
@@ -817,8 +712,8 @@ def write_report(
             "model_array_bytes": memory["model_array_bytes"],
             "test_vector_bytes": memory["test_vector_bytes"],
             "accuracy": {row["engine"]: row["accuracy"] for row in context["accuracy_rows"]},
-            "bit_exact": host.get("bit_exact"),
-            "images": host.get("images"),
+            "bit_exact": host.bit_exact if host else None,
+            "images": host.images if host else None,
             "notes": dict(inputs.notes),
         },
     }

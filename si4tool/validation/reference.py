@@ -8,14 +8,15 @@ TFLM's Python interpreter takes about 3 ms per image, so its outputs are cached 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from si4tool.errors import UserError
+from si4tool.stderr_capture import CapturedStderr
 
 DEFAULT_CACHE_DIR = Path("build/cache")
 CACHE_DIR_ENV_VAR = "SI4_CACHE_DIR"
@@ -45,12 +46,12 @@ def _load_cached(path: Path, count: int) -> np.ndarray | None:
 
 def _store_cached(path: Path, outputs: np.ndarray) -> None:
     """Best effort and atomic: a read-only or full disk only costs the next run time."""
+    from si4tool.render import write_file_atomically
+
+    archive = io.BytesIO()
+    np.savez(archive, outputs=outputs)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, outputs=outputs)
-        os.replace(temporary, path)
+        write_file_atomically(path, archive.getvalue())
     except OSError:
         pass
 
@@ -73,7 +74,7 @@ def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
     float-input model are refused: the float values they came from are gone.
     """
     from si4tool.compiler.ir import engine_edges
-    from si4tool.frontend.quantize import quantize_input
+    from si4tool.compiler.quant_math import quantize_input
 
     images = _check_images(images)
     edges = engine_edges(tflite_bytes)
@@ -135,7 +136,7 @@ def _run_per_image(interpreter_step, inputs: np.ndarray, output_shape: tuple[int
     return outputs
 
 
-def _tflm_interpreter(tflite_bytes: bytes, arena_size: int | None = None):
+def tflm_interpreter(tflite_bytes: bytes, arena_size: int | None = None):
     from tflite_micro.python.tflite_micro import runtime
 
     try:
@@ -157,7 +158,7 @@ def tflm_outputs(
     cache = _cache_path("tflm", tflite_bytes, inputs, cache_dir) if use_cache else None
     if cache is not None and (cached := _load_cached(cache, inputs.shape[0])) is not None:
         return cached
-    interpreter = _tflm_interpreter(tflite_bytes)
+    interpreter = tflm_interpreter(tflite_bytes)
     output_shape = tuple(int(d) for d in interpreter.get_output_details(0)["shape"][1:])
     engine_output = engine_output_reader(tflite_bytes)
 
@@ -172,30 +173,9 @@ def tflm_outputs(
     return outputs
 
 
-class CapturedStderr:
-    """Collect what C++ code writes to file descriptor 2 (TFLM's MicroPrintf goes there, not to sys.stderr)."""
-
-    def __enter__(self):
-        import sys
-
-        sys.stderr.flush()
-        self._file = tempfile.TemporaryFile(mode="w+b")
-        self._saved_fd = os.dup(2)
-        os.dup2(self._file.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc_info):
-        os.dup2(self._saved_fd, 2)
-        os.close(self._saved_fd)
-        self._file.seek(0)
-        self.text = self._file.read().decode(errors="replace")
-        self._file.close()
-        return False
-
-
 def tflm_allocation_report(tflite_bytes: bytes) -> str:
     """The text of TFLM's RecordingMicroAllocator report after one inference (print_allocations())."""
-    interpreter = _tflm_interpreter(tflite_bytes)
+    interpreter = tflm_interpreter(tflite_bytes)
     details = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(tuple(details["shape"]), dtype=details["dtype"]), 0)
     interpreter.invoke()
@@ -214,21 +194,27 @@ def tflm_arena_bytes(tflite_bytes: bytes) -> int:
     return int(match.group(1))
 
 
+def litert_interpreter(tflite_bytes: bytes, op_resolver: str = "default"):
+    """A LiteRT interpreter on one thread, tensors allocated; op_resolver "reference" selects BUILTIN_REF kernels."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    if op_resolver not in OP_RESOLVERS:
+        raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
+    resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
+    with CapturedStderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" is not for the user
+        interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 def litert_outputs(
     tflite_bytes: bytes, images: np.ndarray, op_resolver: str = "default", quiet: bool = False
 ) -> np.ndarray:
     """int8 engine outputs of the LiteRT interpreter, one thread; op_resolver "reference" selects BUILTIN_REF
     kernels. images: float (model units) or int8, as for tflm_outputs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    if op_resolver not in OP_RESOLVERS:
-        raise ValueError(f"op_resolver must be one of {OP_RESOLVERS}, got {op_resolver!r}")
     inputs = interpreter_inputs(tflite_bytes, images)
     engine_output = engine_output_reader(tflite_bytes)
-    resolver = OpResolverType.BUILTIN_REF if op_resolver == "reference" else OpResolverType.AUTO
-    with CapturedStderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate" is not for the user
-        interpreter = Interpreter(model_content=tflite_bytes, num_threads=1, experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+    interpreter = litert_interpreter(tflite_bytes, op_resolver)
     input_index = interpreter.get_input_details()[0]["index"]
     output_details = interpreter.get_output_details()[0]
     output_shape = tuple(int(d) for d in output_details["shape"][1:])
