@@ -109,3 +109,26 @@ def test_version(si4tool_cli):
 
     result = si4tool_cli("--version")
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_validate_qemu_without_assets(si4tool_cli, tmp_path):
+    from si4tool.targets.qemu import toolchain_available
+
+    result = si4tool_cli("validate-qemu", "--assets", str(tmp_path / "none"), "--out", str(tmp_path / "validation"))
+    # Without the cross toolchain the first sentence says what to install; with it, what to build.
+    _assert_user_error(result, "build-firmware-assets" if toolchain_available() else "apt-get install")
+    assert not (tmp_path / "validation").exists()
+
+
+def test_report_of_a_folder_that_is_not_assets(si4tool_cli, tmp_path):
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "manifest.json").write_text('{"tool": "something else"}')
+    result = si4tool_cli("report", "--assets", str(tmp_path / "assets"), "--out", str(tmp_path / "report"))
+    _assert_user_error(result, "manifest.json is not a si4tool manifest", "build-firmware-assets")
+    assert not (tmp_path / "report").exists()
+
+
+def test_bad_option_value_is_a_usage_error(si4tool_cli):
+    result = si4tool_cli("bench", "--images", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--images" in result.stderr
