@@ -190,3 +190,22 @@ def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(firmware
         produced = any(key.startswith(group + ".") for key in figures)
         assert produced == qemu_available and (produced or group in written["unavailable"])
     assert figures["memory.arena_bytes"] == 7008
+
+
+def test_no_qemu_reuses_only_a_qemu_json_of_the_same_model(tmp_path):
+    from si4tool.artefacts import Manifest, QemuValidation
+
+    manifest = Manifest(
+        tool_version="0", source_model={}, int8_model={"sha256": "cd" * 32, "bytes": 1}, data={}, training=None,
+        layers=[], totals={}, accuracy={}, quantization={"input": {"scale": 1, "zero_point": 0},
+                                                      "output": {"scale": 1, "zero_point": 0}},
+        test_vectors=1, files={},
+    )
+    result, reason = bench.m4_results(tmp_path, tmp_path, tmp_path / "validation", False, manifest)
+    assert result is None and "validation/qemu.json does not measure these assets" in reason
+    QemuValidation(model_sha256="ef" * 32, runs=[]).write(tmp_path / "validation" / "qemu.json")
+    result, reason = bench.m4_results(tmp_path, tmp_path, tmp_path / "validation", False, manifest)
+    assert result is None and "does not measure these assets" in reason
+    QemuValidation(model_sha256="cd" * 32, runs=[]).write(tmp_path / "validation" / "qemu.json")
+    result, reason = bench.m4_results(tmp_path, tmp_path, tmp_path / "validation", False, manifest)
+    assert reason is None and result == QemuValidation(model_sha256="cd" * 32, runs=[])

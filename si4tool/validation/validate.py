@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.artefacts import FirmwareCheck, HostValidation, Manifest
-from si4tool.errors import UserError, ValidationFailed
+from si4tool.errors import UserError
 from si4tool.targets.firmware import build_firmware, run_host_firmware
 
 # The int8 model may lose this much top-1 accuracy against the float model.
