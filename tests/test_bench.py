@@ -14,6 +14,7 @@ import pytest
 
 from si4tool.artefacts import BenchResult
 from si4tool.reporting import bench
+from si4tool.targets.callgrind import parse_callgrind_dumps
 
 CALLGRIND_DUMP = """\
 # callgrind format
@@ -49,7 +50,7 @@ def test_parse_callgrind_dumps_reads_the_invoke_and_layer_passes(tmp_path):
         _write_dump(tmp_path / "callgrind.out.1.3", 3, "si4_bench layer 1", 1000),
         final,
     ]
-    invoke, layers = bench.parse_callgrind_dumps(dumps)
+    invoke, layers = parse_callgrind_dumps(dumps)
     assert invoke == 4000
     assert layers == {0: 3000, 1: 1000}
 

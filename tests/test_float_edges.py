@@ -229,7 +229,7 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
 
 def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path):
     """The bench feeds each interpreter what its input takes and compares int8 outputs with the C engine."""
-    from si4tool.reporting.bench import litert_timer, measure_latency, tflm_timer
+    from si4tool.reporting.latency import litert_timer, measure_latency, tflm_timer
     from si4tool.targets.host_engine import build_host_engine
     from si4tool.frontend.data import normalize
     from si4tool.frontend.quantize import quantize_input

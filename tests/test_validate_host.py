@@ -123,7 +123,7 @@ def test_host_firmware_is_clean_under_address_and_undefined_sanitizers(firmware_
 
 def test_trace_finds_no_difference_on_good_assets(firmware_assets, mnist, tmp_path):
     from si4tool.frontend.data import normalize
-    from si4tool.frontend.quantize import quantize_input
+    from si4tool.compiler.quant_math import quantize_input
     from si4tool.validation.trace import trace_layers
 
     manifest = json.loads((firmware_assets / "manifest.json").read_text())
@@ -137,7 +137,7 @@ def test_trace_finds_no_difference_on_good_assets(firmware_assets, mnist, tmp_pa
 def test_trace_names_the_first_layer_that_differs(firmware_assets, mnist, tmp_path):
     """Break one bias of the second convolution in a copy of the assets: the trace must point at that layer."""
     from si4tool.frontend.data import normalize
-    from si4tool.frontend.quantize import quantize_input
+    from si4tool.compiler.quant_math import quantize_input
     from si4tool.validation.trace import trace_layers
 
     broken = tmp_path / "broken_assets"

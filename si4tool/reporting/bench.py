@@ -24,10 +24,6 @@ settings and details) and bench.md (templates/bench.md.j2).
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
-import os
-import platform
-import re
 import shutil
 import subprocess
 import tempfile
@@ -38,11 +34,11 @@ import numpy as np
 
 from si4tool.artefacts import BenchResult, Manifest, QemuValidation
 from si4tool.errors import UserError
-from si4tool.targets.host_engine import TimedPass, build_host_engine, engine_sources
-from si4tool.targets.toolchain import STRICT_C_FLAGS, firmware_stub_dir, host_compiler, kernel_include_dir, run_compiler
+from si4tool.reporting.latency import WARMUP_IMAGES, litert_timer, measure_latency, tflm_timer
+from si4tool.reporting.machine import machine_description
+from si4tool.targets.callgrind import build_callgrind_program, callgrind_instructions
+from si4tool.targets.host_engine import build_host_engine, engine_object_sizes
 
-# Untimed inferences before each timed pass (caches, lazy allocation, XNNPACK packing).
-WARMUP_IMAGES = 10
 # Test vectors run under callgrind: instruction counts barely depend on the data,
 # and callgrind runs about 50x slower than native.
 CALLGRIND_VECTORS = 4
@@ -54,7 +50,6 @@ RUNTIMES = {
     "litert_reference": "LiteRT, reference op resolver",
     "tflm": "TFLite Micro Python interpreter",
 }
-PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "ai-edge-litert", "tflite-micro", "numpy")
 M4_KERNELS = ("portable", "dsp")
 # Columns of the instructions table: figure prefix -> title.
 INSTRUCTION_COLUMNS = {
@@ -86,160 +81,10 @@ QEMU_FLASH_FIELDS = {
 TFLM_M4_INSTRUCTIONS = "30.45 M (reference kernels), 6.52 M (CMSIS-NN)"
 
 
-def _bench_source() -> Path:
-    return firmware_stub_dir() / "platform" / "host" / "si4_bench_main.c"
-
-
 # --------------------------------------------------------------------------- latency
 
 
-class InterpreterTimer:
-    """A Python interpreter timed around invoke() alone; set/get of tensors are outside the clock."""
-
-    def __init__(self, set_input, invoke, get_output, tflite_bytes: bytes):
-        from si4tool.compiler.ir import engine_edges
-        from si4tool.validation.reference import engine_output_reader
-
-        self._set_input = set_input
-        self._invoke = invoke
-        self._get_output = get_output
-        self._edges = engine_edges(tflite_bytes)
-        self._engine_output = engine_output_reader(tflite_bytes)
-
-    def _interpreter_images(self, x_int8: np.ndarray) -> np.ndarray:
-        """A float-input model (QUANTIZE first) takes the dequantized engine input: its
-        own QUANTIZE turns that back into exactly the same int8 values."""
-        if not self._edges.float_input:
-            return x_int8
-        scale, zero_point = self._edges.input_quantization
-        return ((x_int8.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
-
-    def time_images(self, x_int8: np.ndarray, warmup: int) -> TimedPass:
-        x_int8 = self._interpreter_images(x_int8)
-        count = len(x_int8)
-        for _ in range(warmup if count else 0):
-            self._set_input(x_int8[0:1])
-            self._invoke()
-        ns = np.zeros(count, dtype=np.int64)
-        outputs = None
-        clock = time.perf_counter_ns
-        for index in range(count):
-            self._set_input(x_int8[index : index + 1])
-            start = clock()
-            self._invoke()
-            ns[index] = clock() - start
-            output = self._engine_output(np.asarray(self._get_output())).reshape(-1)
-            if outputs is None:
-                outputs = np.zeros((count, output.size), dtype=np.int8)
-            outputs[index] = output
-        return TimedPass(ns, outputs if outputs is not None else np.zeros((0, 0), dtype=np.int8))
-
-
-def litert_timer(tflite_bytes: bytes, op_resolver: str) -> InterpreterTimer:
-    from si4tool.validation.reference import litert_interpreter
-
-    interpreter = litert_interpreter(tflite_bytes, op_resolver)
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    return InterpreterTimer(
-        lambda image: interpreter.set_tensor(input_index, image),
-        interpreter.invoke,
-        lambda: interpreter.get_tensor(output_index),
-        tflite_bytes,
-    )
-
-
-def tflm_timer(tflite_bytes: bytes) -> InterpreterTimer:
-    from si4tool.validation.reference import tflm_interpreter
-
-    interpreter = tflm_interpreter(tflite_bytes)
-    return InterpreterTimer(
-        lambda image: interpreter.set_input(image, 0), interpreter.invoke, lambda: interpreter.get_output(0), tflite_bytes
-    )
-
-
-def measure_latency(timers: dict, x_int8: np.ndarray, repetitions: int, warmup: int = WARMUP_IMAGES) -> dict:
-    """Per runtime: median µs per image (median of the repetitions' medians), the
-    repetitions' medians, and how many outputs are identical to the C engine's."""
-    rep_medians: dict[str, list[float]] = {name: [] for name in timers}
-    last_outputs: dict[str, np.ndarray] = {}
-    for _ in range(repetitions):
-        # Interleaved: a slow spell of a shared machine hits every runtime, not one.
-        for name, timer in timers.items():
-            timed = timer.time_images(x_int8, warmup)
-            rep_medians[name].append(float(np.median(timed.ns_per_image)) / 1000.0)
-            last_outputs[name] = timed.outputs
-    baseline = last_outputs.get("c_engine")
-    results = {}
-    for name, medians in rep_medians.items():
-        entry = {
-            "median_us": float(np.median(medians)),
-            "repetition_medians_us": [round(m, 3) for m in medians],
-        }
-        if baseline is not None and last_outputs[name].shape == baseline.shape:
-            entry["identical_outputs_to_c"] = int(np.sum(np.all(last_outputs[name] == baseline, axis=1)))
-        results[name] = entry
-    return results
-
-
 # --------------------------------------------------------------------------- callgrind
-
-_DUMP_TRIGGER = re.compile(r"^desc: Trigger: Client Request: si4_bench (invoke|layer (\d+))\s*$")
-_DUMP_TOTALS = re.compile(r"^totals:\s+(\d+)")
-
-
-def parse_callgrind_dumps(paths: list[Path]) -> tuple[int | None, dict[int, int]]:
-    """(instructions of the 'invoke' pass, {layer index: instructions}) from si4_bench's dumps."""
-    invoke = None
-    layers: dict[int, int] = {}
-    for path in paths:
-        trigger = totals = None
-        for line in path.read_text(errors="replace").splitlines():
-            if trigger is None and (match := _DUMP_TRIGGER.match(line)):
-                trigger = match
-            elif match := _DUMP_TOTALS.match(line):
-                totals = int(match.group(1))
-        if trigger is None or totals is None:
-            continue
-        if trigger.group(2) is None:
-            invoke = totals
-        else:
-            layers[int(trigger.group(2))] = totals
-    return invoke, layers
-
-
-def build_bench_program(assets_dir: Path, build_dir: Path) -> Path:
-    """si4_bench_main.c + the engine + the embedded test vectors, -O2 with the strict flags."""
-    assets_dir = Path(assets_dir)
-    if not (assets_dir / "test_vectors.c").is_file():
-        raise UserError(f"{assets_dir / 'test_vectors.c'} is missing: build the firmware assets again")
-    program = Path(build_dir) / "si4_bench"
-    program.parent.mkdir(parents=True, exist_ok=True)
-    args = [host_compiler(), *STRICT_C_FLAGS, "-O2", f"-I{assets_dir}", f"-I{kernel_include_dir()}"]
-    args += [str(s) for s in [_bench_source(), *engine_sources(assets_dir), assets_dir / "test_vectors.c"]]
-    run_compiler(args + ["-o", str(program)], "the callgrind bench program")
-    return program
-
-
-def callgrind_instructions(program: Path, vectors: int, work_dir: Path) -> tuple[int, list[int]]:
-    """Instructions per inference (total, per layer) of the bench program under callgrind."""
-    work_dir = Path(work_dir)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True)
-    args = [
-        "valgrind", "--tool=callgrind", "--collect-atstart=no",
-        f"--callgrind-out-file={work_dir / 'callgrind.out.%p'}", str(program), str(vectors),
-    ]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-        raise RuntimeError(f"valgrind exited with status {result.returncode}: {' '.join(tail)}")
-    invoke, layers = parse_callgrind_dumps(sorted(work_dir.glob("callgrind.out.*")))
-    if invoke is None or not layers:
-        raise RuntimeError("callgrind wrote no si4_bench dumps (is the valgrind header the installed valgrind's?)")
-    per_layer = [round(layers[i] / vectors) for i in sorted(layers)]
-    return round(invoke / vectors), per_layer
-
 
 # --------------------------------------------------------------------------- Cortex-M4
 
@@ -274,39 +119,6 @@ def m4_results(
     return result, None
 
 
-# --------------------------------------------------------------------------- host objects
-
-
-def host_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
-    """Bytes of code + constants (text, which holds .rodata, plus data) of the engine's host objects."""
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    groups = {"weights": [], "model_code": [], "kernel_code": []}
-    for source in engine_sources(assets_dir):
-        obj = build_dir / (source.stem + ".o")
-        args = [host_compiler(), *STRICT_C_FLAGS, "-O2", "-c", f"-I{assets_dir}", f"-I{kernel_include_dir()}"]
-        run_compiler(args + [str(source), "-o", str(obj)], source.name)
-        group = "weights" if source.name == "model_weights.c" else "model_code" if source.name == "model.c" else "kernel_code"
-        groups[group].append(obj)
-    size_tool = shutil.which("size")
-    if size_tool is None:
-        raise RuntimeError("binutils' size is not installed")
-    sizes = {}
-    for group, objects in groups.items():
-        result = subprocess.run([size_tool, "-B", *map(str, objects)], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"size failed: {(result.stderr or result.stdout).strip()[:200]}")
-        output = result.stdout
-        total = 0
-        for line in output.splitlines()[1:]:
-            fields = line.split()
-            total += int(fields[0]) + int(fields[1])
-        sizes[group] = total
-    # The engine's code as qemu.json counts it (model.c plus kernels), for the same row.
-    sizes["code"] = sizes["model_code"] + sizes["kernel_code"]
-    return sizes
-
-
 # --------------------------------------------------------------------------- pipeline
 
 
@@ -339,53 +151,6 @@ def time_rendering(tflite_bytes: bytes, manifest: Manifest, x_int8: np.ndarray, 
     return time.perf_counter() - start
 
 
-# --------------------------------------------------------------------------- machine
-
-
-def _first_line(args: list[str]) -> str | None:
-    if shutil.which(args[0]) is None:
-        return None
-    try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = (result.stdout or result.stderr).strip().splitlines()
-    return lines[0].strip() if lines else None
-
-
-def machine_description() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    packages = {}
-    for name in PACKAGES:
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "system": platform.platform(),
-        "python": platform.python_version(),
-        # Wall times depend on what else runs: the 1/5/15-minute load when the bench started.
-        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "compilers": {
-            "host_cc": _first_line([host_compiler(), "--version"]),
-            "arm-none-eabi-gcc": _first_line(["arm-none-eabi-gcc", "--version"]),
-            "valgrind": _first_line(["valgrind", "--version"]),
-            "qemu-system-arm": _first_line(["qemu-system-arm", "--version"]),
-        },
-        "packages": packages,
-    }
-
-
 # --------------------------------------------------------------------------- the bench
 
 
@@ -407,7 +172,7 @@ def run_bench(
 
     validation_dir: where validate-qemu wrote the qemu.json that qemu=False reuses."""
     from si4tool.frontend import data
-    from si4tool.frontend.quantize import quantize_input
+    from si4tool.compiler.quant_math import quantize_input
     from si4tool.validation import reference
     from si4tool.validation.validate import load_assets, validate_host
 
@@ -472,7 +237,7 @@ def run_bench(
         unavailable["host_instructions"] = "valgrind is not installed (apt-get install valgrind)"
     else:
         try:
-            program = build_bench_program(assets_dir, build_dir)
+            program = build_callgrind_program(assets_dir, build_dir)
             vectors = min(CALLGRIND_VECTORS, manifest.test_vectors)
             total, host_layers = callgrind_instructions(program, vectors, build_dir / "callgrind")
             figures["host_instructions.per_inference"] = total
@@ -517,7 +282,7 @@ def run_bench(
     except (RuntimeError, UserError) as error:
         unavailable["memory.tflm_arena_bytes"] = str(error)
     try:
-        for group, value in host_object_sizes(assets_dir, build_dir / "objects").items():
+        for group, value in engine_object_sizes(assets_dir, build_dir / "objects").items():
             figures[f"flash.host.{group}_bytes"] = value
     except (UserError, RuntimeError) as error:
         unavailable["flash.host"] = str(error)

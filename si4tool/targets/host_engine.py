@@ -9,13 +9,23 @@ code that ships. This is the one ctypes binding of the engine.
 from __future__ import annotations
 
 import ctypes
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from si4tool.errors import UserError
-from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources
+from si4tool.targets.toolchain import (
+    STRICT_C_FLAGS,
+    compile_shared_library,
+    firmware_stub_dir,
+    host_compiler,
+    kernel_include_dir,
+    portable_kernel_sources,
+    run_compiler,
+)
 
 _INT8_P = ctypes.POINTER(ctypes.c_int8)
 _INT64_P = ctypes.POINTER(ctypes.c_int64)
@@ -122,3 +132,33 @@ def build_host_engine(assets_dir: Path, build_dir: Path, extra_flags: list[str] 
         extra_flags=list(extra_flags),
     )
     return HostEngine(library)
+
+
+def engine_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
+    """Bytes of code + constants (text, which holds .rodata, plus data) of the engine's host objects."""
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    groups = {"weights": [], "model_code": [], "kernel_code": []}
+    for source in engine_sources(assets_dir):
+        obj = build_dir / (source.stem + ".o")
+        args = [host_compiler(), *STRICT_C_FLAGS, "-O2", "-c", f"-I{assets_dir}", f"-I{kernel_include_dir()}"]
+        run_compiler(args + [str(source), "-o", str(obj)], source.name)
+        group = "weights" if source.name == "model_weights.c" else "model_code" if source.name == "model.c" else "kernel_code"
+        groups[group].append(obj)
+    size_tool = shutil.which("size")
+    if size_tool is None:
+        raise RuntimeError("binutils' size is not installed")
+    sizes = {}
+    for group, objects in groups.items():
+        result = subprocess.run([size_tool, "-B", *map(str, objects)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"size failed: {(result.stderr or result.stdout).strip()[:200]}")
+        output = result.stdout
+        total = 0
+        for line in output.splitlines()[1:]:
+            fields = line.split()
+            total += int(fields[0]) + int(fields[1])
+        sizes[group] = total
+    # The engine's code as qemu.json counts it (model.c plus kernels), for the same row.
+    sizes["code"] = sizes["model_code"] + sizes["kernel_code"]
+    return sizes

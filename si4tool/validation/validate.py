@@ -6,6 +6,9 @@
    compare with TFLite Micro (bit for bit), LiteRT (default and reference
    kernels, agreement reported) and the Keras float model (accuracy, top-1
    agreement, and STM32Cube.AI's error metrics on the dequantized outputs).
+
+The results are an artefacts.HostValidation, written as host.json (and host.md);
+whether a failed check ends the command is the caller's to decide.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def validate_host(
     The caller raises ValidationFailed when `passed` is false (the results are written first).
     cache_dir: where reference outputs are cached (None: reference.py's default)."""
     from si4tool.frontend import data
-    from si4tool.frontend.quantize import quantize_input
+    from si4tool.compiler.quant_math import quantize_input
     from si4tool.frontend.train import confusion_matrix
     from si4tool.progress import StepReporter
     from si4tool.targets.host_engine import build_host_engine
