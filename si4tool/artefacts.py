@@ -193,7 +193,7 @@ class FirmwareCheck:
     """What the firmware stub printed about its embedded vectors (validate-host's host build)."""
 
     vectors: int
-    correct: int
+    correct: int | None  # None: the vectors have no labels
     bit_exact: int
     arena_bytes: int
 
@@ -237,7 +237,9 @@ class HostValidation(_Record):
     def _from_values(cls, values: dict[str, Any], where: str) -> "HostValidation":
         firmware = values["firmware"]
         try:
-            values["firmware"] = FirmwareCheck(**{name: int(firmware[name]) for name in FirmwareCheck.__dataclass_fields__})
+            values["firmware"] = FirmwareCheck(
+                **{name: None if firmware[name] is None else int(firmware[name]) for name in FirmwareCheck.__dataclass_fields__}
+            )
         except (TypeError, KeyError, ValueError):
             raise ArtefactError(f"{where} has no firmware record; run `{cls.WRITTEN_BY}` again") from None
         return cls(**values)
@@ -259,8 +261,8 @@ class QemuRun(_Record):
     model_sha256_short: str  # what the firmware printed
     counter_unit: str
     vectors: int
-    correct: int
-    accuracy: float
+    correct: int | None  # None: the vectors have no labels
+    accuracy: float | None
     bit_exact: int
     mismatched_vectors: list
     exit_status: int

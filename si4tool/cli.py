@@ -422,7 +422,8 @@ def validate_qemu_command(
     else:
         for run in result.runs:
             console.print(
-                f"validate-qemu {run.target} {run.kernel}: accuracy {run.correct}/{run.vectors}, "
+                f"validate-qemu {run.target} {run.kernel}: accuracy "
+                f"{'n/a (no labels)' if run.correct is None else f'{run.correct}/{run.vectors}'}, "
                 f"bit-exact {run.bit_exact}/{run.vectors}, {run.instructions_per_inference:,} instructions/inference, "
                 f"RAM {run.ram_bytes:,} B, flash {run.flash_bytes:,} B (code {run.flash_code_bytes:,} B)"
             )

@@ -75,6 +75,15 @@ def test_parse_board_output_reports_a_fault():
         board.check_complete("the board")
 
 
+def test_parse_vectors_without_labels():
+    board = parse_firmware_output(
+        "si4 model ab layers 2 vectors 1 counter instructions\n"
+        "vector 0 label - predicted 3 exact 1 count 500\n"
+        "accuracy n/a (no labels)\nbit-exact 1/1\narena 64 bytes\nresult PASS\n"
+    ).check_complete("the board")
+    assert (board.correct, board.vectors, board.bit_exact, board.counts, board.passed) == (None, 1, 1, [500], True)
+
+
 MAP_SNIPPET = """\
 Discarded input sections
 

@@ -266,7 +266,7 @@ def accuracy_rows(inputs: ReportInputs) -> list[dict]:
         rows.append(
             {
                 "engine": "firmware stub (host build)",
-                "accuracy": firmware.correct / firmware.vectors,
+                "accuracy": None if firmware.correct is None else firmware.correct / firmware.vectors,
                 "measured_on": f"{firmware.vectors:,} embedded test vectors",
             }
         )
@@ -274,7 +274,7 @@ def accuracy_rows(inputs: ReportInputs) -> list[dict]:
         rows.append(
             {
                 "engine": f"si4 C engine on {run.cpu}, {run.kernel} kernels (QEMU)",
-                "accuracy": run.correct / run.vectors,
+                "accuracy": run.accuracy,
                 "measured_on": f"{run.vectors:,} embedded test vectors",
             }
         )

@@ -5,9 +5,9 @@ platform/*/board.mk) and one parser of main.c's lines, which are the same on the
 and on a board's UART:
 
     si4 model <sha256 prefix> layers <n> vectors <n> counter <unit>
-    vector <i> label <l> predicted <p> exact <0|1> count <counter ticks>
+    vector <i> label <l or -> predicted <p> exact <0|1> count <counter ticks>
     layers <i> <count of layer 0> <count of layer 1> ...        (the first vectors only)
-    accuracy <correct>/<vectors> <percent>%
+    accuracy <correct>/<vectors> <percent>%                      ("accuracy n/a": vectors without labels)
     bit-exact <exact>/<vectors>
     arena <bytes> bytes
     stack <bytes> bytes                                          (boards that paint their stack)
@@ -79,7 +79,7 @@ class FirmwareOutput:
     layer_count: int | None = None
     counter_unit: str = ""
     vectors: int | None = None
-    correct: int | None = None
+    correct: int | None = None  # also None when the vectors have no labels
     bit_exact: int | None = None
     arena_bytes: int | None = None
     stack_bytes: int | None = None
@@ -94,8 +94,7 @@ class FirmwareOutput:
         return self.result == "PASS"
 
     def missing_summary(self) -> list[str]:
-        names = {"accuracy": self.correct, "bit-exact": self.bit_exact, "arena": self.arena_bytes,
-                 "result": self.result or None}
+        names = {"bit-exact": self.bit_exact, "arena": self.arena_bytes, "result": self.result or None}
         return [name for name, value in names.items() if value is None]
 
     def check_complete(self, what: str) -> "FirmwareOutput":
@@ -114,7 +113,7 @@ class FirmwareOutput:
 
 _LINES = {
     "header": re.compile(r"^si4 model (\S+) layers (\d+) vectors (\d+) counter (\S+)$"),
-    "vector": re.compile(r"^vector (\d+) label (\d+) predicted (\d+) exact ([01]) count (\d+)$"),
+    "vector": re.compile(r"^vector (\d+) label (\d+|-) predicted (\d+) exact ([01]) count (\d+)$"),
     "layers": re.compile(r"^layers (\d+)((?: \d+)+)$"),
     "accuracy": re.compile(r"^accuracy (\d+)/(\d+)(?: |$)"),
     "bit_exact": re.compile(r"^bit-exact (\d+)/(\d+)$"),

@@ -256,7 +256,7 @@ def run_variant(
         counter_unit=board.counter_unit,
         vectors=board.vectors,
         correct=board.correct,
-        accuracy=board.correct / board.vectors if board.vectors else 0.0,
+        accuracy=board.correct / board.vectors if board.correct is not None else None,
         bit_exact=board.bit_exact,
         mismatched_vectors=board.mismatched_vectors,
         exit_status=status,
@@ -349,7 +349,7 @@ def print_runs(runs: list[QemuRun], console) -> None:
     for run in runs:
         table.add_row(
             run.target, run.kernel,
-            f"{run.correct}/{run.vectors} {100.0 * run.accuracy:.2f}%",
+            "n/a (no labels)" if run.accuracy is None else f"{run.correct}/{run.vectors} {100.0 * run.accuracy:.2f}%",
             f"{run.bit_exact}/{run.vectors}",
             f"{run.instructions_per_inference:,}",
             f"{run.arena_bytes:,}", f"{run.stack_bytes:,}", f"{run.ram_bytes:,}",

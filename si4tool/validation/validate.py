@@ -96,7 +96,7 @@ def validate_host(
     step.finish()
     if console is not None and not quiet:
         console.print(
-            f"  firmware stub: accuracy {firmware.correct}/{firmware.vectors}, "
+            f"  firmware stub: accuracy {'n/a (no labels)' if firmware.correct is None else f'{firmware.correct}/{firmware.vectors}'}, "
             f"bit-exact {firmware.bit_exact}/{firmware.vectors}"
         )
 
