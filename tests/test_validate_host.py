@@ -163,9 +163,11 @@ def test_trace_names_the_first_layer_that_differs(firmware_assets, mnist, tmp_pa
 def test_cli_json_output_is_one_object(firmware_assets, mnist_path, si4tool_cli, tmp_path):
     result = si4tool_cli(
         "validate-host", "--assets", str(firmware_assets), "--data", str(mnist_path), "--images", "200",
-        "--out", str(tmp_path / "validation"), "--no-report", "--json",
+        "--out", str(tmp_path / "validation"), "--report-dir", str(tmp_path / "report"), "--json",
         env={"SI4_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = HostValidation.from_json(result.stdout)
     assert figures.images == 200 and figures.bit_exact == 200 and figures.passed is True
+    # --report writes where --report-dir says, from the validation just written.
+    assert "| C engine outputs identical to TFLite Micro | 200/200 |" in (tmp_path / "report" / "report.md").read_text()
