@@ -180,13 +180,13 @@ def _end_to_end(model, subset_path, tmp_path, cache_dir) -> tuple[dict, dict]:
         assets, dataset_name=str(subset_path), out_dir=tmp_path / "validation", build_dir=tmp_path / "firmware",
         cache_dir=cache_dir, images=SUBSET_TEST, quiet=True,
     )
-    assert host["bit_exact"] == host["images"] == SUBSET_TEST
-    assert host["firmware"]["bit_exact"] == host["firmware"]["vectors"] == 50
-    assert host["passed"], host["failures"]
+    assert host.bit_exact == host.images == SUBSET_TEST
+    assert host.firmware.bit_exact == host.firmware.vectors == 50
+    assert host.passed, host.failures
     assert result.manifest.data["dataset"] == "custom"
     print(
-        f"{model.name}: Keras {host['keras_accuracy']:.3f}, C engine {host['c_accuracy']:.3f}, "
-        f"bit-exact {host['bit_exact']}/{host['images']}; operators {' '.join(operators)}"
+        f"{model.name}: Keras {host.keras_accuracy:.3f}, C engine {host.c_accuracy:.3f}, "
+        f"bit-exact {host.bit_exact}/{host.images}; operators {' '.join(operators)}"
     )
     return {"operators": operators, "manifest": result.manifest}, host
 
@@ -196,9 +196,9 @@ def test_batch_norm_model_end_to_end_bit_exact(mnist_subset, tmp_path, reference
     built, host = _end_to_end(batch_norm_model(), mnist_subset, tmp_path, reference_cache_dir)
     # Every BatchNormalization was folded into the conv or dense before it: no MUL/ADD left.
     assert not {"MUL", "ADD", "SUB"} & set(built["operators"]), built["operators"]
-    ops = [layer["op"] for layer in built["manifest"]["layers"]]
+    ops = [layer["op"] for layer in built["manifest"].layers]
     assert ops.count("conv2d_max_pool") == 2 and ops.count("fully_connected") == 2, ops
-    assert host["c_accuracy"] >= 0.85, host["c_accuracy"]
+    assert host.c_accuracy >= 0.85, host.c_accuracy
 
 
 @pytest.mark.slow
@@ -206,6 +206,6 @@ def test_depthwise_model_end_to_end_bit_exact(mnist_subset, tmp_path, reference_
     built, host = _end_to_end(depthwise_model(), mnist_subset, tmp_path, reference_cache_dir)
     assert built["operators"].count("DEPTHWISE_CONV_2D") == 2, built["operators"]
     assert not {"MUL", "ADD"} & set(built["operators"])
-    ops = [layer["op"] for layer in built["manifest"]["layers"]]
+    ops = [layer["op"] for layer in built["manifest"].layers]
     assert ops.count("depthwise_conv2d") == 2 and "avg_pool" in ops, ops
-    assert host["c_accuracy"] >= 0.80, host["c_accuracy"]
+    assert host.c_accuracy >= 0.80, host.c_accuracy
