@@ -97,6 +97,12 @@ OPTIONS_POOL_2D = 5
 OPTIONS_FULLY_CONNECTED = 8
 OPTIONS_SOFTMAX = 9
 OPTIONS_RESHAPE = 17
+OPTIONS_CONCATENATION = 10
+OPTIONS_ADD = 11
+OPTIONS_MUL = 21
+OPTIONS_REDUCER = 27
+OPTIONS_SUB = 28
+OPTIONS_LEAKY_RELU = 75
 
 # Keep a fuzzed length from allocating gigabytes before the bounds check fails.
 _MAX_VECTOR_LENGTH = 1 << 28
@@ -283,6 +289,15 @@ def _read_options(reader: _Reader, operator: int) -> dict:
         return {"beta": s(table, 0, "<f", 0.0)}
     if kind == OPTIONS_RESHAPE:
         return {"new_shape": tuple(reader.scalars(table, 0, "i"))}
+    if kind in (OPTIONS_ADD, OPTIONS_MUL, OPTIONS_SUB):
+        # AddOptions/SubOptions/MulOptions: fused_activation_function 0 (pot_scale_int16 1 is int16-only)
+        return {"activation": s(table, 0, "<b", 0)}
+    if kind == OPTIONS_CONCATENATION:
+        return {"axis": s(table, 0, "<i", 0), "activation": s(table, 1, "<b", 0)}
+    if kind == OPTIONS_REDUCER:
+        return {"keep_dims": bool(s(table, 0, "<B", 0))}
+    if kind == OPTIONS_LEAKY_RELU:
+        return {"alpha": s(table, 0, "<f", 0.0)}
     return {}
 
 

@@ -1,0 +1,35 @@
+"""QUANTIZE int8 -> int8, a requantization: TFLM reference_ops::Requantize.
+
+out = clamp(MBQM(x - input_zp, M, s) + output_zp, -128, 127),
+M * 2^(s - 31) = (double)input_scale / (double)output_scale, the quotient in
+double (micro/kernels/quantize_common.cc). C: si4_quantize_s8.c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from si4tool.compiler.ops.fixed_point import checked_multiplier, clamp_int8, mbqm, wrap_int32
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    size: int
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier: int
+    output_shift: int
+
+
+def prepare_quantize(size: int, input_scale: float, input_zero_point: int, output_scale: float,
+                     output_zero_point: int) -> QuantizeParams:  # fmt: skip
+    real = float(np.float32(input_scale)) / float(np.float32(output_scale))
+    multiplier, shift = checked_multiplier(real, "QUANTIZE")
+    return QuantizeParams(size, input_zero_point, output_zero_point, multiplier, shift)
+
+
+def reference_quantize(params: QuantizeParams, input) -> np.ndarray:
+    x = np.asarray(input, dtype=np.int64) - params.input_zero_point
+    return clamp_int8(wrap_int32(mbqm(x, params.output_multiplier, params.output_shift) + params.output_zero_point))

@@ -1,0 +1,207 @@
+"""RELU, RELU6, LEAKY_RELU, QUANTIZE (int8 -> int8), LOGISTIC, TANH, HARD_SWISH: C == NumPy == TFLite Micro.
+
+(a) the C kernels against the NumPy references on random parameters,
+(b) the references, with params read from the .tflite by si4tool's reader,
+    against TFLite Micro on every one of the 256 int8 inputs, for single-op
+    Keras models and for the same models with zero points moved to -128 / 127
+    and output scales that saturate,
+(c) the C kernels at extreme multipliers and shifts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ops_harness as h
+from si4tool.compiler.ops import hard_swish, leaky_relu, logistic, quantize, relu, relu6, tanh
+from si4tool.compiler.ops.fixed_point import as_int8_table
+from si4tool.errors import UserError
+
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ALL_INT8 = np.arange(-128, 128, dtype=np.int8)
+SHAPE = (16, 16, 1)  # 256 elements: every int8 value once
+
+zero_points = st.integers(-128, 127)
+multipliers = st.one_of(st.just(0), st.integers(1 << 30, (1 << 31) - 1))
+shifts = st.integers(-31, 30)
+
+
+def test_structs_match_the_dataclasses():
+    structs = h.header_structs()
+    for params, name in [
+        (relu.ReluParams, "si4_relu_params"), (relu6.Relu6Params, "si4_relu6_params"),
+        (leaky_relu.LeakyReluParams, "si4_leaky_relu_params"), (quantize.QuantizeParams, "si4_quantize_params"),
+        (logistic.LogisticParams, "si4_table_params"), (tanh.TanhParams, "si4_table_params"),
+        (hard_swish.HardSwishParams, "si4_table_params"),
+    ]:  # fmt: skip
+        assert [f for f in params.__dataclass_fields__] == structs[name], name
+
+
+# ----------------------------------------------------------------------------
+# (a) and (c): C == NumPy
+
+
+@FEW
+@given(zp_in=zero_points, zp_out=zero_points, m=multipliers, s=shifts)
+def test_relu_and_quantize_c_match_reference(zp_in, zp_out, m, s):
+    p = relu.ReluParams(256, zp_in, zp_out, m, s, max(-128, zp_out), 127)
+    np.testing.assert_array_equal(h.call("si4_relu_s8", [h.struct_of(p)], [ALL_INT8], 256), relu.reference_relu(p, ALL_INT8))
+    q = quantize.QuantizeParams(256, zp_in, zp_out, m, s)
+    np.testing.assert_array_equal(
+        h.call("si4_quantize_s8", [h.struct_of(q)], [ALL_INT8], 256), quantize.reference_quantize(q, ALL_INT8)
+    )
+
+
+@FEW
+@given(zp_in=zero_points, zp_out=zero_points, m1=multipliers, s1=shifts, m2=multipliers, s2=shifts,
+       negative=st.booleans())  # fmt: skip
+def test_leaky_relu_c_matches_reference(zp_in, zp_out, m1, s1, m2, s2, negative):
+    p = leaky_relu.LeakyReluParams(256, zp_in, zp_out, m1, s1, -m2 if negative else m2, s2)
+    np.testing.assert_array_equal(
+        h.call("si4_leaky_relu_s8", [h.struct_of(p)], [ALL_INT8], 256), leaky_relu.reference_leaky_relu(p, ALL_INT8)
+    )
+
+
+@FEW
+@given(lower=st.integers(-128, 127), width=st.integers(0, 255), size=st.integers(1, 300))
+def test_relu6_c_matches_reference(lower, width, size):
+    p = relu6.Relu6Params(size, lower, min(127, lower + width))
+    x = np.resize(ALL_INT8, size)
+    np.testing.assert_array_equal(h.call("si4_relu6_s8", [h.struct_of(p)], [x], size), relu6.reference_relu6(p, x))
+
+
+@pytest.mark.parametrize("name", ["si4_logistic_s8", "si4_tanh_s8", "si4_hard_swish_s8"])
+def test_table_kernels_read_the_table_by_input_byte(name):
+    table_values = np.random.default_rng(1).integers(-128, 128, 256).astype(np.int8)  # result for x = -128..127
+    table = as_int8_table(table_values)
+    x = np.resize(ALL_INT8, 301)  # not a multiple of 4
+    out = np.zeros(301, dtype=np.int8)
+    struct = h.struct_of(logistic.LogisticParams(301))
+    import ctypes
+
+    getattr(h.kernels(), name)(ctypes.byref(struct), h.ptr(table), h.ptr(h.int8(x)), h.ptr(out))
+    np.testing.assert_array_equal(out, table_values[x.astype(np.int64) + 128])
+
+
+def test_extreme_parameters_saturate_as_expected():
+    one = np.array([5], dtype=np.int8)
+    # multiplier 0: every output is the zero point (then the clamp).
+    p = quantize.QuantizeParams(1, 0, 7, 0, 0)
+    assert h.call("si4_quantize_s8", [h.struct_of(p)], [one], 1)[0] == 7
+    # shift +30 with the largest multiplier: 5 * 2^30 * (2^31-1)/2^31 wraps in int32 exactly as TFLM's x * (1 << 30).
+    p = quantize.QuantizeParams(1, 0, 0, (1 << 31) - 1, 30)
+    assert h.call("si4_quantize_s8", [h.struct_of(p)], [one], 1)[0] == quantize.reference_quantize(p, one)[0]
+    # shift -31: everything rounds to 0 (+ zero point).
+    p = quantize.QuantizeParams(1, -128, 3, (1 << 31) - 1, -31)
+    assert h.call("si4_quantize_s8", [h.struct_of(p)], [np.array([127], np.int8)], 1)[0] == 3
+    with pytest.raises(UserError):
+        quantize.prepare_quantize(1, 2.0**40, 0, 1.0, 0)
+
+
+# ----------------------------------------------------------------------------
+# (b) NumPy (and so C) == TFLite Micro
+
+
+def _unary_model(layer):
+    import keras
+
+    x = keras.Input(SHAPE)
+    return keras.Model(x, layer(x))
+
+
+@pytest.fixture(scope="module")
+def base_models():
+    import keras
+
+    layers = {
+        "RELU": keras.layers.ReLU(),
+        "RELU6": keras.layers.ReLU(6.0),
+        "LEAKY_RELU": keras.layers.LeakyReLU(negative_slope=0.2),
+        "LOGISTIC": keras.layers.Activation("sigmoid"),
+        "TANH": keras.layers.Activation("tanh"),
+        "HARD_SWISH": keras.layers.Activation("hard_swish"),
+    }
+    return {name: h.single_op_tflite(_unary_model(layer), [SHAPE]) for name, layer in layers.items()}
+
+
+# (input scale, input zp, output scale, output zp) overrides; None keeps the converter's value.
+EDGES = {
+    "converted": None,
+    "zero_points_at_minus_128": (0.05, -128, 0.02, -128),
+    "zero_points_at_127": (0.05, 127, 0.03, 127),
+    "saturating_output": (0.1, -3, 0.001, 5),
+    "coarse_output": (0.004, 10, 0.5, -20),
+}
+
+
+def _model(base_models, name, edge):
+    tflite = base_models[name]
+    if EDGES[edge] is None:
+        return tflite
+    view = h.op_of(tflite, name)
+    s_in, zp_in, s_out, zp_out = EDGES[edge]
+    if name == "LOGISTIC":
+        s_out, zp_out = 1 / 256, -128  # TFLM's int8 LOGISTIC requires this output quantization
+    if name == "TANH":
+        s_out, zp_out = 1 / 128, 0
+    return h.with_quantization(tflite, {view.inputs[0].index: (s_in, zp_in), view.outputs[0].index: (s_out, zp_out)})
+
+
+def _reference_from_model(tflite: bytes, name: str, x: np.ndarray) -> np.ndarray:
+    view = h.op_of(tflite, name)
+    tin, tout = view.inputs[0], view.outputs[0]
+    s_in, zp_in, s_out, zp_out = view.scale(tin), view.zero_point(tin), view.scale(tout), view.zero_point(tout)
+    size = x.size
+    if name == "RELU":
+        p = relu.prepare_relu(size, s_in, zp_in, s_out, zp_out)
+        return relu.reference_relu(p, x), h.call("si4_relu_s8", [h.struct_of(p)], [x], size)
+    if name == "RELU6":
+        p = relu6.prepare_relu6(size, s_in, zp_in)
+        return relu6.reference_relu6(p, x), h.call("si4_relu6_s8", [h.struct_of(p)], [x], size)
+    if name == "LEAKY_RELU":
+        p = leaky_relu.prepare_leaky_relu(size, view.operator.options["alpha"], s_in, zp_in, s_out, zp_out)
+        return leaky_relu.reference_leaky_relu(p, x), h.call("si4_leaky_relu_s8", [h.struct_of(p)], [x], size)
+    if name == "QUANTIZE":
+        p = quantize.prepare_quantize(size, s_in, zp_in, s_out, zp_out)
+        return quantize.reference_quantize(p, x), h.call("si4_quantize_s8", [h.struct_of(p)], [x], size)
+    import ctypes
+
+    if name == "LOGISTIC":
+        p, table = logistic.prepare_logistic(size, s_in, zp_in, s_out, zp_out)
+        expected = logistic.reference_logistic(p, table, x)
+    elif name == "TANH":
+        p, table = tanh.prepare_tanh(size, s_in, zp_in)
+        expected = tanh.reference_tanh(p, table, x)
+    else:
+        p, table = hard_swish.prepare_hard_swish(size, s_in, zp_in, s_out, zp_out)
+        expected = hard_swish.reference_hard_swish(p, table, x)
+    out = np.zeros(size, dtype=np.int8)
+    getattr(h.kernels(), f"si4_{name.lower()}_s8")(ctypes.byref(h.struct_of(p)), h.ptr(table), h.ptr(h.int8(x)), h.ptr(out))
+    return expected, out
+
+
+@pytest.mark.parametrize("edge", list(EDGES))
+@pytest.mark.parametrize("name", ["RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "TANH", "HARD_SWISH", "QUANTIZE"])
+def test_bit_exact_with_tflite_micro_on_all_256_inputs(base_models, name, edge):
+    if name == "QUANTIZE":
+        # Keras has no int8 -> int8 QUANTIZE layer: the RELU model with its operator turned into
+        # QUANTIZE, which TFLite Micro runs as reference_ops::Requantize.
+        relu_model = _model(base_models, "RELU", edge)
+        view = h.op_of(relu_model, "RELU")
+        tflite = h.with_quantization(relu_model, {view.outputs[0].index: (view.scale(view.outputs[0]) * 1.37,
+                                                                          view.zero_point(view.outputs[0]))},
+                                     builtin_code=114)  # fmt: skip
+    else:
+        tflite = _model(base_models, name, edge)
+    x = ALL_INT8.reshape(1, *SHAPE)
+    (tflm,) = h.run_tflm(tflite, [x])
+    expected, c_out = _reference_from_model(tflite, name, x)
+    np.testing.assert_array_equal(expected.reshape(-1), tflm.reshape(-1))
+    np.testing.assert_array_equal(c_out, tflm.reshape(-1))
+    if edge == "converted":  # the converter's quantization maps the 256 inputs onto many outputs
+        assert len(np.unique(tflm)) > 16
