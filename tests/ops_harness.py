@@ -82,9 +82,17 @@ def single_op_tflite(model, input_shapes: list[tuple[int, ...]], seed: int = 0, 
     # One range per input (different scales and zero points per input).
     ranges = [(low * (1 + i), high * (1 + 0.5 * i)) for i in range(len(input_shapes))]
 
+    # The converter may order the model's inputs differently from Keras (the calibrator feeds them
+    # in its own order): find that order from a float conversion, by input name.
+    float_model = read_tflite(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    names = [t.name for t in (float_model.tensors[i] for i in float_model.inputs)]
+    keras_names = [x.name for x in model.inputs]
+    order = [next(k for k, kn in enumerate(keras_names) if name.endswith(f"_{kn}:0") or name == kn) for name in names]
+
     def representative():
         for _ in range(samples):
-            yield [rng.uniform(lo, hi, (1, *shape)).astype(np.float32) for (lo, hi), shape in zip(ranges, input_shapes)]
+            values = [rng.uniform(lo, hi, (1, *shape)).astype(np.float32) for (lo, hi), shape in zip(ranges, input_shapes)]
+            yield [values[k] for k in order]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
