@@ -150,9 +150,10 @@ def model_input_order(tflite: bytes, view: OpView) -> list[int]:
     return [list(model.inputs).index(t.index) if t is not None and t.index in model.inputs else -1 for t in view.inputs]
 
 
-def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], builtin_code: int | None = None) -> bytes:
+def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], builtin_code: int | None = None,
+                      options: dict | None = None) -> bytes:  # fmt: skip
     """The same model with some tensors' (scale, zero point) replaced, and optionally its only
-    operator turned into another builtin (options dropped): edge cases the converter would not
+    operator turned into another builtin (options dropped), or some of its options set: edge cases the converter would not
     produce from random data (zero points at -128 and 127, saturating scales)."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
@@ -169,6 +170,9 @@ def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], buil
         for op in model.subgraphs[0].operators:
             op.builtinOptionsType = 0
             op.builtinOptions = None
+    for name, value in (options or {}).items():  # e.g. {"alpha": -0.3} on LEAKY_RELU's options table
+        for op in model.subgraphs[0].operators:
+            setattr(op.builtinOptions, name, value)
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

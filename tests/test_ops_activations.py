@@ -205,3 +205,37 @@ def test_bit_exact_with_tflite_micro_on_all_256_inputs(base_models, name, edge):
     np.testing.assert_array_equal(c_out, tflm.reshape(-1))
     if edge == "converted":  # the converter's quantization maps the 256 inputs onto many outputs
         assert len(np.unique(tflm)) > 16
+
+
+def test_tables_match_tflite_micro_over_input_scales(base_models):
+    """LOGISTIC and TANH radii from a few codes to all 256, HARD_SWISH's reluish shift left and right:
+    a seeded sweep of input scales 2^-12 .. 2^3 and zero points."""
+    rng = np.random.default_rng(10)
+    x = ALL_INT8.reshape(1, *SHAPE)
+    for _ in range(12):
+        log2_scale = rng.uniform(-12.0, 3.0)
+        zero_point, out_zero_point = (int(v) for v in rng.integers(-128, 128, 2))
+        # HARD_SWISH: output multiplier input_scale / 128 / output_scale in [2^-15, 1], as TFLM needs.
+        hard_swish_out = 2.0 ** (log2_scale - 7 + rng.uniform(0.0, 8.0))
+        for name in ("LOGISTIC", "TANH", "HARD_SWISH"):
+            tflite = base_models[name]
+            view = h.op_of(tflite, name)
+            out_q = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}.get(name, (hard_swish_out, out_zero_point))
+            edited = h.with_quantization(tflite, {view.inputs[0].index: (2.0**log2_scale, zero_point),
+                                                  view.outputs[0].index: out_q})  # fmt: skip
+            (tflm,) = h.run_tflm(edited, [x])
+            expected, c_out = _reference_from_model(edited, name, x)
+            np.testing.assert_array_equal(expected.reshape(-1), tflm.reshape(-1), err_msg=f"{name} 2^{log2_scale}")
+            np.testing.assert_array_equal(c_out, tflm.reshape(-1), err_msg=name)
+
+
+@pytest.mark.parametrize("alpha", [-0.3, 0.0, 1.7])
+def test_leaky_relu_alphas_outside_keras_match_tflite_micro(base_models, alpha):
+    """Negative alpha (TFLM negates the magnitude's product), zero, and above one."""
+    tflite = h.with_quantization(base_models["LEAKY_RELU"], {}, options={"alpha": alpha})
+    assert h.op_of(tflite, "LEAKY_RELU").operator.options["alpha"] == pytest.approx(alpha)
+    x = ALL_INT8.reshape(1, *SHAPE)
+    (tflm,) = h.run_tflm(tflite, [x])
+    expected, c_out = _reference_from_model(tflite, "LEAKY_RELU", x)
+    np.testing.assert_array_equal(expected.reshape(-1), tflm.reshape(-1))
+    np.testing.assert_array_equal(c_out, tflm.reshape(-1))
