@@ -239,3 +239,27 @@ def test_leaky_relu_alphas_outside_keras_match_tflite_micro(base_models, alpha):
     expected, c_out = _reference_from_model(tflite, "LEAKY_RELU", x)
     np.testing.assert_array_equal(expected.reshape(-1), tflm.reshape(-1))
     np.testing.assert_array_equal(c_out, tflm.reshape(-1))
+
+
+# Real multipliers that give multiplier 0 (flushed below 2^-32), shift -31, and shift +30.
+EXTREME_RATIOS = {"multiplier_0": 2.0**-33, "shift_-31": 1.5 * 2.0**-32, "shift_+30": 1.5 * 2.0**29}
+
+
+@pytest.mark.parametrize("ratio", list(EXTREME_RATIOS))
+@pytest.mark.parametrize("name", ["QUANTIZE", "RELU", "LEAKY_RELU"])
+def test_extreme_multipliers_match_tflite_micro(base_models, name, ratio):
+    """The multiplier/shift corners, run by TFLite Micro itself; +30 makes TFLM's x * (1 << 30) wrap."""
+    real = EXTREME_RATIOS[ratio]
+    source = "LEAKY_RELU" if name == "LEAKY_RELU" else "RELU"
+    view = h.op_of(base_models[source], source)
+    changes = {view.inputs[0].index: (1.0, 3), view.outputs[0].index: (1.0 / real, -7)}
+    tflite = h.with_quantization(base_models[source], changes, builtin_code=114 if name == "QUANTIZE" else None)
+    x = ALL_INT8.reshape(1, *SHAPE)
+    (tflm,) = h.run_tflm(tflite, [x])
+    expected, c_out = _reference_from_model(tflite, name, x)
+    np.testing.assert_array_equal(expected.reshape(-1), tflm.reshape(-1))
+    np.testing.assert_array_equal(c_out, tflm.reshape(-1))
+    q = quantize.prepare_quantize(1, 1.0, 3, 1.0 / real, -7)
+    multiplier, shift = q.output_multiplier, q.output_shift
+    # The corner was reached (the float32 scale moves the multiplier's last bits, not its shift).
+    assert (multiplier == 0, shift) == {"multiplier_0": (True, 0), "shift_-31": (False, -31), "shift_+30": (False, 30)}[ratio]

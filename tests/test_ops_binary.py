@@ -108,10 +108,12 @@ CASES = {
     "mul_scalar_like": ("MUL", (3, 5), (1, 1), False),
     "mul_both_ways": ("MUL", (4, 1, 3), (1, 5, 1), False),
     "mul_relu": ("MUL", (4, 4, 3), (1, 4, 3), True),
+    "mul_5d": ("MUL", (2, 3, 1, 4), (1, 3, 5, 1), False),
     "sub_same": ("SUB", (4, 4, 3), (4, 4, 3), False),
     "sub_row": ("SUB", (4, 4, 3), (4, 1, 3), False),
     "sub_channels": ("SUB", (2, 3, 7), (1, 1, 7), False),
     "sub_relu": ("SUB", (4, 4, 3), (4, 4, 3), True),
+    "sub_5d": ("SUB", (2, 1, 3, 4), (2, 5, 1, 4), False),
 }
 
 
@@ -174,3 +176,12 @@ def test_bit_exact_with_tflite_micro(models, case, edge):
         tflite = h.with_quantization(tflite, {t.index: q for t, q in zip(tensors, EDGES[edge])})
     for seed in range(3):
         _check(tflite, op, seed)
+
+
+@pytest.mark.parametrize("real", [2.0**-33, 1.5 * 2.0**-32, 1.5 * 2.0**29], ids=["multiplier_0", "shift_-31", "shift_+30"])
+def test_mul_extreme_multipliers_match_tflite_micro(models, real):
+    tflite = models["mul_row"]
+    view = h.op_of(tflite, "MUL")
+    changes = {view.inputs[0].index: (1.0, 0), view.inputs[1].index: (1.0, -5), view.outputs[0].index: (1.0 / real, 9)}
+    params = _check(h.with_quantization(tflite, changes), "MUL", seed=7)
+    assert params.output_shift == {2.0**-33: 0, 1.5 * 2.0**-32: -31, 1.5 * 2.0**29: 30}[real]

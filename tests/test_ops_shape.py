@@ -211,3 +211,17 @@ def test_concatenation_of_differently_quantized_inputs_is_refused_like_tflite_mi
     with pytest.raises(UserError, match="quantized differently"):
         concatenation.prepare_concatenation([t.shape for t in view.inputs], -1,
                                             [_quant(view, t) for t in view.inputs], _quant(view, view.outputs[0]))  # fmt: skip
+
+
+@pytest.mark.parametrize("real", [2.0**-33, 1.5 * 2.0**-20, 1.5 * 2.0**29], ids=["multiplier_0", "small", "shift_+30"])
+def test_mean_extreme_multipliers_match_tflite_micro(models, real):
+    """7x7 mean (n = 49 folded into the multiplier) at the multiplier corners, run by TFLite Micro."""
+    tflite = models["mean_flat"]
+    view = h.op_of(tflite, "MEAN")
+    tflite = h.with_quantization(tflite, {view.inputs[0].index: (1.0, -100), view.outputs[0].index: (1.0 / real, 11)})
+    view = h.op_of(tflite, "MEAN")
+    x = np.random.default_rng(5).integers(-128, 128, view.inputs[0].shape).astype(np.int8)
+    (tflm,) = h.run_tflm(tflite, [x])
+    p = mean.prepare_mean(view.inputs[0].shape, (1, 2), *_quant(view, view.inputs[0]), *_quant(view, view.outputs[0]))
+    np.testing.assert_array_equal(mean.reference_mean(p, x), tflm.reshape(-1))
+    np.testing.assert_array_equal(h.call("si4_mean_s8", [h.struct_of(p)], [x], 5), tflm.reshape(-1))
