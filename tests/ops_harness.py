@@ -91,7 +91,7 @@ def single_op_tflite(model, input_shapes: list[tuple[int, ...]], seed: int = 0, 
 
     def representative():
         for _ in range(samples):
-            values = [rng.uniform(lo, hi, (1, *shape)).astype(np.float32) for (lo, hi), shape in zip(ranges, input_shapes)]
+            values = [rng.uniform(lo, hi, (1, *s)).astype(np.float32) for (lo, hi), s in zip(ranges, input_shapes)]
             yield [values[k] for k in order]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -153,8 +153,9 @@ def model_input_order(tflite: bytes, view: OpView) -> list[int]:
 def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], builtin_code: int | None = None,
                       options: dict | None = None) -> bytes:  # fmt: skip
     """The same model with some tensors' (scale, zero point) replaced, and optionally its only
-    operator turned into another builtin (options dropped), or some of its options set: edge cases the converter would not
-    produce from random data (zero points at -128 and 127, saturating scales)."""
+    operator turned into another builtin (options dropped), or some of its options set: edge cases
+    the converter would not produce from random data (zero points at -128 and 127, saturating
+    scales, negative LEAKY_RELU alphas)."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -50,7 +52,9 @@ def test_structs_match_the_dataclasses():
 @given(zp_in=zero_points, zp_out=zero_points, m=multipliers, s=shifts)
 def test_relu_and_quantize_c_match_reference(zp_in, zp_out, m, s):
     p = relu.ReluParams(256, zp_in, zp_out, m, s, max(-128, zp_out), 127)
-    np.testing.assert_array_equal(h.call("si4_relu_s8", [h.struct_of(p)], [ALL_INT8], 256), relu.reference_relu(p, ALL_INT8))
+    np.testing.assert_array_equal(
+        h.call("si4_relu_s8", [h.struct_of(p)], [ALL_INT8], 256), relu.reference_relu(p, ALL_INT8)
+    )
     q = quantize.QuantizeParams(256, zp_in, zp_out, m, s)
     np.testing.assert_array_equal(
         h.call("si4_quantize_s8", [h.struct_of(q)], [ALL_INT8], 256), quantize.reference_quantize(q, ALL_INT8)
@@ -82,8 +86,6 @@ def test_table_kernels_read_the_table_by_input_byte(name):
     x = np.resize(ALL_INT8, 301)  # not a multiple of 4
     out = np.zeros(301, dtype=np.int8)
     struct = h.struct_of(logistic.LogisticParams(301))
-    import ctypes
-
     getattr(h.kernels(), name)(ctypes.byref(struct), h.ptr(table), h.ptr(h.int8(x)), h.ptr(out))
     np.testing.assert_array_equal(out, table_values[x.astype(np.int64) + 128])
 
@@ -169,8 +171,6 @@ def _reference_from_model(tflite: bytes, name: str, x: np.ndarray) -> np.ndarray
     if name == "QUANTIZE":
         p = quantize.prepare_quantize(size, s_in, zp_in, s_out, zp_out)
         return quantize.reference_quantize(p, x), h.call("si4_quantize_s8", [h.struct_of(p)], [x], size)
-    import ctypes
-
     if name == "LOGISTIC":
         p, table = logistic.prepare_logistic(size, s_in, zp_in, s_out, zp_out)
         expected = logistic.reference_logistic(p, table, x)
@@ -181,7 +181,8 @@ def _reference_from_model(tflite: bytes, name: str, x: np.ndarray) -> np.ndarray
         p, table = hard_swish.prepare_hard_swish(size, s_in, zp_in, s_out, zp_out)
         expected = hard_swish.reference_hard_swish(p, table, x)
     out = np.zeros(size, dtype=np.int8)
-    getattr(h.kernels(), f"si4_{name.lower()}_s8")(ctypes.byref(h.struct_of(p)), h.ptr(table), h.ptr(h.int8(x)), h.ptr(out))
+    kernel = getattr(h.kernels(), f"si4_{name.lower()}_s8")
+    kernel(ctypes.byref(h.struct_of(p)), h.ptr(table), h.ptr(h.int8(x)), h.ptr(out))
     return expected, out
 
 
@@ -262,4 +263,5 @@ def test_extreme_multipliers_match_tflite_micro(base_models, name, ratio):
     q = quantize.prepare_quantize(1, 1.0, 3, 1.0 / real, -7)
     multiplier, shift = q.output_multiplier, q.output_shift
     # The corner was reached (the float32 scale moves the multiplier's last bits, not its shift).
-    assert (multiplier == 0, shift) == {"multiplier_0": (True, 0), "shift_-31": (False, -31), "shift_+30": (False, 30)}[ratio]
+    corners = {"multiplier_0": (True, 0), "shift_-31": (False, -31), "shift_+30": (False, 30)}
+    assert (multiplier == 0, shift) == corners[ratio]

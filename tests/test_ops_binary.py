@@ -178,7 +178,9 @@ def test_bit_exact_with_tflite_micro(models, case, edge):
         _check(tflite, op, seed)
 
 
-@pytest.mark.parametrize("real", [2.0**-33, 1.5 * 2.0**-32, 1.5 * 2.0**29], ids=["multiplier_0", "shift_-31", "shift_+30"])
+@pytest.mark.parametrize(
+    "real", [2.0**-33, 1.5 * 2.0**-32, 1.5 * 2.0**29], ids=["multiplier_0", "shift_-31", "shift_+30"]
+)
 def test_mul_extreme_multipliers_match_tflite_micro(models, real):
     tflite = models["mul_row"]
     view = h.op_of(tflite, "MUL")

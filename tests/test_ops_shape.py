@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -88,8 +90,6 @@ def test_concatenation_c_matches_reference(shape, data, count):
     expected = np.concatenate(inputs, axis=axis).reshape(-1)
     np.testing.assert_array_equal(concatenation.reference_concatenation(params, inputs), expected)
     out = np.zeros(expected.size, np.int8)
-    import ctypes
-
     for p, x in zip(params, inputs):
         h.kernels().si4_concatenation_s8(ctypes.byref(h.struct_of(p)), h.ptr(h.int8(x)), h.ptr(out))
     np.testing.assert_array_equal(out, expected)
@@ -150,9 +150,12 @@ def _edit(tflite, case, edge):
     return h.with_quantization(tflite, {t.index: (0.03, zp) for t in tensors})
 
 
+CASES = ["pad_image", "pad_channels", "padv2", "mean_keepdims", "mean_flat", "mean_one_axis", "mean_1x1",
+         "concat_channels", "concat_rows", "concat_columns"]  # fmt: skip
+
+
 @pytest.mark.parametrize("edge", EDGES)
-@pytest.mark.parametrize("case", ["pad_image", "pad_channels", "padv2", "mean_keepdims", "mean_flat",
-                                  "mean_one_axis", "mean_1x1", "concat_channels", "concat_rows", "concat_columns"])  # fmt: skip
+@pytest.mark.parametrize("case", CASES)
 def test_bit_exact_with_tflite_micro(models, case, edge):
     op = OP_OF_CASE[case.split("_")[0]]
     tflite = _edit(models[case], case, edge)
@@ -192,8 +195,6 @@ def test_bit_exact_with_tflite_micro(models, case, edge):
             [_quant(view, t) for t in view.inputs], _quant(view, out), view.operator.options.get("activation", 0),
         )  # fmt: skip
         expected = concatenation.reference_concatenation(params, xs)
-        import ctypes
-
         c_out = np.zeros(expected.size, np.int8)
         for p, x in zip(params, xs):
             h.kernels().si4_concatenation_s8(ctypes.byref(h.struct_of(p)), h.ptr(h.int8(x)), h.ptr(c_out))
@@ -209,8 +210,9 @@ def test_concatenation_of_differently_quantized_inputs_is_refused_like_tflite_mi
         h.run_tflm(edited, [np.zeros(t.shape, np.int8) for t in view.inputs])
     view = h.op_of(edited, "CONCATENATION")
     with pytest.raises(UserError, match="quantized differently"):
-        concatenation.prepare_concatenation([t.shape for t in view.inputs], -1,
-                                            [_quant(view, t) for t in view.inputs], _quant(view, view.outputs[0]))  # fmt: skip
+        quantizations = [_quant(view, t) for t in view.inputs]
+        output = _quant(view, view.outputs[0])
+        concatenation.prepare_concatenation([t.shape for t in view.inputs], -1, quantizations, output)
 
 
 @pytest.mark.parametrize("real", [2.0**-33, 1.5 * 2.0**-20, 1.5 * 2.0**29], ids=["multiplier_0", "small", "shift_+30"])

@@ -68,7 +68,9 @@ def prepare_pad(input_shape, paddings, output_zero_point: int, constant_value: i
             constant_quantization[1] != output_zero_point
             or (output_scale is not None and np.float32(constant_quantization[0]) != np.float32(output_scale))
         ):
-            raise UserError("PADV2's constant value is quantized differently from its output, which TFLite Micro rejects")
+            raise UserError(
+                "PADV2's constant value is quantized differently from its output, which TFLite Micro rejects"
+            )
         value = int(np.int8(constant_value))
     lead = PAD_DIMS - len(shape)
     full_shape = (1,) * lead + shape
