@@ -151,7 +151,7 @@ def model_input_order(tflite: bytes, view: OpView) -> list[int]:
 
 
 def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], builtin_code: int | None = None,
-                      options: dict | None = None) -> bytes:  # fmt: skip
+                      options: dict | None = None, shapes: dict[int, tuple[int, ...]] | None = None) -> bytes:  # fmt: skip
     """The same model with some tensors' (scale, zero point) replaced, and optionally its only
     operator turned into another builtin (options dropped), or some of its options set: edge cases
     the converter would not produce from random data (zero points at -128 and 127, saturating
@@ -171,6 +171,9 @@ def with_quantization(tflite: bytes, changes: dict[int, tuple[float, int]], buil
         for op in model.subgraphs[0].operators:
             op.builtinOptionsType = 0
             op.builtinOptions = None
+    for index, shape in (shapes or {}).items():  # a model input of another rank (broadcast corners)
+        tensors[index].shape = list(shape)
+        tensors[index].shapeSignature = list(shape)
     for name, value in (options or {}).items():  # e.g. {"alpha": -0.3} on LEAKY_RELU's options table
         for op in model.subgraphs[0].operators:
             setattr(op.builtinOptions, name, value)

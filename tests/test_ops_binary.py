@@ -187,3 +187,17 @@ def test_mul_extreme_multipliers_match_tflite_micro(models, real):
     changes = {view.inputs[0].index: (1.0, 0), view.inputs[1].index: (1.0, -5), view.outputs[0].index: (1.0 / real, 9)}
     params = _check(h.with_quantization(tflite, changes), "MUL", seed=7)
     assert params.output_shift == {2.0**-33: 0, 1.5 * 2.0**-32: -31, 1.5 * 2.0**29: 30}[real]
+
+
+@pytest.mark.parametrize("case,shape", [("mul_scalar_like", (1,)), ("mul_channels", (5,)), ("sub_channels", (7,)),
+                                        ("sub_channels", (1,))])  # fmt: skip
+def test_lower_rank_operand_matches_tflite_micro(models, case, shape):
+    """A [1] or [C] operand against a rank-3/4 one, as TFLM's own broadcast tests use (the Keras
+    models have equal ranks; the operand's shape is rewritten in the flatbuffer)."""
+    op = CASES[case][0]
+    tflite = models[case]
+    view = h.op_of(tflite, op)
+    tflite = h.with_quantization(tflite, {}, shapes={view.inputs[1].index: shape})
+    assert h.op_of(tflite, op).inputs[1].shape == shape
+    for seed in range(2):
+        _check(tflite, op, seed)

@@ -111,6 +111,10 @@ def models():
         a, b = keras.Input(shapes[0], name="a"), keras.Input(shapes[1], name="b")
         return h.single_op_tflite(keras.Model([a, b], fn([a, b])), list(shapes))
 
+    def three(shapes, fn):
+        xs = [keras.Input(s, name=n) for s, n in zip(shapes, "abc")]
+        return h.single_op_tflite(keras.Model(xs, fn(xs)), list(shapes))
+
     return {
         "pad_image": one((5, 4, 3), keras.layers.ZeroPadding2D(((1, 2), (0, 3)))),
         "pad_channels": one((3, 3, 5), lambda x: keras.ops.pad(x, ((0, 0), (0, 0), (1, 1), (2, 0)))),
@@ -122,12 +126,13 @@ def models():
         "concat_channels": two(((4, 4, 3), (4, 4, 5)), keras.layers.Concatenate(axis=-1)),
         "concat_rows": two(((2, 4, 3), (5, 4, 3)), keras.layers.Concatenate(axis=1)),
         "concat_columns": two(((4, 1, 3), (4, 6, 3)), keras.layers.Concatenate(axis=2)),
+        "concat_three": three(((3, 2, 1), (3, 2, 4), (3, 2, 2)), keras.layers.Concatenate(axis=-1)),
     }
 
 
 OP_OF_CASE = {"pad": "PAD", "padv2": "PADV2", "mean": "MEAN", "concat": "CONCATENATION"}
 
-EDGES = ["converted", "zero_point_-128", "zero_point_127", "saturating"]
+EDGES = ["converted", "zero_point_-128", "zero_point_127", "saturating", "same_quantization"]
 
 
 def _quant(view, t):
@@ -139,7 +144,9 @@ def _edit(tflite, case, edge):
         return tflite
     op = OP_OF_CASE[case.split("_")[0]]
     view = h.op_of(tflite, op)
-    zp = {"zero_point_-128": -128, "zero_point_127": 127, "saturating": 5}[edge]
+    zp = {"zero_point_-128": -128, "zero_point_127": 127, "saturating": 5, "same_quantization": -17}[edge]
+    if op == "MEAN" and edge == "same_quantization":  # older TFLM took another (truncating) path here
+        return h.with_quantization(tflite, {view.inputs[0].index: (0.05, zp), view.outputs[0].index: (0.05, zp)})
     if op == "MEAN":
         s_in, s_out = (0.05, 0.001) if edge == "saturating" else (0.05, 0.02)
         return h.with_quantization(tflite, {view.inputs[0].index: (s_in, zp), view.outputs[0].index: (s_out, -zp // 2)})
@@ -151,7 +158,7 @@ def _edit(tflite, case, edge):
 
 
 CASES = ["pad_image", "pad_channels", "padv2", "mean_keepdims", "mean_flat", "mean_one_axis", "mean_1x1",
-         "concat_channels", "concat_rows", "concat_columns"]  # fmt: skip
+         "concat_channels", "concat_rows", "concat_columns", "concat_three"]  # fmt: skip
 
 
 @pytest.mark.parametrize("edge", EDGES)
