@@ -82,17 +82,13 @@ def single_op_tflite(model, input_shapes: list[tuple[int, ...]], seed: int = 0, 
     # One range per input (different scales and zero points per input).
     ranges = [(low * (1 + i), high * (1 + 0.5 * i)) for i in range(len(input_shapes))]
 
-    # The converter may order the model's inputs differently from Keras (the calibrator feeds them
-    # in its own order): find that order from a float conversion, by input name.
-    float_model = read_tflite(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    names = [t.name for t in (float_model.tensors[i] for i in float_model.inputs)]
-    keras_names = [x.name for x in model.inputs]
-    order = [next(k for k, kn in enumerate(keras_names) if name.endswith(f"_{kn}:0") or name == kn) for name in names]
+    names = [x.name for x in model.inputs]
 
     def representative():
+        # By input name when there are several: the converter orders the inputs its own way.
         for _ in range(samples):
             values = [rng.uniform(lo, hi, (1, *s)).astype(np.float32) for (lo, hi), s in zip(ranges, input_shapes)]
-            yield [values[k] for k in order]
+            yield dict(zip(names, values)) if len(values) > 1 else values
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
