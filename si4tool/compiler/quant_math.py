@@ -16,8 +16,10 @@ order, as in TFLM's sources:
 - padding and output sizes: ComputePaddingHeightWidth (kernels/padding.h).
 - the engine's input: AffineQuantize (TFLite's QUANTIZE, reference/quantize.h), in float32.
 
-This module is the single home of these functions; the NumPy reference
-kernels import them from here.
+This module is the single home of these functions (the tests keep independent
+oracles of some of them, written from the TFLite sources, in tests/test_lowering.py).
+It is pure maths: a value TFLite cannot represent raises QuantizationError, which the
+lowering turns into a UserError naming the operator.
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ import math
 
 import numpy as np
 
-from si4tool.errors import UserError
-
 INT8_MIN = -128
 INT8_MAX = 127
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
+
+# The C requantization shifts int32 values left by `shift` when it is positive: 32 or more is
+# undefined behaviour in C (and a real multiplier of 2^31 or more, which no sane model has).
+MAX_LEFT_SHIFT = 31
+
+
+class QuantizationError(ValueError):
+    """A quantization TFLite's kernels (or si4tool's C) cannot represent; one sentence."""
+
 
 # Softmax's scaled input differences are Q5.26 (kScaledDiffIntegerBits in softmax_common.cc).
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
@@ -67,14 +76,29 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
         return 0, 0
     mantissa, shift = math.frexp(real_multiplier)
     q_fixed = round_half_away_from_zero(mantissa * (1 << 31))
-    assert abs(q_fixed) <= (1 << 31)
-    if q_fixed == (1 << 31):
+    if q_fixed == (1 << 31):  # the mantissa rounded up to 1.0
         q_fixed //= 2
         shift += 1
-    assert q_fixed <= INT32_MAX
     if shift < -31:
         return 0, 0
     return q_fixed, shift
+
+
+def quantize_multiplier_smaller_than_one_exp(real_multiplier: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: a multiplier in (0, 1) as (Q31 significand,
+    shift <= 0). TFLM aborts its Prepare for any other value; si4tool refuses the model."""
+    if not 0.0 < real_multiplier < 1.0:
+        raise QuantizationError(f"needs a real multiplier in (0, 1) but its scales give {real_multiplier:.6g}")
+    return quantize_multiplier(real_multiplier)
+
+
+def check_left_shift(shift: int, what: str) -> None:
+    """Refuse a requantization whose left shift the C kernels cannot do without undefined behaviour."""
+    if shift > MAX_LEFT_SHIFT:
+        raise QuantizationError(
+            f"has a {what} of {shift} (a real multiplier of 2^31 or more): shifting an int32 left by 32 or "
+            "more is undefined behaviour in C"
+        )
 
 
 def per_channel_multipliers(
@@ -94,7 +118,7 @@ def fully_connected_multiplier(input_scale: float, filter_scale: float, output_s
     """The per-tensor FULLY_CONNECTED (multiplier, shift): TFLM multiplies the scales in float32 first."""
     product = float(np.float32(input_scale) * np.float32(filter_scale))
     if product < 0:
-        raise UserError("a FULLY_CONNECTED layer has a negative input or filter scale, which TFLite does not allow")
+        raise QuantizationError("has a negative input or filter scale, which TFLite does not allow")
     return quantize_multiplier(product / float(np.float32(output_scale)))
 
 
@@ -102,7 +126,7 @@ def _quantize_float32(value: float, scale: float, zero_point: int) -> int:
     # kernel_util.cc Quantize(): TfLiteRound(f / scale) in float32, then the zero point added as an integer.
     quotient = np.float32(value) / np.float32(scale)
     if not np.isfinite(quotient) or abs(float(quotient)) >= 2.0**31:
-        raise UserError(f"an output scale of {scale} cannot represent the activation bound {value}")
+        raise QuantizationError(f"has an output scale of {scale} that cannot represent the activation bound {value}")
     return zero_point + round_half_away_from_zero(float(quotient))
 
 
@@ -118,7 +142,7 @@ def activation_range(activation: int, output_scale: float, output_zero_point: in
         return low, min(INT8_MAX, _quantize_float32(1.0, output_scale, output_zero_point))
     if activation == ACTIVATION_NONE:
         return INT8_MIN, INT8_MAX
-    raise UserError(f"fused activation {activation} is not supported (only NONE, RELU, RELU6, RELU_N1_TO_1)")
+    raise QuantizationError(f"has a fused activation {activation}; supported: NONE, RELU, RELU6, RELU_N1_TO_1")
 
 
 def softmax_parameters(beta: float, input_scale: float) -> tuple[int, int, int]:
@@ -130,9 +154,8 @@ def softmax_parameters(beta: float, input_scale: float) -> tuple[int, int, int]:
     )
     if not real_multiplier > 1.0:
         # QuantizeMultiplierGreaterThanOne would abort TFLM here.
-        raise UserError(f"softmax beta {beta} times input scale {input_scale} is too small for TFLite's int8 softmax")
-    multiplier, left_shift = quantize_multiplier(real_multiplier)
-    assert left_shift >= 0
+        raise QuantizationError(f"has beta {beta} times input scale {input_scale}, too small for TFLite's int8 softmax")
+    multiplier, left_shift = quantize_multiplier(real_multiplier)  # real > 1: left_shift >= 1
     # CalculateInputRadius(integer_bits, left_shift, total_signed_bits=31)
     max_input_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
     diff_min = -int(math.floor(max_input_rescaled))
@@ -146,7 +169,7 @@ def output_size(padding: int, in_size: int, filter_size: int, stride: int, dilat
         return (in_size + stride - 1) // stride
     if padding == PADDING_VALID:
         return (in_size + stride - effective_filter) // stride
-    raise UserError(f"padding {padding} is not supported (only SAME and VALID)")
+    raise QuantizationError(f"has padding {padding}; supported: SAME and VALID")
 
 
 def padding_before(stride: int, dilation: int, in_size: int, filter_size: int, out_size: int) -> int:

@@ -38,8 +38,7 @@ TENSOR_TYPE_INT8 = 9
 TENSOR_TYPE_INT32 = 2
 TENSOR_TYPE_FLOAT32 = 0
 
-# enum Padding, enum ActivationFunctionType
-PADDING_NAMES = {0: "SAME", 1: "VALID"}
+# enum ActivationFunctionType
 ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
 # enum BuiltinOperator (names for messages; the lowering matches on these names)
@@ -90,19 +89,22 @@ BUILTIN_OPERATOR_NAMES = {
     207: "STABLEHLO_SHIFT_LEFT", 208: "STABLEHLO_CBRT", 209: "STABLEHLO_CASE",
 }
 
-# union BuiltinOptions: the type ids of the option tables we read
-OPTIONS_CONV_2D = 1
-OPTIONS_DEPTHWISE_CONV_2D = 2
-OPTIONS_POOL_2D = 5
-OPTIONS_FULLY_CONNECTED = 8
-OPTIONS_SOFTMAX = 9
-OPTIONS_RESHAPE = 17
-OPTIONS_CONCATENATION = 10
-OPTIONS_ADD = 11
-OPTIONS_MUL = 21
-OPTIONS_REDUCER = 27
-OPTIONS_SUB = 28
-OPTIONS_LEAKY_RELU = 75
+
+
+@dataclass(frozen=True)
+class OptionLayout:
+    """One builtin options table of schema.fbs, as far as si4tool reads it.
+
+    union_type is the table's id in `union BuiltinOptions`; each field is (name, field id,
+    struct code, default): "b"/"B" for byte enums and bools, "i" int32, "f" float32, and
+    "[i" a vector of int32. The operator modules declare the layouts they need
+    (si4tool/compiler/ops/), so the reader knows no operator.
+    """
+
+    union_type: int
+    table: str  # e.g. "Conv2DOptions", for messages
+    fields: tuple[tuple[str, int, str, object], ...]
+
 
 # Keep a fuzzed length from allocating gigabytes before the bounds check fails.
 _MAX_VECTOR_LENGTH = 1 << 28
@@ -157,7 +159,6 @@ class TfliteModel:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     operators: tuple[Operator, ...]
-    subgraph_count: int
 
 
 class _Reader:
@@ -255,50 +256,22 @@ def _read_quantization(reader: _Reader, tensor: int) -> Quantization | None:
     return Quantization(tuple(scale), tuple(zero_point), reader.scalar(table, 6, "<i", 0))
 
 
-def _read_options(reader: _Reader, operator: int) -> dict:
-    """The builtin options of the operators si4tool lowers; other option tables are ignored."""
+def _read_options(reader: _Reader, operator: int, layouts: dict[int, OptionLayout]) -> dict:
+    """The builtin options of an operator whose options table is in `layouts`; others are ignored."""
     # table Operator: builtin_options_type 3 (u8), builtin_options 4
     kind = reader.scalar(operator, 3, "<B", 0)
+    layout = layouts.get(kind)
     table = reader.table(operator, 4)
-    if table is None:
+    if layout is None or table is None:
         return {}
-    s = reader.scalar
-    if kind == OPTIONS_CONV_2D:
-        return {
-            "padding": s(table, 0, "<b", 0), "stride_w": s(table, 1, "<i", 0), "stride_h": s(table, 2, "<i", 0),
-            "activation": s(table, 3, "<b", 0),
-            "dilation_w": s(table, 4, "<i", 1), "dilation_h": s(table, 5, "<i", 1),
-        }
-    if kind == OPTIONS_DEPTHWISE_CONV_2D:
-        return {
-            "padding": s(table, 0, "<b", 0), "stride_w": s(table, 1, "<i", 0), "stride_h": s(table, 2, "<i", 0),
-            "depth_multiplier": s(table, 3, "<i", 0), "activation": s(table, 4, "<b", 0),
-            "dilation_w": s(table, 5, "<i", 1), "dilation_h": s(table, 6, "<i", 1),
-        }
-    if kind == OPTIONS_POOL_2D:
-        return {
-            "padding": s(table, 0, "<b", 0), "stride_w": s(table, 1, "<i", 0), "stride_h": s(table, 2, "<i", 0),
-            "filter_w": s(table, 3, "<i", 0), "filter_h": s(table, 4, "<i", 0), "activation": s(table, 5, "<b", 0),
-        }
-    if kind == OPTIONS_FULLY_CONNECTED:
-        return {
-            "activation": s(table, 0, "<b", 0), "weights_format": s(table, 1, "<b", 0),
-            "keep_num_dims": bool(s(table, 2, "<B", 0)),
-        }
-    if kind == OPTIONS_SOFTMAX:
-        return {"beta": s(table, 0, "<f", 0.0)}
-    if kind == OPTIONS_RESHAPE:
-        return {"new_shape": tuple(reader.scalars(table, 0, "i"))}
-    if kind in (OPTIONS_ADD, OPTIONS_MUL, OPTIONS_SUB):
-        # AddOptions/SubOptions/MulOptions: fused_activation_function 0 (pot_scale_int16 1 is int16-only)
-        return {"activation": s(table, 0, "<b", 0)}
-    if kind == OPTIONS_CONCATENATION:
-        return {"axis": s(table, 0, "<i", 0), "activation": s(table, 1, "<b", 0)}
-    if kind == OPTIONS_REDUCER:
-        return {"keep_dims": bool(s(table, 0, "<B", 0))}
-    if kind == OPTIONS_LEAKY_RELU:
-        return {"alpha": s(table, 0, "<f", 0.0)}
-    return {}
+    options = {}
+    for name, field_id, code, default in layout.fields:
+        if code.startswith("["):
+            options[name] = tuple(reader.scalars(table, field_id, code[1:]))
+        else:
+            value = reader.scalar(table, field_id, "<" + code, default)
+            options[name] = bool(value) if code == "B" else value
+    return options
 
 
 def _read_buffers(reader: _Reader, model: int) -> list[bytes | None]:
@@ -323,7 +296,7 @@ def _check_tensor_indices(indices: tuple[int, ...], tensor_count: int, what: str
             raise _Malformed(f"{what} refers to tensor {index}, but the subgraph has {tensor_count} tensors")
 
 
-def _parse(data: bytes) -> TfliteModel:
+def _parse(data: bytes, layouts: dict[int, OptionLayout]) -> TfliteModel:
     reader = _Reader(data)
     if len(data) < 8:
         raise _Malformed(f"the file is only {len(data)} bytes long")
@@ -383,17 +356,30 @@ def _parse(data: bytes) -> TfliteModel:
         op_outputs = tuple(reader.scalars(operator, 2, "i"))
         _check_tensor_indices(op_inputs, len(tensors), f"operator {index}", allow_absent=True)
         _check_tensor_indices(op_outputs, len(tensors), f"operator {index}", allow_absent=False)
-        operators.append(Operator(index, builtin, custom, op_inputs, op_outputs, _read_options(reader, operator)))
+        operators.append(Operator(index, builtin, custom, op_inputs, op_outputs, _read_options(reader, operator, layouts)))
 
-    return TfliteModel(version, tuple(tensors), inputs, outputs, tuple(operators), len(subgraphs))
+    return TfliteModel(version, tuple(tensors), inputs, outputs, tuple(operators))
 
 
-def read_tflite(data: bytes, source: str = "the model") -> TfliteModel:
-    """Parse a .tflite flatbuffer; anything malformed raises UserError naming `source`."""
+def read_tflite(data: bytes, source: str = "the model", option_layouts: tuple[OptionLayout, ...] | None = None) -> TfliteModel:
+    """Parse a .tflite flatbuffer; anything malformed raises UserError naming `source`.
+
+    option_layouts: the builtin options tables to read into Operator.options; by default those
+    the operator modules declare (si4tool.compiler.ops.option_layouts()), () for none."""
+    if option_layouts is None:
+        from si4tool.compiler import ops  # the operator modules import this reader
+
+        option_layouts = ops.option_layouts()
+    layouts = {layout.union_type: layout for layout in option_layouts}
     try:
-        return _parse(memoryview(bytes(data)).tobytes())
+        return _parse(memoryview(bytes(data)).tobytes(), layouts)
     except _Malformed as error:
         raise UserError(f"{source} is not a valid TFLite model: {error}") from None
     except (struct.error, IndexError, ValueError, OverflowError, RecursionError, MemoryError) as error:
         # Defence in depth: the checks above should catch every malformed input first.
         raise UserError(f"{source} is not a valid TFLite model: {error}") from None
+
+
+def operator_names(data: bytes, source: str = "the model") -> list[str]:
+    """The builtin names of a .tflite's operators, in execution order (e.g. ["QUANTIZE", "CONV_2D", ...])."""
+    return [operator.name for operator in read_tflite(data, source).operators]

@@ -1,0 +1,96 @@
+"""FULLY_CONNECTED, batch 1 (TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from si4tool.compiler import fixed_point, quant_math
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.conv2d import CONSTANTS, constants
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, OptionLayout
+
+FULLY_CONNECTED_OPTIONS = OptionLayout(8, "FullyConnectedOptions", (
+    ("activation", 0, "b", 0), ("weights_format", 1, "b", 0), ("keep_num_dims", 2, "B", 0),
+))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FullyConnectedParams:
+    input_size: int
+    output_size: int
+    input_offset: int
+    filter_offset: int
+    output_offset: int
+    activation_min: int
+    activation_max: int
+    per_channel: int
+
+
+def lower_fully_connected(ctx, operator):
+    source = ctx.input_activation(operator)
+    output = ctx.output_activation(operator)
+    if operator.options.get("weights_format", 0) != 0:
+        raise ctx.fail(operator, "uses shuffled weights; only the DEFAULT weights format is supported")
+    filter_tensor = ctx.tensor(operator, 1)
+    weights = ctx.constant(operator, filter_tensor, TENSOR_TYPE_INT8, np.int8, "filter")
+    if weights.ndim != 2:
+        raise ctx.fail(operator, f"has a filter of shape {list(weights.shape)}, expected [outputs, inputs]")
+    output_size, input_size = weights.shape
+    # TFLM flattens the input to [batches, input_size]; the kernel handles batch 1.
+    if source.size_bytes != input_size or output.size_bytes != output_size:
+        raise ctx.fail(
+            operator,
+            f"maps {source.size_bytes} input values to {output.size_bytes} outputs with a {output_size}x{input_size} "
+            "filter; only one row (batch 1) is supported",
+        )
+    scales = ctx.filter_scales(operator, filter_tensor, output_size, axis=0)
+    if len(scales) > 1:
+        multipliers, shifts = ctx.quantized(operator, quant_math.per_channel_multipliers, source.scale, scales, output.scale)
+    else:
+        multiplier, shift = ctx.quantized(
+            operator, quant_math.fully_connected_multiplier, source.scale, scales[0], output.scale
+        )
+        multipliers, shifts = [multiplier], [shift]
+    activation_min, activation_max = ctx.clamp(operator, output)
+    params = FullyConnectedParams(
+        input_size=input_size, output_size=output_size,
+        input_offset=-source.zero_point, filter_offset=0, output_offset=output.zero_point,
+        activation_min=activation_min, activation_max=activation_max, per_channel=int(len(scales) > 1),
+    )  # fmt: skip
+    arrays = constants(weights, ctx.bias(operator, output_size), multipliers, shifts)
+    return ctx.layer("fully_connected", operator, [source], output, params, arrays)
+
+
+def reference_fully_connected(p: FullyConnectedParams, input, filter, bias, output_multiplier, output_shift) -> np.ndarray:
+    """TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel, batch 1."""
+    x = np.asarray(input, dtype=np.int64).reshape(p.input_size) + p.input_offset
+    w = np.asarray(filter, dtype=np.int64).reshape(p.output_size, p.input_size) + p.filter_offset
+    acc = w @ x
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64).reshape(-1)[: p.output_size]
+    multiplier, shift = fixed_point.channel_quantization(output_multiplier, output_shift, p.output_size, p.per_channel)
+    return fixed_point.requantize(acc, multiplier, shift, p.output_offset, p.activation_min, p.activation_max)
+
+
+SPEC = OpSpec(
+    op="fully_connected",
+    summary="dense layer, batch 1, filter [outputs][inputs]",
+    builtins=("FULLY_CONNECTED",),
+    params_type=FullyConnectedParams,
+    kernel="si4_fully_connected_s8",
+    lower=lower_fully_connected,
+    reference=lambda layer, inputs: reference_fully_connected(
+        layer.params, inputs[0], *[layer.constants[key] for key, _ in CONSTANTS]
+    ),
+    constants=CONSTANTS,
+    options=(FULLY_CONNECTED_OPTIONS,),
+    macs=lambda layer: layer.params.input_size * layer.params.output_size,
+    keras_layers=("Dense",),
+    constraints=Constraints(
+        dtypes="int8 activations, int8 symmetric weights (per-channel or per-tensor), int32 bias",
+        activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
+        notes="input flattened to one row; DEFAULT weights format",
+    ),
+)
