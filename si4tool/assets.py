@@ -146,7 +146,7 @@ def build_firmware_assets(
     from si4tool.frontend import quantize
     from si4tool.validation import reference
     from si4tool.frontend import model as model_stage
-    from si4tool.compiler.ir import lower_tflite
+    from si4tool.compiler.lowering import lower_tflite
 
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)

@@ -2,7 +2,8 @@
 
 The kernels are compiled (strict C99 flags) into a shared library once per
 source hash; each wrapper takes the same params dataclass and arrays as the
-NumPy reference in si4tool.compiler.kernel_reference and returns the int8 output.
+NumPy reference of its operator module (si4tool/compiler/ops/) and returns
+the int8 output. The ctypes structs are derived from the params dataclasses.
 """
 
 from __future__ import annotations
@@ -14,40 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
-from si4tool.compiler import kernel_reference as ref
+from si4tool.compiler import ops
+from si4tool.compiler.ops.add import AddParams
+from si4tool.compiler.ops.conv2d import Conv2DParams, DepthwiseConv2DParams
+from si4tool.compiler.ops.fully_connected import FullyConnectedParams
+from si4tool.compiler.ops.pooling import PoolParams
+from si4tool.compiler.ops.softmax import SoftmaxParams
 from si4tool.targets.toolchain import compile_shared_library, kernel_include_dir, portable_kernel_sources
 
 BUILD_DIR = Path(__file__).resolve().parent.parent / "build" / "test_kernels"
 
 _I32 = ctypes.c_int32
 
-
-def _struct(name: str, fields: list[str]) -> type[ctypes.Structure]:
-    return type(name, (ctypes.Structure,), {"_fields_": [(f, _I32) for f in fields]})
-
-
-# Field order is that of si4_nn.h; test_kernels checks it against the header.
-Conv2DStruct = _struct("si4_conv2d_params", [f.name for f in dataclasses.fields(ref.Conv2DParams)])
-PoolStruct = _struct("si4_pool_params", [f.name for f in dataclasses.fields(ref.PoolParams)])
-FullyConnectedStruct = _struct(
-    "si4_fully_connected_params", [f.name for f in dataclasses.fields(ref.FullyConnectedParams)]
-)
-SoftmaxStruct = _struct("si4_softmax_params", [f.name for f in dataclasses.fields(ref.SoftmaxParams)])
-DepthwiseConv2DStruct = _struct(
-    "si4_depthwise_conv2d_params", [f.name for f in dataclasses.fields(ref.DepthwiseConv2DParams)]
-)
-
-STRUCTS = {
-    "si4_conv2d_params": Conv2DStruct,
-    "si4_pool_params": PoolStruct,
-    "si4_fully_connected_params": FullyConnectedStruct,
-    "si4_softmax_params": SoftmaxStruct,
-    "si4_depthwise_conv2d_params": DepthwiseConv2DStruct,
-}
+# C struct name -> ctypes mirror, one per params dataclass of the ops modules (test_kernels
+# checks each against si4_nn.h).
+STRUCTS = {name: ops.ctypes_struct(params_type) for name, params_type in ops.params_types().items()}
 
 
-def _to_struct(struct_type, params):
-    return struct_type(**dataclasses.asdict(params))
+def _to_struct(params):
+    return STRUCTS[ops.c_struct_name(type(params))](**dataclasses.asdict(params))
 
 
 def _int8(values) -> np.ndarray:
@@ -102,11 +88,11 @@ def _bias_ptr(bias_array):
     return None if bias_array is None else _ptr(bias_array, ctypes.c_int32)
 
 
-def conv2d_s8(p: ref.Conv2DParams, input, filter, bias, output_multiplier, output_shift) -> np.ndarray:
+def conv2d_s8(p: Conv2DParams, input, filter, bias, output_multiplier, output_shift) -> np.ndarray:
     x, w = _int8(input), _int8(filter)
     m, s, b = _quant_arrays(output_multiplier, output_shift, bias)
     out = np.zeros((p.output_height, p.output_width, p.output_channels), dtype=np.int8)
-    struct = _to_struct(Conv2DStruct, p)
+    struct = _to_struct(p)
     library().si4_conv2d_s8(
         ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(w, ctypes.c_int8), _bias_ptr(b),
         _ptr(m, ctypes.c_int32), _ptr(s, ctypes.c_int32), _ptr(out, ctypes.c_int8),
@@ -115,13 +101,13 @@ def conv2d_s8(p: ref.Conv2DParams, input, filter, bias, output_multiplier, outpu
 
 
 def conv2d_max_pool_s8(
-    conv: ref.Conv2DParams, pool: ref.PoolParams, input, filter, bias, output_multiplier, output_shift
+    conv: Conv2DParams, pool: PoolParams, input, filter, bias, output_multiplier, output_shift
 ) -> np.ndarray:
     x, w = _int8(input), _int8(filter)
     m, s, b = _quant_arrays(output_multiplier, output_shift, bias)
     out = np.zeros((pool.output_height, pool.output_width, conv.output_channels), dtype=np.int8)
-    conv_struct = _to_struct(Conv2DStruct, conv)
-    pool_struct = _to_struct(PoolStruct, pool)
+    conv_struct = _to_struct(conv)
+    pool_struct = _to_struct(pool)
     library().si4_conv2d_max_pool_s8(
         ctypes.byref(conv_struct), ctypes.byref(pool_struct), _ptr(x, ctypes.c_int8), _ptr(w, ctypes.c_int8),
         _bias_ptr(b), _ptr(m, ctypes.c_int32), _ptr(s, ctypes.c_int32), _ptr(out, ctypes.c_int8),
@@ -130,12 +116,12 @@ def conv2d_max_pool_s8(
 
 
 def depthwise_conv2d_s8(
-    p: ref.DepthwiseConv2DParams, input, filter, bias, output_multiplier, output_shift
+    p: DepthwiseConv2DParams, input, filter, bias, output_multiplier, output_shift
 ) -> np.ndarray:
     x, w = _int8(input), _int8(filter)
     m, s, b = _quant_arrays(output_multiplier, output_shift, bias)
     out = np.zeros((p.output_height, p.output_width, p.output_channels), dtype=np.int8)
-    struct = _to_struct(DepthwiseConv2DStruct, p)
+    struct = _to_struct(p)
     library().si4_depthwise_conv2d_s8(
         ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(w, ctypes.c_int8), _bias_ptr(b),
         _ptr(m, ctypes.c_int32), _ptr(s, ctypes.c_int32), _ptr(out, ctypes.c_int8),
@@ -144,12 +130,12 @@ def depthwise_conv2d_s8(
 
 
 def fully_connected_s8(
-    p: ref.FullyConnectedParams, input, filter, bias, output_multiplier, output_shift
+    p: FullyConnectedParams, input, filter, bias, output_multiplier, output_shift
 ) -> np.ndarray:
     x, w = _int8(input), _int8(filter)
     m, s, b = _quant_arrays(output_multiplier, output_shift, bias)
     out = np.zeros(p.output_size, dtype=np.int8)
-    struct = _to_struct(FullyConnectedStruct, p)
+    struct = _to_struct(p)
     library().si4_fully_connected_s8(
         ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(w, ctypes.c_int8), _bias_ptr(b),
         _ptr(m, ctypes.c_int32), _ptr(s, ctypes.c_int32), _ptr(out, ctypes.c_int8),
@@ -157,25 +143,34 @@ def fully_connected_s8(
     return out
 
 
-def _pool(name: str, p: ref.PoolParams, input) -> np.ndarray:
+def _pool(name: str, p: PoolParams, input) -> np.ndarray:
     x = _int8(input)
     out = np.zeros((p.output_height, p.output_width, p.channels), dtype=np.int8)
-    struct = _to_struct(PoolStruct, p)
+    struct = _to_struct(p)
     getattr(library(), name)(ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(out, ctypes.c_int8))
     return out
 
 
-def max_pool_s8(p: ref.PoolParams, input) -> np.ndarray:
+def max_pool_s8(p: PoolParams, input) -> np.ndarray:
     return _pool("si4_max_pool_s8", p, input)
 
 
-def avg_pool_s8(p: ref.PoolParams, input) -> np.ndarray:
+def avg_pool_s8(p: PoolParams, input) -> np.ndarray:
     return _pool("si4_avg_pool_s8", p, input)
 
 
-def softmax_s8(p: ref.SoftmaxParams, input) -> np.ndarray:
+def softmax_s8(p: SoftmaxParams, input) -> np.ndarray:
     x = _int8(input)
     out = np.zeros((p.rows, p.row_size), dtype=np.int8)
-    struct = _to_struct(SoftmaxStruct, p)
+    struct = _to_struct(p)
     library().si4_softmax_s8(ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(out, ctypes.c_int8))
+    return out
+
+
+def add_s8(p: AddParams, input1, input2, output=None) -> np.ndarray:
+    """si4_add_s8; pass `output` (one of the inputs) to run it in place."""
+    x1, x2 = _int8(input1), _int8(input2)
+    size = p.dim_0 * p.dim_1 * p.dim_2 * p.dim_3
+    out = np.zeros(size, dtype=np.int8) if output is None else output
+    library().si4_add_s8(ctypes.byref(_to_struct(p)), _ptr(x1, ctypes.c_int8), _ptr(x2, ctypes.c_int8), _ptr(out, ctypes.c_int8))
     return out

@@ -169,40 +169,18 @@ def float_input_model_tflite() -> bytes:
 
 
 def reference_forward(graph, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Run a Graph with the NumPy reference kernels; every layer's output, by tensor name (flat int8).
+    """Run a Graph with the NumPy references of its operators (the registry's OpSpec.reference);
+    every tensor, by name (flat int8).
 
-    A conv2d_max_pool layer is computed as the conv followed by the pool, the
-    meaning the fused C kernel must reproduce.
+    A conv2d_max_pool layer is computed as the conv followed by the pool, the meaning the
+    fused C kernel must reproduce.
     """
-    from si4tool.compiler import kernel_reference as ref
+    from si4tool.compiler import ops
 
     values = {graph.input: np.asarray(image, dtype=np.int8).reshape(-1)}
     for layer in graph.layers:
-        x = values[layer.input]
-        c = layer.constants
-        if layer.op in ("conv2d", "conv2d_max_pool"):
-            y = ref.conv2d_s8(ref.Conv2DParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"])
-            if layer.op == "conv2d_max_pool":
-                y = ref.max_pool_s8(ref.PoolParams(**layer.pool_params), y)
-        elif layer.op == "depthwise_conv2d":
-            y = ref.depthwise_conv2d_s8(
-                ref.DepthwiseConv2DParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"]
-            )
-        elif layer.op == "max_pool":
-            y = ref.max_pool_s8(ref.PoolParams(**layer.params), x)
-        elif layer.op == "avg_pool":
-            y = ref.avg_pool_s8(ref.PoolParams(**layer.params), x)
-        elif layer.op == "fully_connected":
-            y = ref.fully_connected_s8(
-                ref.FullyConnectedParams(**layer.params), x, c["filter"], c["bias"], c["output_multiplier"], c["output_shift"]
-            )
-        elif layer.op == "softmax":
-            y = ref.softmax_s8(ref.SoftmaxParams(**layer.params), x)
-        elif layer.op == "reshape":
-            y = x
-        else:
-            raise AssertionError(f"no reference for {layer.op}")
-        values[layer.output] = np.asarray(y, dtype=np.int8).reshape(-1)
+        output = ops.spec(layer.op).reference(layer, [values[name] for name in layer.inputs])
+        values[layer.output] = np.asarray(output, dtype=np.int8).reshape(-1)
     return values
 
 

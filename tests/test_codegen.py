@@ -14,7 +14,7 @@ import model_zoo
 from si4tool.compiler import codegen
 from si4tool.compiler import passes
 from si4tool.compiler import planner
-from si4tool.compiler.ir import lower_tflite
+from si4tool.compiler.lowering import lower_tflite
 from si4tool.render import generated_banner
 from si4tool.targets.toolchain import (
     STRICT_C_FLAGS,
@@ -109,7 +109,11 @@ def test_layer_summaries(seed_sources):
     assert summaries[0]["macs"] == 26 * 26 * 32 * 9
     assert summaries[0]["arena_size"] == 5408 and summaries[0]["live_range"] == [0, 1]
     assert summaries[-1]["arena_offset"] is None  # the softmax writes the caller's output
-    assert all(s["weight_bytes"] >= 0 and "CONV_2D" in summaries[0]["source"] for s in summaries)
+    assert "CONV_2D" in summaries[0]["source"] and "MAX_POOL_2D" in summaries[0]["source"]
+    # filter + bias + per-channel multiplier and shift: 32*9 int8 + 3 * 32 int32
+    assert summaries[0]["weight_bytes"] == 32 * 9 + 3 * 4 * 32
+    assert summaries[-1]["weight_bytes"] == 0  # softmax has no constants
+    assert sum(s["weight_bytes"] for s in summaries) == sum(layer.weight_bytes() for layer in graph.layers)
 
 
 class CompiledModel:
@@ -198,7 +202,9 @@ def test_hostile_tensor_names_stay_inside_comments(tmp_path):
 
     def rename(layer):
         source = tuple(dataclasses.replace(ref, output=renamed.get(ref.output, ref.output)) for ref in layer.source)
-        return dataclasses.replace(layer, input=renamed[layer.input], output=renamed[layer.output], source=source)
+        return dataclasses.replace(
+            layer, inputs=tuple(renamed[t] for t in layer.inputs), outputs=tuple(renamed[t] for t in layer.outputs), source=source
+        )
 
     graph = graph.replace(
         layers=[rename(layer) for layer in graph.layers],

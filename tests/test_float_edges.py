@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from si4tool.compiler.ir import engine_edges, lower_tflite
+from si4tool.compiler.lowering import engine_edges, lower_tflite
 from si4tool.compiler.tflite_reader import read_tflite
 
 
@@ -210,7 +210,7 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
     """An int8 -> int8 QUANTIZE with a new scale is not an edge op: the engine has no requantize kernel."""
     import dataclasses
 
-    from si4tool.compiler import ir
+    from si4tool.compiler import lowering
     from si4tool.errors import UserError
     from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, Quantization
 
@@ -221,7 +221,7 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
         tensors[model.inputs[0]], type=TENSOR_TYPE_INT8, quantization=Quantization((0.5,), (0,), 0)
     )
     requantizing = dataclasses.replace(model, tensors=tuple(tensors))
-    monkeypatch.setattr(ir, "read_tflite", lambda data, source="the model": requantizing)
+    monkeypatch.setattr(lowering, "read_tflite", lambda data, source="the model", option_layouts=(): requantizing)
     expected = r"QUANTIZE \(operator 0, output tensor 'tfl.quantize'\) requantizes an int8 tensor \(scale 0.5.*no requantize kernel"
     with pytest.raises(UserError, match=expected):
         lower_tflite(small_float_edges_tflite)

@@ -2,8 +2,9 @@
 
 Every kernel is compared, on random shapes, strides, dilations, paddings,
 zero points, multipliers (including left shifts and large right shifts) and
-clamps, with si4tool.compiler.kernel_reference, which restates TFLM's reference
-arithmetic independently; outputs must be identical byte for byte.
+clamps, with the NumPy reference of its operator module (si4tool/compiler/ops/),
+which restates TFLM's reference arithmetic independently; outputs must be
+identical byte for byte.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import kernel_lib
-from si4tool.compiler import kernel_reference as ref
+import tflite_oracle as oracle
+from si4tool.compiler import fixed_point
+from si4tool.compiler.ops.conv2d import Conv2DParams, DepthwiseConv2DParams, reference_conv2d, reference_depthwise_conv2d
+from si4tool.compiler.ops.fully_connected import FullyConnectedParams, reference_fully_connected
+from si4tool.compiler.ops.pooling import PoolParams, reference_avg_pool, reference_max_pool
+from si4tool.compiler.ops.softmax import SoftmaxParams, reference_softmax
 from si4tool.targets.toolchain import STRICT_C_FLAGS, host_compiler, kernel_include_dir, portable_kernel_sources
 
 INT32_MIN = -(2**31)
@@ -116,9 +122,9 @@ def test_rounding_divide_by_pot_edges():
 def test_requant_primitives_match_exact_rational_arithmetic(a, b, exponent):
     lib = kernel_lib.requant_library()
     expected_high = INT32_MAX if a == b == INT32_MIN else _round_half_up(Fraction(a * b, 2**31))
-    assert lib.export_srdhm(a, b) == expected_high == int(ref.saturating_rounding_doubling_high_mul(a, b))
+    assert lib.export_srdhm(a, b) == expected_high == int(fixed_point.saturating_rounding_doubling_high_mul(a, b))
     expected_div = _round_half_away(Fraction(a, 2**exponent))
-    assert lib.export_rdbpot(a, exponent) == expected_div == int(ref.rounding_divide_by_pot(a, exponent))
+    assert lib.export_rdbpot(a, exponent) == expected_div == int(fixed_point.rounding_divide_by_pot(a, exponent))
 
 
 @settings(max_examples=500, deadline=None)
@@ -126,7 +132,7 @@ def test_requant_primitives_match_exact_rational_arithmetic(a, b, exponent):
 def test_multiply_by_quantized_multiplier_matches_reference(x, multiplier, shift):
     lib = kernel_lib.requant_library()
     got = lib.export_mbqm(x, multiplier, shift)
-    assert got == int(ref.multiply_by_quantized_multiplier(x, multiplier, shift))
+    assert got == int(fixed_point.multiply_by_quantized_multiplier(x, multiplier, shift))
     if shift <= 0:
         # TFLM's double rounding: round(x*m/2^31) (ties up), then round(/2^-shift) (ties away from 0)
         high = _round_half_up(Fraction(x * multiplier, 2**31))
@@ -138,7 +144,7 @@ def test_multiply_by_quantized_multiplier_rounds_twice_like_tflm():
     then the right shift (1.5 -> 2); single rounding (TFLITE_SINGLE_ROUNDING,
     not what TFLM ships) would give round(1.25) = 1."""
     lib = kernel_lib.requant_library()
-    multiplier, shift = ref.quantize_multiplier(0.25)
+    multiplier, shift = oracle.quantize_multiplier(0.25)
     assert (multiplier, shift) == (1 << 30, -1)
     assert lib.export_mbqm(5, multiplier, shift) == 2
     # -5 * 0.5 = -2.5 rounds up to -2 in the high multiply, -2 / 2 is exact
@@ -146,44 +152,44 @@ def test_multiply_by_quantized_multiplier_rounds_twice_like_tflm():
 
 
 def test_quantize_multiplier_matches_tflite_rules():
-    assert ref.quantize_multiplier(0.0) == (0, 0)
-    assert ref.quantize_multiplier(0.5) == (1 << 30, 0)
-    assert ref.quantize_multiplier(1.0) == (1 << 30, 1)
-    assert ref.quantize_multiplier(3.0) == (3 << 29, 2)
+    assert oracle.quantize_multiplier(0.0) == (0, 0)
+    assert oracle.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert oracle.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert oracle.quantize_multiplier(3.0) == (3 << 29, 2)
     # mantissa rounding up to 2^31 is folded into the shift
-    assert ref.quantize_multiplier(1.0 - 2.0**-40) == (1 << 30, 1)
+    assert oracle.quantize_multiplier(1.0 - 2.0**-40) == (1 << 30, 1)
     # below 2^-32 the multiplier is flushed to zero
-    assert ref.quantize_multiplier(2.0**-33) == (0, 0)
-    assert ref.quantize_multiplier(2.0**-32) == (1 << 30, -31)
+    assert oracle.quantize_multiplier(2.0**-33) == (0, 0)
+    assert oracle.quantize_multiplier(2.0**-32) == (1 << 30, -31)
 
 
 @settings(max_examples=300, deadline=None)
 @given(exponent=st.floats(-6.0, math.log10(4.0)))
 def test_quantize_multiplier_represents_the_real_scale(exponent):
     real = 10.0**exponent
-    multiplier, shift = ref.quantize_multiplier(real)
+    multiplier, shift = oracle.quantize_multiplier(real)
     assert (1 << 30) <= multiplier <= INT32_MAX
     assert abs(multiplier * 2.0 ** (shift - 31) - real) <= real * 2.0**-30
 
 
 def test_softmax_scaling_as_tflm_prepares_it():
     # beta * scale * 2^26 capped at 2^31 - 1, then QuantizeMultiplierGreaterThanOne
-    multiplier, shift = ref.preprocess_softmax_scaling(1.0, 2.0**-4)
+    multiplier, shift = oracle.preprocess_softmax_scaling(1.0, 2.0**-4)
     assert (multiplier, shift) == (1 << 30, 23)
-    assert ref.calculate_input_radius(5, shift) == (31 << 26) >> 23  # 248
-    capped = ref.preprocess_softmax_scaling(1.0, 1e6)
-    assert capped == ref.quantize_multiplier(2.0**31 - 1)
-    assert ref.calculate_input_radius(5, 31) == 0
+    assert oracle.calculate_input_radius(5, shift) == (31 << 26) >> 23  # 248
+    capped = oracle.preprocess_softmax_scaling(1.0, 1e6)
+    assert capped == oracle.quantize_multiplier(2.0**31 - 1)
+    assert oracle.calculate_input_radius(5, 31) == 0
 
 
 def test_compute_padding_matches_tflite():
-    assert ref.compute_padding("VALID", 28, 3, 1) == (26, 0)
-    assert ref.compute_padding("VALID", 26, 2, 2) == (13, 0)
-    assert ref.compute_padding("VALID", 11, 2, 2) == (5, 0)
-    assert ref.compute_padding("SAME", 28, 3, 1) == (28, 1)
-    assert ref.compute_padding("SAME", 28, 3, 2) == (14, 0)  # total padding 1: none before
-    assert ref.compute_padding("SAME", 7, 4, 1) == (7, 1)  # total 3: 1 before, 2 after
-    assert ref.compute_padding("SAME", 9, 3, 1, dilation=2) == (9, 2)
+    assert oracle.compute_padding("VALID", 28, 3, 1) == (26, 0)
+    assert oracle.compute_padding("VALID", 26, 2, 2) == (13, 0)
+    assert oracle.compute_padding("VALID", 11, 2, 2) == (5, 0)
+    assert oracle.compute_padding("SAME", 28, 3, 1) == (28, 1)
+    assert oracle.compute_padding("SAME", 28, 3, 2) == (14, 0)  # total padding 1: none before
+    assert oracle.compute_padding("SAME", 7, 4, 1) == (7, 1)  # total 3: 1 before, 2 after
+    assert oracle.compute_padding("SAME", 9, 3, 1, dilation=2) == (9, 2)
 
 
 # ----------------------------------------------------------------------------
@@ -202,7 +208,7 @@ seeds = st.integers(0, 2**32 - 1)
 def quantization(draw, channels: int):
     per_channel = draw(st.booleans())
     scales = draw(st.lists(real_scales, min_size=channels, max_size=channels)) if per_channel else [draw(real_scales)]
-    pairs = [ref.quantize_multiplier(s) for s in scales]
+    pairs = [oracle.quantize_multiplier(s) for s in scales]
     return int(per_channel), [m for m, _ in pairs], [s for _, s in pairs]
 
 
@@ -228,7 +234,7 @@ def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=2):
     padding = draw(st.sampled_from(["VALID", "SAME"]))
     effective = (kernel - 1) * dilation + 1
     size = draw(st.integers(effective if padding == "VALID" else 1, effective + size_max))
-    output, pad = ref.compute_padding(padding, size, kernel, stride, dilation)
+    output, pad = oracle.compute_padding(padding, size, kernel, stride, dilation)
     return size, kernel, stride, dilation, output, pad, padding
 
 
@@ -242,7 +248,7 @@ def conv_cases(draw, max_channels=6):
     output_offset = draw(st.integers(-128, 127))
     activation_min, activation_max = draw(activation_range(output_offset))
     per_channel, multipliers, shifts = draw(quantization(output_channels))
-    params = ref.Conv2DParams(
+    params = Conv2DParams(
         input_height=height[0], input_width=width[0], input_channels=input_channels,
         output_height=height[4], output_width=width[4], output_channels=output_channels,
         kernel_height=height[1], kernel_width=width[1], stride_height=height[2], stride_width=width[2],
@@ -267,7 +273,7 @@ def conv_cases(draw, max_channels=6):
 @given(case=conv_cases())
 def test_conv2d_matches_reference(case):
     params, arrays, _ = case
-    expected = ref.conv2d_s8(params, **arrays)
+    expected = reference_conv2d(params, **arrays)
     assert np.array_equal(kernel_lib.conv2d_s8(params, **arrays), expected)
 
 
@@ -276,7 +282,7 @@ def test_conv2d_matches_reference(case):
 def test_conv2d_without_bias(case):
     params, arrays, _ = case
     arrays = {**arrays, "bias": None}
-    assert np.array_equal(kernel_lib.conv2d_s8(params, **arrays), ref.conv2d_s8(params, **arrays))
+    assert np.array_equal(kernel_lib.conv2d_s8(params, **arrays), reference_conv2d(params, **arrays))
 
 
 @KERNEL_SETTINGS
@@ -288,21 +294,21 @@ def test_conv2d_with_input_offset_folded_into_bias(case):
     assume(valid)
     filter_sums = arrays["filter"].reshape(params.output_channels, -1).sum(axis=1)
     folded_bias = arrays["bias"] + params.input_offset * filter_sums
-    folded_params = ref.Conv2DParams(**{**params.__dict__, "input_offset": 0})
+    folded_params = Conv2DParams(**{**params.__dict__, "input_offset": 0})
     folded = kernel_lib.conv2d_s8(folded_params, **{**arrays, "bias": folded_bias})
-    assert np.array_equal(folded, ref.conv2d_s8(params, **arrays))
+    assert np.array_equal(folded, reference_conv2d(params, **arrays))
 
 
 def test_conv2d_saturates_at_both_clamps():
-    params = ref.Conv2DParams(4, 4, 2, 2, 2, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 0)
-    multiplier, shift = ref.quantize_multiplier(4.0)
+    params = Conv2DParams(4, 4, 2, 2, 2, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 0)
+    multiplier, shift = oracle.quantize_multiplier(4.0)
     x = np.full((4, 4, 2), 127)
     w = np.stack([np.full((3, 3, 2), 127), np.full((3, 3, 2), -127), np.zeros((3, 3, 2), dtype=int)])
     out = kernel_lib.conv2d_s8(params, x, w, [0, 0, 5], [multiplier], [shift])
     assert np.array_equal(out[..., 0], np.full((2, 2), 127))
     assert np.array_equal(out[..., 1], np.full((2, 2), -128))
     assert np.array_equal(out[..., 2], np.full((2, 2), 20))
-    assert np.array_equal(out, ref.conv2d_s8(params, x, w, [0, 0, 5], [multiplier], [shift]))
+    assert np.array_equal(out, reference_conv2d(params, x, w, [0, 0, 5], [multiplier], [shift]))
 
 
 @st.composite
@@ -311,7 +317,7 @@ def pool_over(draw, height: int, width: int, channels: int):
         kernel = draw(st.integers(1, min(size, 3)))
         stride = draw(st.integers(1, 3))
         padding = draw(st.sampled_from(["VALID", "SAME"]))
-        output, pad = ref.compute_padding(padding, size, kernel, stride)
+        output, pad = oracle.compute_padding(padding, size, kernel, stride)
         return kernel, stride, output, pad
 
     fy, sy, oy, py = axis(height)
@@ -320,7 +326,7 @@ def pool_over(draw, height: int, width: int, channels: int):
     high = draw(st.integers(low, 127))
     if draw(st.booleans()):
         low, high = -128, 127
-    return ref.PoolParams(height, width, channels, oy, ox, fy, fx, sy, sx, py, px, low, high)
+    return PoolParams(height, width, channels, oy, ox, fy, fx, sy, sx, py, px, low, high)
 
 
 @st.composite
@@ -336,23 +342,23 @@ def pool_cases(draw):
 @given(case=pool_cases())
 def test_max_pool_matches_reference(case):
     params, x = case
-    assert np.array_equal(kernel_lib.max_pool_s8(params, x), ref.max_pool_s8(params, x))
+    assert np.array_equal(kernel_lib.max_pool_s8(params, x), reference_max_pool(params, x))
 
 
 @KERNEL_SETTINGS
 @given(case=pool_cases())
 def test_avg_pool_matches_reference(case):
     params, x = case
-    assert np.array_equal(kernel_lib.avg_pool_s8(params, x), ref.avg_pool_s8(params, x))
+    assert np.array_equal(kernel_lib.avg_pool_s8(params, x), reference_avg_pool(params, x))
 
 
 def test_avg_pool_rounds_ties_away_from_zero_and_counts_only_valid_positions():
     # 2x2 SAME window at the bottom-right corner sees one value only.
-    params = ref.PoolParams(3, 3, 1, 2, 2, 2, 2, 2, 2, 0, 0, -128, 127)
+    params = PoolParams(3, 3, 1, 2, 2, 2, 2, 2, 2, 0, 0, -128, 127)
     x = np.array([[1, 2, -7], [0, 1, -6], [5, -3, 9]]).reshape(3, 3, 1)
     # windows: {1,2,0,1}=4/4=1; {-7,-6}=-13/2=-6.5->-7; {5,-3}=1; {9}=9
     expected = np.array([[1, -7], [1, 9]], dtype=np.int8).reshape(2, 2, 1)
-    assert np.array_equal(ref.avg_pool_s8(params, x), expected)
+    assert np.array_equal(reference_avg_pool(params, x), expected)
     assert np.array_equal(kernel_lib.avg_pool_s8(params, x), expected)
 
 
@@ -363,7 +369,7 @@ def test_fused_conv_max_pool_equals_conv_then_max_pool(case, data):
     pool_params = data.draw(
         pool_over(conv_params.output_height, conv_params.output_width, conv_params.output_channels)
     )
-    expected = ref.max_pool_s8(pool_params, ref.conv2d_s8(conv_params, **arrays))
+    expected = reference_max_pool(pool_params, reference_conv2d(conv_params, **arrays))
     unfused_c = kernel_lib.max_pool_s8(pool_params, kernel_lib.conv2d_s8(conv_params, **arrays))
     fused_c = kernel_lib.conv2d_max_pool_s8(conv_params, pool_params, **arrays)
     assert np.array_equal(unfused_c, expected)
@@ -373,9 +379,9 @@ def test_fused_conv_max_pool_equals_conv_then_max_pool(case, data):
 def test_fused_conv_max_pool_seed_model_shapes():
     """The seed model's second block: 13x13x32 -> conv 3x3x64 VALID (11x11) -> 2x2/2 pool (5x5)."""
     rng = np.random.default_rng(7)
-    conv_params = ref.Conv2DParams(13, 13, 32, 11, 11, 64, 3, 3, 1, 1, 1, 1, 0, 0, 128, -128, -128, 127, 1)
-    pool_params = ref.PoolParams(11, 11, 64, 5, 5, 2, 2, 2, 2, 0, 0, -128, 127)
-    pairs = [ref.quantize_multiplier(s) for s in rng.uniform(0.0005, 0.003, size=64)]
+    conv_params = Conv2DParams(13, 13, 32, 11, 11, 64, 3, 3, 1, 1, 1, 1, 0, 0, 128, -128, -128, 127, 1)
+    pool_params = PoolParams(11, 11, 64, 5, 5, 2, 2, 2, 2, 0, 0, -128, 127)
+    pairs = [oracle.quantize_multiplier(s) for s in rng.uniform(0.0005, 0.003, size=64)]
     arrays = dict(
         input=rng.integers(-128, 128, size=(13, 13, 32)),
         filter=rng.integers(-127, 128, size=(64, 3, 3, 32)),
@@ -383,7 +389,7 @@ def test_fused_conv_max_pool_seed_model_shapes():
         output_multiplier=[m for m, _ in pairs],
         output_shift=[s for _, s in pairs],
     )
-    expected = ref.max_pool_s8(pool_params, ref.conv2d_s8(conv_params, **arrays))
+    expected = reference_max_pool(pool_params, reference_conv2d(conv_params, **arrays))
     assert len(np.unique(expected)) > 50  # not all clamped: a meaningful comparison
     assert np.array_equal(kernel_lib.conv2d_max_pool_s8(conv_params, pool_params, **arrays), expected)
 
@@ -399,7 +405,7 @@ def depthwise_cases(draw):
     output_offset = draw(st.integers(-128, 127))
     activation_min, activation_max = draw(activation_range(output_offset))
     per_channel, multipliers, shifts = draw(quantization(output_channels))
-    params = ref.DepthwiseConv2DParams(
+    params = DepthwiseConv2DParams(
         input_height=height[0], input_width=width[0], input_channels=input_channels,
         output_height=height[4], output_width=width[4], output_channels=output_channels,
         depth_multiplier=depth_multiplier, kernel_height=height[1], kernel_width=width[1],
@@ -423,14 +429,14 @@ def depthwise_cases(draw):
 @given(case=depthwise_cases())
 def test_depthwise_conv2d_matches_reference(case):
     params, arrays = case
-    expected = ref.depthwise_conv2d_s8(params, **arrays)
+    expected = reference_depthwise_conv2d(params, **arrays)
     assert np.array_equal(kernel_lib.depthwise_conv2d_s8(params, **arrays), expected)
 
 
 def test_depthwise_conv2d_channel_mapping():
     """Output channel ic * depth_multiplier + m reads input channel ic only."""
-    params = ref.DepthwiseConv2DParams(1, 1, 2, 1, 1, 4, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 0)
-    multiplier, shift = ref.quantize_multiplier(1.0)
+    params = DepthwiseConv2DParams(1, 1, 2, 1, 1, 4, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 0)
+    multiplier, shift = oracle.quantize_multiplier(1.0)
     out = kernel_lib.depthwise_conv2d_s8(params, [10, -20], [1, 2, 3, 4], [0, 0, 0, 0], [multiplier], [shift])
     assert out.reshape(-1).tolist() == [10, 20, -60, -80]
 
@@ -443,7 +449,7 @@ def fully_connected_cases(draw):
     activation_min, activation_max = draw(activation_range(output_offset))
     per_channel, multipliers, shifts = draw(quantization(output_size))
     filter_offset = draw(st.one_of(st.just(0), st.integers(-127, 127)))
-    params = ref.FullyConnectedParams(
+    params = FullyConnectedParams(
         input_size=input_size, output_size=output_size, input_offset=draw(st.integers(-127, 128)),
         filter_offset=filter_offset, output_offset=output_offset,
         activation_min=activation_min, activation_max=activation_max, per_channel=per_channel,
@@ -464,7 +470,7 @@ def fully_connected_cases(draw):
 @given(case=fully_connected_cases())
 def test_fully_connected_matches_reference(case):
     params, arrays = case
-    expected = ref.fully_connected_s8(params, **arrays)
+    expected = reference_fully_connected(params, **arrays)
     assert np.array_equal(kernel_lib.fully_connected_s8(params, **arrays), expected)
 
 
@@ -472,10 +478,10 @@ def test_fully_connected_matches_reference(case):
 # Softmax
 
 
-def _softmax_params(rows: int, row_size: int, beta: float, input_scale: float) -> ref.SoftmaxParams:
-    multiplier, left_shift = ref.preprocess_softmax_scaling(beta, input_scale)
-    diff_min = -ref.calculate_input_radius(5, left_shift)
-    return ref.SoftmaxParams(rows, row_size, multiplier, left_shift, diff_min)
+def _softmax_params(rows: int, row_size: int, beta: float, input_scale: float) -> SoftmaxParams:
+    multiplier, left_shift = oracle.preprocess_softmax_scaling(beta, input_scale)
+    diff_min = -oracle.calculate_input_radius(5, left_shift)
+    return SoftmaxParams(rows, row_size, multiplier, left_shift, diff_min)
 
 
 @st.composite
@@ -494,7 +500,7 @@ def softmax_cases(draw):
 @given(case=softmax_cases())
 def test_softmax_matches_reference(case):
     params, x = case
-    assert np.array_equal(kernel_lib.softmax_s8(params, x), ref.softmax_s8(params, x))
+    assert np.array_equal(kernel_lib.softmax_s8(params, x), reference_softmax(params, x))
 
 
 def test_softmax_known_values():
@@ -504,7 +510,7 @@ def test_softmax_known_values():
     assert out[0].tolist() == [-64, -64, -64, -64]  # 0.25 each = 64/256
     assert out[1].tolist() == [127, -128, -128, -128]  # 1.0 saturates at 255/256
     assert out[2].tolist() == [0, 0, -128, -128]  # 0.5 each
-    assert np.array_equal(out, ref.softmax_s8(params, x))
+    assert np.array_equal(out, reference_softmax(params, x))
 
 
 def _tflm_softmax_model(rows: int, row_size: int, float_scale: float) -> bytes:
@@ -549,7 +555,7 @@ def test_softmax_bit_exact_with_tflite_micro(float_scale):
         interpreter.set_input(x, 0)
         interpreter.invoke()
         expected = interpreter.get_output(0).reshape(rows, row_size)
-        assert np.array_equal(ref.softmax_s8(params, x), expected)
+        assert np.array_equal(reference_softmax(params, x), expected)
         assert np.array_equal(kernel_lib.softmax_s8(params, x), expected)
 
 

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import model_zoo
-from si4tool.compiler import kernel_reference
-from si4tool.compiler import quant_math
-from si4tool.errors import UserError
-from si4tool.compiler.ir import LAYER_OPS, lower_tflite
+import tflite_oracle
+from si4tool.compiler import ops, quant_math
+from si4tool.compiler.lowering import lower_tflite
 from si4tool.compiler.tflite_reader import read_tflite
+from si4tool.errors import UserError
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +48,11 @@ def test_seed_model_layers(seed_tflite):
     conv = graph.layers[0]
     assert conv.constants["filter"].shape == (32, 3, 3, 1) and conv.constants["filter"].dtype == np.int8
     assert conv.constants["bias"].dtype == np.int32 and conv.constants["bias"].shape == (32,)
-    assert conv.constants["output_multiplier"].shape == (32,) and conv.params["per_channel"] == 1
-    assert conv.macs() == 26 * 26 * 32 * 9
-    assert graph.layers[5].macs() == 1600 * 128
+    assert conv.constants["output_multiplier"].shape == (32,) and conv.params.per_channel == 1
+    assert ops.layer_macs(conv) == 26 * 26 * 32 * 9
+    assert ops.layer_macs(graph.layers[5]) == 1600 * 128
     softmax = graph.layers[-1].params
-    assert softmax["rows"] == 1 and softmax["row_size"] == 10
+    assert softmax.rows == 1 and softmax.row_size == 10
 
 
 def test_tensor_names_are_the_tflite_names(seed_tflite):
@@ -63,26 +63,26 @@ def test_tensor_names_are_the_tflite_names(seed_tflite):
         assert model.tensors[info.tflite_index].name == info.name
         assert layer.source[-1].output == info.name
         assert re.fullmatch(r"[a-z][a-z0-9_]*", layer.name)
-        assert layer.op in LAYER_OPS
+        assert ops.spec(layer.op).op == layer.op
     assert len({layer.name for layer in graph.layers}) == len(graph.layers)
     assert graph.output == model.tensors[model.outputs[0]].name
 
 
 def test_second_model_same_padding_stride_and_average_pool(second_tflite):
     graph = lower_tflite(second_tflite)
-    ops = [layer.op for layer in graph.layers]
-    assert ops == ["conv2d", "depthwise_conv2d", "avg_pool", "conv2d", "max_pool", "reshape",
+    layer_ops = [layer.op for layer in graph.layers]
+    assert layer_ops == ["conv2d", "depthwise_conv2d", "avg_pool", "conv2d", "max_pool", "reshape",
                    "fully_connected", "fully_connected", "softmax"]
     conv = graph.layers[0].params
-    assert (conv["stride_height"], conv["output_height"], conv["pad_top"]) == (2, 14, 0)  # SAME 28 -> 14: pad 0 before, 1 after
+    assert (conv.stride_height, conv.output_height, conv.pad_top) == (2, 14, 0)  # SAME 28 -> 14: pad 0 before, 1 after
     depthwise = graph.layers[1].params
-    assert (depthwise["depth_multiplier"], depthwise["pad_top"], depthwise["pad_left"]) == (2, 1, 1)
+    assert (depthwise.depth_multiplier, depthwise.pad_top, depthwise.pad_left) == (2, 1, 1)
     assert graph.layers[1].constants["filter"].shape == (1, 3, 3, 16)
     relu6 = graph.layers[0]
     output = graph.tensors[relu6.output]
-    assert relu6.params["activation_max"] == min(127, output.zero_point + round(6.0 / output.scale))
+    assert relu6.params.activation_max == min(127, output.zero_point + round(6.0 / output.scale))
     pool = graph.layers[4].params
-    assert (pool["input_height"], pool["output_height"], pool["pad_top"]) == (5, 3, 0)
+    assert (pool.input_height, pool.output_height, pool.pad_top) == (5, 3, 0)
 
 
 def test_per_tensor_quantization():
@@ -90,7 +90,7 @@ def test_per_tensor_quantization():
     weighted = [layer for layer in graph.layers if "filter" in layer.constants]
     assert weighted
     for layer in weighted:
-        assert layer.params["per_channel"] == 0
+        assert layer.params.per_channel == 0
         assert layer.constants["output_multiplier"].shape == (1,)
 
 
@@ -144,10 +144,10 @@ def test_quantize_multiplier_rounds_half_away_from_zero():
     assert quant_math.quantize_multiplier(real) == (2**30 + 1, 0)
 
 
-def test_quantize_multiplier_agrees_with_the_kernel_reference():
+def test_quantize_multiplier_agrees_with_the_test_oracle():
     rng = np.random.default_rng(0)
     for real in np.exp(rng.uniform(-25, 5, size=2000)):
-        assert quant_math.quantize_multiplier(float(real)) == kernel_reference.quantize_multiplier(float(real))
+        assert quant_math.quantize_multiplier(float(real)) == tflite_oracle.quantize_multiplier(float(real))
 
 
 def test_per_tensor_fully_connected_multiplies_scales_in_float32():
@@ -170,17 +170,17 @@ def test_activation_ranges():
     assert quant_math.activation_range(quant_math.ACTIVATION_RELU6, 0.1, -128) == (-128, -68)
     assert quant_math.activation_range(quant_math.ACTIVATION_RELU6, 0.01, -100) == (-100, 127)
     assert quant_math.activation_range(quant_math.ACTIVATION_RELU_N1_TO_1, 0.5, 0) == (-2, 2)
-    with pytest.raises(UserError):
+    with pytest.raises(quant_math.QuantizationError):  # pure maths: not the CLI's UserError
         quant_math.activation_range(4, 0.1, 0)  # TANH
 
 
 @pytest.mark.parametrize("beta, scale", [(1.0, 0.1), (1.0, 0.0390625), (0.5, 0.25), (1.0, 1e-3), (2.0, 3.0)])
-def test_softmax_parameters_agree_with_the_kernel_reference(beta, scale):
+def test_softmax_parameters_agree_with_the_test_oracle(beta, scale):
     multiplier, shift, diff_min = quant_math.softmax_parameters(beta, scale)
     # TFLM widens the float32 beta and scale to double; quant_math does that itself.
     beta32, scale32 = float(np.float32(beta)), float(np.float32(scale))
-    assert (multiplier, shift) == kernel_reference.preprocess_softmax_scaling(beta32, scale32, 5)
-    assert diff_min == -kernel_reference.calculate_input_radius(5, shift, 31)
+    assert (multiplier, shift) == tflite_oracle.preprocess_softmax_scaling(beta32, scale32, 5)
+    assert diff_min == -tflite_oracle.calculate_input_radius(5, shift, 31)
     assert multiplier > 0 and shift >= 0 and diff_min < 0
 
 

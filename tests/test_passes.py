@@ -9,7 +9,7 @@ import pytest
 
 import model_zoo
 from si4tool.compiler import passes
-from si4tool.compiler.ir import lower_tflite
+from si4tool.compiler.lowering import lower_tflite
 
 MODELS = {
     "seed": model_zoo.seed_model_tflite,
@@ -47,11 +47,11 @@ def test_each_pass_keeps_the_outputs(graph, name, rewrite):
     # Run the passes before this one first, so each pass sees the graph it sees in the pipeline.
     earlier = passes.PASSES[: [n for n, _ in passes.PASSES].index(name)]
     prepared = passes.run_passes(graph, earlier)
-    snapshot = [(layer.op, layer.input, layer.output, dict(layer.params)) for layer in prepared.layers]
+    snapshot = [(layer.op, layer.inputs, layer.outputs, layer.params) for layer in prepared.layers]
     rewritten = rewrite(prepared)
     np.testing.assert_array_equal(_outputs(rewritten, images), before)
     # a pass returns a new graph and leaves the one it was given alone
-    assert [(layer.op, layer.input, layer.output, layer.params) for layer in prepared.layers] == snapshot
+    assert [(layer.op, layer.inputs, layer.outputs, layer.params) for layer in prepared.layers] == snapshot
 
 
 def test_run_passes_on_the_seed_model():
@@ -69,10 +69,10 @@ def test_run_passes_on_the_seed_model():
     ]
     assert sum(layer.parameter_count() for layer in graph.layers) == 232_650
     # every layer of the seed model reads all its input positions: the offsets all fold into biases
-    assert all(layer.params.get("input_offset", 0) == 0 for layer in graph.layers)
+    assert all(getattr(layer.params, "input_offset", 0) == 0 for layer in graph.layers)
     fused = graph.layers[0]
     assert [ref.builtin for ref in fused.source] == ["CONV_2D", "MAX_POOL_2D"]
-    assert fused.params["output_height"] == 26 and fused.pool_params["output_height"] == 13
+    assert fused.params.output_height == 26 and fused.pool_params.output_height == 13
 
 
 def test_drop_noop_reshapes_aliases_the_tensor():
@@ -82,7 +82,7 @@ def test_drop_noop_reshapes_aliases_the_tensor():
     assert all(layer.op != "reshape" for layer in rewritten.layers)
     assert reshape.output not in rewritten.tensors
     reader = next(layer for layer in rewritten.layers if layer.op == "fully_connected")
-    assert reader.input == reshape.input
+    assert reader.inputs == reshape.inputs
 
 
 def test_reshape_writing_the_graph_output_is_kept():
@@ -96,7 +96,7 @@ def test_conv_read_twice_is_not_fused():
     graph = passes.drop_noop_reshapes(lower_tflite(model_zoo.seed_model_tflite()))
     conv = graph.layers[0]
     # a second reader of the conv output (never executed here, only structure matters)
-    extra = dataclasses.replace(graph.layers[1], name="max_pool_extra", output="extra")
+    extra = dataclasses.replace(graph.layers[1], name="max_pool_extra", outputs=("extra",))
     branched = graph.replace(layers=[graph.layers[0], graph.layers[1], extra, *graph.layers[2:]])
     fused = passes.fuse_conv2d_max_pool(branched)
     assert fused.layers[0].op == "conv2d" and fused.layers[0].output == conv.output
@@ -106,10 +106,10 @@ def test_padded_convolutions_keep_their_input_offset():
     graph = passes.run_passes(lower_tflite(model_zoo.second_model_tflite()))
     by_name = {layer.name: layer for layer in graph.layers}
     # SAME, stride 2 on 28 rows: the last window row hangs over the bottom edge (padding after).
-    assert by_name["conv2d_0"].params["input_offset"] != 0
-    assert by_name["depthwise_conv2d_0"].params["input_offset"] != 0  # SAME, pad 1 all around
-    assert by_name["conv2d_1"].params["input_offset"] == 0  # VALID
-    assert all(layer.params["input_offset"] == 0 for layer in graph.layers if layer.op == "fully_connected")
+    assert by_name["conv2d_0"].params.input_offset != 0
+    assert by_name["depthwise_conv2d_0"].params.input_offset != 0  # SAME, pad 1 all around
+    assert by_name["conv2d_1"].params.input_offset == 0  # VALID
+    assert all(layer.params.input_offset == 0 for layer in graph.layers if layer.op == "fully_connected")
 
 
 def test_fold_changes_the_bias_exactly():
@@ -118,7 +118,7 @@ def test_fold_changes_the_bias_exactly():
     for before, after in zip(graph.layers, folded.layers):
         if "filter" not in before.constants:
             continue
-        offset = before.params["input_offset"]
+        offset = before.params.input_offset
         sums = before.constants["filter"].astype(np.int64).reshape(before.constants["filter"].shape[0], -1).sum(axis=1)
         np.testing.assert_array_equal(after.constants["bias"], before.constants["bias"] + offset * sums)
         np.testing.assert_array_equal(after.constants["filter"], before.constants["filter"])

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 import model_zoo
 from si4tool.compiler import passes
 from si4tool.compiler import planner
-from si4tool.compiler.ir import Graph, Layer, OperatorRef, TensorInfo, lower_tflite
-from si4tool.compiler.planner import Allocation, MemoryPlan, check_no_overlap, plan_memory
+from si4tool.compiler.ir import Graph, Layer, OperatorRef, TensorInfo
+from si4tool.compiler.lowering import lower_tflite
+from si4tool.compiler.planner import Allocation, MemoryPlan, PlanError, check_no_overlap, plan_memory
 
 MODELS = {
     "seed": model_zoo.seed_model_tflite,
@@ -53,7 +54,7 @@ def test_no_overlap_on_real_graphs(name, with_passes):
 
 def test_check_no_overlap_catches_a_bad_plan():
     bad = MemoryPlan(64, {"a": Allocation(0, 32, 0, 1), "b": Allocation(16, 32, 1, 2)})
-    with pytest.raises(AssertionError, match="overlap"):
+    with pytest.raises(PlanError, match="overlap"):
         check_no_overlap(bad)
     fine = MemoryPlan(64, {"a": Allocation(0, 32, 0, 1), "b": Allocation(0, 32, 2, 3)})
     check_no_overlap(fine)
@@ -63,8 +64,8 @@ def _chain(sizes: list[int], scratch: list[int]) -> Graph:
     """A sequential graph whose layers only have sizes (the planner looks at nothing else)."""
     tensors = {f"t{i}": TensorInfo(f"t{i}", (size,), 1.0, 0, i) for i, size in enumerate(sizes)}
     layers = [
-        Layer(f"layer_{i}", "reshape", (OperatorRef("RESHAPE", i, f"t{i + 1}"),), f"t{i}", f"t{i + 1}",
-              {"size": sizes[i + 1]}, scratch_bytes=scratch[i])
+        Layer(f"layer_{i}", "fully_connected", (OperatorRef("FULLY_CONNECTED", i, f"t{i + 1}"),), (f"t{i}",),
+              (f"t{i + 1}",), None, scratch_bytes=scratch[i])
         for i in range(len(sizes) - 1)
     ]
     return Graph(layers, tensors, "t0", f"t{len(sizes) - 1}")

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import model_zoo
 from si4tool.errors import UserError
-from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, read_tflite
+from si4tool.compiler import ops
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, operator_names, read_tflite
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +24,10 @@ def small_tflite() -> bytes:
 
 
 def test_seed_model_operators(seed_tflite):
-    model = read_tflite(seed_tflite)
+    model = read_tflite(seed_tflite, option_layouts=ops.option_layouts())
     assert model.version == 3
     names = [op.name for op in model.operators]
+    assert operator_names(seed_tflite) == names
     assert names[:4] == ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D"]
     assert names[-4:] == ["FULLY_CONNECTED", "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX"]
     assert "RESHAPE" in names
@@ -43,6 +45,16 @@ def test_seed_model_operators(seed_tflite):
     assert len(filter_tensor.quantization.scale) == 32  # per-channel
     assert model.tensors[model.inputs[0]].shape == (1, 28, 28, 1)
     assert model.tensors[model.outputs[0]].shape == (1, 10)
+    # without option layouts the reader reads no options (it knows no operator itself)
+    assert all(operator.options == {} for operator in read_tflite(seed_tflite).operators)
+
+
+def test_operator_names_match_litert(seed_tflite):
+    """si4tool's own reader lists the same operators as LiteRT (whose list is private API)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=seed_tflite)
+    assert operator_names(seed_tflite) == [op["op_name"] for op in interpreter._get_ops_details()]
 
 
 def test_tensors_match_litert(seed_tflite):

@@ -10,29 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from si4tool.compiler import ops
 from si4tool.compiler.ir import Graph, Layer
+from si4tool.compiler.ops import CallBuffers, c_struct_name, params_fields
 from si4tool.compiler.planner import ARENA_ALIGNMENT, MemoryPlan, scratch_name
 from si4tool.render import generated_banner, render_template
-
-# op -> (kernel function, C params struct type)
-KERNELS = {
-    "conv2d": ("si4_conv2d_s8", "si4_conv2d_params"),
-    "conv2d_max_pool": ("si4_conv2d_max_pool_s8", "si4_conv2d_params"),
-    "depthwise_conv2d": ("si4_depthwise_conv2d_s8", "si4_depthwise_conv2d_params"),
-    "max_pool": ("si4_max_pool_s8", "si4_pool_params"),
-    "avg_pool": ("si4_avg_pool_s8", "si4_pool_params"),
-    "fully_connected": ("si4_fully_connected_s8", "si4_fully_connected_params"),
-    "softmax": ("si4_softmax_s8", "si4_softmax_params"),
-    "reshape": ("memcpy", None),
-}
-
-# Constant arrays, in the order the kernels take them, with their C element type.
-CONSTANT_ARRAYS = (
-    ("filter", "int8_t"),
-    ("bias", "int32_t"),
-    ("output_multiplier", "int32_t"),
-    ("output_shift", "int32_t"),
-)
 
 
 def c_int(value: int) -> str:
@@ -73,83 +55,95 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
+def _input_macros(prefix: str, graph: Graph, layer: Layer) -> list[tuple[str, str]]:
+    """Zero point and size of each input: INPUT_* for the first, INPUT2_* ... for the others."""
+    macros = []
+    for position, tensor in enumerate(layer.inputs):
+        info = graph.tensors[tensor]
+        stem = "INPUT" if position == 0 else f"INPUT{position + 1}"
+        macros += [(f"{prefix}_{stem}_ZERO_POINT", c_int(info.zero_point)), (f"{prefix}_{stem}_SIZE", c_int(info.size_bytes))]
+    return macros
+
+
 def _weights_layer(graph: Graph, layer: Layer) -> dict:
     """What model_weights.h/.c say about one layer: macros and const arrays."""
     prefix = _macro_prefix(layer)
-    source = graph.tensors.get(layer.input)
     output = graph.tensors[layer.output]
-    macros = [(f"{prefix}_{field.upper()}", c_int(value)) for field, value in layer.params.items()]
+    macros = []
+    if layer.params is not None:
+        macros += [(f"{prefix}_{name.upper()}", c_int(value)) for name, value in params_fields(layer.params)]
     if layer.pool_params is not None:
-        macros += [(f"{prefix}_POOL_{field.upper()}", c_int(value)) for field, value in layer.pool_params.items()]
+        macros += [(f"{prefix}_POOL_{name.upper()}", c_int(value)) for name, value in params_fields(layer.pool_params)]
     defined = {name for name, _ in macros}
-    macros += [
-        (name, value)
-        for name, value in (
-            (f"{prefix}_INPUT_ZERO_POINT", c_int(source.zero_point)),
-            (f"{prefix}_OUTPUT_ZERO_POINT", c_int(output.zero_point)),
-            (f"{prefix}_INPUT_SIZE", c_int(source.size_bytes)),
-            (f"{prefix}_OUTPUT_SIZE", c_int(output.size_bytes)),
-        )
-        if name not in defined  # a fully-connected layer's params already say its sizes
+    inputs = _input_macros(prefix, graph, layer)
+    sizes = [
+        (f"{prefix}_OUTPUT_ZERO_POINT", c_int(output.zero_point)),
+        (f"{prefix}_OUTPUT_SIZE", c_int(output.size_bytes)),
     ]
+    # The first input's zero point before the output's, then the sizes (a fully-connected
+    # layer's params already say its sizes).
+    ordered = inputs[:1] + sizes[:1] + inputs[1:2] + sizes[1:] + inputs[2:]
+    macros += [(name, value) for name, value in ordered if name not in defined]
     arrays = []
-    for key, c_type in CONSTANT_ARRAYS:
-        if key not in layer.constants:
-            continue
+    for key, c_type in ops.spec(layer.op).constants:
         values = layer.constants[key]
         size_macro = f"{prefix}_{key.upper()}_SIZE"
         macros.append((size_macro, c_int(values.size)))
         arrays.append({"c_type": c_type, "name": _array_name(layer, key), "size_macro": size_macro, "data": values})
+    shapes = ", ".join(_shape_text(graph.tensors[tensor].shape) for tensor in layer.inputs)
     return {
         "name": layer.name,
         "description": c_comment_text(f"{layer.op}: {layer.describe_source()}"),
-        "shapes": f"{_shape_text(source.shape)} -> {_shape_text(output.shape)}",
+        "shapes": f"{shapes} -> {_shape_text(output.shape)}",
         "macros": macros,
         "arrays": arrays,
     }
 
 
-def _struct(c_type: str, name: str, prefix: str, params: dict[str, int]) -> dict:
-    fields = [(field, f"{prefix}_{field.upper()}") for field in params]
-    return {"c_type": c_type, "name": name, "fields": fields}
+def _struct(name: str, prefix: str, params) -> dict:
+    fields = [(field, f"{prefix}_{field.upper()}") for field, _ in params_fields(params)]
+    return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
 
 
 def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> dict:
     """What model.c says about one layer: its params structs and the kernel call."""
-    kernel, params_type = KERNELS[layer.op]
+    spec = ops.spec(layer.op)
     prefix = _macro_prefix(layer)
 
-    def buffer(tensor: str, caller_pointer: str) -> str:
-        if tensor in (graph.input, graph.output):
-            return caller_pointer
+    def buffer(tensor: str) -> str:
+        if tensor == graph.input:
+            return "input"
+        if tensor == graph.output:
+            return "output"
         return f"si4_model_arena + {plan.allocations[tensor].offset}"
 
-    input_pointer = buffer(layer.input, "input")
-    output_pointer = buffer(layer.output, "output")
-    unused = [name for name, pointer in (("input", input_pointer), ("output", output_pointer)) if pointer != name]
-
     structs = []
-    arguments = []
-    if params_type is not None:
-        structs.append(_struct(params_type, f"{layer.name}_params", prefix, layer.params))
-        arguments.append(f"&{layer.name}_params")
+    params = []
+    if layer.params is not None:
+        structs.append(_struct(f"{layer.name}_params", prefix, layer.params))
+        params.append(f"&{layer.name}_params")
     if layer.pool_params is not None:
-        structs.append(_struct("si4_pool_params", f"{layer.name}_pool_params", f"{prefix}_POOL", layer.pool_params))
-        arguments.append(f"&{layer.name}_pool_params")
-    if layer.op == "reshape":
-        arguments = [output_pointer, input_pointer, f"{prefix}_SIZE"]
-    else:
-        arguments.append(input_pointer)
-        arguments += [_array_name(layer, key) for key, _ in CONSTANT_ARRAYS if key in layer.constants]
-        arguments.append(output_pointer)
+        structs.append(_struct(f"{layer.name}_pool_params", f"{prefix}_POOL", layer.pool_params))
+        params.append(f"&{layer.name}_pool_params")
+    scratch = plan.allocations.get(scratch_name(layer.name))
+    buffers = CallBuffers(
+        params=tuple(params),
+        inputs=tuple(buffer(tensor) for tensor in layer.inputs),
+        constants=tuple(_array_name(layer, key) for key, _ in spec.constants),
+        scratch=None if scratch is None else f"si4_model_arena + {scratch.offset}",
+        output=buffer(layer.output),
+        size_macro=f"{prefix}_OUTPUT_SIZE",
+    )
+    call = spec.render_call(layer, buffers) if spec.render_call is not None else spec.default_call(buffers)
+    used = set(buffers.inputs) | {buffers.output} if call is not None else set()
     return {
         "function": f"layer_{index}_{layer.op}",
         "name": layer.name,
         "description": c_comment_text(layer.describe_source()),
         "structs": structs,
-        "unused": unused,
-        "kernel": kernel,
-        "arguments": arguments,
+        "unused": [name for name in ("input", "output") if name not in used],
+        "call": call,
+        "aliases": None if call is not None else c_comment_text(f"{layer.output} is {layer.inputs[0]}'s bytes"),
     }
 
 
@@ -159,6 +153,7 @@ def arena_declaration_bytes(plan: MemoryPlan) -> int:
 
 
 def _layer_output_offset(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
+    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer."""
     return -1 if layer.output == graph.output else plan.allocations[layer.output].offset
 
 
@@ -237,12 +232,14 @@ def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
                 "op": layer.op,
                 "source": layer.describe_source(),
                 "tflite_operators": [ref.index for ref in layer.source],
-                "input": layer.input,
+                "input": layer.inputs[0],
+                "inputs": list(layer.inputs),
                 "output": layer.output,
-                "input_shape": list(graph.tensors[layer.input].shape),
+                "input_shape": list(graph.tensors[layer.inputs[0]].shape),
+                "input_shapes": [list(graph.tensors[tensor].shape) for tensor in layer.inputs],
                 "output_shape": list(graph.tensors[layer.output].shape),
                 "parameters": layer.parameter_count(),
-                "macs": layer.macs(),
+                "macs": ops.layer_macs(layer),
                 "weight_bytes": layer.weight_bytes(),
                 "output_bytes": graph.tensors[layer.output].size_bytes,
                 "scratch_bytes": layer.scratch_bytes,

@@ -16,68 +16,58 @@ from collections.abc import Callable
 
 import numpy as np
 
-from si4tool.compiler import quant_math
+from si4tool.compiler import ops, quant_math
 from si4tool.compiler.ir import Graph, Layer
+from si4tool.compiler.ops.conv2d_max_pool import fusion_is_exact
 
 
 def drop_noop_reshapes(graph: Graph) -> Graph:
-    """Remove RESHAPE layers: an NHWC tensor is contiguous, so a reshape changes only its shape.
+    """Remove shape-only layers (RESHAPE, SQUEEZE, EXPAND_DIMS): a tensor is contiguous, so they
+    change only its shape.
 
-    The reshape's output becomes an alias of its input: every later reader
-    reads the input tensor directly. A reshape that produces the graph output
-    is kept (the caller's output buffer must still be written).
+    The layer's output becomes an alias of its input: every later reader reads the input
+    tensor directly. One that produces the graph output is kept (the caller's output buffer
+    must still be written).
     """
     layers: list[Layer] = []
     renamed: dict[str, str] = {}
     for layer in graph.layers:
-        layer_input = renamed.get(layer.input, layer.input)
-        if layer.op == "reshape" and layer.output != graph.output:
-            renamed[layer.output] = layer_input
+        inputs = tuple(renamed.get(name, name) for name in layer.inputs)
+        if ops.spec(layer.op).shape_only and layer.output != graph.output:
+            renamed[layer.output] = inputs[0]
             continue
-        layers.append(dataclasses.replace(layer, input=layer_input))
+        layers.append(dataclasses.replace(layer, inputs=inputs))
     tensors = {name: info for name, info in graph.tensors.items() if name not in renamed}
     return graph.replace(layers=layers, tensors=tensors)
 
 
 def fuse_conv2d_max_pool(graph: Graph) -> Graph:
-    """Fuse a conv2d and the max_pool that reads it into one conv2d_max_pool layer.
+    """Fuse a conv2d and the max_pool that is its only reader into one conv2d_max_pool layer.
 
-    The fused kernel (si4_conv2d_max_pool_s8) pools the int32 accumulators
-    and requantizes once per pooled output, so the full-resolution
-    convolution output never exists in RAM. Exact because requantization with
-    a non-negative multiplier, the offset and both clamps are monotonic
-    non-decreasing; the kernel clips pool windows at the borders as TFLM's
-    MaxPool does and applies the pool's own clamp after the conv's. Only
-    done when nothing else reads the conv output.
+    The fused kernel (si4_conv2d_max_pool_s8) pools the int32 accumulators and requantizes
+    once per pooled output, so the full-resolution convolution output never exists in RAM.
+    That is exact while requantization is monotonic non-decreasing: a non-negative
+    multiplier, and no int32 wrap in `acc << left_shift` or the zero-point addition, which
+    ops.conv2d_max_pool.fusion_is_exact proves from a static bound on the accumulators
+    (bias, weights, every input in [-128, 127]); otherwise the two layers stay. The kernel
+    clips pool windows at the borders as TFLM's MaxPool does and applies the pool's own clamp
+    after the conv's. The fused layer takes the conv's place in the order.
     """
-    layers: list[Layer] = []
-    index = 0
-    while index < len(graph.layers):
-        layer = graph.layers[index]
-        following = graph.layers[index + 1] if index + 1 < len(graph.layers) else None
-        if (
-            layer.op == "conv2d"
-            and following is not None
-            and following.op == "max_pool"
-            and following.input == layer.output
-            and layer.output != graph.output
-            and len(graph.consumers(layer.output)) == 1
-            and all(m >= 0 for m in layer.constants["output_multiplier"])
-        ):
-            layers.append(
-                dataclasses.replace(
-                    layer,
-                    op="conv2d_max_pool",
-                    source=layer.source + following.source,
-                    output=following.output,
-                    pool_params=dict(following.params),
-                )
-            )
-            index += 2
+    fused: dict[int, Layer] = {}  # conv index -> fused layer
+    dropped: set[int] = set()  # pool indices
+    for index, layer in enumerate(graph.layers):
+        if layer.op != "conv2d" or layer.output == graph.output:
             continue
-        layers.append(layer)
-        index += 1
-    used = {graph.input, graph.output} | {layer.input for layer in layers} | {layer.output for layer in layers}
+        readers = [i for i, other in enumerate(graph.layers) if layer.output in other.inputs]
+        if len(readers) != 1 or graph.layers[readers[0]].op != "max_pool" or not fusion_is_exact(layer):
+            continue
+        pool = graph.layers[readers[0]]
+        fused[index] = dataclasses.replace(
+            layer, op="conv2d_max_pool", source=layer.source + pool.source, outputs=pool.outputs, pool_params=pool.params
+        )
+        dropped.add(readers[0])
+    layers = [fused.get(index, layer) for index, layer in enumerate(graph.layers) if index not in dropped]
+    used = {graph.input, graph.output} | {t for layer in layers for t in (*layer.inputs, *layer.outputs)}
     tensors = {name: info for name, info in graph.tensors.items() if name in used}
     return graph.replace(layers=layers, tensors=tensors)
 
@@ -89,11 +79,12 @@ def _reads_every_input_position(layer: Layer) -> bool:
         return True
     if layer.op not in ("conv2d", "conv2d_max_pool", "depthwise_conv2d"):
         return False
-    for axis, kernel in (("height", "kernel_height"), ("width", "kernel_width")):
-        effective_kernel = (p[kernel] - 1) * p[f"dilation_{axis}"] + 1
-        if (p[f"output_{axis}"] - 1) * p[f"stride_{axis}"] + effective_kernel > p[f"input_{axis}"]:
+    for axis in ("height", "width"):
+        kernel = getattr(p, f"kernel_{axis}")
+        effective_kernel = (kernel - 1) * getattr(p, f"dilation_{axis}") + 1
+        if (getattr(p, f"output_{axis}") - 1) * getattr(p, f"stride_{axis}") + effective_kernel > getattr(p, f"input_{axis}"):
             return False
-    return p["pad_top"] == 0 and p["pad_left"] == 0
+    return p.pad_top == 0 and p.pad_left == 0
 
 
 def fold_input_offset_into_bias(graph: Graph) -> Graph:
@@ -107,7 +98,7 @@ def fold_input_offset_into_bias(graph: Graph) -> Graph:
     """
     layers: list[Layer] = []
     for layer in graph.layers:
-        offset = layer.params.get("input_offset", 0)
+        offset = getattr(layer.params, "input_offset", 0)
         if offset == 0 or not _reads_every_input_position(layer):
             layers.append(layer)
             continue
@@ -122,7 +113,7 @@ def fold_input_offset_into_bias(graph: Graph) -> Graph:
             layers.append(layer)
             continue
         constants = dict(layer.constants, bias=bias.astype(np.int32))
-        params = dict(layer.params, input_offset=0)
+        params = dataclasses.replace(layer.params, input_offset=0)
         layers.append(dataclasses.replace(layer, params=params, constants=constants))
     return graph.replace(layers=layers)
 
@@ -138,4 +129,5 @@ PASSES: list[tuple[str, Callable[[Graph], Graph]]] = [
 def run_passes(graph: Graph, passes: list[tuple[str, Callable[[Graph], Graph]]] | None = None) -> Graph:
     for _name, rewrite in PASSES if passes is None else passes:
         graph = rewrite(graph)
+        graph.check_order()
     return graph

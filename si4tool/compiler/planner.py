@@ -1,24 +1,42 @@
 """Static memory plan: every activation and scratch buffer gets an offset in one arena.
 
-A buffer lives from the layer that writes it to the last layer that reads it
-(layers run in order, so lifetimes are intervals of layer indices). Two
-buffers may share bytes only if their lifetimes do not overlap. Buffers are
-placed largest first, each at the lowest 16-byte-aligned offset where it fits
-beside the already placed buffers that are live at the same time (greedy by
-size, first fit in address order, as TFLM's GreedyMemoryPlanner does).
+Layers run in order, so a buffer lives over an interval of layer indices: from the layer that
+writes it to the last layer that reads it (a residual branch lives until its ADD). Two buffers
+may share bytes only if their lifetimes do not overlap, except where sharing is the point:
 
-Not in the arena: the model input, which the layers read directly from the
-caller's const pointer, and the model output, which the last layer writes
-straight into the caller's buffer.
+- a shape-only layer (RESHAPE, SQUEEZE, EXPAND_DIMS: OpSpec.shape_only) gives its output the
+  bytes of its input (an alias: one buffer, the union of the two lifetimes);
+- an elementwise layer whose kernel supports it (OpSpec.in_place: ADD today) writes its output
+  over an input of the output's size when it is that input's last reader.
+
+Such tensors form one buffer. Buffers are placed by several strategies and the smallest
+arena wins (the first strategy on a tie, so a plan never changes for nothing): orderings
+(largest first, as TFLM's GreedyMemoryPlanner; longest-lived first; earliest first; largest
+size x lifetime first) times placements (first fit: the lowest 16-byte-aligned offset that
+fits; best fit: the smallest gap that fits), and, for graphs of at most EXHAUSTIVE_BUFFERS
+buffers, first fit over every ordering.
+
+Not in the arena: the model input, which the layers read directly from the caller's const
+pointer, and the model output, which its layer writes straight into the caller's buffer.
+`MemoryPlan.input_bytes` says how large the caller's input is, for comparisons with TFLite
+Micro, whose arena holds its input tensor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from si4tool.compiler import ops
 from si4tool.compiler.ir import Graph
 
 ARENA_ALIGNMENT = 16
+EXHAUSTIVE_BUFFERS = 6
+
+
+class PlanError(RuntimeError):
+    """A memory plan that breaks its invariants (a planner bug; never the user's)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,14 @@ class Allocation:
 class MemoryPlan:
     arena_bytes: int
     allocations: dict[str, Allocation]  # tensor name (or "<layer>.scratch") -> placement
+    input_bytes: int = 0  # the model input, read from the caller's buffer (not in the arena)
+    shares: dict[str, str] = field(default_factory=dict)  # tensor -> the tensor whose bytes it reuses
+    strategy: str = "largest first, first fit"
+
+    @property
+    def arena_plus_input_bytes(self) -> int:
+        """What the engine needs in RAM with its input, comparable with TFLite Micro's arena."""
+        return self.arena_bytes + self.input_bytes
 
 
 def scratch_name(layer_name: str) -> str:
@@ -50,48 +76,150 @@ def _align(value: int) -> int:
 
 
 def buffer_lifetimes(graph: Graph) -> dict[str, tuple[int, int, int]]:
-    """name -> (size, first_layer, last_layer) of every buffer that needs arena space."""
+    """name -> (size, first_layer, last_layer) of every tensor and scratch buffer that needs arena space."""
     buffers: dict[str, tuple[int, int, int]] = {}
     for index, layer in enumerate(graph.layers):
-        if layer.output != graph.output and layer.output not in buffers:
-            buffers[layer.output] = (graph.tensors[layer.output].size_bytes, index, index)
-        if layer.input in buffers:
-            size, first, _last = buffers[layer.input]
-            buffers[layer.input] = (size, first, index)
+        for tensor in layer.inputs:
+            if tensor in buffers:
+                size, first, _last = buffers[tensor]
+                buffers[tensor] = (size, first, index)
+        for tensor in layer.outputs:
+            if tensor != graph.output and tensor not in buffers:
+                buffers[tensor] = (graph.tensors[tensor].size_bytes, index, index)
         if layer.scratch_bytes > 0:
             buffers[scratch_name(layer.name)] = (layer.scratch_bytes, index, index)
     return buffers
 
 
+def shared_buffers(graph: Graph, lifetimes: dict[str, tuple[int, int, int]]) -> dict[str, str]:
+    """tensor -> the tensor whose bytes it takes over (aliases of shape-only layers, in-place outputs)."""
+    shares: dict[str, str] = {}
+
+    def root(tensor: str) -> str:
+        while tensor in shares:
+            tensor = shares[tensor]
+        return tensor
+
+    def group_last_use(tensor: str) -> int:
+        base = root(tensor)
+        return max(lifetimes[name][2] for name in lifetimes if name == base or (name in shares and root(name) == base))
+
+    for index, layer in enumerate(graph.layers):
+        spec = ops.spec(layer.op)
+        output = layer.outputs[0] if len(layer.outputs) == 1 else None
+        if output is None or output not in lifetimes:
+            continue
+        if spec.shape_only and layer.inputs[0] in lifetimes:
+            shares[output] = layer.inputs[0]
+        elif spec.in_place:
+            size = lifetimes[output][0]
+            for tensor in layer.inputs:
+                if tensor in lifetimes and lifetimes[tensor][0] == size and group_last_use(tensor) == index:
+                    shares[output] = tensor
+                    break
+    return shares
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    names: tuple[str, ...]
+    size: int
+    first: int
+    last: int
+
+
+def _buffers(lifetimes, shares) -> list[_Buffer]:
+    groups: dict[str, list[str]] = {}
+    for name in lifetimes:
+        base = name
+        while base in shares:
+            base = shares[base]
+        groups.setdefault(base, []).append(name)
+    return [
+        _Buffer(
+            tuple(names),
+            max(lifetimes[n][0] for n in names),
+            min(lifetimes[n][1] for n in names),
+            max(lifetimes[n][2] for n in names),
+        )
+        for names in groups.values()
+    ]
+
+
+def _place(order: list[_Buffer], best_fit: bool) -> tuple[int, dict[_Buffer, int]]:
+    placed: dict[_Buffer, int] = {}
+    for buffer in order:
+        live = sorted(
+            ((offset, other) for other, offset in placed.items() if other.first <= buffer.last and buffer.first <= other.last),
+            key=lambda item: item[0],
+        )
+        gaps = []  # (start, end) of free space between live buffers; the last is unbounded
+        offset = 0
+        for other_offset, other in live:
+            if offset + buffer.size <= other_offset:
+                gaps.append((offset, other_offset))
+                if not best_fit:
+                    break
+            offset = max(offset, _align(other_offset + other.size))
+        if best_fit or not gaps:
+            gaps.append((offset, None))
+        if best_fit:
+            start = min(gaps, key=lambda gap: (float("inf") if gap[1] is None else gap[1] - gap[0], gap[0]))[0]
+        else:
+            start = gaps[0][0]
+        placed[buffer] = start
+    arena = _align(max((offset + b.size for b, offset in placed.items()), default=0))
+    return arena, placed
+
+
+_ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
+    ("largest first", lambda b: (-b.size, b.first, b.names)),
+    ("longest-lived first", lambda b: (-(b.last - b.first), -b.size, b.first, b.names)),
+    ("earliest first", lambda b: (b.first, -b.size, b.names)),
+    ("largest size x lifetime first", lambda b: (-b.size * (b.last - b.first + 1), b.first, b.names)),
+]
+
+
 def plan_memory(graph: Graph) -> MemoryPlan:
     lifetimes = buffer_lifetimes(graph)
-    # Largest first; ties by first use and name so the plan is deterministic.
-    order = sorted(lifetimes, key=lambda name: (-lifetimes[name][0], lifetimes[name][1], name))
-    placed: dict[str, Allocation] = {}
-    for name in order:
-        size, first, last = lifetimes[name]
-        candidate = Allocation(0, size, first, last)
-        live = sorted(
-            (other for other in placed.values() if other.overlaps_in_time(candidate)), key=lambda a: a.offset
-        )
-        offset = 0
-        for other in live:
-            if offset + size <= other.offset:
-                break  # fits in the gap before `other`
-            offset = max(offset, _align(other.offset + other.size))
-        placed[name] = Allocation(offset, size, first, last)
-    arena_bytes = _align(max((a.offset + a.size for a in placed.values()), default=0))
-    plan = MemoryPlan(arena_bytes, {name: placed[name] for name in sorted(placed, key=lambda n: lifetimes[n][1:] + (n,))})
+    shares = shared_buffers(graph, lifetimes)
+    buffers = _buffers(lifetimes, shares)
+    candidates = []
+    for (name, key), best_fit in itertools.product(_ORDERINGS, (False, True)):
+        arena, placed = _place(sorted(buffers, key=key), best_fit)
+        candidates.append((arena, f"{name}, {'best' if best_fit else 'first'} fit", placed))
+    if len(buffers) <= EXHAUSTIVE_BUFFERS:
+        for order in itertools.permutations(sorted(buffers, key=_ORDERINGS[0][1])):
+            arena, placed = _place(list(order), best_fit=False)
+            candidates.append((arena, "every ordering, first fit", placed))
+    arena_bytes, strategy, placed = min(candidates, key=lambda candidate: candidate[0])  # first of the smallest
+    offsets = {name: offset for buffer, offset in placed.items() for name in buffer.names}
+    allocations = {
+        name: Allocation(offsets[name], lifetimes[name][0], lifetimes[name][1], lifetimes[name][2])
+        for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
+    }
+    input_bytes = graph.tensors[graph.input].size_bytes
+    plan = MemoryPlan(arena_bytes, allocations, input_bytes, shares, strategy)
     check_no_overlap(plan)
     return plan
 
 
 def check_no_overlap(plan: MemoryPlan) -> None:
-    """Assert that no two buffers live at the same time share a byte, and all fit in the arena."""
+    """No two buffers live at the same time share a byte (unless one takes over the other's bytes
+    by design: plan.shares), and all are aligned and inside the arena. Raises PlanError."""
+
+    def root(name: str) -> str:
+        while name in plan.shares:
+            name = plan.shares[name]
+        return name
+
     allocations = list(plan.allocations.items())
     for name, allocation in allocations:
-        assert allocation.offset % ARENA_ALIGNMENT == 0, f"{name} is not {ARENA_ALIGNMENT}-byte aligned"
-        assert allocation.offset + allocation.size <= plan.arena_bytes, f"{name} ends past the arena"
+        if allocation.offset % ARENA_ALIGNMENT:
+            raise PlanError(f"{name} is not {ARENA_ALIGNMENT}-byte aligned")
+        if allocation.offset < 0 or allocation.offset + allocation.size > plan.arena_bytes:
+            raise PlanError(f"{name} ends past the arena")
     for i, (name_a, a) in enumerate(allocations):
         for name_b, b in allocations[i + 1 :]:
-            assert not (a.overlaps_in_time(b) and a.overlaps_in_space(b)), f"{name_a} and {name_b} overlap"
+            if a.overlaps_in_time(b) and a.overlaps_in_space(b) and root(name_a) != root(name_b):
+                raise PlanError(f"{name_a} and {name_b} overlap")

@@ -134,7 +134,7 @@ def time_rendering(tflite_bytes: bytes, manifest: Manifest, x_int8: np.ndarray, 
     from si4tool.compiler import passes
     from si4tool.compiler import planner
     from si4tool.assets import render_model_data, render_test_vectors
-    from si4tool.compiler.ir import lower_tflite
+    from si4tool.compiler.lowering import lower_tflite
 
     vectors = min(manifest.test_vectors, len(x_int8))
     classes = int(np.prod(manifest.quantization["output"]["shape"]))

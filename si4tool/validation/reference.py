@@ -69,11 +69,11 @@ def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
     images: float in the units the model was trained on (x / 255 for MNIST), or int8 already
     quantized for the engine. An int8-input model gets float images quantized as the firmware
     and the test vectors do (quantize.quantize_input with the engine's input quantization); a
-    float-input model (a QUANTIZE first, see ir.ModelEdges) gets the float32 images themselves,
+    float-input model (a QUANTIZE first, see lowering.ModelEdges) gets the float32 images themselves,
     so TFLite's own QUANTIZE op runs and the engine is compared with it. int8 images for a
     float-input model are refused: the float values they came from are gone.
     """
-    from si4tool.compiler.ir import engine_edges
+    from si4tool.compiler.lowering import engine_edges
     from si4tool.compiler.quant_math import quantize_input
 
     images = _check_images(images)
@@ -95,7 +95,7 @@ def engine_output_reader(tflite_bytes: bytes):
     double scale, so f / scale is within 255 * 2**-24 of the integer q - zero_point and
     rounding gives q back exactly (checked on every call: a residual above 0.01 raises).
     """
-    from si4tool.compiler.ir import engine_edges
+    from si4tool.compiler.lowering import engine_edges
 
     edges = engine_edges(tflite_bytes)
     if not edges.float_output:

@@ -63,7 +63,7 @@ def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int],
     first, see reference.interpreter_inputs)."""
     from si4tool.compiler import passes
     from si4tool.targets.host_engine import build_host_engine
-    from si4tool.compiler.ir import lower_tflite
+    from si4tool.compiler.lowering import lower_tflite
     from si4tool.frontend.quantize import quantize_input
     from si4tool.validation.reference import interpreter_inputs
 

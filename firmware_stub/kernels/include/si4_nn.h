@@ -109,6 +109,37 @@ typedef struct {
     int32_t per_channel;
 } si4_depthwise_conv2d_params;
 
+/* ADD with broadcasting. The output is walked as dim_0 x dim_1 x dim_2 x dim_3 (outermost
+ * first, the shapes collapsed by si4tool); input k's element is at sum(i_d * inputk_stride_d),
+ * stride 0 where it broadcasts. Inputs are rescaled to a common scale with left_shift (20)
+ * bits of headroom, added, and requantized (TFLM's int8 ADD). */
+typedef struct {
+    int32_t input1_offset; /* minus the zero point of input 1 */
+    int32_t input1_multiplier;
+    int32_t input1_shift; /* <= 0 */
+    int32_t input2_offset;
+    int32_t input2_multiplier;
+    int32_t input2_shift;
+    int32_t left_shift;
+    int32_t output_offset; /* the output zero point */
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t activation_min;
+    int32_t activation_max;
+    int32_t dim_0;
+    int32_t dim_1;
+    int32_t dim_2;
+    int32_t dim_3;
+    int32_t input1_stride_0;
+    int32_t input1_stride_1;
+    int32_t input1_stride_2;
+    int32_t input1_stride_3;
+    int32_t input2_stride_0;
+    int32_t input2_stride_1;
+    int32_t input2_stride_2;
+    int32_t input2_stride_3;
+} si4_add_params;
+
 void si4_conv2d_s8(const si4_conv2d_params *params,
                    const int8_t *input,
                    const int8_t *filter,
@@ -153,6 +184,9 @@ void si4_fully_connected_s8(const si4_fully_connected_params *params,
                             int8_t *output);
 
 void si4_softmax_s8(const si4_softmax_params *params, const int8_t *input, int8_t *output);
+
+/* The output may be input1 or input2 when that input has the output's shape (in place). */
+void si4_add_s8(const si4_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,7 @@ def render_copy(layer, buffers: CallBuffers) -> str | None:
     """No call when the planner gave the output the input's bytes; a copy when they are different buffers."""
     if buffers.output == buffers.inputs[0]:
         return None
-    return f"memcpy({buffers.output}, {buffers.inputs[0]}, {buffers.size_macro})"
+    return "memcpy(" + ",\n        ".join((buffers.output, buffers.inputs[0], buffers.size_macro)) + ")"
 
 
 SPEC = OpSpec(
