@@ -186,3 +186,21 @@ def reference_forward(graph, image: np.ndarray) -> dict[str, np.ndarray]:
 
 def random_images(count: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(-128, 128, size=(count, *shape), dtype=np.int8)
+
+
+@functools.cache
+def residual_model_tflite() -> bytes:
+    """A residual block (conv -> conv -> ADD with the skip, fused RELU) and a second ADD whose skip
+    is the model input itself, then a broadcast ADD of a tensor and its global average (1x1xC)."""
+    keras = _seeded(6)
+    layers = keras.layers
+    image = keras.Input((10, 10, 4))
+    x = layers.Conv2D(4, (3, 3), padding="same", activation="relu")(image)
+    y = layers.Conv2D(4, (3, 3), padding="same")(x)
+    x = layers.ReLU()(layers.Add()([x, y]))
+    x = layers.Add()([x, image])
+    pooled = layers.AveragePooling2D((10, 10))(x)
+    x = layers.Add()([x, pooled])
+    x = layers.Conv2D(6, (3, 3), strides=2)(x)
+    outputs = layers.Dense(5)(layers.Flatten()(x))
+    return convert_to_int8(keras.Model(image, outputs), (10, 10, 4), seed=6)
