@@ -474,6 +474,34 @@ def bench_command(
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
 
+@app.command("ops")
+def ops_command(json_output: JsonOption = False) -> None:
+    """List the TFLite operators si4tool compiles: Keras layers, C kernel, DSP variant, constraints."""
+    import json
+
+    from rich.table import Table
+
+    from si4tool.compiler.lowering import operator_table
+
+    rows = operator_table()
+    if json_output:
+        print(json.dumps({"operators": rows}))
+        return
+    table = Table(title="Supported operators", title_justify="left")
+    for column in ("TFLite operator", "Keras layers", "kernel", "DSP", "constraints"):
+        table.add_column(column)
+    for row in rows:
+        constraints = [row["dtypes"]] + [
+            f"{name}: {row[key]}" for name, key in (("padding", "paddings"), ("strides", "strides"), ("activation", "activations"))
+            if row[key] != "-"
+        ] + ([row["notes"]] if row["notes"] else [])  # fmt: skip
+        table.add_row(
+            row["tflite_operator"], ", ".join(row["keras_layers"]) or "-", row["kernel"], "yes" if row["dsp"] else "no",
+            "; ".join(constraints),
+        )
+    console.print(table)
+
+
 # Commands whose stages import TensorFlow; --help and --version stay fast without it.
 _TENSORFLOW_COMMANDS = {"train", "quantize", "export-csv", "build-firmware-assets", "validate-host", "bench"}
 

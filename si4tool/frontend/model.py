@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from si4tool.compiler import ops
 from si4tool.errors import UserError
 
 INPUT_SHAPE = (28, 28, 1)
@@ -16,26 +17,15 @@ FLOAT_MODEL_SUFFIXES = (".keras", ".h5")
 
 # Keras layer classes the pipeline lowers. Anything else is refused before
 # quantization, with the layer's name, rather than failing deep in lowering.
+# The layers that convert to an operator come from the operator registry
+# (si4tool/compiler/ops/: OpSpec.keras_layers); these convert to none of their own:
 # - BatchNormalization: the TFLite converter folds it into the Conv2D,
 #   DepthwiseConv2D or Dense right before it (checked below: that layer must
 #   have no activation of its own, or the fold is impossible);
 # - Dropout, SpatialDropout2D: identity at inference, dropped at export;
 # - ReLU (also ReLU(max_value=6)), Activation relu/relu6: fused into the op before.
-SUPPORTED_LAYERS = (
-    "InputLayer",
-    "Conv2D",
-    "DepthwiseConv2D",
-    "BatchNormalization",
-    "MaxPooling2D",
-    "AveragePooling2D",
-    "Flatten",
-    "Reshape",
-    "Dense",
-    "Dropout",
-    "SpatialDropout2D",
-    "Activation",
-    "ReLU",
-)
+FOLDED_LAYERS = ("BatchNormalization", "Dropout", "SpatialDropout2D", "Activation", "ReLU")
+SUPPORTED_LAYERS = ("InputLayer", *ops.keras_layers(), *FOLDED_LAYERS)
 # Layers a BatchNormalization can be folded into, and layers that are no-ops at inference.
 BATCH_NORM_HOSTS = ("Conv2D", "DepthwiseConv2D", "Dense")
 INFERENCE_NO_OPS = ("Dropout", "SpatialDropout2D")

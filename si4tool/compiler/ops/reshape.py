@@ -46,7 +46,10 @@ SPEC = OpSpec(
     options=(RESHAPE_OPTIONS, SQUEEZE_OPTIONS),
     data_inputs=1,  # RESHAPE's second input (new shape) and EXPAND_DIMS' axis only state the output shape
     keras_layers=("Flatten", "Reshape"),
-    constraints=Constraints(dtypes="int8, same input and output quantization", notes="no copy: the output aliases the input"),
+    constraints=Constraints(
+        dtypes="int8, same input and output quantization",
+        notes="no copy: the output aliases the input; Keras Flatten and Reshape give RESHAPE, keras.ops.squeeze and expand_dims the others",
+    ),
     shape_only=True,
     render_call=render_copy,
 )

@@ -1,0 +1,96 @@
+"""The operator registry: one module per operator, and everything that lists operators derives from it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import model_zoo
+from si4tool.compiler import ops
+from si4tool.compiler.lowering import lower_tflite, operator_table, supported_operators
+from si4tool.compiler.ops.base import c_struct_name
+from si4tool.errors import UserError
+from si4tool.frontend.model import SUPPORTED_LAYERS
+from si4tool.targets.toolchain import firmware_stub_dir, kernel_include_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_struct_names_follow_the_class_names():
+    from si4tool.compiler.ops.add import AddParams
+    from si4tool.compiler.ops.conv2d import Conv2DParams, DepthwiseConv2DParams
+    from si4tool.compiler.ops.fully_connected import FullyConnectedParams
+
+    assert c_struct_name(Conv2DParams) == "si4_conv2d_params"
+    assert c_struct_name(DepthwiseConv2DParams) == "si4_depthwise_conv2d_params"
+    assert c_struct_name(FullyConnectedParams) == "si4_fully_connected_params"
+    assert c_struct_name(AddParams) == "si4_add_params"
+    assert c_struct_name(type("LeakyReluParams", (), {})) == "si4_leaky_relu_params"
+    assert c_struct_name(type("HardSwishParams", (), {})) == "si4_hard_swish_params"
+
+
+def test_every_kernel_has_its_file_and_declaration():
+    header = (kernel_include_dir() / "si4_nn.h").read_text()
+    for spec in ops.registry():
+        if spec.kernel is None:
+            assert spec.shape_only, spec.op  # only shape-only ops call no kernel
+            continue
+        assert (firmware_stub_dir() / "kernels" / "src" / f"{spec.kernel}.c").is_file(), spec.kernel
+        assert re.search(rf"\bvoid {spec.kernel}\(", header), spec.kernel
+        assert spec.dsp == (firmware_stub_dir() / "kernels" / "dsp" / f"{spec.kernel}.c").is_file()
+        if spec.params_type is not None:
+            assert f"}} {spec.c_struct};" in header, spec.c_struct
+    assert {spec.op for spec in ops.registry() if spec.dsp} >= {"conv2d", "conv2d_max_pool", "fully_connected", "max_pool"}
+
+
+def test_builtins_and_option_tables_are_registered_once():
+    builtins = [builtin for spec in ops.registry() for builtin in spec.builtins]
+    assert len(builtins) == len(set(builtins))
+    layouts = ops.option_layouts()
+    assert len({layout.union_type for layout in layouts}) == len(layouts)
+    assert set(supported_operators()) == set(builtins) | {"QUANTIZE", "DEQUANTIZE"}
+    assert {"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"} <= set(builtins)
+
+
+def test_keras_precheck_derives_from_the_registry():
+    for spec in ops.registry():
+        for layer in spec.keras_layers:
+            assert layer in SUPPORTED_LAYERS
+    assert "Add" in SUPPORTED_LAYERS and "Conv2D" in SUPPORTED_LAYERS
+
+
+def test_unsupported_operator_points_at_si4tool_ops():
+    with pytest.raises(UserError) as error:
+        lower_tflite(model_zoo.tanh_model_tflite())
+    message = str(error.value)
+    assert "TANH" in message and "`si4tool ops`" in message
+    assert all(builtin in message for builtin in supported_operators())
+
+
+def test_ops_command_lists_the_registry():
+    result = subprocess.run(
+        [sys.executable, "-m", "si4tool", "ops", "--json"], capture_output=True, text=True, cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "SI4_DEBUG": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["operators"]
+    assert [row["tflite_operator"] for row in rows] == [row["tflite_operator"] for row in operator_table()]
+    by_name = {row["tflite_operator"]: row for row in rows}
+    assert by_name["CONV_2D"]["kernel"] == "si4_conv2d_s8" and by_name["CONV_2D"]["dsp"] is True
+    assert by_name["ADD"]["kernel"] == "si4_add_s8" and by_name["ADD"]["dsp"] is False
+    assert by_name["CONV_2D"]["paddings"] == "SAME, VALID"
+    table = subprocess.run(
+        [sys.executable, "-m", "si4tool", "ops"], capture_output=True, text=True, cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+    )  # fmt: skip
+    assert table.returncode == 0 and "DEPTHWISE_CONV_2D" in table.stdout and "si4_softmax_s8" in table.stdout
+
+
+def test_operators_reference_is_generated_from_the_registry():
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "operators_reference.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
