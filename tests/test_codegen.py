@@ -220,3 +220,19 @@ def test_hostile_tensor_names_stay_inside_comments(tmp_path):
                 str(directory / name), "-o", str(tmp_path / "out.o")]
         result = subprocess.run(args, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_a_kernel_with_scratch_gets_its_arena_buffer_before_the_output():
+    graph = passes.run_passes(lower_tflite(model_zoo.seed_model_tflite()))
+    index = 2  # fully_connected_0
+    graph.layers[index] = dataclasses.replace(graph.layers[index], scratch_bytes=48)
+    plan = planner.plan_memory(graph)
+    scratch = plan.allocations[planner.scratch_name("fully_connected_0")]
+    assert (scratch.size, scratch.first_layer, scratch.last_layer) == (48, index, index)
+    planner.check_no_overlap(plan)
+    model_c = codegen.render_model_sources(graph, plan, SHA)["model.c"]
+    call = model_c[model_c.index("si4_fully_connected_s8(&fully_connected_0_params") :].split(";")[0]
+    arguments = [argument.strip() for argument in call.split("(", 1)[1].rstrip(")").split(",")]
+    assert arguments[-2] == f"si4_model_arena + {scratch.offset}"
+    assert arguments[-1] == f"si4_model_arena + {plan.allocations[graph.layers[index].output].offset}"
+    assert "fully_connected_0.scratch" in model_c  # in the arena map

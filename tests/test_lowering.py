@@ -193,3 +193,30 @@ def test_padding_matches_tflite():
     assert quant_math.output_size(quant_math.PADDING_VALID, 10, 3, 1, dilation=2) == 6
     assert quant_math.padding_before(1, 2, 10, 3, 10) == 2
     assert math.isclose(quant_math.round_half_away_from_zero(-2.5), -3)
+
+
+def test_softmax_rows_of_512_are_refused_with_the_reason():
+    keras = model_zoo._seeded(7)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(512, activation="softmax")])
+    tflite = model_zoo.convert_to_int8(model, (8,), seed=7, samples=8)
+    with pytest.raises(UserError, match=r"SOFTMAX \(operator \d+.*rows of 512 values; int8 softmax supports at most 511"):
+        lower_tflite(tflite)
+
+
+def test_a_left_shift_of_32_or_more_is_refused_naming_the_operator(monkeypatch):
+    """An output scale 2^-40 times smaller makes the real multiplier >= 2^31: shift >= 32 is UB in C."""
+    import dataclasses
+
+    from si4tool.compiler import lowering
+    from si4tool.compiler.tflite_reader import Quantization
+
+    tflite = model_zoo.asymmetric_model_tflite()
+    model = read_tflite(tflite, option_layouts=ops.option_layouts())
+    output = model.tensors[model.outputs[0]]
+    tiny = Quantization((output.quantization.scale[0] * 2.0**-40,), output.quantization.zero_point, 0)
+    tensors = list(model.tensors)
+    tensors[output.index] = dataclasses.replace(output, quantization=tiny)
+    patched = dataclasses.replace(model, tensors=tuple(tensors))
+    monkeypatch.setattr(lowering, "read_tflite", lambda data, source="the model", option_layouts=(): patched)
+    with pytest.raises(UserError, match=r"FULLY_CONNECTED \(operator \d+, output tensor .*output shift of 3\d.*undefined behaviour"):
+        lower_tflite(tflite)

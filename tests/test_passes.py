@@ -122,3 +122,44 @@ def test_fold_changes_the_bias_exactly():
         sums = before.constants["filter"].astype(np.int64).reshape(before.constants["filter"].shape[0], -1).sum(axis=1)
         np.testing.assert_array_equal(after.constants["bias"], before.constants["bias"] + offset * sums)
         np.testing.assert_array_equal(after.constants["filter"], before.constants["filter"])
+
+
+def _conv_then_pool(bias: int) -> "Graph":
+    """input (2, 1, 1) -> 1x1 conv (weight 1, multiplier 2^30 with shift 1: x2 x 0.5) -> 2x1 max pool."""
+    from si4tool.compiler.ir import Graph, Layer, OperatorRef, TensorInfo
+    from si4tool.compiler.ops.conv2d import Conv2DParams
+    from si4tool.compiler.ops.pooling import PoolParams
+
+    tensors = {name: TensorInfo(name, shape, 1.0, 0, i) for i, (name, shape) in enumerate(
+        [("x", (2, 1, 1)), ("conv", (2, 1, 1)), ("pool", (1, 1, 1))])}  # fmt: skip
+    conv = Layer(
+        "conv2d_0", "conv2d", (OperatorRef("CONV_2D", 0, "conv"),), ("x",), ("conv",),
+        Conv2DParams(2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 0),
+        {"filter": np.ones((1, 1, 1, 1), np.int8), "bias": np.array([bias], np.int32),
+         "output_multiplier": np.array([1 << 30], np.int32), "output_shift": np.array([1], np.int32)},
+    )  # fmt: skip
+    pool = Layer(
+        "max_pool_0", "max_pool", (OperatorRef("MAX_POOL_2D", 1, "pool"),), ("conv",), ("pool",),
+        PoolParams(2, 1, 1, 1, 1, 2, 1, 2, 1, 0, 0, -128, 127),
+    )
+    return Graph([conv, pool], tensors, "x", "pool")
+
+
+def test_fusion_needs_a_bound_that_rules_out_int32_wrap():
+    """acc << 1 wraps for accumulators of 2^30 or more: pooling accumulators then picks the wrong one."""
+    import kernel_lib
+
+    risky = _conv_then_pool(bias=(1 << 30) - 50)
+    image = np.array([100, -100], dtype=np.int8)  # accumulators 2^30 + 50 (wraps) and 2^30 - 150
+    expected = model_zoo.reference_forward(risky, image)["pool"]  # conv, then pool: what TFLM computes
+    assert expected.tolist() == [127]
+    conv, pool = risky.layers
+    fused_kernel = kernel_lib.conv2d_max_pool_s8(conv.params, pool.params, image, **{
+        "filter": conv.constants["filter"], "bias": conv.constants["bias"],
+        "output_multiplier": conv.constants["output_multiplier"], "output_shift": conv.constants["output_shift"]})  # fmt: skip
+    assert fused_kernel.reshape(-1).tolist() == [-128]  # why the pass must not fuse this one
+    assert [layer.op for layer in passes.fuse_conv2d_max_pool(risky).layers] == ["conv2d", "max_pool"]
+    safe = _conv_then_pool(bias=1000)
+    fused = passes.fuse_conv2d_max_pool(safe)
+    assert [layer.op for layer in fused.layers] == ["conv2d_max_pool"]
+    assert np.array_equal(model_zoo.reference_forward(fused, image)["pool"], model_zoo.reference_forward(safe, image)["pool"])

@@ -93,3 +93,61 @@ def test_scratch_buffers_are_planned():
     plan = plan_memory(graph)
     allocation = plan.allocations[planner.scratch_name("layer_1")]
     assert (allocation.size, allocation.first_layer, allocation.last_layer) == (64, 1, 1)
+
+
+def _dag(sizes: list[int], reads: dict[int, list[int]], ops_by_layer: dict[int, str] | None = None) -> Graph:
+    """Tensor t0 is the graph input; layer i writes t<i> from the tensors reads[i]."""
+    tensors = {f"t{i}": TensorInfo(f"t{i}", (size,), 1.0, 0, i) for i, size in enumerate(sizes)}
+    layers = [
+        Layer(f"layer_{i}", (ops_by_layer or {}).get(i, "fully_connected"), (OperatorRef("X", i, f"t{i}"),),
+              tuple(f"t{j}" for j in reads[i]), (f"t{i}",), None)
+        for i in range(1, len(sizes))
+    ]  # fmt: skip
+    return Graph(layers, tensors, "t0", f"t{len(sizes) - 1}")
+
+
+def test_the_search_beats_greedy_by_size():
+    # Greedy by size places the two 128-byte tensors first, at 0 and 128, and the 96-byte ones above
+    # them (352 bytes); 256 is the lower bound (two 128-byte tensors are live at layer 3).
+    graph = _dag([32, 96, 128, 128, 96, 128, 64], {1: [0], 2: [1], 3: [2], 4: [3], 5: [4], 6: [0, 5]})
+    plan = plan_memory(graph)
+    assert plan.arena_bytes == 256
+    assert plan.strategy == "every ordering, first fit"
+    check_no_overlap(plan)
+
+
+def test_a_residual_branch_lives_until_its_last_reader():
+    # t1 is read by layer 2 and again by layer 4 (the skip of an add)
+    graph = _dag([16, 64, 64, 64, 64], {1: [0], 2: [1], 3: [2], 4: [3, 1]}, {4: "add"})
+    plan = plan_memory(graph)
+    assert (plan.allocations["t1"].first_layer, plan.allocations["t1"].last_layer) == (0, 3)
+    check_no_overlap(plan)
+    assert plan.arena_bytes == 3 * 64  # t1, t2 and t3 live together at layer 2
+
+
+def test_shape_only_layers_alias_their_input():
+    graph = _dag([16, 64, 64, 32], {1: [0], 2: [1], 3: [2]}, {2: "reshape"})
+    plan = plan_memory(graph)
+    assert plan.shares == {"t2": "t1"}
+    assert plan.allocations["t2"].offset == plan.allocations["t1"].offset
+    assert plan.arena_bytes == 64  # no copy: one buffer for both
+
+
+def test_in_place_add_writes_over_the_input_it_reads_last():
+    # layer 3 adds t2 and t1; t1 is not read later, so t3 may take its bytes (t2 too: the first fitting wins)
+    graph = _dag([16, 64, 64, 64, 8], {1: [0], 2: [1], 3: [2, 1], 4: [3]}, {3: "add"})
+    plan = plan_memory(graph)
+    assert plan.shares == {"t3": "t2"}
+    assert plan.arena_bytes == 2 * 64
+    # an input that a later layer still reads is never overwritten
+    later = _dag([16, 64, 64, 64, 64, 8], {1: [0], 2: [1], 3: [2, 1], 4: [3, 1, 2], 5: [4]}, {3: "add", 4: "add"})
+    later_plan = plan_memory(later)
+    assert "t3" not in later_plan.shares
+    check_no_overlap(later_plan)
+
+
+def test_the_plan_reports_arena_and_input():
+    graph = passes.run_passes(lower_tflite(model_zoo.seed_model_tflite()))
+    plan = plan_memory(graph)
+    assert (plan.arena_bytes, plan.input_bytes, plan.arena_plus_input_bytes) == (7008, 784, 7792)
+    assert plan.strategy == "largest first, first fit"  # ties keep the greedy plan: offsets never move for nothing

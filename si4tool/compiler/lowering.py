@@ -364,6 +364,9 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
                 f"is not supported by si4tool (supported: {', '.join(supported_operators())}; see `si4tool ops`)",
             )
         layer = spec.lower(context, operator)
+        scratch = spec.scratch_bytes(layer)
+        if scratch:
+            layer = dataclasses.replace(layer, scratch_bytes=scratch)
         _check_shifts(context, operator, layer)
         renamed = tuple(aliases.get(name, name) for name in layer.inputs)
         layers.append(layer if renamed == layer.inputs else dataclasses.replace(layer, inputs=renamed))
