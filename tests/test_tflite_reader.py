@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import model_zoo
 from si4tool.errors import UserError
 from si4tool.compiler import ops
-from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, operator_names, read_tflite
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, float_operators, operator_names, read_tflite
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,12 @@ def test_operator_names_match_litert(seed_tflite):
 
     interpreter = Interpreter(model_content=seed_tflite)
     assert operator_names(seed_tflite) == [op["op_name"] for op in interpreter._get_ops_details()]
+    assert float_operators(seed_tflite) == []  # full int8
+
+
+def test_float_operators_of_a_float_edged_model():
+    data = model_zoo.float_input_model_tflite()
+    assert float_operators(data) == ["QUANTIZE", "DEQUANTIZE"]
 
 
 def test_tensors_match_litert(seed_tflite):

@@ -383,3 +383,16 @@ def read_tflite(data: bytes, source: str = "the model", option_layouts: tuple[Op
 def operator_names(data: bytes, source: str = "the model") -> list[str]:
     """The builtin names of a .tflite's operators, in execution order (e.g. ["QUANTIZE", "CONV_2D", ...])."""
     return [operator.name for operator in read_tflite(data, source).operators]
+
+
+FLOAT_TENSOR_TYPES = frozenset({0, 1, 10, 18})  # FLOAT32, FLOAT16, FLOAT64, BFLOAT16
+
+
+def float_operators(data: bytes, source: str = "the model") -> list[str]:
+    """The builtin names of the operators that read or write a floating-point tensor, in order."""
+    model = read_tflite(data, source)
+    return [
+        operator.name
+        for operator in model.operators
+        if any(index >= 0 and model.tensors[index].type in FLOAT_TENSOR_TYPES for index in (*operator.inputs, *operator.outputs))
+    ]
