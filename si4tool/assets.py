@@ -260,6 +260,8 @@ def build_firmware_assets(
             "macs": int(sum(layer["macs"] for layer in layers)),
             "weight_bytes": int(sum(layer["weight_bytes"] for layer in layers)),
             "arena_bytes": int(plan.arena_bytes),
+            # with the input the engine reads from the caller's buffer: comparable with TFLite Micro's arena
+            "arena_plus_input_bytes": int(plan.arena_plus_input_bytes),
             "model_tflite_bytes": len(tflite_bytes),
         },
         accuracy={

@@ -239,6 +239,66 @@ static void run_fully_connected_and_softmax_case(void)
     free(probabilities);
 }
 
+/* ADD over four random loops, each input broadcasting some of them, with buffers of exactly the
+ * inputs' sizes; when input 1 broadcasts nothing the output is written over it (in place). */
+static void run_add_case(void)
+{
+    si4_add_params add;
+    int32_t dims[4];
+    int32_t strides1[4];
+    int32_t strides2[4];
+    int32_t size1 = 1;
+    int32_t size2 = 1;
+    int32_t total = 1;
+    int32_t d;
+    int8_t *input1;
+    int8_t *input2;
+    int8_t *output;
+    for (d = 3; d >= 0; --d) {
+        dims[d] = random_between(1, 4);
+        strides1[d] = random_between(0, 2) == 0 ? 0 : size1;
+        strides2[d] = random_between(0, 1) == 0 ? 0 : size2;
+        size1 *= strides1[d] != 0 ? dims[d] : 1;
+        size2 *= strides2[d] != 0 ? dims[d] : 1;
+        total *= dims[d];
+    }
+    add.input1_offset = random_between(-127, 128);
+    add.input1_multiplier = random_between(1 << 30, 0x7FFFFFFF);
+    add.input1_shift = random_between(-12, 0);
+    add.input2_offset = random_between(-127, 128);
+    add.input2_multiplier = random_between(1 << 30, 0x7FFFFFFF);
+    add.input2_shift = random_between(-12, 0);
+    add.left_shift = 20;
+    add.output_offset = random_between(-128, 127);
+    add.output_multiplier = random_between(1 << 30, 0x7FFFFFFF);
+    add.output_shift = random_between(-24, 0);
+    add.activation_min = random_between(-128, 0);
+    add.activation_max = random_between(add.activation_min, 127);
+    add.dim_0 = dims[0];
+    add.dim_1 = dims[1];
+    add.dim_2 = dims[2];
+    add.dim_3 = dims[3];
+    add.input1_stride_0 = strides1[0];
+    add.input1_stride_1 = strides1[1];
+    add.input1_stride_2 = strides1[2];
+    add.input1_stride_3 = strides1[3];
+    add.input2_stride_0 = strides2[0];
+    add.input2_stride_1 = strides2[1];
+    add.input2_stride_2 = strides2[2];
+    add.input2_stride_3 = strides2[3];
+    input1 = random_int8(size1, -128);
+    input2 = random_int8(size2, -128);
+    if (size1 == total) {
+        si4_add_s8(&add, input1, input2, input1);
+    } else {
+        output = (int8_t *)malloc((size_t)total);
+        si4_add_s8(&add, input1, input2, output);
+        free(output);
+    }
+    free(input1);
+    free(input2);
+}
+
 /* 13x13x2 input, 3x3 VALID conv -> 11x11, 2x2/2 VALID pool -> 5x5. Only
  * convolution rows/columns 0..9 are pooled, so the last input byte needed is
  * row 11, column 11, channel 1: the buffer stops right after it and ASan
@@ -271,6 +331,7 @@ int main(int argc, char **argv)
         failures += run_conv_pool_case();
         run_depthwise_case();
         run_fully_connected_and_softmax_case();
+        run_add_case();
     }
     run_unused_rows_case();
     if (failures != 0) {

@@ -38,20 +38,17 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from si4tool.compiler.tflite_reader import OptionLayout
+from si4tool.targets.toolchain import firmware_stub_dir
 
 if TYPE_CHECKING:
     from si4tool.compiler.ir import Layer
     from si4tool.compiler.lowering import LoweringContext
     from si4tool.compiler.tflite_reader import Operator
-
-_DSP_KERNELS = Path(__file__).resolve().parents[3] / "firmware_stub" / "kernels" / "dsp"
-
 
 @dataclass(frozen=True)
 class Constraints:
@@ -106,7 +103,7 @@ class OpSpec:
     @property
     def dsp(self) -> bool:
         """Whether a Cortex-M DSP twin of the kernel exists in firmware_stub/kernels/dsp/."""
-        return self.kernel is not None and (_DSP_KERNELS / f"{self.kernel}.c").is_file()
+        return self.kernel is not None and (firmware_stub_dir() / "kernels" / "dsp" / f"{self.kernel}.c").is_file()
 
     def default_call(self, buffers: CallBuffers) -> str:
         arguments = [*buffers.params, *buffers.inputs, *buffers.constants]
