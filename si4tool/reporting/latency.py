@@ -21,7 +21,7 @@ class InterpreterTimer:
     """A Python interpreter timed around invoke() alone; set/get of tensors are outside the clock."""
 
     def __init__(self, set_input, invoke, get_output, tflite_bytes: bytes):
-        from si4tool.compiler.ir import engine_edges
+        from si4tool.compiler.lowering import engine_edges
         from si4tool.validation.reference import engine_output_reader
 
         self._set_input = set_input
