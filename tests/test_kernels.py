@@ -43,19 +43,25 @@ int32s = st.integers(INT32_MIN, INT32_MAX)
 
 
 def _header_struct_fields() -> dict[str, list[str]]:
-    header = (kernel_include_dir() / "si4_nn.h").read_text()
-    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
     structs = {}
-    for body, name in re.findall(r"typedef struct\s*\{(.*?)\}\s*(\w+)\s*;", header, flags=re.S):
-        structs[name] = re.findall(r"int32_t\s+(\w+)\s*;", body)
+    for header_file in sorted(kernel_include_dir().glob("si4_nn*.h")):  # si4_nn.h and si4_nn_ops.h
+        header = re.sub(r"/\*.*?\*/", "", header_file.read_text(), flags=re.S)
+        for body, name in re.findall(r"typedef struct\s*\{(.*?)\}\s*(\w+)\s*;", header, flags=re.S):
+            structs[name] = re.findall(r"int32_t\s+(\w+)\s*;", body)
     return structs
 
 
 def test_ctypes_structs_mirror_the_header_field_for_field():
+    from si4tool.compiler import ops
+
     header = _header_struct_fields()
-    assert set(header) == set(kernel_lib.STRUCTS)
-    for name, struct in kernel_lib.STRUCTS.items():
-        assert [field for field, _ in struct._fields_] == header[name], name
+    # every registered operator's struct is declared, and every params dataclass with a C
+    # struct of its name matches it field for field
+    assert {spec.c_struct for spec in ops.registry() if spec.params_type is not None} <= set(header)
+    shared = set(header) & set(kernel_lib.STRUCTS)
+    assert {"si4_conv2d_params", "si4_add_params", "si4_softmax_params"} <= shared
+    for name in shared:
+        assert [field for field, _ in kernel_lib.STRUCTS[name]._fields_] == header[name], name
 
 
 @pytest.mark.parametrize(

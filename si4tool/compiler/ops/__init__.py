@@ -71,12 +71,21 @@ def supported_builtins() -> tuple[str, ...]:
     return tuple(sorted(_by_builtin()))
 
 
+@functools.cache
 def option_layouts():
-    """The builtin options tables of every registered operator, for tflite_reader.read_tflite."""
+    """The builtin options tables of every registered operator, and any other OptionLayout an
+    ops module declares at module level (option_tables.py), for tflite_reader.read_tflite."""
+    from si4tool.compiler.tflite_reader import OptionLayout
+
     layouts = {}
     for entry in registry():
         for layout in entry.options:
             layouts[layout.union_type] = layout
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, OptionLayout):
+                layouts.setdefault(value.union_type, value)
     return tuple(layouts[key] for key in sorted(layouts))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from si4tool.compiler.kernel_reference import multiply_by_quantized_multiplier
+from si4tool.compiler.fixed_point import multiply_by_quantized_multiplier
 from si4tool.compiler.quant_math import quantize_multiplier
 from si4tool.errors import UserError
 

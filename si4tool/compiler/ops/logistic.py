@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler import kernel_reference as kr
+from si4tool.compiler import fixed_point
+from si4tool.compiler.ops.softmax import exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1
 from si4tool.compiler.ops.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
 from si4tool.compiler.quant_math import round_half_away_from_zero
 from si4tool.errors import UserError
@@ -55,9 +56,9 @@ def gemmlowp_logistic(a: int) -> int:
     """gemmlowp::logistic on a Q4.27 raw value, Q0.31 result."""
     if a == 0:
         return 1 << 30
-    magnitude = a if a > 0 else kr._wrap(-a)
-    positive = kr.one_over_one_plus_x_for_x_in_0_1(kr.exp_on_negative_values(kr._wrap(-magnitude), INPUT_INTEGER_BITS))
-    return positive if a > 0 else kr._wrap(kr.INT32_MAX - positive)
+    magnitude = a if a > 0 else fixed_point.wrap(-a)
+    positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(fixed_point.wrap(-magnitude), INPUT_INTEGER_BITS))
+    return positive if a > 0 else fixed_point.wrap(fixed_point.INT32_MAX - positive)
 
 
 def logistic_table(input_scale: float, input_zero_point: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def logistic_table(input_scale: float, input_zero_point: int) -> np.ndarray:
             results.append(127)
         else:
             q4 = int(mbqm(d, scaling.multiplier, scaling.left_shift))
-            q23 = kr._rdbpot(gemmlowp_logistic(q4), 31 - 8)
+            q23 = fixed_point.rdbpot(gemmlowp_logistic(q4), 31 - 8)
             results.append(min(max(q23 - 128, -128), 127))
     return as_int8_table(results)
 

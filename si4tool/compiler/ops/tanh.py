@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler import kernel_reference as kr
+from si4tool.compiler import fixed_point
+from si4tool.compiler.ops.softmax import exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1
 from si4tool.compiler.ops.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
 from si4tool.compiler.ops.logistic import q4_input_scaling
 
@@ -26,23 +27,23 @@ class TanhParams:
 
 
 def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: int) -> int:
-    total = a + kr.INT32_MAX
+    total = a + fixed_point.INT32_MAX
     total += 1 if total >= 0 else -1
     half_denominator = total // 2 if total >= 0 else -((-total) // 2)  # RoundingHalfSum truncates
-    x = kr._wrap(1515870810 + kr._srdhm(half_denominator, -1010580540))  # 48/17 - 32/17 * d, Q2.29
+    x = fixed_point.wrap(1515870810 + fixed_point.srdhm(half_denominator, -1010580540))  # 48/17 - 32/17 * d, Q2.29
     for _ in range(3):
-        one_minus = kr._wrap((1 << 29) - kr._srdhm(half_denominator, x))
-        x = kr._wrap(x + kr._saturating_rounding_multiply_by_pot(kr._srdhm(x, one_minus), 2))
-    return kr._saturating_rounding_multiply_by_pot(kr._wrap(x - (1 << 29)), 2)
+        one_minus = fixed_point.wrap((1 << 29) - fixed_point.srdhm(half_denominator, x))
+        x = fixed_point.wrap(x + fixed_point.saturating_rounding_multiply_by_pot(fixed_point.srdhm(x, one_minus), 2))
+    return fixed_point.saturating_rounding_multiply_by_pot(fixed_point.wrap(x - (1 << 29)), 2)
 
 
 def gemmlowp_tanh(a: int) -> int:
     """gemmlowp::tanh on a Q4.27 raw value, Q0.31 result."""
     if a == 0:
         return 0
-    n = a if a < 0 else kr._wrap(-a)
-    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(kr.exp_on_negative_values(n, 5))
-    return kr._wrap(-t) if a < 0 else t
+    n = a if a < 0 else fixed_point.wrap(-a)
+    t = _one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, 5))
+    return fixed_point.wrap(-t) if a < 0 else t
 
 
 def tanh_table(input_scale: float, input_zero_point: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def tanh_table(input_scale: float, input_zero_point: int) -> np.ndarray:
             results.append(127)
         else:
             q4 = int(mbqm(d, scaling.multiplier, scaling.left_shift))
-            results.append(min(max(kr._rdbpot(gemmlowp_tanh(q4), 31 - 7), -128), 127))
+            results.append(min(max(fixed_point.rdbpot(gemmlowp_tanh(q4), 31 - 7), -128), 127))
     return as_int8_table(results)
 
 
