@@ -139,7 +139,7 @@ class Manifest(_Record):
     tool_version: str
     source_model: dict  # {"path": file name or "trained by si4tool", "sha256"}
     int8_model: dict  # {"sha256", "bytes"}
-    data: dict  # {"dataset", "source", "sha256"}: no machine path
+    data: dict | None  # {"dataset", "source", "sha256"}: no machine path; None when no dataset was used
     training: dict | None  # recipe, epochs, batch_size, seed, best_epoch, seconds_per_epoch; None for a given model
     layers: list  # codegen.layer_summaries: one record per layer
     totals: dict  # parameters, macs, weight_bytes, arena_bytes, model_tflite_bytes
@@ -149,6 +149,9 @@ class Manifest(_Record):
     files: dict  # file name -> {"bytes", "sha256"}
     tool: str = "si4tool"
     schema_version: int = SCHEMA_VERSION
+    # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
+    # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
+    inputs: dict | None = None
 
     @property
     def model_sha256(self) -> str:

@@ -203,6 +203,17 @@ def _progress_printer(quiet: bool):
     return StepReporter(console, quiet=quiet)
 
 
+# --inputs (frontend/inputs.py): what the test vectors and the validation feed a model.
+InputsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--inputs",
+        help="random (seeded uniform int8, seed from --seed) or an .npy (N, *input shape) / .npz (x, optional y labels); "
+        "default: the dataset when the model takes 28x28x1 images, else random.",
+    ),
+]
+
+
 @app.command("build-firmware-assets")
 def build_firmware_assets_command(
     model: Annotated[
@@ -214,8 +225,9 @@ def build_firmware_assets_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs when no --model is given.")] = 15,
     vectors: Annotated[
         Optional[int],
-        typer.Option("--vectors", help="Test images embedded for the on-device check: 250 (or the whole test set if smaller), up to the test-set size."),
+        typer.Option("--vectors", help="Test inputs embedded for the on-device check: 250, fewer when the inputs hold fewer or 250 would exceed a 256 KiB flash budget."),
     ] = None,
+    inputs: InputsOption = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")] = Path("build/firmware_assets"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed for training and calibration.")] = 0,
     recipe: Annotated[str, typer.Option("--recipe", help="Training recipe: default or notebook.")] = "default",
@@ -244,6 +256,7 @@ def build_firmware_assets_command(
         seed=seed,
         recipe=recipe,
         calibration_samples=calibration_samples,
+        inputs_spec=inputs,
         quiet=quiet,
         console=console,
         progress=_progress_printer(quiet),
@@ -258,9 +271,10 @@ def build_firmware_assets_command(
         print(json.dumps({"out": str(out), **manifest.to_dict()}))
         return
     float_text = "n/a" if accuracy["float"] is None else f"{100 * accuracy['float']:.2f} %"
+    int8_text = "n/a (no labels)" if accuracy["int8_tflm"] is None else f"{100 * accuracy['int8_tflm']:.2f} %"
     console.print(
         f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
-        f"{100 * accuracy['int8_tflm']:.2f} %, arena {manifest.totals['arena_bytes']:,} bytes"
+        f"{int8_text}, arena {manifest.totals['arena_bytes']:,} bytes"
     )
 
 
