@@ -212,14 +212,14 @@ class HostValidation(_Record):
     images: int
     bit_exact: int  # images whose int8 output is identical to TFLite Micro's
     first_mismatch: int | None
-    c_accuracy: float
-    tflm_accuracy: float
-    litert: dict  # resolver ("default", "reference") -> {identical_outputs, top1_agreement, accuracy}
+    c_accuracy: float | None  # None: the inputs have no labels (random inputs)
+    tflm_accuracy: float | None
+    litert: dict  # resolver ("default", "reference") -> {identical_outputs, top1_agreement, accuracy} or {skipped}
     arena_bytes: int
     tflm_arena_bytes: int
     c_seconds: float
     c_ms_per_image: float
-    confusion_matrix_c: list  # [true][predicted]
+    confusion_matrix_c: list | None  # [true][predicted]; None without labels
     misclassified: list  # [index, true, predicted] per test image the C engine gets wrong
     firmware: FirmwareCheck
     passed: bool
@@ -235,6 +235,10 @@ class HostValidation(_Record):
     l2r: float | None = None
     cos: float | None = None
     schema_version: int = SCHEMA_VERSION
+    # H5 (issue 10): the inputs (frontend/inputs.py's record, with "count" and "labels"), and for random or
+    # user inputs every layer's output against TFLite Micro's tensor (trace.intermediates_record).
+    inputs: dict | None = None
+    intermediates: dict | None = None
 
     @classmethod
     def _from_values(cls, values: dict[str, Any], where: str) -> "HostValidation":

@@ -331,6 +331,7 @@ def validate_host_command(
     images: Annotated[
         Optional[int], typer.Option("--images", min=1, help="Validate on the first N test images (default: all).")
     ] = None,
+    inputs: InputsOption = None,
     trace: Annotated[bool, typer.Option("--trace", help="Compare every layer's output with TFLite Micro.")] = False,
     trace_images: Annotated[
         str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
@@ -346,11 +347,11 @@ def validate_host_command(
     from si4tool.validation.validate import summary_rows, validate_host
 
     if trace:
-        _trace(assets, data, trace_images, dataset_name)
+        _trace(assets, data, trace_images, dataset_name, inputs)
         return
     result = validate_host(
         assets_dir=assets, out_dir=out, build_dir=DEFAULT_FIRMWARE_BUILD, data_path=data, images=images,
-        quiet=quiet or json_output, console=console, dataset_name=dataset_name,
+        quiet=quiet or json_output, console=console, dataset_name=dataset_name, inputs_spec=inputs,
     )
     if json_output:
         print(json.dumps(result.to_dict()))
@@ -370,13 +371,17 @@ def validate_host_command(
     if not json_output:
         console.print(
             f"validate-host: {result.bit_exact}/{result.images} bit-exact with TFLite Micro, "
-            f"C accuracy {100 * result.c_accuracy:.2f} %, arena {result.arena_bytes:,} bytes "
+            + ("" if result.c_accuracy is None else f"C accuracy {100 * result.c_accuracy:.2f} %, ")
+            + f"arena {result.arena_bytes:,} bytes "
             f"(TFLite Micro {result.tflm_arena_bytes:,}), results in {out}/host.json"
         )
 
 
-def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None) -> None:
+def _trace(
+    assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None, inputs_spec: Optional[str] = None
+) -> None:
     from si4tool.frontend import data as data_stage
+    from si4tool.frontend.inputs import inputs_of_assets
     from si4tool.validation.trace import trace_layers
     from si4tool.validation.validate import load_assets
 
@@ -385,11 +390,15 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: 
     except ValueError:
         raise UserError(f"--trace-images takes comma-separated image indices, not {trace_images!r}") from None
     manifest, _ = load_assets(assets)
-    dataset = data_stage.load_dataset_of_assets(manifest.data, dataset_name, data)
-    if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
-        raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
-    # Float images: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
-    result = trace_layers(assets, data_stage.normalize(dataset.x_test), indices, DEFAULT_FIRMWARE_BUILD)
+    count = max(indices) + 1 if indices and min(indices) >= 0 else None
+    chosen, _ = inputs_of_assets(  # the dataset's test images, or the assets' random inputs, or --inputs
+        manifest, inputs_spec, count,
+        load_dataset=lambda: data_stage.load_dataset_of_assets(manifest.data, dataset_name, data),
+    )
+    if not indices or min(indices) < 0 or max(indices) >= len(chosen):
+        raise UserError(f"--trace-images must be indices between 0 and {len(chosen) - 1}")
+    # Float inputs: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
+    result = trace_layers(assets, chosen.x, indices, DEFAULT_FIRMWARE_BUILD)
     difference = result.first_difference
     if difference is None:
         console.print(

@@ -223,6 +223,8 @@ def inputs_of_assets(
     """The inputs validate-host and bench run on: `--inputs` when given, else what the manifest records
     (the dataset, or random inputs regenerated from the recorded seed; a user file is not kept with the
     assets, so without --inputs its checks run on random inputs, and the returned line says so)."""
+    if hasattr(manifest, "to_dict"):  # an artefacts.Manifest
+        manifest = manifest.to_dict()
     quantization = manifest["quantization"]
     model_input = ModelInput(
         shape=tuple(int(d) for d in quantization["input"].get("shape") or DATASET_INPUT_SHAPE),

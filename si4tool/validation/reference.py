@@ -231,3 +231,13 @@ def litert_outputs(
 def keras_outputs(model, x_float: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Float outputs (softmax probabilities for the seed model) of the Keras model."""
     return np.asarray(model.predict(np.asarray(x_float, dtype=np.float32), batch_size=batch_size, verbose=0))
+
+
+def secondary_outputs(runner, *args, **kwargs) -> tuple[np.ndarray | None, str | None]:
+    """(outputs, None) from a secondary reference (LiteRT, Keras), or (None, the reason) when it cannot run
+    the model: LiteRT rejects some models TFLite Micro runs, and TFLite Micro is the one that decides."""
+    try:
+        return runner(*args, **kwargs), None
+    except Exception as error:  # the interpreters raise RuntimeError, ValueError and their own types
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        return None, f"{type(error).__name__}: {reason}"
