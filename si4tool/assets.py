@@ -253,7 +253,7 @@ def build_firmware_assets(
         dataset = inputs.dataset
     if vectors is None:
         vectors = default_vector_count(vector_bytes, available=len(inputs))
-        if vectors < min(DEFAULT_VECTORS, len(inputs)) and console is not None and not quiet:
+        if vectors == budget_vectors < DEFAULT_VECTORS and console is not None and not quiet:
             console.print(
                 f"embedding {vectors} test vectors ({vector_bytes:,} bytes each, flash budget "
                 f"{VECTOR_FLASH_BUDGET_BYTES // 1024} KiB); --vectors N embeds more",
