@@ -260,7 +260,7 @@ def accuracy_rows(inputs: ReportInputs) -> list[dict]:
         rows.append({"engine": "si4 C engine int8 (host)", "accuracy": host.c_accuracy, "measured_on": on_test})
         for resolver, litert in sorted(host.litert.items()):
             rows.append(
-                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert["accuracy"], "measured_on": on_test}
+                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert.get("accuracy"), "measured_on": on_test}
             )
         firmware = host.firmware
         rows.append(
@@ -293,7 +293,12 @@ def validation_rows(host: HostValidation | None) -> list[tuple[str, str]]:
         ("C engine outputs identical to TFLite Micro", _ratio(host.bit_exact, images)),
     ]
     for resolver, litert in sorted(host.litert.items()):
-        rows.append((f"identical to LiteRT ({resolver} op resolver)", _ratio(litert["identical_outputs"], images)))
+        # A LiteRT that could not run the model is {"skipped": reason}.
+        value = f"skipped: {litert['skipped']}" if "skipped" in litert else _ratio(litert["identical_outputs"], images)
+        rows.append((f"identical to LiteRT ({resolver} op resolver)", value))
+    if host.intermediates:  # H5: random or user inputs, every layer's output on the first inputs
+        check = host.intermediates
+        rows.append(("intermediate tensors identical to TFLite Micro", _ratio(check["tensors_identical"], check["tensors"])))
     rows.append(("firmware stub: embedded vectors bit-exact", _ratio(host.firmware.bit_exact, host.firmware.vectors)))
     rows.append(("top-1 agreement with the Keras float model", _percent(host.keras_top1_agreement)))
     if host.accuracy_drop_pp is not None:
