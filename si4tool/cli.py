@@ -485,6 +485,7 @@ def bench_command(
         Path, typer.Option("--validation", help="Folder whose qemu.json --no-qemu reuses (when it measured these assets).")
     ] = DEFAULT_VALIDATION,
     data: DataOption = None,
+    inputs: InputsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
@@ -492,7 +493,7 @@ def bench_command(
 
     run_bench(
         assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,
-        validation_dir=validation, console=None if quiet else console,
+        validation_dir=validation, console=None if quiet else console, inputs_spec=inputs,
     )
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
