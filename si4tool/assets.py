@@ -171,6 +171,7 @@ def build_firmware_assets(
     _check_output_folder(out_dir)
     if vectors is not None and vectors < 1:
         raise UserError(f"--vectors must be at least 1, not {vectors}")
+    inputs_stage.check_spec(inputs_spec)
     # Training and calibration need the dataset; an int8 .tflite needs it only as its inputs (loaded below).
     takes_float_model = model_path is None or Path(model_path).suffix.lower() in (".keras", ".h5", ".hdf5")
     dataset = data.load_dataset(dataset_name, data_path) if takes_float_model else None

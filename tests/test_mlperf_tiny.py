@@ -96,10 +96,17 @@ def test_assets_take_the_models_shapes_and_random_inputs(tiny_assets, name):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_host_bit_exact_on_1000_random_inputs_and_every_intermediate_on_20(tiny_assets, name, tmp_path):
+def test_host_bit_exact_on_1000_random_inputs_and_every_intermediate_on_20(tiny_assets, name, tmp_path, monkeypatch):
+    from si4tool.validation import reference
     from si4tool.validation.validate import validate_host
 
     model = MODELS[name]
+
+    # LiteRT is a secondary reference (agreement only) and half the run time on vww: not run here.
+    def litert_not_run(*args, **kwargs):
+        raise RuntimeError("not run by this test")
+
+    monkeypatch.setattr(reference, "litert_outputs", litert_not_run)
     result = validate_host(
         tiny_assets(name), out_dir=tmp_path / "validation", build_dir=tmp_path / "build", cache_dir=tmp_path / "cache",
         images=HOST_INPUTS, quiet=True,

@@ -112,12 +112,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".npz"):
+def check_spec(spec: str | Path | None) -> None:
+    """Refuse a missing or foreign --inputs file at once (before any training), not after."""
+    if spec is None or str(spec).strip().lower() == RANDOM:
+        return
+    path = Path(spec)
+    if path.suffix.lower() not in (".npy", ".npz"):
         raise UserError(f"--inputs {path.name} must be an .npy (inputs) or an .npz (x, optionally y), or 'random'")
     if not path.is_file():
         raise UserError(f"--inputs {path} does not exist; pass an .npy or .npz file, or 'random'")
+
+
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    check_spec(path)
+    suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False, mmap_mode="r")
