@@ -212,6 +212,14 @@ InputsOption = Annotated[
         "default: the dataset when the model takes 28x28x1 images, else random.",
     ),
 ]
+AssetsInputsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--inputs",
+        help="random (seeded uniform int8, the seed recorded in the manifest) or an .npy (N, *input shape) / .npz "
+        "(x, optional y labels); default: what the assets were built on (their dataset, or random from their seed).",
+    ),
+]
 
 
 @app.command("build-firmware-assets")
@@ -331,7 +339,7 @@ def validate_host_command(
     images: Annotated[
         Optional[int], typer.Option("--images", min=1, help="Validate on the first N test images (default: all).")
     ] = None,
-    inputs: InputsOption = None,
+    inputs: AssetsInputsOption = None,
     trace: Annotated[bool, typer.Option("--trace", help="Compare every layer's output with TFLite Micro.")] = False,
     trace_images: Annotated[
         str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
@@ -485,7 +493,7 @@ def bench_command(
         Path, typer.Option("--validation", help="Folder whose qemu.json --no-qemu reuses (when it measured these assets).")
     ] = DEFAULT_VALIDATION,
     data: DataOption = None,
-    inputs: InputsOption = None,
+    inputs: AssetsInputsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
