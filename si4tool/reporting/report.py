@@ -78,6 +78,8 @@ def _load_test_images(manifest: Manifest, data_path: Path | None) -> tuple[np.nd
     from si4tool.frontend import data
 
     record = manifest.data
+    if record is None:  # H5: random or user inputs (frontend/inputs.py), no dataset to draw from
+        return None, "the assets' inputs are not a dataset's images"
     try:
         dataset = data.load_dataset_of_assets(record, None, data_path, allow_download=False)
     except UserError as error:
@@ -384,6 +386,8 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
     if misclassified and inputs.test_images is not None:
         dataset = inputs.manifest.data.get("dataset", "mnist")
         plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified, dataset=dataset)
+    elif host and host.c_accuracy is None:
+        inputs.notes["misclassified"] = "the inputs have no labels: no accuracy, bit-exactness only"
     elif host and not host.misclassified:
         inputs.notes["misclassified"] = "every test image is classified correctly"
 
