@@ -365,10 +365,12 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
     float_matrix = (host.confusion_matrix_keras if host else None) or inputs.training_confusion
     if float_matrix:
         matrices.append(("Keras float32", np.asarray(float_matrix)))
-    if host:
+    if host and host.confusion_matrix_c is not None:  # None: inputs without labels (H5)
         matrices.append(("int8 (si4 C engine = TFLite Micro)", np.asarray(host.confusion_matrix_c)))
     if matrices:
         plots[PLOT_CONFUSION] = plot_confusion_matrices(matrices)
+    elif host:
+        inputs.notes["confusion"] = "the inputs have no labels: no confusion matrix"
     else:
         inputs.notes["confusion"] = "no confusion matrix yet: run `si4tool validate-host`"
 
