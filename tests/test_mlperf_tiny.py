@@ -111,17 +111,17 @@ def test_host_bit_exact_on_1000_random_inputs_and_every_intermediate_on_20(tiny_
         tiny_assets(name), out_dir=tmp_path / "validation", build_dir=tmp_path / "build", cache_dir=tmp_path / "cache",
         images=HOST_INPUTS, quiet=True,
     )
-    assert result["images"] == HOST_INPUTS
-    assert result["bit_exact"] == HOST_INPUTS, result["failures"]
-    check = result["intermediates"]
+    assert result.images == HOST_INPUTS
+    assert result.bit_exact == HOST_INPUTS, result.failures
+    check = result.intermediates
     assert check["inputs"] == INTERMEDIATE_INPUTS and check["layers"] == model.layers
     assert check["tensors_identical"] == check["tensors"] == INTERMEDIATE_INPUTS * model.layers, check["first_difference"]
-    assert result["firmware"]["bit_exact"] == result["firmware"]["vectors"] == model.default_vectors
-    assert result["firmware"]["correct"] is None and result["c_accuracy"] is None
-    assert result["inputs"]["kind"] == "random" and result["inputs"]["seed"] == 0
+    assert result.firmware.bit_exact == result.firmware.vectors == model.default_vectors
+    assert result.firmware.correct is None and result.c_accuracy is None
+    assert result.inputs["kind"] == "random" and result.inputs["seed"] == 0
     # Fair memory comparison: TFLite Micro's arena holds its input tensor, ours reads the caller's buffer.
-    assert result["arena_bytes"] + int(np.prod(model.input_shape)) < result["tflm_arena_bytes"]
-    assert result["passed"], result["failures"]
+    assert result.arena_bytes + int(np.prod(model.input_shape)) < result.tflm_arena_bytes
+    assert result.passed, result.failures
     saved = json.loads((tmp_path / "validation" / "host.json").read_text())
     assert saved["intermediates"] == check
 
@@ -138,12 +138,12 @@ def test_qemu_self_check_on_20_vectors_both_kernel_variants(tiny_assets, name, t
         tiny_assets(name, QEMU_VECTORS), out_dir=tmp_path / "validation", build_dir=tmp_path / "qemu",
         kernels=("portable", "dsp"), quiet=True,
     )
-    runs = {run["kernel"]: run for run in (result["runs"] if isinstance(result, dict) else result)}
+    runs = {run.kernel: run for run in result.runs}
     assert set(runs) == {"portable", "dsp"}
     for run in runs.values():
-        assert run["vectors"] == QEMU_VECTORS and run["bit_exact"] == QEMU_VECTORS, run["mismatched_vectors"]
-        assert run["correct"] is None and run["accuracy"] is None
-    assert runs["portable"]["instructions_per_inference"] < model.tflm_reference_instructions
+        assert run.vectors == QEMU_VECTORS and run.bit_exact == QEMU_VECTORS, run.mismatched_vectors
+        assert run.correct is None and run.accuracy is None
+    assert runs["portable"].instructions_per_inference < model.tflm_reference_instructions
 
 
 def test_user_inputs_with_labels_give_accuracy_and_the_same_bit_exactness(tmp_path, monkeypatch):
@@ -161,9 +161,9 @@ def test_user_inputs_with_labels_give_accuracy_and_the_same_bit_exactness(tmp_pa
     built = build_firmware_assets(
         assets, model_path=MLPERF_DIR / MODELS["kws"].file, inputs_spec=tmp_path / "mine.npz", cache_dir=tmp_path / "cache", quiet=True
     )
-    assert built.manifest["inputs"]["kind"] == "file" and built.manifest["inputs"]["name"] == "mine.npz"
-    assert built.manifest["test_vectors"] == 30
-    assert 0.0 <= built.manifest["accuracy"]["int8_tflm"] <= 1.0
+    assert built.manifest.inputs["kind"] == "file" and built.manifest.inputs["name"] == "mine.npz"
+    assert built.manifest.test_vectors == 30
+    assert 0.0 <= built.manifest.accuracy["int8_tflm"] <= 1.0
     assert "#define SI4_TEST_VECTOR_HAS_LABELS 1" in (assets / "test_vectors.h").read_text()
 
     def litert_rejects(*args, **kwargs):
@@ -174,8 +174,8 @@ def test_user_inputs_with_labels_give_accuracy_and_the_same_bit_exactness(tmp_pa
         assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "build", cache_dir=tmp_path / "cache",
         quiet=True, inputs_spec=tmp_path / "mine.npz",
     )
-    assert result["litert"]["default"] == {"skipped": "RuntimeError: Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"}
-    assert result["bit_exact"] == 30 and result["intermediates"]["tensors_identical"] == 20 * MODELS["kws"].layers
-    assert result["c_accuracy"] == result["tflm_accuracy"] == built.manifest["accuracy"]["int8_tflm"]
-    assert result["firmware"]["correct"] == round(result["c_accuracy"] * 30)
-    assert result["passed"], result["failures"]
+    assert result.litert["default"] == {"skipped": "RuntimeError: Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"}
+    assert result.bit_exact == 30 and result.intermediates["tensors_identical"] == 20 * MODELS["kws"].layers
+    assert result.c_accuracy == result.tflm_accuracy == built.manifest.accuracy["int8_tflm"]
+    assert result.firmware.correct == round(result.c_accuracy * 30)
+    assert result.passed, result.failures
