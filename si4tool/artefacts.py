@@ -139,7 +139,7 @@ class Manifest(_Record):
     tool_version: str
     source_model: dict  # {"path": file name or "trained by si4tool", "sha256"}
     int8_model: dict  # {"sha256", "bytes"}
-    data: dict  # {"dataset", "source", "sha256"}: no machine path
+    data: dict | None  # {"dataset", "source", "sha256"}: no machine path; None when no dataset was used
     training: dict | None  # recipe, epochs, batch_size, seed, best_epoch, seconds_per_epoch; None for a given model
     layers: list  # codegen.layer_summaries: one record per layer
     totals: dict  # parameters, macs, weight_bytes, arena_bytes, model_tflite_bytes
@@ -149,6 +149,9 @@ class Manifest(_Record):
     files: dict  # file name -> {"bytes", "sha256"}
     tool: str = "si4tool"
     schema_version: int = SCHEMA_VERSION
+    # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
+    # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
+    inputs: dict | None = None
 
     @property
     def model_sha256(self) -> str:
@@ -209,14 +212,14 @@ class HostValidation(_Record):
     images: int
     bit_exact: int  # images whose int8 output is identical to TFLite Micro's
     first_mismatch: int | None
-    c_accuracy: float
-    tflm_accuracy: float
-    litert: dict  # resolver ("default", "reference") -> {identical_outputs, top1_agreement, accuracy}
+    c_accuracy: float | None  # None: the inputs have no labels (random inputs)
+    tflm_accuracy: float | None
+    litert: dict  # resolver ("default", "reference") -> {identical_outputs, top1_agreement, accuracy} or {skipped}
     arena_bytes: int
     tflm_arena_bytes: int
     c_seconds: float
     c_ms_per_image: float
-    confusion_matrix_c: list  # [true][predicted]
+    confusion_matrix_c: list | None  # [true][predicted]; None without labels
     misclassified: list  # [index, true, predicted] per test image the C engine gets wrong
     firmware: FirmwareCheck
     passed: bool
@@ -232,6 +235,10 @@ class HostValidation(_Record):
     l2r: float | None = None
     cos: float | None = None
     schema_version: int = SCHEMA_VERSION
+    # H5 (issue 10): the inputs (frontend/inputs.py's record, with "count" and "labels"), and for random or
+    # user inputs every layer's output against TFLite Micro's tensor (trace.intermediates_record).
+    inputs: dict | None = None
+    intermediates: dict | None = None
 
     @classmethod
     def _from_values(cls, values: dict[str, Any], where: str) -> "HostValidation":

@@ -44,6 +44,15 @@ ASSET_FILE_NAMES = C_ASSET_FILES + (
 
 # Test images embedded for the on-device check by default: the seed notebook's x_test.csv holds 250.
 DEFAULT_VECTORS = 250
+# Flash the embedded vectors (input, expected output, label) may take by default: half of the
+# smallest board the stub supports (Nucleo-F446RE, 512 KiB flash). MNIST's 250 take 198 KB; vww's
+# 27,650-byte vectors give 9; --vectors N asks for more (QEMU's mps2-an386 has 4 MiB).
+VECTOR_FLASH_BUDGET_BYTES = 256 * 1024
+
+
+def default_vector_count(vector_bytes: int, available: int) -> int:
+    """250 vectors, fewer when the inputs hold fewer or when they would not fit the flash budget (at least 1)."""
+    return max(1, min(DEFAULT_VECTORS, available, VECTOR_FLASH_BUDGET_BYTES // max(1, vector_bytes)))
 
 
 @dataclass
@@ -70,26 +79,33 @@ def render_model_data(tflite_bytes: bytes, model_sha256: str) -> dict[str, str]:
 
 def render_test_vectors(
     inputs_int8: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     expected_outputs: np.ndarray,
     model_sha256: str,
     input_quantization: tuple[float, int],
     dataset_name: str,
 ) -> dict[str, str]:
+    """labels None (random or unlabelled inputs): no label array, and main.c checks bit-exactness only."""
     count = len(inputs_int8)
     flat_inputs = inputs_int8.reshape(count, -1)
-    row_width = inputs_int8.shape[2] if inputs_int8.ndim >= 3 else 16
+    expected_outputs = np.asarray(expected_outputs).reshape(count, -1)
+    # One C line per image row (28 for MNIST, 10 for a 49x10 spectrogram, W*C for an RGB image), else 16.
+    row_width = int(np.prod(inputs_int8.shape[2:])) if inputs_int8.ndim >= 3 else 16
+    row_width = row_width if 1 <= row_width <= 32 else 16
+    label_values = None if labels is None else [int(v) for v in labels]
     context = dict(
         banner=generated_banner(model_sha256),
         count=count,
         dataset=dataset_name,
+        has_labels=label_values is not None,
+        label_type="uint8_t" if label_values is None or max(label_values, default=0) <= 255 else "uint16_t",
         input_scale=repr(float(input_quantization[0])),
         input_zero_point=int(input_quantization[1]),
         input_size=flat_inputs.shape[1],
         output_size=expected_outputs.shape[1],
         model_sha256=model_sha256,
         inputs=[row for row in flat_inputs],
-        labels=[int(v) for v in labels],
+        labels=label_values,
         expected_outputs=[[int(v) for v in row] for row in expected_outputs],
         row_width=row_width,
     )
@@ -130,6 +146,7 @@ def build_firmware_assets(
     recipe: str = "default",
     batch_size: int = 128,
     calibration_samples: int = 1000,
+    inputs_spec: str | Path | None = None,
     cache_dir: Path | None = Path("build/cache"),
     quiet: bool = False,
     console=None,
@@ -138,7 +155,8 @@ def build_firmware_assets(
     """Train (when no model is given), quantize, lower, plan and render the C assets into `out_dir`.
 
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
-    overrides the file a named dataset is read from."""
+    overrides the file a named dataset is read from. inputs_spec (`--inputs`): "random", an .npy/.npz
+    path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs)."""
     from si4tool.compiler import codegen
     from si4tool.frontend import data
     from si4tool.compiler import passes
@@ -146,16 +164,20 @@ def build_firmware_assets(
     from si4tool.frontend import quantize
     from si4tool.validation import reference
     from si4tool.frontend import model as model_stage
+    from si4tool.frontend import inputs as inputs_stage
     from si4tool.compiler.lowering import lower_tflite
 
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
-    dataset = data.load_dataset(dataset_name, data_path)
-    test_count = len(dataset.x_test)
-    if vectors is None:  # the seed notebook's 250, or the whole test set when it is smaller
-        vectors = min(DEFAULT_VECTORS, test_count)
-    if not 1 <= vectors <= test_count:
-        raise UserError(f"--vectors must be between 1 and {test_count} (the test-set size), not {vectors}")
+    if vectors is not None and vectors < 1:
+        raise UserError(f"--vectors must be at least 1, not {vectors}")
+    inputs_stage.check_spec(inputs_spec)
+    # Training and calibration need the dataset; an int8 .tflite needs it only as its inputs (loaded below).
+    takes_float_model = model_path is None or Path(model_path).suffix.lower() in (".keras", ".h5", ".hdf5")
+    dataset = data.load_dataset(dataset_name, data_path) if takes_float_model else None
+    if dataset is not None and inputs_spec is None and vectors is not None and vectors > len(dataset.x_test):
+        # Said before hours of training, not after.
+        raise UserError(f"--vectors must be between 1 and {len(dataset.x_test)} (the test-set size), not {vectors}")
 
     extra_files: dict[str, bytes] = {}
     float_model = None
@@ -207,26 +229,52 @@ def build_firmware_assets(
     _log(progress, "lowering the int8 model to the si4 IR")
     graph = lower_tflite(tflite_bytes, source=source_name if model_path is not None else "the quantized model")
     input_tensor = graph.tensors[graph.input]
-    if tuple(input_tensor.shape) != (28, 28, 1):
-        raise UserError(f"the model's input is {tuple(input_tensor.shape)}, but si4tool needs 28x28x1 images")
     graph = passes.run_passes(graph)
     plan = planner.plan_memory(graph)
 
     input_q = (float(input_tensor.scale), int(input_tensor.zero_point))
     output_tensor = graph.tensors[graph.output]
     output_q = (float(output_tensor.scale), int(output_tensor.zero_point))
-    x_test_float = data.normalize(dataset.x_test)
+    model_input = inputs_stage.ModelInput(tuple(input_tensor.shape), *input_q, float_input=graph.float_input)
+    output_size = int(np.prod(output_tensor.shape))
+    # One embedded vector: its input, TFLite Micro's output and (when there are labels) a label byte.
+    vector_bytes = model_input.size + output_size + 1
+    budget_vectors = default_vector_count(vector_bytes, available=DEFAULT_VECTORS)
+    inputs, note = inputs_stage.choose_inputs(
+        inputs_spec,
+        model_input,
+        output_size,
+        seed=seed,
+        random_count=budget_vectors if vectors is None else vectors,
+        load_dataset=lambda: dataset if dataset is not None else data.load_dataset(dataset_name, data_path),
+    )
+    if note is not None and console is not None and not quiet:
+        console.print(note, highlight=False)
+    if inputs.kind == "dataset":
+        dataset = inputs.dataset
+    if vectors is None:
+        vectors = default_vector_count(vector_bytes, available=len(inputs))
+        if vectors == budget_vectors < DEFAULT_VECTORS and console is not None and not quiet:
+            console.print(
+                f"embedding {vectors} test vectors ({vector_bytes:,} bytes each, flash budget "
+                f"{VECTOR_FLASH_BUDGET_BYTES // 1024} KiB); --vectors N embeds more",
+                highlight=False,
+            )
+    if not 1 <= vectors <= len(inputs):
+        raise UserError(f"--vectors must be between 1 and {len(inputs)} (the number of inputs), not {vectors}")
     # The engine's (and the test vectors') input is always int8, quantized as TFLite's QUANTIZE does;
-    # the references take the float images (a float-input model runs its own QUANTIZE on them).
-    x_test_int8 = quantize.quantize_input(x_test_float, *input_q)
+    # the references take float inputs as they are (a float-input model runs its own QUANTIZE on them).
+    x_int8 = inputs.engine_int8(model_input)
 
-    _log(progress, f"running TensorFlow Lite Micro on all {test_count} test images", spinner=False)
-    tflm_out = reference.tflm_outputs(tflite_bytes, x_test_float, cache_dir=cache_dir, quiet=quiet)
-    int8_accuracy = float(np.mean(np.argmax(tflm_out, axis=1) == dataset.y_test))
+    _log(progress, f"running TensorFlow Lite Micro on {len(inputs)} inputs ({inputs.description})", spinner=False)
+    tflm_out = reference.tflm_outputs(tflite_bytes, inputs.x, cache_dir=cache_dir, quiet=quiet)
+    tflm_out = tflm_out.reshape(len(inputs), -1)
+    labels = inputs.labels
+    int8_accuracy = None if labels is None else float(np.mean(np.argmax(tflm_out, axis=1) == labels))
     float_accuracy = None
-    if float_model is not None:
-        float_out = reference.keras_outputs(float_model, x_test_float)
-        float_accuracy = float(np.mean(np.argmax(float_out, axis=1) == dataset.y_test))
+    if float_model is not None and labels is not None and inputs.x.dtype != np.int8:
+        float_out = reference.keras_outputs(float_model, inputs.x)
+        float_accuracy = float(np.mean(np.argmax(float_out, axis=1) == labels))
 
     _log(progress, "rendering the C assets")
     sources: dict[str, str] = {}
@@ -234,12 +282,12 @@ def build_firmware_assets(
     sources.update(render_model_data(tflite_bytes, model_sha256))
     sources.update(
         render_test_vectors(
-            x_test_int8[:vectors],
-            dataset.y_test[:vectors],
+            x_int8[:vectors],
+            None if labels is None else labels[:vectors],
             tflm_out[:vectors],
             model_sha256,
             input_q,
-            dataset.source,
+            dataset.source if inputs.kind == "dataset" else inputs.description,
         )
     )
     files = {name: text.encode() for name, text in sources.items()}
@@ -252,7 +300,9 @@ def build_firmware_assets(
         source_model={"path": source_name, "sha256": source_sha256},
         int8_model={"sha256": model_sha256, "bytes": len(tflite_bytes)},
         # No machine path here: "dataset" names it for validate-host, "source" describes it.
-        data={"dataset": dataset.name, "source": dataset.source, "sha256": dataset.sha256},
+        data=None if dataset is None else {"dataset": dataset.name, "source": dataset.source, "sha256": dataset.sha256},
+        # What the test vectors (and validate-host, unless told otherwise) run on; see frontend/inputs.py.
+        inputs={**inputs.record, "count": len(inputs)},
         training=training,
         layers=layers,
         totals={
@@ -265,7 +315,7 @@ def build_firmware_assets(
             "model_tflite_bytes": len(tflite_bytes),
         },
         accuracy={
-            "test_images": test_count,
+            "test_images": len(inputs),
             "float": float_accuracy,
             "int8_tflm": int8_accuracy,
         },

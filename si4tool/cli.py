@@ -203,6 +203,25 @@ def _progress_printer(quiet: bool):
     return StepReporter(console, quiet=quiet)
 
 
+# --inputs (frontend/inputs.py): what the test vectors and the validation feed a model.
+InputsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--inputs",
+        help="random (seeded uniform int8, seed from --seed) or an .npy (N, *input shape) / .npz (x, optional y labels); "
+        "default: the dataset when the model takes 28x28x1 images, else random.",
+    ),
+]
+AssetsInputsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--inputs",
+        help="random (seeded uniform int8, the seed recorded in the manifest) or an .npy (N, *input shape) / .npz "
+        "(x, optional y labels); default: what the assets were built on (their dataset, or random from their seed).",
+    ),
+]
+
+
 @app.command("build-firmware-assets")
 def build_firmware_assets_command(
     model: Annotated[
@@ -214,8 +233,9 @@ def build_firmware_assets_command(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs when no --model is given.")] = 15,
     vectors: Annotated[
         Optional[int],
-        typer.Option("--vectors", help="Test images embedded for the on-device check: 250 (or the whole test set if smaller), up to the test-set size."),
+        typer.Option("--vectors", help="Test inputs embedded for the on-device check: 250, fewer when the inputs hold fewer or 250 would exceed a 256 KiB flash budget."),
     ] = None,
+    inputs: InputsOption = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")] = Path("build/firmware_assets"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed for training and calibration.")] = 0,
     recipe: Annotated[str, typer.Option("--recipe", help="Training recipe: default or notebook.")] = "default",
@@ -244,6 +264,7 @@ def build_firmware_assets_command(
         seed=seed,
         recipe=recipe,
         calibration_samples=calibration_samples,
+        inputs_spec=inputs,
         quiet=quiet,
         console=console,
         progress=_progress_printer(quiet),
@@ -258,9 +279,10 @@ def build_firmware_assets_command(
         print(json.dumps({"out": str(out), **manifest.to_dict()}))
         return
     float_text = "n/a" if accuracy["float"] is None else f"{100 * accuracy['float']:.2f} %"
+    int8_text = "n/a (no labels)" if accuracy["int8_tflm"] is None else f"{100 * accuracy['int8_tflm']:.2f} %"
     console.print(
         f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
-        f"{100 * accuracy['int8_tflm']:.2f} %, arena {manifest.totals['arena_bytes']:,} bytes"
+        f"{int8_text}, arena {manifest.totals['arena_bytes']:,} bytes"
     )
 
 
@@ -317,6 +339,7 @@ def validate_host_command(
     images: Annotated[
         Optional[int], typer.Option("--images", min=1, help="Validate on the first N test images (default: all).")
     ] = None,
+    inputs: AssetsInputsOption = None,
     trace: Annotated[bool, typer.Option("--trace", help="Compare every layer's output with TFLite Micro.")] = False,
     trace_images: Annotated[
         str, typer.Option("--trace-images", help="Comma-separated test image indices for --trace.")
@@ -332,11 +355,11 @@ def validate_host_command(
     from si4tool.validation.validate import summary_rows, validate_host
 
     if trace:
-        _trace(assets, data, trace_images, dataset_name)
+        _trace(assets, data, trace_images, dataset_name, inputs)
         return
     result = validate_host(
         assets_dir=assets, out_dir=out, build_dir=DEFAULT_FIRMWARE_BUILD, data_path=data, images=images,
-        quiet=quiet or json_output, console=console, dataset_name=dataset_name,
+        quiet=quiet or json_output, console=console, dataset_name=dataset_name, inputs_spec=inputs,
     )
     if json_output:
         print(json.dumps(result.to_dict()))
@@ -356,13 +379,17 @@ def validate_host_command(
     if not json_output:
         console.print(
             f"validate-host: {result.bit_exact}/{result.images} bit-exact with TFLite Micro, "
-            f"C accuracy {100 * result.c_accuracy:.2f} %, arena {result.arena_bytes:,} bytes "
+            + ("" if result.c_accuracy is None else f"C accuracy {100 * result.c_accuracy:.2f} %, ")
+            + f"arena {result.arena_bytes:,} bytes "
             f"(TFLite Micro {result.tflm_arena_bytes:,}), results in {out}/host.json"
         )
 
 
-def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None) -> None:
+def _trace(
+    assets: Path, data: Optional[Path], trace_images: str, dataset_name: Optional[str] = None, inputs_spec: Optional[str] = None
+) -> None:
     from si4tool.frontend import data as data_stage
+    from si4tool.frontend.inputs import inputs_of_assets
     from si4tool.validation.trace import trace_layers
     from si4tool.validation.validate import load_assets
 
@@ -371,11 +398,15 @@ def _trace(assets: Path, data: Optional[Path], trace_images: str, dataset_name: 
     except ValueError:
         raise UserError(f"--trace-images takes comma-separated image indices, not {trace_images!r}") from None
     manifest, _ = load_assets(assets)
-    dataset = data_stage.load_dataset_of_assets(manifest.data, dataset_name, data)
-    if not indices or min(indices) < 0 or max(indices) >= len(dataset.x_test):
-        raise UserError(f"--trace-images must be indices between 0 and {len(dataset.x_test) - 1}")
-    # Float images: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
-    result = trace_layers(assets, data_stage.normalize(dataset.x_test), indices, DEFAULT_FIRMWARE_BUILD)
+    count = max(indices) + 1 if indices and min(indices) >= 0 else None
+    chosen, _ = inputs_of_assets(  # the dataset's test images, or the assets' random inputs, or --inputs
+        manifest, inputs_spec, count,
+        load_dataset=lambda: data_stage.load_dataset_of_assets(manifest.data, dataset_name, data),
+    )
+    if not indices or min(indices) < 0 or max(indices) >= len(chosen):
+        raise UserError(f"--trace-images must be indices between 0 and {len(chosen) - 1}")
+    # Float inputs: trace_layers quantizes them for the engine, and a float-input model's TFLite gets them as they are.
+    result = trace_layers(assets, chosen.x, indices, DEFAULT_FIRMWARE_BUILD)
     difference = result.first_difference
     if difference is None:
         console.print(
@@ -462,6 +493,7 @@ def bench_command(
         Path, typer.Option("--validation", help="Folder whose qemu.json --no-qemu reuses (when it measured these assets).")
     ] = DEFAULT_VALIDATION,
     data: DataOption = None,
+    inputs: AssetsInputsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
@@ -469,7 +501,7 @@ def bench_command(
 
     run_bench(
         assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,
-        validation_dir=validation, console=None if quiet else console,
+        validation_dir=validation, console=None if quiet else console, inputs_spec=inputs,
     )
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 

@@ -9,7 +9,9 @@ order, as in TFLM's sources:
   (kernels/kernel_util.cc) and fully_connected_common.cc:
   (double)input_scale * (double)filter_scale[c] / (double)output_scale.
 - per-tensor fully-connected: GetQuantizedConvolutionMultipler (kernel_util.cc):
-  (double)(input_scale * filter_scale), the product taken in float32 first.
+  (double)input_scale * (double)filter_scale / (double)output_scale, in double throughout
+  (older TFLite took the product in float32; the tflite-micro runtime si4tool checks against
+  does not: ad01's last layer needs the double product to be bit-exact).
 - activation clamps: CalculateActivationRangeQuantized (kernel_util.cc), in float32.
 - softmax: PreprocessSoftmaxScaling(beta, input_scale, 5) and CalculateInputRadius
   (quantization_util.cc), as micro/kernels/softmax_common.cc calls them.
@@ -115,8 +117,8 @@ def per_channel_multipliers(
 
 
 def fully_connected_multiplier(input_scale: float, filter_scale: float, output_scale: float) -> tuple[int, int]:
-    """The per-tensor FULLY_CONNECTED (multiplier, shift): TFLM multiplies the scales in float32 first."""
-    product = float(np.float32(input_scale) * np.float32(filter_scale))
+    """The per-tensor FULLY_CONNECTED (multiplier, shift), in double as TFLM computes it (see the module doc)."""
+    product = float(np.float32(input_scale)) * float(np.float32(filter_scale))
     if product < 0:
         raise QuantizationError("has a negative input or filter scale, which TFLite does not allow")
     return quantize_multiplier(product / float(np.float32(output_scale)))

@@ -145,8 +145,8 @@ def time_rendering(tflite_bytes: bytes, manifest: Manifest, x_int8: np.ndarray, 
     codegen.render_model_sources(graph, plan, sha)
     render_model_data(tflite_bytes, sha)
     render_test_vectors(
-        x_int8[:vectors], labels[:vectors], np.zeros((vectors, classes), dtype=np.int8), sha,
-        manifest.input_quantization, manifest.data["source"],
+        x_int8[:vectors], None if labels is None else labels[:vectors], np.zeros((vectors, classes), dtype=np.int8), sha,
+        manifest.input_quantization, (manifest.data or {}).get("source", "random inputs"),
     )
     return time.perf_counter() - start
 
@@ -167,10 +167,12 @@ def run_bench(
     data_path: Path | None = None,
     qemu: bool = True,
     console=None,
+    inputs_spec: str | Path | None = None,
 ) -> BenchResult:
     """Measure everything, write bench.json and bench.md into out_dir, and return the results.
 
-    validation_dir: where validate-qemu wrote the qemu.json that qemu=False reuses."""
+    validation_dir: where validate-qemu wrote the qemu.json that qemu=False reuses.
+    inputs_spec: `--inputs` (random or a file); default what the assets were built on (frontend/inputs.py)."""
     from si4tool.frontend import data
     from si4tool.compiler.quant_math import quantize_input
     from si4tool.validation import reference
@@ -201,10 +203,18 @@ def run_bench(
     started = time.perf_counter()
     machine = machine_description()  # first: its load average is the one the timings ran under
 
-    dataset = data.load_dataset_of_assets(manifest.data, None, data_path)  # the assets' own dataset
-    count = min(images, len(dataset.x_test))
-    x_int8 = quantize_input(data.normalize(dataset.x_test[:count]), *manifest.input_quantization)
-    labels = dataset.y_test[:count]
+    from si4tool.frontend.inputs import inputs_of_assets
+
+    # The assets' own inputs (their dataset, or random from the recorded seed) unless --inputs says otherwise.
+    inputs, inputs_note = inputs_of_assets(
+        manifest, inputs_spec, images, load_dataset=lambda: data.load_dataset_of_assets(manifest.data, None, data_path)
+    )
+    if inputs_note is not None:
+        say(inputs_note)
+    dataset = inputs.dataset  # None unless the inputs are the dataset's test images
+    count = len(inputs)
+    x_int8 = inputs.x if inputs.x.dtype == np.int8 else quantize_input(inputs.x, *manifest.input_quantization)
+    labels = inputs.labels
     macs = int(manifest.totals["macs"])
     layer_names = manifest.layer_names
 
@@ -294,7 +304,10 @@ def run_bench(
     if not epoch:
         unavailable["pipeline_seconds.train_epoch"] = "the assets were built from a given model: no training was timed"
     keras_path = assets_dir / "model.keras"
-    if keras_path.is_file():
+    if keras_path.is_file() and dataset is None:
+        figures["pipeline_seconds.quantization"] = None
+        unavailable["pipeline_seconds.quantization"] = "the inputs are not the dataset the model was calibrated on"
+    elif keras_path.is_file():
         from si4tool.frontend.model import load_float_model
         from si4tool.frontend.quantize import quantize_model
 
@@ -312,7 +325,7 @@ def run_bench(
         start = time.perf_counter()
         host = validate_host(
             assets_dir, out_dir=out_dir / "validation", build_dir=build_dir / "validation", data_path=data_path,
-            cache_dir=Path(fresh_cache), images=count, quiet=True,
+            cache_dir=Path(fresh_cache), images=count, quiet=True, inputs_spec=inputs_spec,
         )
         # A validation that found a difference still ran to the end: the time stands, the finding is reported.
         figures["pipeline_seconds.host_validation"] = round(time.perf_counter() - start, 3)

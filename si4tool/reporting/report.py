@@ -78,6 +78,8 @@ def _load_test_images(manifest: Manifest, data_path: Path | None) -> tuple[np.nd
     from si4tool.frontend import data
 
     record = manifest.data
+    if record is None:  # H5: random or user inputs (frontend/inputs.py), no dataset to draw from
+        return None, "the assets' inputs are not a dataset's images"
     try:
         dataset = data.load_dataset_of_assets(record, None, data_path, allow_download=False)
     except UserError as error:
@@ -260,7 +262,7 @@ def accuracy_rows(inputs: ReportInputs) -> list[dict]:
         rows.append({"engine": "si4 C engine int8 (host)", "accuracy": host.c_accuracy, "measured_on": on_test})
         for resolver, litert in sorted(host.litert.items()):
             rows.append(
-                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert["accuracy"], "measured_on": on_test}
+                {"engine": f"LiteRT int8, {resolver} op resolver (host)", "accuracy": litert.get("accuracy"), "measured_on": on_test}
             )
         firmware = host.firmware
         rows.append(
@@ -293,7 +295,12 @@ def validation_rows(host: HostValidation | None) -> list[tuple[str, str]]:
         ("C engine outputs identical to TFLite Micro", _ratio(host.bit_exact, images)),
     ]
     for resolver, litert in sorted(host.litert.items()):
-        rows.append((f"identical to LiteRT ({resolver} op resolver)", _ratio(litert["identical_outputs"], images)))
+        # A LiteRT that could not run the model is {"skipped": reason}.
+        value = f"skipped: {litert['skipped']}" if "skipped" in litert else _ratio(litert["identical_outputs"], images)
+        rows.append((f"identical to LiteRT ({resolver} op resolver)", value))
+    if host.intermediates:  # H5: random or user inputs, every layer's output on the first inputs
+        check = host.intermediates
+        rows.append(("intermediate tensors identical to TFLite Micro", _ratio(check["tensors_identical"], check["tensors"])))
     rows.append(("firmware stub: embedded vectors bit-exact", _ratio(host.firmware.bit_exact, host.firmware.vectors)))
     rows.append(("top-1 agreement with the Keras float model", _percent(host.keras_top1_agreement)))
     if host.accuracy_drop_pp is not None:
@@ -358,10 +365,12 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
     float_matrix = (host.confusion_matrix_keras if host else None) or inputs.training_confusion
     if float_matrix:
         matrices.append(("Keras float32", np.asarray(float_matrix)))
-    if host:
+    if host and host.confusion_matrix_c is not None:  # None: inputs without labels (H5)
         matrices.append(("int8 (si4 C engine = TFLite Micro)", np.asarray(host.confusion_matrix_c)))
     if matrices:
         plots[PLOT_CONFUSION] = plot_confusion_matrices(matrices)
+    elif host:
+        inputs.notes["confusion"] = "the inputs have no labels: no confusion matrix"
     else:
         inputs.notes["confusion"] = "no confusion matrix yet: run `si4tool validate-host`"
 
@@ -379,6 +388,8 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
     if misclassified and inputs.test_images is not None:
         dataset = inputs.manifest.data.get("dataset", "mnist")
         plots[PLOT_MISCLASSIFIED] = plot_misclassified(inputs.test_images, misclassified, dataset=dataset)
+    elif host and host.c_accuracy is None:
+        inputs.notes["misclassified"] = "the inputs have no labels: no accuracy, bit-exactness only"
     elif host and not host.misclassified:
         inputs.notes["misclassified"] = "every test image is classified correctly"
 

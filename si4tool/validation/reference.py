@@ -57,14 +57,15 @@ def _store_cached(path: Path, outputs: np.ndarray) -> None:
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:
+    """A batch of inputs of any rank: (N, features), (N, H, W, C), ... (batch 1 per inference)."""
     images = np.asarray(images)
-    if images.ndim != 4 or not (images.dtype == np.int8 or np.issubdtype(images.dtype, np.floating)):
-        raise ValueError(f"expected int8 or float images (N, H, W, C), got {images.dtype} {images.shape}")
+    if images.ndim < 2 or not (images.dtype == np.int8 or np.issubdtype(images.dtype, np.floating)):
+        raise ValueError(f"expected int8 or float inputs (N, *input shape), got {images.dtype} {images.shape}")
     return images
 
 
 def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    """What the model's input tensor takes for these (N, H, W, C) images.
+    """What the model's input tensor takes for these (N, *input shape) inputs.
 
     images: float in the units the model was trained on (x / 255 for MNIST), or int8 already
     quantized for the engine. An int8-input model gets float images quantized as the firmware
@@ -230,3 +231,13 @@ def litert_outputs(
 def keras_outputs(model, x_float: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Float outputs (softmax probabilities for the seed model) of the Keras model."""
     return np.asarray(model.predict(np.asarray(x_float, dtype=np.float32), batch_size=batch_size, verbose=0))
+
+
+def secondary_outputs(runner, *args, **kwargs) -> tuple[np.ndarray | None, str | None]:
+    """(outputs, None) from a secondary reference (LiteRT, Keras), or (None, the reason) when it cannot run
+    the model: LiteRT rejects some models TFLite Micro runs, and TFLite Micro is the one that decides."""
+    try:
+        return runner(*args, **kwargs), None
+    except Exception as error:  # the interpreters raise RuntimeError, ValueError and their own types
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        return None, f"{type(error).__name__}: {reason}"

@@ -54,6 +54,70 @@ def _tflm_tensor_reader(tflite_bytes: bytes):
     return run, tensor
 
 
+@dataclass
+class IntermediateCheck:
+    """Every layer output of the C engine against TFLite Micro's tensor, on the first inputs."""
+
+    inputs: int  # inputs compared layer by layer
+    inputs_identical: int  # of which every layer output was identical
+    tensors: int  # layer outputs compared (inputs x layers)
+    tensors_identical: int
+    layers: int
+    first_difference: LayerDifference | None
+
+
+class _LayerComparer:
+    """The C engine and TFLite Micro (all tensors preserved) on one input at a time, layer by layer."""
+
+    def __init__(self, assets_dir: Path, build_dir: Path):
+        from si4tool.compiler import passes
+        from si4tool.compiler.lowering import lower_tflite
+        from si4tool.targets.host_engine import build_host_engine
+
+        assets_dir = Path(assets_dir)
+        self.tflite_bytes = (assets_dir / "model_int8.tflite").read_bytes()
+        self.graph = passes.run_passes(lower_tflite(self.tflite_bytes))
+        self.engine = build_host_engine(assets_dir, build_dir)
+        self.layer_names = [layer.name for layer in self.graph.layers]
+        if self.engine.layer_names != self.layer_names:
+            raise UserError(
+                f"the C sources in {assets_dir} do not match its model_int8.tflite; build the assets again"
+            )
+        self._run_reference, self._reference_tensor = _tflm_tensor_reader(self.tflite_bytes)
+
+    def differences(self, images: np.ndarray, image_index: int):
+        """(layer index, difference or None) for every layer, on images[image_index]."""
+        from si4tool.frontend.quantize import quantize_input
+        from si4tool.validation.reference import interpreter_inputs
+
+        engine_input = self.graph.tensors[self.graph.input]
+        image = np.asarray(images[image_index : image_index + 1])
+        engine_image = image if image.dtype == np.int8 else quantize_input(image, engine_input.scale, engine_input.zero_point)
+        c_outputs = self.engine.run_layers(engine_image)
+        self._run_reference(interpreter_inputs(self.tflite_bytes, image))
+        for layer_index, (layer, c_flat) in enumerate(zip(self.graph.layers, c_outputs)):
+            tensor = self.graph.tensors[layer.output]
+            reference = self._reference_tensor(tensor.tflite_index).astype(np.int8)
+            shape = reference.shape[1:] if reference.ndim > 1 and reference.shape[0] == 1 else reference.shape
+            c_values = c_flat.reshape(shape)
+            reference = reference.reshape(shape)
+            differs = c_values != reference
+            if not np.any(differs):
+                yield layer_index, None
+                continue
+            position = tuple(int(i) for i in np.argwhere(differs)[0])
+            yield layer_index, LayerDifference(
+                image=image_index,
+                layer_index=layer_index,
+                layer_name=layer.name,
+                source=layer.describe_source(),
+                position=position,
+                c_value=int(c_values[position]),
+                reference_value=int(reference[position]),
+                differing_values=int(np.sum(differs)),
+            )
+
+
 def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int], build_dir: Path) -> TraceResult:
     """Compare every layer output for the given images; stop at the first difference.
 
@@ -61,49 +125,52 @@ def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int],
     (int8-input models only). The C engine gets them quantized as the firmware does; TFLite
     Micro gets what its input tensor takes (the float images for a model with a QUANTIZE
     first, see reference.interpreter_inputs)."""
-    from si4tool.compiler import passes
-    from si4tool.targets.host_engine import build_host_engine
-    from si4tool.compiler.lowering import lower_tflite
-    from si4tool.frontend.quantize import quantize_input
-    from si4tool.validation.reference import interpreter_inputs
-
-    assets_dir = Path(assets_dir)
-    tflite_bytes = (assets_dir / "model_int8.tflite").read_bytes()
-    graph = passes.run_passes(lower_tflite(tflite_bytes))
-    engine = build_host_engine(assets_dir, build_dir)
-    layer_names = [layer.name for layer in graph.layers]
-    if engine.layer_names != layer_names:
-        raise UserError(
-            f"the C sources in {assets_dir} do not match its model_int8.tflite; build the assets again"
-        )
-    run_reference, reference_tensor = _tflm_tensor_reader(tflite_bytes)
-    engine_input = graph.tensors[graph.input]
+    comparer = _LayerComparer(assets_dir, build_dir)
     for image_index in image_indices:
-        image = np.asarray(images[image_index : image_index + 1])
-        engine_image = image if image.dtype == np.int8 else quantize_input(image, engine_input.scale, engine_input.zero_point)
-        c_outputs = engine.run_layers(engine_image)
-        run_reference(interpreter_inputs(tflite_bytes, image))
-        for layer_index, (layer, c_flat) in enumerate(zip(graph.layers, c_outputs)):
-            tensor = graph.tensors[layer.output]
-            reference = reference_tensor(tensor.tflite_index).astype(np.int8)
-            shape = reference.shape[1:] if reference.ndim > 1 and reference.shape[0] == 1 else reference.shape
-            c_values = c_flat.reshape(shape)
-            reference = reference.reshape(shape)
-            differs = c_values != reference
-            if np.any(differs):
-                position = tuple(int(i) for i in np.argwhere(differs)[0])
-                return TraceResult(
-                    images=list(image_indices),
-                    layers=layer_names,
-                    first_difference=LayerDifference(
-                        image=image_index,
-                        layer_index=layer_index,
-                        layer_name=layer.name,
-                        source=layer.describe_source(),
-                        position=position,
-                        c_value=int(c_values[position]),
-                        reference_value=int(reference[position]),
-                        differing_values=int(np.sum(differs)),
-                    ),
-                )
-    return TraceResult(images=list(image_indices), layers=layer_names, first_difference=None)
+        for _, difference in comparer.differences(images, image_index):
+            if difference is not None:
+                return TraceResult(images=list(image_indices), layers=comparer.layer_names, first_difference=difference)
+    return TraceResult(images=list(image_indices), layers=comparer.layer_names, first_difference=None)
+
+
+def check_intermediates(assets_dir: Path, images: np.ndarray, count: int, build_dir: Path) -> IntermediateCheck:
+    """validate-host's look inside: on the first `count` inputs, every layer's output against TFLite
+    Micro's tensor (random inputs saturate real models' outputs, so equal outputs alone prove little).
+    Unlike trace_layers it does not stop at a difference: it counts them, and keeps the first."""
+    comparer = _LayerComparer(assets_dir, build_dir)
+    count = min(int(count), len(images))
+    inputs_identical = tensors_identical = 0
+    first_difference = None
+    for image_index in range(count):
+        differences = [difference for _, difference in comparer.differences(images, image_index)]
+        tensors_identical += sum(difference is None for difference in differences)
+        inputs_identical += all(difference is None for difference in differences)
+        if first_difference is None:
+            first_difference = next((difference for difference in differences if difference is not None), None)
+    layers = len(comparer.layer_names)
+    return IntermediateCheck(
+        inputs=count,
+        inputs_identical=inputs_identical,
+        tensors=count * layers,
+        tensors_identical=tensors_identical,
+        layers=layers,
+        first_difference=first_difference,
+    )
+
+
+def intermediates_record(assets_dir: Path, images: np.ndarray, count: int, build_dir: Path) -> dict:
+    """check_intermediates as host.json's "intermediates" record."""
+    check = check_intermediates(assets_dir, images, count, build_dir)
+    first = check.first_difference
+    return {
+        "inputs": check.inputs,
+        "inputs_identical": check.inputs_identical,
+        "layers": check.layers,
+        "tensors": check.tensors,
+        "tensors_identical": check.tensors_identical,
+        "first_difference": None if first is None else (
+            f"input {first.image}, layer {first.layer_index} '{first.layer_name}' ({first.source}): "
+            f"{first.differing_values} values differ, first at {first.position} (C {first.c_value}, "
+            f"TFLite Micro {first.reference_value})"
+        ),
+    }

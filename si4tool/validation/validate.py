@@ -24,6 +24,8 @@ from si4tool.targets.firmware import build_firmware, run_host_firmware
 
 # The int8 model may lose this much top-1 accuracy against the float model.
 MAX_ACCURACY_DROP_PP = 0.3
+# Random or user inputs: every layer's output is compared with TFLite Micro's on this many first inputs.
+INTERMEDIATE_INPUTS = 20
 
 
 def error_metrics(dequantized: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -71,6 +73,7 @@ def validate_host(
     quiet: bool = False,
     console=None,
     dataset_name: str | None = None,
+    inputs_spec: str | Path | None = None,
 ) -> HostValidation:
     """Run every check; write host.json and host.md into out_dir; return the results.
 
@@ -87,9 +90,16 @@ def validate_host(
 
     assets_dir = Path(assets_dir)
     manifest, tflite_bytes = load_assets(assets_dir)
-    # The assets' own dataset unless --dataset/--data say otherwise; loaded first, so a bad
-    # data file is reported before any C is built.
-    dataset = data.load_dataset_of_assets(manifest.data, dataset_name, data_path)
+    # --inputs, else what the assets were built on (their dataset unless --dataset/--data say otherwise,
+    # or random inputs from the recorded seed); loaded first, so a bad file is reported before any C is built.
+    from si4tool.frontend.inputs import inputs_of_assets
+
+    inputs, inputs_note = inputs_of_assets(
+        manifest, inputs_spec, images,
+        load_dataset=lambda: data.load_dataset_of_assets(manifest.data, dataset_name, data_path),
+    )
+    if inputs_note is not None and console is not None and not quiet:
+        console.print(inputs_note, highlight=False)
 
     step("building the firmware stub for the host (-std=c99 -O2 -Wall -Wextra -Werror -pedantic) and running it", spinner=True)
     firmware = run_host_firmware(build_firmware(assets_dir, build_dir, "host"))
@@ -100,10 +110,10 @@ def validate_host(
             f"bit-exact {firmware.bit_exact}/{firmware.vectors}"
         )
 
-    count = len(dataset.x_test) if images is None else min(images, len(dataset.x_test))
-    labels = dataset.y_test[:count]
-    x_float = data.normalize(dataset.x_test[:count])
-    x_int8 = quantize_input(x_float, *manifest.input_quantization)
+    count = len(inputs)
+    labels = inputs.labels  # None for random or unlabelled inputs: no accuracy then
+    x_float = inputs.x  # float in model units, or int8 (random inputs): the references take either
+    x_int8 = inputs.x if inputs.x.dtype == np.int8 else quantize_input(x_float, *manifest.input_quantization)
 
     step(f"compiling the C engine as a host library and running it on {count} test images", spinner=True)
     engine = build_host_engine(assets_dir, build_dir)
@@ -111,21 +121,26 @@ def validate_host(
     c_out = engine.run(x_int8)
     c_seconds = time.perf_counter() - start
 
-    step(f"TensorFlow Lite Micro on {count} test images", spinner=False)
+    step(f"TensorFlow Lite Micro on {count} inputs ({inputs.description})", spinner=False)
     # The references take the float images: an int8-input model's are quantized exactly as above,
     # a float-input model's go through TFLite's own QUANTIZE (the firmware must match it).
-    tflm_out = reference.tflm_outputs(tflite_bytes, x_float, cache_dir=cache_dir, quiet=quiet)
+    tflm_out = reference.tflm_outputs(tflite_bytes, x_float, cache_dir=cache_dir, quiet=quiet).reshape(count, -1)
     bit_exact = int(np.sum(np.all(c_out == tflm_out, axis=1)))
     first_mismatch = None if bit_exact == count else int(np.argmin(np.all(c_out == tflm_out, axis=1)))
 
     litert = {}
     step("LiteRT, default and reference kernels", spinner=False)
     for resolver in ("default", "reference"):
-        lite_out = reference.litert_outputs(tflite_bytes, x_float, op_resolver=resolver)
+        # A secondary reference: one that cannot run the model is reported as skipped; TFLite Micro decides.
+        lite_out, skipped = reference.secondary_outputs(reference.litert_outputs, tflite_bytes, x_float, op_resolver=resolver)
+        if lite_out is None:
+            litert[resolver] = {"skipped": skipped}
+            continue
+        lite_out = lite_out.reshape(count, -1)
         litert[resolver] = {
             "identical_outputs": int(np.sum(np.all(c_out == lite_out, axis=1))),
             "top1_agreement": int(np.sum(np.argmax(c_out, 1) == np.argmax(lite_out, 1))),
-            "accuracy": float(np.mean(np.argmax(lite_out, 1) == labels)),
+            "accuracy": None if labels is None else float(np.mean(np.argmax(lite_out, 1) == labels)),
         }
 
     c_pred = np.argmax(c_out, axis=1)
@@ -135,16 +150,16 @@ def validate_host(
         images=count,
         bit_exact=bit_exact,
         first_mismatch=first_mismatch,
-        c_accuracy=float(np.mean(c_pred == labels)),
-        tflm_accuracy=float(np.mean(np.argmax(tflm_out, 1) == labels)),
+        c_accuracy=None if labels is None else float(np.mean(c_pred == labels)),
+        tflm_accuracy=None if labels is None else float(np.mean(np.argmax(tflm_out, 1) == labels)),
         litert=litert,
         arena_bytes=engine.arena_bytes,
         tflm_arena_bytes=reference.tflm_arena_bytes(tflite_bytes),
         c_seconds=round(c_seconds, 4),
         c_ms_per_image=round(1000 * c_seconds / count, 4),
-        confusion_matrix_c=confusion_matrix(labels, c_pred, classes).tolist(),
+        confusion_matrix_c=None if labels is None else confusion_matrix(labels, c_pred, classes).tolist(),
         # The test images the C engine gets wrong (index, true, predicted), for the report's grid.
-        misclassified=[[int(i), int(labels[i]), int(c_pred[i])] for i in np.flatnonzero(c_pred != labels)],
+        misclassified=[] if labels is None else [[int(i), int(labels[i]), int(c_pred[i])] for i in np.flatnonzero(c_pred != labels)],
         firmware=FirmwareCheck(
             vectors=firmware.vectors, correct=firmware.correct, bit_exact=firmware.bit_exact,
             arena_bytes=firmware.arena_bytes,
@@ -152,10 +167,18 @@ def validate_host(
         passed=False,
         failures=[],
     )
+    # --- H5 (issue 10): what the inputs were, and for random or user inputs every intermediate tensor.
+    from si4tool.validation.trace import intermediates_record
+
+    result.inputs = {**inputs.record, "count": count, "labels": labels is not None}
+    if inputs.kind != "dataset":
+        step(f"every layer's output against TFLite Micro's tensors on the first {min(count, INTERMEDIATE_INPUTS)} inputs", spinner=True)
+        result.intermediates = intermediates_record(assets_dir, x_float, INTERMEDIATE_INPUTS, build_dir / "trace")
+    # --- end H5
 
     keras_candidates = [Path(keras_model_path)] if keras_model_path else [assets_dir / "model.keras", assets_dir / "model.h5"]
     keras_path = next((path for path in keras_candidates if path.is_file()), None)
-    if keras_path is not None:
+    if keras_path is not None and labels is not None and x_float.dtype != np.int8:
         from si4tool.frontend.model import load_float_model
 
         step("running the Keras float model", spinner=True)
@@ -175,6 +198,8 @@ def validate_host(
         failures.append(f"{count - bit_exact} of {count} images differ from TFLite Micro (first: image {first_mismatch}); run with --trace")
     if firmware.bit_exact != firmware.vectors:
         failures.append(f"the firmware stub matched only {firmware.bit_exact}/{firmware.vectors} embedded vectors")
+    if result.intermediates and result.intermediates["tensors_identical"] != result.intermediates["tensors"]:
+        failures.append(f"intermediate tensors differ from TFLite Micro's: {result.intermediates['first_difference']}")
     if result.keras_accuracy is not None:
         drop_pp = 100 * (result.keras_accuracy - result.c_accuracy)
         result.accuracy_drop_pp = round(drop_pp, 4)
@@ -205,13 +230,15 @@ def summary_rows(result: HostValidation) -> list[tuple[str, str]]:
         ("images", str(n)),
         ("bit-exact with TFLite Micro", f"{result.bit_exact}/{n}"),
         ("firmware stub (embedded vectors)", f"{firmware.bit_exact}/{firmware.vectors} bit-exact"),
+        *intermediate_rows(result),
         ("C engine accuracy", _pct(result.c_accuracy)),
         ("TFLite Micro accuracy", _pct(result.tflm_accuracy)),
         ("Keras float accuracy", _pct(result.keras_accuracy)),
         ("top-1 agreement with Keras", _pct(result.keras_top1_agreement)),
     ]
     for resolver, figures in result.litert.items():
-        rows.append((f"LiteRT ({resolver} kernels) identical outputs", f"{figures['identical_outputs']}/{n}"))
+        value = f"skipped: {figures['skipped']}" if "skipped" in figures else f"{figures['identical_outputs']}/{n}"
+        rows.append((f"LiteRT ({resolver} kernels) identical outputs", value))
     if result.rmse is not None:
         rows += [
             ("RMSE vs Keras", f"{result.rmse:.6f}"),
@@ -225,6 +252,21 @@ def summary_rows(result: HostValidation) -> list[tuple[str, str]]:
         ("C engine time", f"{result.c_seconds:.3f} s ({result.c_ms_per_image:.4f} ms/image)"),
         ("result", "PASS" if result.passed else "FAIL"),
     ]
+    return rows
+
+
+def intermediate_rows(result: HostValidation) -> list[tuple[str, str]]:
+    """H5 (issue 10): the inputs' kind and the look inside, for the summary table."""
+    rows = []
+    record = result.inputs or {}
+    if record.get("kind") == "random":
+        rows.append(("inputs", f"{result.images} seeded random int8 (seed {record.get('seed')})"))
+    elif record.get("kind") == "file":
+        rows.append(("inputs", f"{result.images} from {record.get('name')}"))
+    check = result.intermediates
+    if check:
+        rows.append(("intermediate tensors identical to TFLite Micro",
+                     f"{check['tensors_identical']}/{check['tensors']} ({check['layers']} layers x {check['inputs']} inputs)"))
     return rows
 
 
