@@ -218,6 +218,8 @@ def firmware_cycle_estimate(elf: Path, machine: str, board, layer_names: list[st
         status, output, report = run_with_plugin(Path(elf), machine, plugin, Path(elf).parent / "cycles_report.txt")
     except UserError as error:
         return {"label": ESTIMATE_LABEL, "unavailable": str(error)}
+    except subprocess.TimeoutExpired:
+        return {"label": ESTIMATE_LABEL, "unavailable": f"the run with the cycle plugin took over {RUN_TIMEOUT_SECONDS} s"}
     from si4tool.targets.firmware import parse_firmware_output
 
     if parse_firmware_output(output).counts != board.counts:
@@ -327,7 +329,7 @@ def bench_figures(run: dict, prefix: str, clock_mhz: float = DEFAULT_CLOCK_MHZ) 
 def bench_markdown_lines(figures: dict, kernels: tuple[str, ...], clock_mhz: float = DEFAULT_CLOCK_MHZ) -> list[str]:
     """bench.md's section of estimated cycles: one column per Cortex-M4 kernel variant."""
     columns = [kernel for kernel in kernels if f"m4.{kernel}.estimated_cycles_per_inference" in figures]
-    lines = ["", f"## Estimated Cortex-M4 cycles per inference ({ESTIMATE_LABEL})", ""]
+    lines = [f"## Estimated Cortex-M4 cycles per inference ({ESTIMATE_LABEL})", ""]
     if not columns:
         return [*lines, "No estimate: the QEMU runs did not load the cycle plugin (see qemu.json).", ""]
 
