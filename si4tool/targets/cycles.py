@@ -329,7 +329,7 @@ def bench_figures(run: dict, prefix: str, clock_mhz: float = DEFAULT_CLOCK_MHZ) 
 def bench_markdown_lines(figures: dict, kernels: tuple[str, ...], clock_mhz: float = DEFAULT_CLOCK_MHZ) -> list[str]:
     """bench.md's section of estimated cycles: one column per Cortex-M4 kernel variant."""
     columns = [kernel for kernel in kernels if f"m4.{kernel}.estimated_cycles_per_inference" in figures]
-    lines = [f"## Estimated Cortex-M4 cycles per inference ({ESTIMATE_LABEL})", ""]
+    lines = ["", f"## Estimated Cortex-M4 cycles per inference ({ESTIMATE_LABEL})", ""]
     if not columns:
         return [*lines, "No estimate: the QEMU runs did not load the cycle plugin (see qemu.json).", ""]
 
