@@ -287,6 +287,8 @@ class QemuRun(_Record):
     flash_code_bytes: int  # model.c + kernels
     flash_platform_bytes: int  # main.c, platform layer, startup, libc
     elf: str
+    # targets.cycles.firmware_cycle_estimate: estimated Cortex-M4 cycles, or {"label", "unavailable"}
+    cycle_estimate: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property

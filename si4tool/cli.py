@@ -73,6 +73,9 @@ ReportDirOption = Annotated[
     Path, typer.Option("--report-dir", help="Where --report writes report.md, report.html and the plots.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts and CI) instead of tables.")]
+ClockOption = Annotated[
+    float, typer.Option("--clock-mhz", min=0.001, help="Core clock for the estimated milliseconds (cycles are an estimate).")
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -431,12 +434,14 @@ def validate_qemu_command(
     ] = "mps2_an386",
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
+    clock_mhz: ClockOption = 120.0,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, RAM, flash."""
+    """Build the firmware for Cortex-M, run it under QEMU: accuracy, bit-exactness, instructions, estimated cycles, RAM, flash."""
     import json
 
+    from si4tool.targets import cycles
     from si4tool.targets.qemu import failures, validate_qemu
 
     variants = tuple(part.strip() for part in kernels.split(",") if part.strip())
@@ -451,11 +456,14 @@ def validate_qemu_command(
     if json_output:
         print(json.dumps({**result.to_dict(), "path": str(out / "qemu.json")}))
     else:
+        if not quiet:
+            cycles.print_cycle_estimates(result.runs, console, clock_mhz)
         for run in result.runs:
             console.print(
                 f"validate-qemu {run.target} {run.kernel}: accuracy "
                 f"{'n/a (no labels)' if run.correct is None else f'{run.correct}/{run.vectors}'}, "
-                f"bit-exact {run.bit_exact}/{run.vectors}, {run.instructions_per_inference:,} instructions/inference, "
+                f"bit-exact {run.bit_exact}/{run.vectors}, {run.instructions_per_inference:,} instructions/inference"
+                f"{cycles.summary_text(run, clock_mhz)}, "
                 f"RAM {run.ram_bytes:,} B, flash {run.flash_bytes:,} B (code {run.flash_code_bytes:,} B)"
             )
     failure = failures(result)
@@ -492,16 +500,17 @@ def bench_command(
     validation: Annotated[
         Path, typer.Option("--validation", help="Folder whose qemu.json --no-qemu reuses (when it measured these assets).")
     ] = DEFAULT_VALIDATION,
+    clock_mhz: ClockOption = 120.0,
     data: DataOption = None,
     inputs: AssetsInputsOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Measure latency, instruction counts, memory and flash side by side with LiteRT and TFLite Micro."""
+    """Measure latency, instruction counts, estimated cycles, memory and flash side by side with LiteRT and TFLite Micro."""
     from si4tool.reporting.bench import run_bench
 
     run_bench(
         assets_dir=assets, out_dir=out, images=images, repetitions=repetitions, data_path=data, qemu=qemu,
-        validation_dir=validation, console=None if quiet else console, inputs_spec=inputs,
+        validation_dir=validation, clock_mhz=clock_mhz, console=None if quiet else console, inputs_spec=inputs,
     )
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 

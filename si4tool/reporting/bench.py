@@ -36,6 +36,7 @@ from si4tool.artefacts import BenchResult, Manifest, QemuValidation
 from si4tool.errors import UserError
 from si4tool.reporting.latency import WARMUP_IMAGES, litert_timer, measure_latency, tflm_timer
 from si4tool.reporting.machine import machine_description
+from si4tool.targets import cycles
 from si4tool.targets.callgrind import build_callgrind_program, callgrind_instructions
 from si4tool.targets.host_engine import build_host_engine, engine_object_sizes
 
@@ -168,11 +169,13 @@ def run_bench(
     qemu: bool = True,
     console=None,
     inputs_spec: str | Path | None = None,
+    clock_mhz: float = cycles.DEFAULT_CLOCK_MHZ,
 ) -> BenchResult:
     """Measure everything, write bench.json and bench.md into out_dir, and return the results.
 
     validation_dir: where validate-qemu wrote the qemu.json that qemu=False reuses.
-    inputs_spec: `--inputs` (random or a file); default what the assets were built on (frontend/inputs.py)."""
+    inputs_spec: `--inputs` (random or a file); default what the assets were built on (frontend/inputs.py).
+    clock_mhz: the clock of the estimated milliseconds beside the estimated Cortex-M4 cycles."""
     from si4tool.frontend import data
     from si4tool.compiler.quant_math import quantize_input
     from si4tool.validation import reference
@@ -273,6 +276,7 @@ def run_bench(
             figures[f"{prefix}.instructions_per_mac"] = round(run.instructions_per_inference / macs, 3)
         for index, value in enumerate(run.layer_instructions):
             figures[f"{prefix}.layer.{_layer_key(index, layer_names[index])}"] = value
+        figures.update(cycles.bench_figures(run, prefix, clock_mhz))
         for key in ("ram_bytes", "stack_bytes", "arena_bytes"):
             figures[f"{prefix}.{key}"] = getattr(run, key)
         for field_name, part in QEMU_FLASH_FIELDS.items():
@@ -346,6 +350,7 @@ def run_bench(
             "callgrind_vectors": details.get("callgrind_vectors"),
             "quantization_calibration_samples": QUANTIZATION_CALIBRATION_SAMPLES,
             "qemu": qemu,
+            "clock_mhz": clock_mhz,
         },
         model={"macs": macs, "layers": layer_names, "parameters": manifest.totals["parameters"]},
         machine=machine,
@@ -453,6 +458,9 @@ def bench_context(result: BenchResult) -> dict:
         "callgrind_vectors": settings["callgrind_vectors"] or "n/a",
         "tflm_m4_instructions": TFLM_M4_INSTRUCTIONS,
         "m4_source": result.details.get("m4_source"),
+        "cycle_estimate_section": "\n".join(
+            cycles.bench_markdown_lines(f, M4_KERNELS, settings.get("clock_mhz", cycles.DEFAULT_CLOCK_MHZ))
+        ),
         "memory_rows": memory_rows,
         "flash_columns": [FLASH_COLUMNS[column] for column in flash_columns],
         "flash_rows": flash_rows,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from si4tool.artefacts import Manifest, QemuRun, QemuValidation
 from si4tool.errors import UserError, ValidationFailed
+from si4tool.targets import cycles
 from si4tool.targets.firmware import build_firmware, parse_firmware_output
 
 APT_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -276,6 +277,7 @@ def run_variant(
         flash_code_bytes=memory["flash_code_bytes"],
         flash_platform_bytes=memory["flash_platform_bytes"],
         elf=str(elf),
+        cycle_estimate=cycles.firmware_cycle_estimate(elf, machine, board, manifest.layer_names, build_dir),
     )
 
 
