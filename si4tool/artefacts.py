@@ -148,6 +148,7 @@ class Manifest(_Record):
     test_vectors: int
     files: dict  # file name -> {"bytes", "sha256"}
     tool: str = "si4tool"
+    tflite_micro_version: str | None = None  # the tflite-micro build the references came from (si4tool.versions)
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -542,10 +542,20 @@ def _exit_interrupted() -> None:
     os._exit(130)
 
 
+def _warn_on_untested_versions() -> None:
+    """One warning when the key packages differ from the tested ones (SI4_NO_VERSION_WARNING=1 silences it)."""
+    from si4tool.versions import version_warning
+
+    warning = None if os.environ.get("SI4_NO_VERSION_WARNING") else version_warning()
+    if warning:
+        error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     if not os.environ.get("SI4_DEBUG"):
         _import_tensorflow_quietly(sys.argv[1:])
+    _warn_on_untested_versions()
     try:
         result = app(standalone_mode=False)
     except (UserError, ValidationFailed) as error:
