@@ -396,7 +396,8 @@ def validate_qemu_command(
     out: Annotated[Path, typer.Option("--out", help="Where qemu.json goes.")] = DEFAULT_VALIDATION,
     kernels: Annotated[str, typer.Option("--kernels", help="Kernel variants: portable, dsp, or both.")] = "portable,dsp",
     target: Annotated[
-        str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F) or mps2_an385 (Cortex-M3).")
+        str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F), mps2_an385 (Cortex-M3) or netduinoplus2 "
+                       "(STM32F405, the NUCLEO-F446RE's code, output on its USART).")
     ] = "mps2_an386",
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
