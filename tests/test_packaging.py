@@ -80,3 +80,17 @@ def test_wheel_builds_without_setuptools_warnings_and_carries_the_data(tmp_path)
     assert "si4tool/firmware_stub/Makefile" in names
     metadata = zipfile.ZipFile(next(tmp_path.glob("si4tool-*.whl"))).read("si4tool-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata
+
+
+def test_editable_and_wheel_builds_raise_no_setuptools_warning(tmp_path):
+    """With every warning an error, setuptools' backend builds both (its editable-install
+    notice, the licence-table and undeclared-package warnings would each stop it)."""
+    for hook in ("build_editable", "build_wheel"):
+        out = tmp_path / hook
+        out.mkdir()
+        result = subprocess.run(
+            [sys.executable, "-W", "error", "-c", f"import setuptools.build_meta as b; print(b.{hook}({str(out)!r}))"],
+            capture_output=True, text=True, cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert list(out.glob("si4tool-*.whl")), hook
