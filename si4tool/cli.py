@@ -503,6 +503,34 @@ def ops_command(json_output: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("export")
+def export_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    export_format: Annotated[
+        str, typer.Option("--format", help="cmake, arduino, zephyr or plain: the library layout and its build files.")
+    ] = "cmake",
+    out: Annotated[Path, typer.Option("--out", help="The library folder (new, empty, or an earlier export).")] = Path(
+        "build/export"
+    ),
+    kernels: Annotated[
+        str,
+        typer.Option(
+            "--kernels",
+            help="portable (C99 only), dsp (the Cortex-M DSP kernels, a DSP core required) or auto (the DSP kernels "
+            "where the core has the extension, chosen at compile time by __ARM_FEATURE_DSP).",
+        ),
+    ] = "auto",
+) -> None:
+    """Write the assets as a self-contained library: model, the kernels it calls, a header, a README, build files."""
+    from si4tool.targets.export import export_library
+
+    result = export_library(assets, out, export_format=export_format, kernels=kernels)
+    console.print(
+        f"export: {result.out_dir} ({result.format}, {result.kernels.choice} kernels: "
+        f"{', '.join(result.kernels.called)}; {len(result.files)} files)"
+    )
+
+
 # Commands whose stages import TensorFlow; --help and --version stay fast without it.
 _TENSORFLOW_COMMANDS = {"train", "quantize", "export-csv", "build-firmware-assets", "validate-host", "bench"}
 
