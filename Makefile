@@ -70,8 +70,11 @@ toolchain:
 	  fi; \
 	fi
 
+# Both cores (pytest-xdist): the session fixtures that train or build are made once for
+# all workers (tests/conftest.py: file lock, cache under build/test-cache keyed by the code).
+PYTEST_WORKERS ?= auto
 test: venv toolchain
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
 
 # docs/cli.md is generated from the Typer app (a test checks it is current).
 docs: venv
