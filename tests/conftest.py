@@ -1,9 +1,9 @@
 """Shared, expensive fixtures (session scope): the MNIST data, a seed model trained in the
 suite, and its int8 TFLite flatbuffer. Other test modules build on these names.
 
-The suite runs on every core (pytest-xdist, see pyproject.toml), and each worker is its own
-process with its own session. The fixtures that train or build are therefore made once, by
-whichever worker asks first under a file lock, and kept under build/test-cache/<key>/; the key
+`make test` runs the suite on every core (pytest-xdist, see the Makefile), and each worker
+is its own process with its own session. The fixtures that train or build are therefore made
+once, by whichever worker asks first under a file lock, and kept under build/test-cache/<key>/; the key
 hashes everything they depend on (si4tool's code, templates and C, this file, the MNIST file,
 the installed key packages), so a cache made by other code or data is never read.
 SI4_TEST_CACHE=0 makes every run build them afresh (in a run-private folder).
@@ -81,9 +81,10 @@ def _cache_key(mnist_file: Path) -> str:
 def test_cache_dir(mnist_path, tmp_path_factory) -> Path:
     """The folder where the session's expensive artefacts are built once for all workers."""
     if os.environ.get("SI4_TEST_CACHE") == "0":
-        # One folder per run, shared by its workers (xdist's run id), never by a later run.
-        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
-        return tmp_path_factory.getbasetemp().parent / f"si4-test-cache-{run}"
+        # This run's own temporary folder, shared by its workers (xdist gives each worker a
+        # sub-folder of it), never by a later run.
+        base = tmp_path_factory.getbasetemp()
+        return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "si4-test-cache"
     return TEST_CACHE_ROOT / _cache_key(mnist_path)
 
 

@@ -12,6 +12,7 @@ Bad input: one sentence, exit code 2, nothing written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -82,8 +83,6 @@ def test_exactly_the_kernels_the_model_calls(firmware_assets, tmp_path, kernels)
     on_disk = sorted(str(path.relative_to(tmp_path / "lib")) for path in (tmp_path / "lib").rglob("*") if path.is_file())
     assert on_disk == sorted([*marker["files"], "si4_export.json"])
     for path, digest in marker["files"].items():
-        import hashlib
-
         assert hashlib.sha256((tmp_path / "lib" / path).read_bytes()).hexdigest() == digest
 
 
