@@ -25,6 +25,7 @@ from conftest import run_si4tool
 
 from si4tool.targets import qemu
 from si4tool.targets.export import export_library
+from si4tool.targets.firmware import FirmwareOutput, parse_firmware_output
 from si4tool.targets.toolchain import firmware_stub_dir
 
 STUB = firmware_stub_dir()
@@ -46,9 +47,9 @@ def _run(command: list, cwd: Path | None = None, timeout: int = 300) -> subproce
     return result
 
 
-def _qemu_bit_exact(elf: Path) -> qemu.BoardOutput:
+def _qemu_bit_exact(elf: Path) -> FirmwareOutput:
     status, output = qemu.run_firmware(elf, "mps2-an386")
-    board = qemu.parse_board_output(output)
+    board = parse_firmware_output(output)
     assert (status, board.result, board.bit_exact, board.vectors) == (0, "PASS", 250, 250), output[-500:]
     return board
 
@@ -121,7 +122,7 @@ def test_plain_makefile_fragment_builds_the_host_firmware(firmware_assets, tmp_p
     )
     _run(["make", "-C", tmp_path, "firmware"])
     result = subprocess.run([str(tmp_path / "firmware")], capture_output=True, text=True, timeout=120)
-    board = qemu.parse_board_output(result.stdout)
+    board = parse_firmware_output(result.stdout)
     assert (result.returncode, board.bit_exact, board.vectors) == (0, 250, 250)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import run_si4tool
 
+from si4tool.artefacts import Manifest
 from si4tool.targets import qemu
 from si4tool.targets.toolchain import firmware_stub_dir
 
@@ -48,7 +49,7 @@ def netduino_runs(firmware_assets, tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])["runs"]
-    assert json.loads((out / "qemu.json").read_text()) == runs
+    assert json.loads((out / "qemu.json").read_text())["runs"] == runs
     return {run["kernel"]: run for run in runs}
 
 
@@ -72,7 +73,8 @@ def test_netduinoplus2_counts_the_instructions_mps2_counts(netduino_runs, firmwa
     """SysTick at 168 MHz under -icount shift=0 (125/21 instructions a tick) against the MPS2 timer
     (40 a tick): the same engine code, so the same instructions per inference to within both
     counters' resolution and the few SysTick interrupts."""
-    mps2 = qemu.run_variant(firmware_assets, tmp_path, "portable", "mps2_an386")
+    manifest = Manifest.read(firmware_assets / "manifest.json")
+    mps2 = qemu.run_variant(firmware_assets, tmp_path, manifest, "portable", "mps2_an386").to_dict()
     netduino = netduino_runs["portable"]
     assert mps2["bit_exact"] == 250
     assert abs(netduino["instructions_per_inference"] - mps2["instructions_per_inference"]) <= 200
