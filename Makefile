@@ -26,10 +26,11 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgri
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the versions the figures and "bit-exact" were measured with.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
 firmware-assets: venv
@@ -69,8 +70,11 @@ toolchain:
 	  fi; \
 	fi
 
+# Both cores (pytest-xdist): the session fixtures that train or build are made once for
+# all workers (tests/conftest.py: file lock, cache under build/test-cache keyed by the code).
+PYTEST_WORKERS ?= auto
 test: venv toolchain
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
 
 # docs/cli.md is generated from the Typer app (a test checks it is current).
 docs: venv

@@ -148,6 +148,7 @@ class Manifest(_Record):
     test_vectors: int
     files: dict  # file name -> {"bytes", "sha256"}
     tool: str = "si4tool"
+    tflite_micro_version: str | None = None  # the tflite-micro build the references came from (si4tool.versions)
     schema_version: int = SCHEMA_VERSION
     # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
     # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.

@@ -18,6 +18,7 @@ from si4tool import __version__
 from si4tool.artefacts import Manifest
 from si4tool.errors import UserError
 from si4tool.render import generated_banner, render_template, sha256_bytes
+from si4tool.versions import installed_tflite_micro_version
 
 # The files the C side of the product needs, in the order they are described.
 C_ASSET_FILES = (
@@ -297,6 +298,7 @@ def build_firmware_assets(
     layers = codegen.layer_summaries(graph, plan)
     manifest = Manifest(
         tool_version=__version__,
+        tflite_micro_version=installed_tflite_micro_version(),  # the build "bit-exact" refers to
         source_model={"path": source_name, "sha256": source_sha256},
         int8_model={"sha256": model_sha256, "bytes": len(tflite_bytes)},
         # No machine path here: "dataset" names it for validate-host, "source" describes it.

@@ -430,7 +430,8 @@ def validate_qemu_command(
     out: Annotated[Path, typer.Option("--out", help="Where qemu.json goes.")] = DEFAULT_VALIDATION,
     kernels: Annotated[str, typer.Option("--kernels", help="Kernel variants: portable, dsp, or both.")] = "portable,dsp",
     target: Annotated[
-        str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F) or mps2_an385 (Cortex-M3).")
+        str, typer.Option("--target", help="Emulated board: mps2_an386 (Cortex-M4F), mps2_an385 (Cortex-M3) or netduinoplus2 "
+                       "(STM32F405, the NUCLEO-F446RE's code, output on its USART).")
     ] = "mps2_an386",
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
@@ -543,6 +544,34 @@ def ops_command(json_output: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("export")
+def export_command(
+    assets: AssetsOption = Path("build/firmware_assets"),
+    export_format: Annotated[
+        str, typer.Option("--format", help="cmake, arduino, zephyr or plain: the library layout and its build files.")
+    ] = "cmake",
+    out: Annotated[Path, typer.Option("--out", help="The library folder (new, empty, or an earlier export).")] = Path(
+        "build/export"
+    ),
+    kernels: Annotated[
+        str,
+        typer.Option(
+            "--kernels",
+            help="portable (C99 only), dsp (the Cortex-M DSP kernels, a DSP core required) or auto (the DSP kernels "
+            "where the core has the extension, chosen at compile time by __ARM_FEATURE_DSP).",
+        ),
+    ] = "auto",
+) -> None:
+    """Write the assets as a self-contained library: model, the kernels it calls, a header, a README, build files."""
+    from si4tool.targets.export import export_library
+
+    result = export_library(assets, out, export_format=export_format, kernels=kernels)
+    console.print(
+        f"export: {result.out_dir} ({result.format}, {result.kernels.choice} kernels: "
+        f"{', '.join(result.kernels.called)}; {len(result.files)} files)"
+    )
+
+
 # Commands whose stages import TensorFlow; --help and --version stay fast without it.
 _TENSORFLOW_COMMANDS = {"train", "quantize", "export-csv", "build-firmware-assets", "validate-host", "bench"}
 
@@ -583,10 +612,20 @@ def _exit_interrupted() -> None:
     os._exit(130)
 
 
+def _warn_on_untested_versions() -> None:
+    """One warning when the key packages differ from the tested ones (SI4_NO_VERSION_WARNING=1 silences it)."""
+    from si4tool.versions import version_warning
+
+    warning = None if os.environ.get("SI4_NO_VERSION_WARNING") else version_warning()
+    if warning:
+        error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
     if not os.environ.get("SI4_DEBUG"):
         _import_tensorflow_quietly(sys.argv[1:])
+    _warn_on_untested_versions()
     try:
         result = app(standalone_mode=False)
     except (UserError, ValidationFailed) as error:

@@ -152,6 +152,7 @@ def write_files_atomically(
         # mkdtemp makes a private (0700) folder; the assets folder gets the usual permissions.
         os.chmod(staging, _folder_mode(out_dir))
         for name, data in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)  # names may hold folders ("src/model.c")
             (staging / name).write_bytes(data)
         with _interrupts_held_back(), _folder_lock(parent):
             # Checked under the lock: a concurrent writer's swap leaves out_dir absent for an instant.

@@ -32,6 +32,7 @@ FIRMWARE_TARGETS = {
     "host": ("host", "host/si4_firmware"),
     "mps2_an386": ("mps2", "mps2_an386-{kernel}/si4_firmware.elf"),
     "mps2_an385": ("mps2-an385", "mps2_an385-{kernel}/si4_firmware.elf"),
+    "netduinoplus2": ("netduinoplus2", "netduinoplus2-{kernel}/si4_firmware.elf"),
 }
 
 

@@ -39,7 +39,11 @@ INSTALL_HINT = f"sudo apt-get install -y {APT_PACKAGES}"
 TARGETS = {
     "mps2_an386": ("mps2-an386", "Cortex-M4 (MPS2 AN386)"),
     "mps2_an385": ("mps2-an385", "Cortex-M3 (MPS2 AN385)"),
+    # The STM32F4 platform layer the NUCLEO-F446RE runs; output on USART1, not semihosting.
+    "netduinoplus2": ("netduinoplus2", "Cortex-M4F (STM32F405, netduinoplus2)"),
 }
+# Machines whose firmware prints on a UART: QEMU's first -serial, to stdout.
+UART_OUTPUT_MACHINES = {"netduinoplus2"}
 KERNEL_VARIANTS = ("portable", "dsp")
 RUN_TIMEOUT_SECONDS = 600
 INSTRUCTIONS_PER_TICK = 40  # 25 MHz timer, 1 ns per instruction under -icount shift=0
@@ -80,9 +84,11 @@ def toolchain_available() -> bool:
 
 
 def qemu_command(elf: Path, machine: str = "mps2-an386") -> list[str]:
-    """The QEMU invocation: semihosting for output and exit status, -icount shift=0 for instruction counts."""
+    """The QEMU invocation: semihosting (or the board's UART) for output, semihosting for the exit
+    status, -icount shift=0 for instruction counts."""
+    serial = "stdio" if machine in UART_OUTPUT_MACHINES else "none"
     return [
-        "qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+        "qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", serial,
         "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf),
     ]
 

@@ -34,13 +34,12 @@ CPU_CORTEX_M7     := -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16
 # platform layer needs GNU C for inline assembly and the vector table.
 ARM_SECTIONS     := -ffunction-sections -fdata-sections -g
 ARM_ENGINE_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic $(MPS2_OPT) $(ARM_SECTIONS) $(INCLUDES)
-ARM_PLATFORM_FLAGS := -std=gnu99 -Wall -Wextra -Werror $(MPS2_OPT) $(ARM_SECTIONS) -I. -I$(CORTEX_M_COMMON_DIR) \
-	-I$(MPS2_DIR)
+ARM_PLATFORM_FLAGS := -std=gnu99 -Wall -Wextra -Werror $(MPS2_OPT) $(ARM_SECTIONS) -I. -I$(CORTEX_M_COMMON_DIR)
 # Our startup code replaces newlib's crt0; librdimon supplies semihosting stdio.
 ARM_LINK_FLAGS   := -nostartfiles --specs=nano.specs --specs=rdimon.specs -Wl,--gc-sections
 
 MPS2_PLATFORM_SOURCES := $(MPS2_DIR)/startup.c $(MPS2_DIR)/platform_mps2.c $(CORTEX_M_COMMON_SOURCES)
-MPS2_PLATFORM_DEPS    := $(MPS2_PLATFORM_SOURCES) $(CORTEX_M_COMMON_DEPS) $(MPS2_DIR)/semihosting.h \
+MPS2_PLATFORM_DEPS    := $(MPS2_PLATFORM_SOURCES) $(CORTEX_M_COMMON_DEPS) $(CORTEX_M_COMMON_DIR)/semihosting.h \
 	$(MPS2_DIR)/mps2_an386.ld platform.h
 
 # KERNELS=dsp: kernels/dsp/<name>.c replaces kernels/src/<name>.c; the other

@@ -1,5 +1,7 @@
 # NUCLEO-F446RE (STM32F446RE, Cortex-M4F at 16 MHz HSI by default), included by
-# firmware_stub/Makefile. Builds here; runs on the board, not under QEMU.
+# firmware_stub/Makefile. Builds here; runs on the board. Its code is the shared
+# STM32F4 layer (platform/stm32f4/) that also runs under QEMU as netduinoplus2;
+# only stm32_board.h and the linker script's MEMORY are the NUCLEO's own.
 #
 #   make nucleo-f446re KERNELS=dsp ASSETS=... BUILD=...
 #     -> $(BUILD)/nucleo_f446re-$(KERNELS)/si4_firmware.elf, .bin, .map
@@ -10,9 +12,9 @@
 # SI4_PRINT_VECTORS=0 keeps the UART output to the summary (250 vector lines
 # take about 1.5 s at 115200 baud).
 
+include platform/stm32f4/stm32f4.mk
+
 NUCLEO_DIR := platform/nucleo_f446re
-# CORTEX_M_COMMON_*: platform/common, defined in mps2_an386/board.mk (included first).
-NUCLEO_PLATFORM_SOURCES := $(NUCLEO_DIR)/startup_f446.c $(NUCLEO_DIR)/platform_nucleo.c $(CORTEX_M_COMMON_SOURCES)
 NUCLEO_DEFINES ?= -DSI4_PRINT_VECTORS=0
 
 .PHONY: nucleo-f446re
@@ -23,13 +25,6 @@ $(BUILD)/nucleo_f446re-%/si4_firmware.bin: $(BUILD)/nucleo_f446re-%/si4_firmware
 	$(ARM_OBJCOPY) -O binary $< $@
 
 $(BUILD)/nucleo_f446re-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
-		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(NUCLEO_PLATFORM_SOURCES) \
-		$(CORTEX_M_COMMON_DEPS) $(NUCLEO_DIR)/nucleo_f446re.ld platform.h
-	@rm -rf $(@D)/obj && mkdir -p $(@D)/obj
-	@set -e; for src in main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*); do \
-		$(ARM_CC) $(CPU_CORTEX_M4) $(ARM_ENGINE_FLAGS) $(NUCLEO_DEFINES) -c $$src \
-			-o $(@D)/obj/$$(basename $$src .c).o; done
-	@set -e; for src in $(NUCLEO_PLATFORM_SOURCES); do \
-		$(ARM_CC) $(CPU_CORTEX_M4) $(ARM_PLATFORM_FLAGS) -c $$src -o $(@D)/obj/$$(basename $$src .c).o; done
-	$(ARM_CC) $(CPU_CORTEX_M4) -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections \
-		-T $(NUCLEO_DIR)/nucleo_f446re.ld -Wl,-Map=$(@:.elf=.map) $(@D)/obj/*.o -o $@
+		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(STM32F4_PLATFORM_DEPS) \
+		$(NUCLEO_DIR)/stm32_board.h $(NUCLEO_DIR)/nucleo_f446re.ld
+	$(call stm32f4_build_firmware,$(NUCLEO_DIR),nucleo_f446re.ld,$(NUCLEO_DEFINES),main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*),$@)
