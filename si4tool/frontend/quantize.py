@@ -91,20 +91,21 @@ def _litert_interpreter(tflite_bytes: bytes):
 
 def operator_list(tflite_bytes: bytes) -> list[str]:
     """The builtin operator names in execution order, e.g. ['CONV_2D', 'MAX_POOL_2D', ...]."""
-    interpreter = _litert_interpreter(tflite_bytes)
-    return [op["op_name"] for op in interpreter._get_ops_details()]
+    from si4tool.compiler.tflite_reader import operator_names
+
+    return operator_names(tflite_bytes, "the quantized model")
 
 
 def check_fully_int8(tflite_bytes: bytes) -> None:
-    """Every op reads and writes integer tensors only, with int8 input and output."""
-    interpreter = _litert_interpreter(tflite_bytes)
-    for op in interpreter._get_ops_details():
-        types = list(op["operand_types"]) + list(op["result_types"])
-        floats = [t for t in types if np.issubdtype(np.dtype(t), np.floating)]
-        if floats:
-            raise UserError(f"the quantized model still has a float {op['op_name']} op; it cannot run int8-only.")
-    for details, side in ((interpreter.get_input_details(), "input"), (interpreter.get_output_details(), "output")):
-        if len(details) != 1 or details[0]["dtype"] != np.int8:
+    """Every op reads and writes integer tensors only, with int8 input and output (si4tool's own reader)."""
+    from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, float_operators, read_tflite
+
+    floats = float_operators(tflite_bytes, "the quantized model")
+    if floats:
+        raise UserError(f"the quantized model still has a float {floats[0]} op; it cannot run int8-only.")
+    model = read_tflite(tflite_bytes, "the quantized model")
+    for indices, side in ((model.inputs, "input"), (model.outputs, "output")):
+        if len(indices) != 1 or model.tensors[indices[0]].type != TENSOR_TYPE_INT8:
             raise UserError(f"the quantized model's {side} is not a single int8 tensor.")
 
 
