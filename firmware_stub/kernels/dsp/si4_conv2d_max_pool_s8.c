@@ -70,7 +70,7 @@ typedef struct {
     si4_dsp_scale scale;
 } channel_quant;
 
-static void channel_quant_at(const si4_conv2d_params *conv,
+static inline void channel_quant_at(const si4_conv2d_params *conv,
                              const int32_t *bias,
                              const int32_t *output_multiplier,
                              const int32_t *output_shift,
@@ -82,7 +82,7 @@ static void channel_quant_at(const si4_conv2d_params *conv,
     si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &quant->scale);
 }
 
-static int8_t requantize_pooled(int32_t max_acc, const channel_quant *quant, const si4_dsp_output *out)
+static inline int8_t requantize_pooled(int32_t max_acc, const channel_quant *quant, const si4_dsp_output *out)
 {
     return si4_dsp_output_s8(si4_dsp_scale_apply(max_acc + quant->bias, &quant->scale), out);
 }

@@ -301,6 +301,30 @@ static inline int32_t si4_dsp_columns_fit(const si4_conv2d_params *params)
     return si4_dsp_conv_taps(params) <= 4 * SI4_DSP_COLUMN_GROUPS;
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* column[8k], column[8k + 1] = the SXTAB16 pair of input word k plus the
+ * offset, k < words (words >= 1): one kernel row of a column, six
+ * instructions per word (a naked leaf function, see the kernels below). */
+static void __attribute__((naked, unused)) si4_dsp_widen_run(const int8_t *source,
+                                                              uint32_t *column,
+                                                              int32_t words,
+                                                              uint32_t offset_pair)
+{
+    __asm__(
+        "push    {r4, r5}                  \n\t"
+        "1:                                \n\t"
+        "ldr     r12, [r0], #4             \n\t"
+        "sxtab16 r4, r3, r12               \n\t"
+        "sxtab16 r5, r3, r12, ror #8       \n\t"
+        "strd    r4, r5, [r1], #32         \n\t"
+        "subs    r2, r2, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4, r5}                  \n\t"
+        "bx      lr                        \n\t");
+}
+#pragma GCC diagnostic pop
+
 /* Widens the window of conv position (out_y, out_x) into column `position`
  * of the block. */
 static inline void si4_dsp_widen_column(const si4_conv2d_params *params,
@@ -320,17 +344,11 @@ static inline void si4_dsp_widen_column(const si4_conv2d_params *params,
         window.ky_end == params->kernel_height && window.kx_end == params->kernel_width) {
         /* Inside the input: each kernel row is run / 4 whole words. */
         const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+        const int32_t words = run >> 2;
         int32_t input_index = window.input_start;
-        int32_t word_index = 0;
         int32_t row;
         for (row = 0; row < params->kernel_height; ++row) {
-            int32_t k;
-            for (k = 0; k < run; k += 4) {
-                const uint32_t x = si4_dsp_load_s8x4(input + input_index + k);
-                column[word_index] = __sxtab16(offset_pair, x);
-                column[word_index + 1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, x);
-                word_index += 8;
-            }
+            si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
             input_index += window.input_row_step;
         }
     } else {
