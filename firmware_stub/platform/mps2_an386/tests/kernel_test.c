@@ -4,8 +4,8 @@
  * Linked with both variants: the portable objects' si4_* symbols are renamed
  * si4_ref_* (board.mk, objcopy), the DSP ones keep their names. Seeded
  * random shapes, strides, dilations, paddings, zero points, multipliers and
- * shifts, plus the seed model's own layer shapes. Prints one line per
- * mismatch and a summary:
+ * shifts, the requantization's edge values, and the seed model's own layer
+ * shapes. Prints one line per mismatch and a summary:
  *
  *   mismatch <op> case <i> byte <j> portable <a> dsp <b> (<shape>)
  *   kernel-test <op> cases <n> mismatches <m>
@@ -85,6 +85,29 @@ static void fill_requant(int32_t channels, int32_t terms)
             shift[i] = random_between(0, 2);
         }
         bias[i] = random_between(-(1 << (magnitude_bits - 1)), 1 << (magnitude_bits - 1));
+        /* Now and then the ends of the requantization's domain: multiplier
+         * 0 and INT32_MIN (the saturating high multiply), the largest
+         * right shift, left shifts that overflow the accumulator. */
+        switch (random_between(0, 27)) {
+        case 0:
+            multiplier[i] = 0;
+            break;
+        case 1:
+            multiplier[i] = INT32_MIN;
+            break;
+        case 2:
+            shift[i] = -31;
+            break;
+        case 3:
+            shift[i] = random_between(20, 31);
+            break;
+        case 4: /* every odd accumulator becomes INT32_MIN: the saturation */
+            multiplier[i] = INT32_MIN;
+            shift[i] = 31;
+            break;
+        default:
+            break;
+        }
     }
 }
 
@@ -287,6 +310,59 @@ static int32_t test_max_pool(int32_t case_index)
     return compare("max_pool", case_index, bytes, shape);
 }
 
+/* The requantization's edges, every combination: multiplier 0, 2^30,
+ * INT32_MAX and INT32_MIN (whose high multiply saturates when the shifted
+ * accumulator is INT32_MIN too: shift 31 and an odd accumulator), shifts
+ * from -31 to 31, output zero points 0 (where the saturated value differs
+ * after the zero point is added), -128 and 100. A 4-input, 8-row fully
+ * connected layer with odd and even, positive and negative accumulators. */
+static int32_t test_requant_edges(void)
+{
+    static const int32_t multipliers[] = {0, 0x40000000, INT32_MAX, INT32_MIN, 0x5A5A5A5A};
+    static const int32_t shifts[] = {-31, -20, -7, -1, 0, 1, 7, 30, 31};
+    static const int32_t offsets[] = {0, -128, 100};
+    int32_t failures = 0;
+    int32_t cases = 0;
+    int32_t m;
+    int32_t s;
+    int32_t o;
+    int32_t i;
+    for (i = 0; i < 32; ++i) {
+        filter[i] = (int8_t)(i % 5 == 0 ? -(i + 1) : i + 1);
+    }
+    input[0] = 3;
+    input[1] = -7;
+    input[2] = 127;
+    input[3] = -128;
+    for (m = 0; m < (int32_t)(sizeof multipliers / sizeof multipliers[0]); ++m) {
+        for (s = 0; s < (int32_t)(sizeof shifts / sizeof shifts[0]); ++s) {
+            for (o = 0; o < (int32_t)(sizeof offsets / sizeof offsets[0]); ++o) {
+                si4_fully_connected_params fc;
+                char shape[96];
+                memset(&fc, 0, sizeof fc);
+                fc.input_size = 4;
+                fc.output_size = 8;
+                fc.output_offset = offsets[o];
+                fc.activation_min = -128;
+                fc.activation_max = 127;
+                fc.per_channel = 0;
+                multiplier[0] = multipliers[m];
+                shift[0] = shifts[s];
+                memset(output_portable, 0x55, 8);
+                memset(output_dsp, 0x55, 8);
+                si4_ref_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_portable);
+                si4_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_dsp);
+                snprintf(shape, sizeof shape, "multiplier %ld shift %ld output_offset %ld", (long)multipliers[m],
+                         (long)shifts[s], (long)offsets[o]);
+                failures += compare("requant_edges", cases, 8, shape);
+                ++cases;
+            }
+        }
+    }
+    printf("kernel-test requant_edges cases %ld mismatches %ld\n", (long)cases, (long)failures);
+    return failures;
+}
+
 /* The seed model's layers (MNIST CNN): the shapes the benchmark runs. */
 static int32_t test_seed_shapes(void)
 {
@@ -346,6 +422,7 @@ int main(void)
     platform_stack_paint();
     platform_init();
     mismatches += test_seed_shapes();
+    mismatches += test_requant_edges();
     mismatches += run_cases("conv2d", test_conv);
     mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
     mismatches += run_cases("fully_connected", test_fully_connected);
