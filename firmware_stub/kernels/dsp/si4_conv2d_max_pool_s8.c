@@ -115,19 +115,22 @@ static SI4_DSP_OWN_FRAME void conv_1ch_3x3_max_pool(const si4_conv2d_params *con
                                                     int8_t *output)
 {
     const int32_t output_channels = conv->output_channels;
-    uint32_t taps[SI4_DSP_CONV_1CH_CHANNEL_BLOCK][SI4_DSP_PAIRS_3X3];
-    channel_quant quants[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
+    si4_dsp_channel_3x3 channels[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t max_acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
+    si4_dsp_pool_3x3_job job;
     int32_t first_channel;
+    job.output_offset = out->output_offset;
+    job.low = out->low;
+    job.high = out->high;
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
+        const int32_t remaining = output_channels - first_channel;
+        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t pool_y;
-        for (channel = 0; channel < count; ++channel) {
-            channel_quant_at(conv, bias, output_multiplier, output_shift, first_channel + channel, &quants[channel]);
-        }
+        si4_dsp_channels_3x3(filter, bias, output_multiplier, output_shift, conv->per_channel, first_channel, count,
+                             channels);
         for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
             int32_t pool_x;
             for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
@@ -138,15 +141,12 @@ static SI4_DSP_OWN_FRAME void conv_1ch_3x3_max_pool(const si4_conv2d_params *con
                     for (channel = 0; channel < count; ++channel) {
                         block_output[channel] = empty_pool_output(pool);
                     }
-                    block_output += output_channels;
-                    continue;
-                }
-                if (window.count <= 4 && window_is_interior(conv, &window)) {
+                } else if (window.count <= 4 && window_is_interior(conv, &window)) {
                     /* The usual case (2x2 pool): the windows of the covered
                      * positions are widened once (a smaller pool window
                      * repeats its last position, which leaves the maximum
                      * alone), then one assembly loop takes every channel
-                     * over them. */
+                     * over them, requantization included. */
                     uint32_t pairs[4][SI4_DSP_PAIRS_3X3];
                     for (index = 0; index < 4; ++index) {
                         const int32_t covered = index < window.count ? index : window.count - 1;
@@ -156,17 +156,19 @@ static SI4_DSP_OWN_FRAME void conv_1ch_3x3_max_pool(const si4_conv2d_params *con
                                                      (x * conv->stride_width - conv->pad_left),
                                                  conv->input_width, conv->input_offset, pairs[index]);
                     }
-                    si4_dsp_max_dot_3x3(&pairs[0][0], &taps[0][0], count, max_acc);
+                    job.output = block_output;
+                    si4_dsp_pool_3x3(&pairs[0][0], channels, count, &job);
                 } else {
                     for (index = 0; index < window.count; ++index) {
-                        si4_dsp_conv_1ch_3x3_position(conv, input, block_filter,
-                                                      (const uint32_t(*)[SI4_DSP_PAIRS_3X3])taps, count,
+                        si4_dsp_conv_1ch_3x3_position(conv, input, block_filter, channels, count,
                                                       window.conv_y + index / window.width,
                                                       window.conv_x + index % window.width, index > 0, max_acc);
                     }
-                }
-                for (channel = 0; channel < count; ++channel) {
-                    block_output[channel] = requantize_pooled(max_acc[channel], &quants[channel], out);
+                    for (channel = 0; channel < count; ++channel) {
+                        block_output[channel] = si4_dsp_output_s8(
+                            si4_dsp_scale_apply(max_acc[channel] + channels[channel].bias, &channels[channel].scale),
+                            out);
+                    }
                 }
                 block_output += output_channels;
             }
@@ -207,38 +209,46 @@ static void per_output_max_pool(const si4_conv2d_params *conv,
 
 /* Pool windows of one to four positions over a column block: each
  * position's window widened once (a smaller pool window repeats its last
- * position), then per output channel four accumulators and their maximum. */
+ * position), then per output channel four accumulators, their maximum and
+ * its requantization. */
 static void columns_max_pool(const si4_conv2d_params *conv,
                              const pool_window *window,
                              const int8_t *input,
                              const int8_t *filter,
-                             const int32_t *bias,
-                             const int32_t *output_multiplier,
-                             const int32_t *output_shift,
+                             const si4_dsp_channel_constants *constants,
                              const si4_dsp_output *out,
                              uint32_t *block,
                              int8_t *output)
 {
     const int32_t taps = si4_dsp_conv_taps(conv);
+    const int32_t *bias = constants->bias;
+    const int32_t *multiplier = constants->multiplier;
+    const int32_t *shift = constants->shift;
+    const int32_t step = constants->step;
     const int8_t *filter_oc = filter;
-    int32_t channel;
+    int8_t *const output_end = output + conv->output_channels;
     int32_t index;
     for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
         const int32_t covered = index < window->count ? index : window->count - 1;
         si4_dsp_widen_column(conv, input, window->conv_y + covered / window->width,
                              window->conv_x + covered % window->width, index, block);
     }
-    for (channel = 0; channel < conv->output_channels; ++channel) {
+    while (output != output_end) {
         int32_t acc[SI4_DSP_COLUMN_POSITIONS];
         int32_t best;
-        channel_quant quant;
+        si4_dsp_scale scale;
         si4_dsp_columns_channel(filter_oc, block, taps, acc);
         filter_oc += taps;
         best = acc[0] > acc[1] ? acc[0] : acc[1];
         best = acc[2] > best ? acc[2] : best;
         best = acc[3] > best ? acc[3] : best;
-        channel_quant_at(conv, bias, output_multiplier, output_shift, channel, &quant);
-        output[channel] = requantize_pooled(best, &quant, out);
+        if (bias != 0) {
+            best += *bias++;
+        }
+        si4_dsp_scale_init(*multiplier, *shift, &scale);
+        multiplier += step;
+        shift += step;
+        *output++ = si4_dsp_output_s8(si4_dsp_scale_apply(best, &scale), out);
     }
 }
 
@@ -255,7 +265,9 @@ static SI4_DSP_OWN_FRAME void conv_max_pool(const si4_conv2d_params *conv,
     const int32_t output_channels = conv->output_channels;
     const int32_t use_columns = si4_dsp_columns_fit(conv);
     uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
+    si4_dsp_channel_constants constants;
     int32_t pool_y;
+    si4_dsp_channel_constants_init(bias, output_multiplier, output_shift, conv->per_channel, &constants);
     for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
         int32_t pool_x;
         for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
@@ -267,8 +279,7 @@ static SI4_DSP_OWN_FRAME void conv_max_pool(const si4_conv2d_params *conv,
                     output[channel] = empty_pool_output(pool);
                 }
             } else if (use_columns && window.count <= SI4_DSP_COLUMN_POSITIONS) {
-                columns_max_pool(conv, &window, input, filter, bias, output_multiplier, output_shift, out, block,
-                                 output);
+                columns_max_pool(conv, &window, input, filter, &constants, out, block, output);
             } else {
                 per_output_max_pool(conv, &window, input, filter, bias, output_multiplier, output_shift, out, output);
             }

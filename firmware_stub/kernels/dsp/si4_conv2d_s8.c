@@ -40,26 +40,30 @@ static SI4_DSP_OWN_FRAME void conv_1ch_3x3(const si4_conv2d_params *params,
                                            const int32_t *output_multiplier,
                                            const int32_t *output_shift,
                                            int8_t *output)
-                                           
 {
     const int32_t output_channels = params->output_channels;
-    uint32_t taps[SI4_DSP_CONV_1CH_CHANNEL_BLOCK][SI4_DSP_PAIRS_3X3];
+    si4_dsp_channel_3x3 channels[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
+    si4_dsp_output out;
     int32_t first_channel;
+    si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
+                        params->activation_max, &out);
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
+        const int32_t remaining = output_channels - first_channel;
+        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t out_y;
+        si4_dsp_channels_3x3(filter, bias, output_multiplier, output_shift, params->per_channel, first_channel, count,
+                             channels);
         for (out_y = 0; out_y < params->output_height; ++out_y) {
             int32_t out_x;
             for (out_x = 0; out_x < params->output_width; ++out_x) {
-                si4_dsp_conv_1ch_3x3_position(params, input, block_filter, (const uint32_t(*)[SI4_DSP_PAIRS_3X3])taps,
-                                              count, out_y, out_x, 0, acc);
+                si4_dsp_conv_1ch_3x3_position(params, input, block_filter, channels, count, out_y, out_x, 0, acc);
                 for (channel = 0; channel < count; ++channel) {
-                    block_output[channel] = requantize(params, acc[channel], bias, output_multiplier, output_shift,
-                                                       first_channel + channel);
+                    block_output[channel] = si4_dsp_output_s8(
+                        si4_dsp_scale_apply(acc[channel] + channels[channel].bias, &channels[channel].scale), &out);
                 }
                 block_output += output_channels;
             }

@@ -109,24 +109,8 @@ static inline int32_t si4_dsp_dot_pairs_3x3(const uint32_t window[SI4_DSP_PAIRS_
 }
 
 /* Channels widened per pass of the first-convolution kernel: bounds its
- * stack use (20 bytes of taps + 4 of running maximum per channel). */
+ * stack use (si4_dsp_channel_3x3: 44 bytes per channel). */
 #define SI4_DSP_CONV_1CH_CHANNEL_BLOCK 32
-
-/* Widens the taps of the output channels from first_channel on, at most
- * SI4_DSP_CONV_1CH_CHANNEL_BLOCK of them, into taps; returns how many. */
-static inline int32_t si4_dsp_widen_taps_block_3x3(const int8_t *filter,
-                                                   int32_t first_channel,
-                                                   int32_t output_channels,
-                                                   uint32_t taps[][SI4_DSP_PAIRS_3X3])
-{
-    const int32_t remaining = output_channels - first_channel;
-    const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
-    int32_t channel;
-    for (channel = 0; channel < count; ++channel) {
-        si4_dsp_widen_taps_3x3(filter + (first_channel + channel) * SI4_DSP_TAPS_3X3, taps[channel]);
-    }
-    return count;
-}
 
 /* Whether the one-input-channel 3x3 kernel applies. */
 static inline int32_t si4_dsp_is_conv_1ch_3x3(const si4_conv2d_params *params)
@@ -135,45 +119,6 @@ static inline int32_t si4_dsp_is_conv_1ch_3x3(const si4_conv2d_params *params)
            params->dilation_height == 1 && params->dilation_width == 1;
 }
 
-/* The one-channel 3x3 accumulators of conv position (y, x) for `count`
- * channels whose widened taps are in `taps`; `filter` (OHWI, from the first
- * of those channels) serves windows that reach into the padding. With
- * `running_max` set, acc[c] becomes max(acc[c], new value) (fused pooling);
- * otherwise it is overwritten. */
-static inline void si4_dsp_conv_1ch_3x3_position(const si4_conv2d_params *params,
-                                                 const int8_t *input,
-                                                 const int8_t *filter,
-                                                 const uint32_t taps[][SI4_DSP_PAIRS_3X3],
-                                                 int32_t count,
-                                                 int32_t y,
-                                                 int32_t x,
-                                                 int32_t running_max,
-                                                 int32_t *acc)
-{
-    si4_conv2d_window window;
-    int32_t channel;
-    si4_conv2d_window_at(params, y, x, &window);
-    if (window.ky_start == 0 && window.kx_start == 0 && window.ky_end == 3 && window.kx_end == 3) {
-        uint32_t pairs[SI4_DSP_PAIRS_3X3];
-        si4_dsp_widen_window_3x3(input + window.in_y_origin * params->input_width + window.in_x_origin,
-                                 params->input_width, params->input_offset, pairs);
-        if (running_max) {
-            for (channel = 0; channel < count; ++channel) {
-                const int32_t value = si4_dsp_dot_pairs_3x3(pairs, taps[channel]);
-                acc[channel] = value > acc[channel] ? value : acc[channel];
-            }
-        } else {
-            for (channel = 0; channel < count; ++channel) {
-                acc[channel] = si4_dsp_dot_pairs_3x3(pairs, taps[channel]);
-            }
-        }
-    } else {
-        for (channel = 0; channel < count; ++channel) {
-            const int32_t value = si4_conv2d_window_dot(params, &window, input, filter + channel * SI4_DSP_TAPS_3X3);
-            acc[channel] = (running_max && acc[channel] > value) ? acc[channel] : value;
-        }
-    }
-}
 
 /* ------------------------------------------------------------------------
  * Requantization with the per-channel work done once per channel.
@@ -508,11 +453,23 @@ static void __attribute__((naked, unused)) si4_dsp_dot_4_rows(const int8_t *inpu
         "pop     {r3-r11, pc}              \n\t");
 }
 
-/* The one-channel 3x3 convolution with a fused pool window of four
- * positions: best[c] = max over p < 4 of sum_i windows[5p + i] . taps[5c + i]
- * (both SMLAD pairs, si4_dsp_widen_window_3x3 / si4_dsp_widen_taps_3x3),
- * for c < count (count >= 1). Per channel: the five tap pairs in one LDM,
- * per position one LDM and five multiplies, three instructions per maximum. */
+/* One output channel of the first-layer kernel with a fused pool: its
+ * widened taps and requantization constants, in the order the assembly
+ * below loads them (two LDMs). */
+typedef struct {
+    uint32_t taps[SI4_DSP_PAIRS_3X3];
+    int32_t bias;
+    si4_dsp_scale scale; /* multiplier, left_shift, right_shift, remainder_mask, half */
+} si4_dsp_channel_3x3;
+
+/* Where the pooled outputs go and how they are offset and clamped. */
+typedef struct {
+    int8_t *output;        /* the first channel's output byte, the others follow */
+    int32_t output_offset; /* si4_dsp_output's fields */
+    int32_t low;
+    int32_t high;
+} si4_dsp_pool_3x3_job;
+
 #define SI4_DSP_WINDOW_3X3(first)                                               \
     "ldm     r0!, {r9, r10, r11, r12, lr} \n\t"                                 \
     "smuad   r9, r9, r4                \n\t"                                    \
@@ -521,41 +478,152 @@ static void __attribute__((naked, unused)) si4_dsp_dot_4_rows(const int8_t *inpu
     "smlad   r9, r12, r7, r9           \n\t"                                    \
     first
 
-static void __attribute__((naked, unused)) si4_dsp_max_dot_3x3(const uint32_t *windows,
-                                                                const uint32_t *taps,
-                                                                int32_t count,
-                                                                int32_t *best)
+#define SI4_DSP_WINDOW_3X3_MAX                                                  \
+    SI4_DSP_WINDOW_3X3("smlad   r9, lr, r8, r9            \n\t"                 \
+                       "cmp     r9, r2                    \n\t"                 \
+                       "it      gt                        \n\t"                 \
+                       "movgt   r2, r9                    \n\t")
+
+/* The one-channel 3x3 convolution with a fused pool window of four
+ * positions, requantized: for each of `count` channels (count >= 1), the
+ * maximum over the four windows (5 SMLAD pairs each, si4_dsp_widen_window_3x3)
+ * of the window . taps, plus the bias, scaled as si4_dsp_scale_apply,
+ * offset and clamped as si4_dsp_output_s8, written to job->output[c].
+ * Per channel: the taps in one LDM, per window one LDM and five multiplies,
+ * three instructions per maximum, 28 for the requantization. */
+static void __attribute__((naked, unused)) si4_dsp_pool_3x3(const uint32_t *windows,
+                                                             const si4_dsp_channel_3x3 *channels,
+                                                             int32_t count,
+                                                             const si4_dsp_pool_3x3_job *job)
 {
     __asm__(
         "push    {r4-r11, lr}              \n\t"
-        "add     r2, r2, r2, lsl #2        \n\t" /* 5 words per channel */
-        "add     r2, r1, r2, lsl #2        \n\t"
-        "push    {r2}                      \n\t" /* end of the taps, at [sp] */
+        "ldm     r3, {r3, r4, r5, r6}      \n\t" /* output, offset, low, high */
+        "add     r7, r2, r2, lsl #1        \n\t" /* 11 words per channel */
+        "add     r7, r7, r2, lsl #3        \n\t"
+        "add     r7, r1, r7, lsl #2        \n\t" /* end of the channels */
+        "push    {r4, r5, r6, r7}          \n\t" /* [sp]: offset, low, high, end */
         "1:                                \n\t"
-        "ldm     r1!, {r4, r5, r6, r7, r8} \n\t"
+        "ldm     r1!, {r4, r5, r6, r7, r8} \n\t" /* taps */
         SI4_DSP_WINDOW_3X3("smlad   r2, lr, r8, r9            \n\t")
-        SI4_DSP_WINDOW_3X3("smlad   r9, lr, r8, r9            \n\t"
-                           "cmp     r9, r2                    \n\t"
-                           "it      gt                        \n\t"
-                           "movgt   r2, r9                    \n\t")
-        SI4_DSP_WINDOW_3X3("smlad   r9, lr, r8, r9            \n\t"
-                           "cmp     r9, r2                    \n\t"
-                           "it      gt                        \n\t"
-                           "movgt   r2, r9                    \n\t")
-        SI4_DSP_WINDOW_3X3("smlad   r9, lr, r8, r9            \n\t"
-                           "cmp     r9, r2                    \n\t"
-                           "it      gt                        \n\t"
-                           "movgt   r2, r9                    \n\t")
-        "str     r2, [r3], #4              \n\t"
+        SI4_DSP_WINDOW_3X3_MAX
+        SI4_DSP_WINDOW_3X3_MAX
+        SI4_DSP_WINDOW_3X3_MAX
         "subs    r0, r0, #80               \n\t" /* back to window 0 */
-        "ldr     r2, [sp]                  \n\t"
-        "cmp     r1, r2                    \n\t"
+        "ldm     r1!, {r4, r5, r6, r7, r8, r9} \n\t" /* bias, multiplier, left, right, mask, half */
+        "add     r2, r2, r4                \n\t"
+        "lsl     r2, r2, r6                \n\t"
+        "mov     r10, #0x40000000          \n\t" /* (shifted * multiplier + 2^30) >> 31 */
+        "movs    r11, #0                   \n\t"
+        "smlal   r10, r11, r2, r5          \n\t"
+        "lsrs    r10, r10, #31             \n\t"
+        "orr     r10, r10, r11, lsl #1     \n\t"
+        "cmp     r5, #0x80000000           \n\t" /* INT32_MIN * INT32_MIN saturates */
+        "it      eq                        \n\t"
+        "cmpeq   r2, #0x80000000           \n\t"
+        "it      eq                        \n\t"
+        "mvneq   r10, #0x80000000          \n\t"
+        "and     r11, r10, r8              \n\t" /* remainder */
+        "add     r12, r9, r10, lsr #31     \n\t" /* threshold: half, plus one below zero */
+        "asr     r10, r10, r7              \n\t"
+        "sub     r12, r12, r11             \n\t"
+        "add     r10, r10, r12, lsr #31    \n\t" /* +1 when remainder > threshold */
+        "ldm     sp, {r4, r5, r6, r7}      \n\t"
+        "add     r10, r10, r4              \n\t"
+        "cmp     r10, r5                   \n\t"
+        "it      lt                        \n\t"
+        "movlt   r10, r5                   \n\t"
+        "cmp     r10, r6                   \n\t"
+        "it      gt                        \n\t"
+        "movgt   r10, r6                   \n\t"
+        "strb    r10, [r3], #1             \n\t"
+        "cmp     r1, r7                    \n\t"
         "bne     1b                        \n\t"
-        "add     sp, sp, #4                \n\t"
+        "add     sp, sp, #16               \n\t"
         "pop     {r4-r11, pc}              \n\t");
 }
 
 #pragma GCC diagnostic pop
+
+/* The one-channel 3x3 accumulators of conv position (y, x) for `count`
+ * channels whose widened taps are in `channels`; `filter` (OHWI, from the first
+ * of those channels) serves windows that reach into the padding. With
+ * `running_max` set, acc[c] becomes max(acc[c], new value) (fused pooling);
+ * otherwise it is overwritten. */
+static inline void si4_dsp_conv_1ch_3x3_position(const si4_conv2d_params *params,
+                                                 const int8_t *input,
+                                                 const int8_t *filter,
+                                                 const si4_dsp_channel_3x3 *channels,
+                                                 int32_t count,
+                                                 int32_t y,
+                                                 int32_t x,
+                                                 int32_t running_max,
+                                                 int32_t *acc)
+{
+    si4_conv2d_window window;
+    int32_t channel;
+    si4_conv2d_window_at(params, y, x, &window);
+    if (window.ky_start == 0 && window.kx_start == 0 && window.ky_end == 3 && window.kx_end == 3) {
+        uint32_t pairs[SI4_DSP_PAIRS_3X3];
+        si4_dsp_widen_window_3x3(input + window.in_y_origin * params->input_width + window.in_x_origin,
+                                 params->input_width, params->input_offset, pairs);
+        if (running_max) {
+            for (channel = 0; channel < count; ++channel) {
+                const int32_t value = si4_dsp_dot_pairs_3x3(pairs, channels[channel].taps);
+                acc[channel] = value > acc[channel] ? value : acc[channel];
+            }
+        } else {
+            for (channel = 0; channel < count; ++channel) {
+                acc[channel] = si4_dsp_dot_pairs_3x3(pairs, channels[channel].taps);
+            }
+        }
+    } else {
+        for (channel = 0; channel < count; ++channel) {
+            const int32_t value = si4_conv2d_window_dot(params, &window, input, filter + channel * SI4_DSP_TAPS_3X3);
+            acc[channel] = (running_max && acc[channel] > value) ? acc[channel] : value;
+        }
+    }
+}
+
+/* The channel table of output channels first_channel .. + count - 1
+ * (count <= SI4_DSP_CONV_1CH_CHANNEL_BLOCK): widened taps, bias and
+ * requantization constants. */
+static inline void si4_dsp_channels_3x3(const int8_t *filter,
+                                        const int32_t *bias,
+                                        const int32_t *output_multiplier,
+                                        const int32_t *output_shift,
+                                        int32_t per_channel,
+                                        int32_t first_channel,
+                                        int32_t count,
+                                        si4_dsp_channel_3x3 *channels)
+{
+    int32_t channel;
+    for (channel = 0; channel < count; ++channel) {
+        const int32_t output_channel = first_channel + channel;
+        const int32_t quant_index = per_channel ? output_channel : 0;
+        si4_dsp_widen_taps_3x3(filter + output_channel * SI4_DSP_TAPS_3X3, channels[channel].taps);
+        channels[channel].bias = bias != 0 ? bias[output_channel] : 0;
+        si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &channels[channel].scale);
+    }
+}
+
+/* The taps after the last whole group (taps not a multiple of four), added
+ * to the four column accumulators; out of line, so that it costs the hot
+ * channel loops no registers. */
+static SI4_DSP_OWN_FRAME void si4_dsp_columns_tail(const int8_t *filter_oc,
+                                                   const uint32_t *block,
+                                                   int32_t taps,
+                                                   int32_t acc[SI4_DSP_COLUMN_POSITIONS])
+{
+    int32_t tap;
+    for (tap = taps & ~3; tap < taps; ++tap) {
+        const int32_t w = filter_oc[tap];
+        acc[0] += w * si4_dsp_column_tap(block, 0, tap);
+        acc[1] += w * si4_dsp_column_tap(block, 1, tap);
+        acc[2] += w * si4_dsp_column_tap(block, 2, tap);
+        acc[3] += w * si4_dsp_column_tap(block, 3, tap);
+    }
+}
 
 /* The four column accumulators of one output channel (filter_oc: its OHWI
  * taps) over a widened block: the assembly loop for whole groups, then the
@@ -565,16 +633,32 @@ static inline void si4_dsp_columns_channel(const int8_t *filter_oc,
                                            int32_t taps,
                                            int32_t acc[SI4_DSP_COLUMN_POSITIONS])
 {
-    const int32_t whole = taps >> 2;
-    int32_t tap;
-    si4_dsp_dot_columns(filter_oc, block, whole, acc);
-    for (tap = 4 * whole; tap < taps; ++tap) {
-        const int32_t w = filter_oc[tap];
-        acc[0] += w * si4_dsp_column_tap(block, 0, tap);
-        acc[1] += w * si4_dsp_column_tap(block, 1, tap);
-        acc[2] += w * si4_dsp_column_tap(block, 2, tap);
-        acc[3] += w * si4_dsp_column_tap(block, 3, tap);
+    si4_dsp_dot_columns(filter_oc, block, taps >> 2, acc);
+    if ((taps & 3) != 0) {
+        si4_dsp_columns_tail(filter_oc, block, taps, acc);
     }
+}
+
+/* Per-channel requantization constants read by walking pointers: the
+ * multiplier and shift arrays have one entry per channel (per_channel) or
+ * one for all, the bias may be absent. */
+typedef struct {
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t step; /* 1 when per channel, 0 when per tensor */
+} si4_dsp_channel_constants;
+
+static inline void si4_dsp_channel_constants_init(const int32_t *bias,
+                                                  const int32_t *multiplier,
+                                                  const int32_t *shift,
+                                                  int32_t per_channel,
+                                                  si4_dsp_channel_constants *constants)
+{
+    constants->bias = bias;
+    constants->multiplier = multiplier;
+    constants->shift = shift;
+    constants->step = per_channel ? 1 : 0;
 }
 
 #endif /* SI4_DSP_UTIL_H */

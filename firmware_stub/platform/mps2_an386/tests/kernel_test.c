@@ -314,48 +314,109 @@ static int32_t test_max_pool(int32_t case_index)
  * INT32_MAX and INT32_MIN (whose high multiply saturates when the shifted
  * accumulator is INT32_MIN too: shift 31 and an odd accumulator), shifts
  * from -31 to 31, output zero points 0 (where the saturated value differs
- * after the zero point is added), -128 and 100. A 4-input, 8-row fully
- * connected layer with odd and even, positive and negative accumulators. */
+ * after the zero point is added), -128 and 100; through each requantizing
+ * path: fully connected, the one-channel 3x3 convolution fused with a 2x2
+ * pool and alone, and a 4-channel convolution (column block) fused and
+ * alone. */
+static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_index)
+{
+    static const char *const names[] = {"fc", "conv1ch_pool", "conv1ch", "conv4ch_pool", "conv4ch"};
+    si4_conv2d_params conv;
+    si4_pool_params pool;
+    char shape[96];
+    int32_t bytes;
+    memset(&conv, 0, sizeof conv);
+    memset(&pool, 0, sizeof pool);
+    conv.input_height = 4;
+    conv.input_width = 4;
+    conv.input_channels = (op == 3 || op == 4) ? 4 : 1;
+    conv.output_height = 2;
+    conv.output_width = 2;
+    conv.output_channels = 3;
+    conv.kernel_height = 3;
+    conv.kernel_width = 3;
+    conv.stride_height = 1;
+    conv.stride_width = 1;
+    conv.dilation_height = 1;
+    conv.dilation_width = 1;
+    conv.output_offset = output_offset;
+    conv.activation_min = -128;
+    conv.activation_max = 127;
+    pool.input_height = 2;
+    pool.input_width = 2;
+    pool.channels = 3;
+    pool.output_height = 1;
+    pool.output_width = 1;
+    pool.filter_height = 2;
+    pool.filter_width = 2;
+    pool.stride_height = 2;
+    pool.stride_width = 2;
+    pool.activation_min = -128;
+    pool.activation_max = 127;
+    memset(output_portable, 0x55, 16);
+    memset(output_dsp, 0x55, 16);
+    if (op == 0) {
+        si4_fully_connected_params fc;
+        memset(&fc, 0, sizeof fc);
+        fc.input_size = 4;
+        fc.output_size = 8;
+        fc.output_offset = output_offset;
+        fc.activation_min = -128;
+        fc.activation_max = 127;
+        si4_ref_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_portable);
+        si4_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 8;
+    } else if (op == 1 || op == 3) {
+        si4_ref_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_portable);
+        si4_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 3;
+    } else {
+        si4_ref_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_portable);
+        si4_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 12;
+    }
+    snprintf(shape, sizeof shape, "%s multiplier %ld shift %ld output_offset %ld", names[op], (long)multiplier[0],
+             (long)shift[0], (long)output_offset);
+    return compare("requant_edges", case_index, bytes, shape);
+}
+
 static int32_t test_requant_edges(void)
 {
     static const int32_t multipliers[] = {0, 0x40000000, INT32_MAX, INT32_MIN, 0x5A5A5A5A};
-    static const int32_t shifts[] = {-31, -20, -7, -1, 0, 1, 7, 30, 31};
+    static const int32_t shifts[] = {-31, -20, -7, -2, -1, 0, 1, 7, 30, 31};
     static const int32_t offsets[] = {0, -128, 100};
     int32_t failures = 0;
     int32_t cases = 0;
     int32_t m;
     int32_t s;
     int32_t o;
-    int32_t i;
-    for (i = 0; i < 32; ++i) {
-        filter[i] = (int8_t)(i % 5 == 0 ? -(i + 1) : i + 1);
-    }
-    input[0] = 3;
-    input[1] = -7;
-    input[2] = 127;
-    input[3] = -128;
-    for (m = 0; m < (int32_t)(sizeof multipliers / sizeof multipliers[0]); ++m) {
-        for (s = 0; s < (int32_t)(sizeof shifts / sizeof shifts[0]); ++s) {
-            for (o = 0; o < (int32_t)(sizeof offsets / sizeof offsets[0]); ++o) {
-                si4_fully_connected_params fc;
-                char shape[96];
-                memset(&fc, 0, sizeof fc);
-                fc.input_size = 4;
-                fc.output_size = 8;
-                fc.output_offset = offsets[o];
-                fc.activation_min = -128;
-                fc.activation_max = 127;
-                fc.per_channel = 0;
-                multiplier[0] = multipliers[m];
-                shift[0] = shifts[s];
-                memset(output_portable, 0x55, 8);
-                memset(output_dsp, 0x55, 8);
-                si4_ref_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_portable);
-                si4_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_dsp);
-                snprintf(shape, sizeof shape, "multiplier %ld shift %ld output_offset %ld", (long)multipliers[m],
-                         (long)shifts[s], (long)offsets[o]);
-                failures += compare("requant_edges", cases, 8, shape);
-                ++cases;
+    int32_t op;
+    int32_t data;
+    for (data = 0; data < 2; ++data) {
+        int32_t i;
+        fill_s8(input, 4 * 4 * 4);
+        fill_s8(filter, 3 * 3 * 3 * 4);
+        if (data == 1) {
+            /* Small values: results stay in the int8 range, and with small
+             * right shifts many of them are exact ties (rounded away from
+             * zero, also below zero). */
+            for (i = 0; i < 4 * 4 * 4; ++i) {
+                input[i] = (int8_t)(input[i] % 4);
+            }
+            for (i = 0; i < 3 * 3 * 3 * 4; ++i) {
+                filter[i] = (int8_t)(filter[i] % 4);
+            }
+        }
+        for (m = 0; m < (int32_t)(sizeof multipliers / sizeof multipliers[0]); ++m) {
+            for (s = 0; s < (int32_t)(sizeof shifts / sizeof shifts[0]); ++s) {
+                for (o = 0; o < (int32_t)(sizeof offsets / sizeof offsets[0]); ++o) {
+                    multiplier[0] = multipliers[m];
+                    shift[0] = shifts[s];
+                    for (op = 0; op < 5; ++op) {
+                        failures += run_requant_edge(op, offsets[o], cases);
+                        ++cases;
+                    }
+                }
             }
         }
     }
