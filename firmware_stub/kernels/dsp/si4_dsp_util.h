@@ -11,6 +11,13 @@
  * offset to both lanes in the same instruction, so a non-zero input zero
  * point is free (int8 + offset in [-255, 255] fits a 16-bit lane).
  *
+ * In this file, in order: word helpers; the first layer's 3x3 pairs (one
+ * input channel); requantization with per-channel constants derived once
+ * (TFLM's double rounding, bit for bit); the column block that four
+ * convolution positions are widened into; the assembly inner loops (naked
+ * leaf functions, so that they build at every optimisation level and with
+ * a frame pointer); the per-channel glue the kernels share.
+ *
  * Only included by kernels/dsp/ files, and only when __ARM_FEATURE_DSP is set.
  */
 #ifndef SI4_DSP_UTIL_H
@@ -60,7 +67,7 @@ static inline uint32_t si4_dsp_offset_pair(int32_t input_offset)
 }
 
 /* The first convolution of an image model has one input channel and a 3x3
- * kernel: nine MACs per output, too few for the loop above. Instead the
+ * kernel: nine MACs per output, too few for the column block below. The
  * nine filter taps of each channel are widened once per call into five
  * int16 pairs (tap 8 paired with 0), the nine input values of a position
  * into five matching pairs, and each output is five SMLADs. */
@@ -168,14 +175,22 @@ static inline int32_t si4_dsp_scale_apply(int32_t acc, const si4_dsp_scale *scal
 }
 
 /* The output zero point and the clamp that follow the scaling. A fused max
- * pool clamps a second time; two clamps in a row are one clamp to the
- * intersection of their ranges, or, when the ranges are disjoint, the
- * constant the second makes of the first's bound (low = high = that value). */
+ * pool clamps a second time. Each clamp (x < min: min, then x > max: max,
+ * the kernels' order) is monotonic, and so is the two in a row: it is the
+ * identity between its values at -infinity and +infinity and constant
+ * beyond them, so it is one clamp to those two values, whatever the
+ * bounds (disjoint ranges included). */
 typedef struct {
     int32_t output_offset;
     int32_t low;
     int32_t high;
 } si4_dsp_output;
+
+static inline int32_t si4_dsp_clamp(int32_t value, int32_t minimum, int32_t maximum)
+{
+    value = value < minimum ? minimum : value;
+    return value > maximum ? maximum : value;
+}
 
 static inline void si4_dsp_output_init(int32_t output_offset,
                                        int32_t activation_min,
@@ -185,21 +200,13 @@ static inline void si4_dsp_output_init(int32_t output_offset,
                                        si4_dsp_output *out)
 {
     out->output_offset = output_offset;
-    out->low = activation_min > pool_min ? activation_min : pool_min;
-    out->high = activation_max < pool_max ? activation_max : pool_max;
-    if (out->low > out->high) {
-        const int32_t value = activation_max < pool_min ? pool_min : pool_max;
-        out->low = value;
-        out->high = value;
-    }
+    out->low = si4_dsp_clamp(si4_dsp_clamp(INT32_MIN, activation_min, activation_max), pool_min, pool_max);
+    out->high = si4_dsp_clamp(si4_dsp_clamp(INT32_MAX, activation_min, activation_max), pool_min, pool_max);
 }
 
 static inline int8_t si4_dsp_output_s8(int32_t scaled, const si4_dsp_output *out)
 {
-    int32_t result = (int32_t)((uint32_t)scaled + (uint32_t)out->output_offset);
-    result = result < out->low ? out->low : result;
-    result = result > out->high ? out->high : result;
-    return (int8_t)result;
+    return (int8_t)si4_dsp_clamp((int32_t)((uint32_t)scaled + (uint32_t)out->output_offset), out->low, out->high);
 }
 
 /* si4_requantize_s8 (si4_requant.h) through the two steps above, for

@@ -113,7 +113,7 @@ static void fill_requant(int32_t channels, int32_t terms)
 
 static void random_activation(int32_t *activation_min, int32_t *activation_max, int32_t output_offset)
 {
-    switch (random_between(0, 2)) {
+    switch (random_between(0, 9) == 0 ? 3 : random_between(0, 2)) {
     case 0:
         *activation_min = -128;
         *activation_max = 127;
@@ -122,9 +122,13 @@ static void random_activation(int32_t *activation_min, int32_t *activation_max, 
         *activation_min = output_offset;
         *activation_max = 127;
         break;
-    default: /* relu6-like */
+    case 2: /* relu6-like */
         *activation_min = output_offset;
         *activation_max = output_offset + random_between(0, 127 - output_offset);
+        break;
+    default: /* any int8 bounds, even inverted: the kernels clamp min first, then max */
+        *activation_min = random_between(-128, 127);
+        *activation_max = random_between(-128, 127);
         break;
     }
 }
