@@ -217,9 +217,11 @@ def few_vector_assets(request, tmp_path_factory) -> Path:
 @pytest.mark.parametrize(("kernel", "optimize"), [("dsp", "-O0"), ("dsp", "-Os"), ("portable", "-O0"),
                                                   ("dsp", "-O2 -fno-omit-frame-pointer")])  # fmt: skip
 def test_seed_firmware_is_bit_exact_at_debug_and_size_levels(few_vector_assets, tmp_path, kernel, optimize):
-    run = qemu.run_variant(few_vector_assets, tmp_path / "build", kernel, optimize=optimize)
-    assert run["compiler_flags"] == optimize
-    assert run["vectors"] == FEW_VECTORS
-    assert run["bit_exact"] == FEW_VECTORS, run["mismatched_vectors"]
-    assert run["exit_status"] == 0
-    assert run["instructions_per_inference"] > 0
+    result = qemu.validate_qemu(few_vector_assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
+                                kernels=(kernel,), optimize=optimize, quiet=True)  # fmt: skip
+    [run] = result.runs
+    assert (run.kernel, run.compiler_flags) == (kernel, optimize)
+    assert run.vectors == FEW_VECTORS
+    assert run.bit_exact == FEW_VECTORS, run.mismatched_vectors
+    assert run.exit_status == 0
+    assert run.instructions_per_inference > 0
