@@ -5,13 +5,19 @@
  * accumulators a pool window covers is requantized once (exact, since
  * requantization, offset and clamps are monotonic), in TFLM's arithmetic.
  *
- * Two paths:
+ * Three paths:
  * - one input channel, 3x3 (the first layer of an image model): each
  *   position's window is widened to int16 pairs once and shared by all
- *   output channels, five SMLADs per output (si4_dsp_util.h);
- * - anything else: blocks of 2 positions x 2 output channels, four int8
- *   MACs per two SMLADs, each input and filter word loaded once per block.
- * Windows reaching into the padding use the portable per-output code.
+ *   output channels, five SMLADs per output, the four positions of a pool
+ *   window and their maximum in one assembly loop (si4_dsp_util.h);
+ * - windows of at most 4 * SI4_DSP_COLUMN_GROUPS taps: the (up to four)
+ *   positions of a pool window widened into a column block once, padding
+ *   included, then each output channel's filter streamed over it
+ *   (13 instructions per 16 MACs);
+ * - anything else (larger windows, pool windows of more than four
+ *   positions): the portable per-output dot product.
+ * Each channel's requantization constants are derived once per pool output
+ * (si4_dsp_scale), and the conv and pool clamps are one clamp.
  */
 #include "si4_nn.h"
 
@@ -48,37 +54,41 @@ static void pool_window_at(const si4_pool_params *pool, int32_t pool_y, int32_t 
     window->count = (rows > 0 && columns > 0) ? rows * columns : 0;
 }
 
-static int8_t pool_clamp(const si4_pool_params *pool, int32_t value)
+/* A pool window that covers no conv position: TFLM's MaxPool starts from
+ * -128, finds nothing and clamps. */
+static int8_t empty_pool_output(const si4_pool_params *pool)
 {
+    int32_t value = INT8_MIN;
     value = value < pool->activation_min ? pool->activation_min : value;
     value = value > pool->activation_max ? pool->activation_max : value;
     return (int8_t)value;
 }
 
-static inline int8_t requantize_max(const si4_conv2d_params *conv,
-                             const si4_pool_params *pool,
-                             int32_t covered,
-                             int32_t max_acc,
+/* The requantization of one channel's pool maximum, constants derived once. */
+typedef struct {
+    int32_t bias;
+    si4_dsp_scale scale;
+} channel_quant;
+
+static inline void channel_quant_at(const si4_conv2d_params *conv,
                              const int32_t *bias,
                              const int32_t *output_multiplier,
                              const int32_t *output_shift,
-                             int32_t channel)
+                             int32_t channel,
+                             channel_quant *quant)
 {
     const int32_t quant_index = conv->per_channel ? channel : 0;
-    if (covered == 0) {
-        return pool_clamp(pool, INT8_MIN); /* TFLM's MaxPool starts from -128 and finds nothing */
-    }
-    if (bias != 0) {
-        max_acc += bias[channel];
-    }
-    return pool_clamp(pool, si4_dsp_requantize_s8(max_acc, output_multiplier[quant_index], output_shift[quant_index],
-                                                  conv->output_offset, conv->activation_min,
-                                                  conv->activation_max));
+    quant->bias = bias != 0 ? bias[channel] : 0;
+    si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &quant->scale);
+}
+
+static inline int8_t requantize_pooled(int32_t max_acc, const channel_quant *quant, const si4_dsp_output *out)
+{
+    return si4_dsp_output_s8(si4_dsp_scale_apply(max_acc + quant->bias, &quant->scale), out);
 }
 
 /* Whether every conv position of the pool window has its whole receptive
- * field inside the input (dilation_width 1): then the windows are plain
- * pointer offsets and the 2x2 loop runs without per-position checks. The
+ * field inside the input: then the windows are plain pointer offsets. The
  * covered positions form a rectangle, so its corners decide. */
 static int32_t window_is_interior(const si4_conv2d_params *conv, const pool_window *window)
 {
@@ -94,138 +104,186 @@ static int32_t window_is_interior(const si4_conv2d_params *conv, const pool_wind
            last.kx_end == conv->kernel_width;
 }
 
-/* One pool output, all channels, for an interior window (see above). */
-static void conv_interior_max(const si4_conv2d_params *conv,
-                              const pool_window *window,
-                              const int8_t *input,
-                              const int8_t *filter,
-                              const int32_t *bias,
-                              const int32_t *output_multiplier,
-                              const int32_t *output_shift,
-                              const si4_pool_params *pool,
-                              int8_t *output)
+static SI4_DSP_OWN_FRAME void conv_1ch_3x3_max_pool(const si4_conv2d_params *conv,
+                                                    const si4_pool_params *pool,
+                                                    const int8_t *input,
+                                                    const int8_t *filter,
+                                                    const int32_t *bias,
+                                                    const int32_t *output_multiplier,
+                                                    const int32_t *output_shift,
+                                                    const si4_dsp_output *out,
+                                                    int8_t *output)
 {
     const int32_t output_channels = conv->output_channels;
-    const int32_t input_row_stride = conv->input_width * conv->input_channels;
-    const int32_t filter_stride = conv->kernel_height * conv->kernel_width * conv->input_channels;
-    const int32_t run = conv->kernel_width * conv->input_channels;
-    const int32_t window_row_stride = conv->dilation_height * input_row_stride;
-    const int8_t *position_input[4];
-    int32_t positions = window->count;
-    int32_t channel_0;
-    int32_t index;
-    if (positions > 4) {
-        /* Larger pool windows: the general path, one pair at a time. */
-        positions = 0;
-    }
-    for (index = 0; index < positions; ++index) {
-        const int32_t y = window->conv_y + index / window->width;
-        const int32_t x = window->conv_x + index % window->width;
-        position_input[index] = input + (y * conv->stride_height - conv->pad_top) * input_row_stride +
-                                (x * conv->stride_width - conv->pad_left) * conv->input_channels;
-    }
-    for (channel_0 = 0; channel_0 < output_channels; channel_0 += 2) {
-        const int32_t channel_1 = channel_0 + 1 < output_channels ? channel_0 + 1 : channel_0;
-        const int8_t *filter_0 = filter + channel_0 * filter_stride;
-        const int8_t *filter_1 = filter + channel_1 * filter_stride;
-        int32_t max_0 = INT32_MIN;
-        int32_t max_1 = INT32_MIN;
-        for (index = 0; index < window->count; index += 2) {
-            const int32_t index_1 = index + 1 < window->count ? index + 1 : index;
-            int32_t acc[4];
-            if (positions > 0) {
-                si4_dsp_conv_window_2x2(position_input[index], position_input[index_1], window_row_stride,
-                                        filter_0, filter_1, conv->kernel_height, run, conv->input_offset, acc);
-            } else {
-                si4_dsp_conv_2x2(conv, input, filter, window->conv_y + index / window->width,
-                                 window->conv_x + index % window->width, window->conv_y + index_1 / window->width,
-                                 window->conv_x + index_1 % window->width, channel_0, channel_1, acc);
-            }
-            max_0 = acc[0] > max_0 ? acc[0] : max_0;
-            max_0 = acc[2] > max_0 ? acc[2] : max_0;
-            max_1 = acc[1] > max_1 ? acc[1] : max_1;
-            max_1 = acc[3] > max_1 ? acc[3] : max_1;
-        }
-        output[channel_0] = requantize_max(conv, pool, window->count, max_0, bias, output_multiplier, output_shift,
-                                           channel_0);
-        if (channel_1 != channel_0) {
-            output[channel_1] = requantize_max(conv, pool, window->count, max_1, bias, output_multiplier,
-                                               output_shift, channel_1);
-        }
-    }
-}
-
-static void conv_1ch_3x3_max_pool(const si4_conv2d_params *conv,
-                                  const si4_pool_params *pool,
-                                  const int8_t *input,
-                                  const int8_t *filter,
-                                  const int32_t *bias,
-                                  const int32_t *output_multiplier,
-                                  const int32_t *output_shift,
-                                  int8_t *output)
-{
-    const int32_t output_channels = conv->output_channels;
-    uint32_t taps[SI4_DSP_CONV_1CH_CHANNEL_BLOCK][SI4_DSP_PAIRS_3X3];
+    si4_dsp_channel_3x3 channels[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t max_acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
+    si4_dsp_pool_3x3_job job;
     int32_t first_channel;
+    job.output_offset = out->output_offset;
+    job.low = out->low;
+    job.high = out->high;
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
+        const int32_t remaining = output_channels - first_channel;
+        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t pool_y;
+        si4_dsp_channels_3x3(filter, bias, output_multiplier, output_shift, conv->per_channel, first_channel, count,
+                             channels);
         for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
             int32_t pool_x;
             for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
                 pool_window window;
                 int32_t index;
                 pool_window_at(pool, pool_y, pool_x, &window);
-                if (window.count <= 4 && window_is_interior(conv, &window)) {
+                if (window.count == 0) {
+                    for (channel = 0; channel < count; ++channel) {
+                        block_output[channel] = empty_pool_output(pool);
+                    }
+                } else if (window.count <= 4 && window_is_interior(conv, &window)) {
                     /* The usual case (2x2 pool): the windows of the covered
-                     * positions are widened once, then each channel's taps
-                     * stay in registers across them. */
+                     * positions are widened once (a smaller pool window
+                     * repeats its last position, which leaves the maximum
+                     * alone), then one assembly loop takes every channel
+                     * over them, requantization included. */
                     uint32_t pairs[4][SI4_DSP_PAIRS_3X3];
-                    for (index = 0; index < window.count; ++index) {
-                        const int32_t y = window.conv_y + index / window.width;
-                        const int32_t x = window.conv_x + index % window.width;
+                    for (index = 0; index < 4; ++index) {
+                        const int32_t covered = index < window.count ? index : window.count - 1;
+                        const int32_t y = window.conv_y + covered / window.width;
+                        const int32_t x = window.conv_x + covered % window.width;
                         si4_dsp_widen_window_3x3(input + (y * conv->stride_height - conv->pad_top) * conv->input_width +
                                                      (x * conv->stride_width - conv->pad_left),
                                                  conv->input_width, conv->input_offset, pairs[index]);
                     }
-                    for (channel = 0; channel < count; ++channel) {
-                        const uint32_t *channel_taps = taps[channel];
-                        const int32_t tap_0 = (int32_t)channel_taps[0];
-                        const int32_t tap_1 = (int32_t)channel_taps[1];
-                        const int32_t tap_2 = (int32_t)channel_taps[2];
-                        const int32_t tap_3 = (int32_t)channel_taps[3];
-                        const int32_t tap_4 = (int32_t)channel_taps[4];
-                        int32_t best = INT32_MIN;
-                        for (index = 0; index < window.count; ++index) {
-                            const uint32_t *window_pairs = pairs[index];
-                            int32_t acc = __smlad((int32_t)window_pairs[0], tap_0, 0);
-                            acc = __smlad((int32_t)window_pairs[1], tap_1, acc);
-                            acc = __smlad((int32_t)window_pairs[2], tap_2, acc);
-                            acc = __smlad((int32_t)window_pairs[3], tap_3, acc);
-                            acc = __smlad((int32_t)window_pairs[4], tap_4, acc);
-                            best = acc > best ? acc : best;
-                        }
-                        block_output[channel] = requantize_max(conv, pool, window.count, best, bias, output_multiplier,
-                                                               output_shift, first_channel + channel);
+                    job.output = block_output;
+                    si4_dsp_pool_3x3(&pairs[0][0], channels, count, &job);
+                } else {
+                    for (index = 0; index < window.count; ++index) {
+                        si4_dsp_conv_1ch_3x3_position(conv, input, block_filter, channels, count,
+                                                      window.conv_y + index / window.width,
+                                                      window.conv_x + index % window.width, index > 0, max_acc);
                     }
-                    block_output += output_channels;
-                    continue;
-                }
-                for (index = 0; index < window.count; ++index) {
-                    si4_dsp_conv_1ch_3x3_position(conv, input, block_filter, (const uint32_t(*)[SI4_DSP_PAIRS_3X3])taps,
-                                                  count, window.conv_y + index / window.width,
-                                                  window.conv_x + index % window.width, index > 0, max_acc);
-                }
-                for (channel = 0; channel < count; ++channel) {
-                    block_output[channel] = requantize_max(conv, pool, window.count, max_acc[channel], bias,
-                                                           output_multiplier, output_shift, first_channel + channel);
+                    for (channel = 0; channel < count; ++channel) {
+                        block_output[channel] = si4_dsp_output_s8(
+                            si4_dsp_scale_apply(max_acc[channel] + channels[channel].bias, &channels[channel].scale),
+                            out);
+                    }
                 }
                 block_output += output_channels;
             }
+        }
+    }
+}
+
+/* One pool output, every channel, by the portable per-output dot product:
+ * for windows the column block does not hold. */
+static void per_output_max_pool(const si4_conv2d_params *conv,
+                                const pool_window *window,
+                                const int8_t *input,
+                                const int8_t *filter,
+                                const int32_t *bias,
+                                const int32_t *output_multiplier,
+                                const int32_t *output_shift,
+                                const si4_dsp_output *out,
+                                int8_t *output)
+{
+    const int32_t taps = si4_dsp_conv_taps(conv);
+    int32_t channel;
+    for (channel = 0; channel < conv->output_channels; ++channel) {
+        int32_t best = INT32_MIN;
+        int32_t index;
+        channel_quant quant;
+        for (index = 0; index < window->count; ++index) {
+            si4_conv2d_window conv_window;
+            int32_t acc;
+            si4_conv2d_window_at(conv, window->conv_y + index / window->width, window->conv_x + index % window->width,
+                                 &conv_window);
+            acc = si4_conv2d_window_dot(conv, &conv_window, input, filter + channel * taps);
+            best = acc > best ? acc : best;
+        }
+        channel_quant_at(conv, bias, output_multiplier, output_shift, channel, &quant);
+        output[channel] = requantize_pooled(best, &quant, out);
+    }
+}
+
+/* Pool windows of one to four positions over a column block: each
+ * position's window widened once (a smaller pool window repeats its last
+ * position), then per output channel four accumulators, their maximum and
+ * its requantization. */
+static void columns_max_pool(const si4_conv2d_params *conv,
+                             const pool_window *window,
+                             const int8_t *input,
+                             const int8_t *filter,
+                             const si4_dsp_channel_constants *constants,
+                             const si4_dsp_output *out,
+                             uint32_t *block,
+                             int8_t *output)
+{
+    const int32_t taps = si4_dsp_conv_taps(conv);
+    const int32_t *bias = constants->bias;
+    const int32_t *multiplier = constants->multiplier;
+    const int32_t *shift = constants->shift;
+    const int32_t step = constants->step;
+    const int8_t *filter_oc = filter;
+    int8_t *const output_end = output + conv->output_channels;
+    int32_t index;
+    for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
+        const int32_t covered = index < window->count ? index : window->count - 1;
+        si4_dsp_widen_column(conv, input, window->conv_y + covered / window->width,
+                             window->conv_x + covered % window->width, index, block);
+    }
+    while (output != output_end) {
+        int32_t acc[SI4_DSP_COLUMN_POSITIONS];
+        int32_t best;
+        si4_dsp_scale scale;
+        si4_dsp_columns_channel(filter_oc, block, taps, acc);
+        filter_oc += taps;
+        best = acc[0] > acc[1] ? acc[0] : acc[1];
+        best = acc[2] > best ? acc[2] : best;
+        best = acc[3] > best ? acc[3] : best;
+        if (bias != 0) {
+            best += *bias++;
+        }
+        si4_dsp_scale_init(*multiplier, *shift, &scale);
+        multiplier += step;
+        shift += step;
+        *output++ = si4_dsp_output_s8(si4_dsp_scale_apply(best, &scale), out);
+    }
+}
+
+static SI4_DSP_OWN_FRAME void conv_max_pool(const si4_conv2d_params *conv,
+                                            const si4_pool_params *pool,
+                                            const int8_t *input,
+                                            const int8_t *filter,
+                                            const int32_t *bias,
+                                            const int32_t *output_multiplier,
+                                            const int32_t *output_shift,
+                                            const si4_dsp_output *out,
+                                            int8_t *output)
+{
+    const int32_t output_channels = conv->output_channels;
+    const int32_t use_columns = si4_dsp_columns_fit(conv);
+    uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
+    si4_dsp_channel_constants constants;
+    int32_t pool_y;
+    si4_dsp_channel_constants_init(bias, output_multiplier, output_shift, conv->per_channel, &constants);
+    for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
+        int32_t pool_x;
+        for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
+            pool_window window;
+            pool_window_at(pool, pool_y, pool_x, &window);
+            if (window.count == 0) {
+                int32_t channel;
+                for (channel = 0; channel < output_channels; ++channel) {
+                    output[channel] = empty_pool_output(pool);
+                }
+            } else if (use_columns && window.count <= SI4_DSP_COLUMN_POSITIONS) {
+                columns_max_pool(conv, &window, input, filter, &constants, out, block, output);
+            } else {
+                per_output_max_pool(conv, &window, input, filter, bias, output_multiplier, output_shift, out, output);
+            }
+            output += output_channels;
         }
     }
 }
@@ -239,48 +297,13 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                             const int32_t *output_shift,
                             int8_t *output)
 {
-    const int32_t output_channels = conv->output_channels;
-    int32_t pool_y;
+    si4_dsp_output out;
+    si4_dsp_output_init(conv->output_offset, conv->activation_min, conv->activation_max, pool->activation_min,
+                        pool->activation_max, &out);
     if (si4_dsp_is_conv_1ch_3x3(conv)) {
-        conv_1ch_3x3_max_pool(conv, pool, input, filter, bias, output_multiplier, output_shift, output);
-        return;
-    }
-    for (pool_y = 0; pool_y < pool->output_height; ++pool_y) {
-        int32_t pool_x;
-        for (pool_x = 0; pool_x < pool->output_width; ++pool_x) {
-            pool_window window;
-            int32_t channel_0;
-            pool_window_at(pool, pool_y, pool_x, &window);
-            if (window_is_interior(conv, &window)) {
-                conv_interior_max(conv, &window, input, filter, bias, output_multiplier, output_shift, pool, output);
-            } else {
-                for (channel_0 = 0; channel_0 < output_channels; channel_0 += 2) {
-                    const int32_t channel_1 = channel_0 + 1 < output_channels ? channel_0 + 1 : channel_0;
-                    int32_t max_0 = INT32_MIN;
-                    int32_t max_1 = INT32_MIN;
-                    int32_t index;
-                    /* Positions in pairs; an odd last one is paired with itself. */
-                    for (index = 0; index < window.count; index += 2) {
-                        const int32_t index_1 = index + 1 < window.count ? index + 1 : index;
-                        int32_t acc[4];
-                        si4_dsp_conv_2x2(conv, input, filter, window.conv_y + index / window.width,
-                                         window.conv_x + index % window.width, window.conv_y + index_1 / window.width,
-                                         window.conv_x + index_1 % window.width, channel_0, channel_1, acc);
-                        max_0 = acc[0] > max_0 ? acc[0] : max_0;
-                        max_0 = acc[2] > max_0 ? acc[2] : max_0;
-                        max_1 = acc[1] > max_1 ? acc[1] : max_1;
-                        max_1 = acc[3] > max_1 ? acc[3] : max_1;
-                    }
-                    output[channel_0] = requantize_max(conv, pool, window.count, max_0, bias, output_multiplier,
-                                                       output_shift, channel_0);
-                    if (channel_1 != channel_0) {
-                        output[channel_1] = requantize_max(conv, pool, window.count, max_1, bias,
-                                                           output_multiplier, output_shift, channel_1);
-                    }
-                }
-            }
-            output += output_channels;
-        }
+        conv_1ch_3x3_max_pool(conv, pool, input, filter, bias, output_multiplier, output_shift, &out, output);
+    } else {
+        conv_max_pool(conv, pool, input, filter, bias, output_multiplier, output_shift, &out, output);
     }
 }
 

@@ -5,10 +5,11 @@
  *
  * One input channel with a 3x3 kernel: each position's window is widened
  * to int16 pairs once and shared by all output channels (five SMLADs per
- * output). Otherwise blocks of 2 output columns x 2 output channels, each
- * input and filter word loaded once per block and used twice
- * (si4_dsp_util.h). Windows reaching into the padding use the portable
- * per-output code.
+ * output). Windows of at most 4 * SI4_DSP_COLUMN_GROUPS taps: four output
+ * positions (in raster order) widened into a column block, padding
+ * included, then each output channel's filter streamed over it, 13
+ * instructions per 16 MACs (si4_dsp_util.h). Larger windows: the
+ * portable per-output dot product.
  */
 #include "si4_nn.h"
 
@@ -32,34 +33,84 @@ static int8_t requantize(const si4_conv2d_params *params,
                                  params->output_offset, params->activation_min, params->activation_max);
 }
 
-static void conv_1ch_3x3(const si4_conv2d_params *params,
-                         const int8_t *input,
-                         const int8_t *filter,
-                         const int32_t *bias,
-                         const int32_t *output_multiplier,
-                         const int32_t *output_shift,
-                         int8_t *output)
+static SI4_DSP_OWN_FRAME void conv_1ch_3x3(const si4_conv2d_params *params,
+                                           const int8_t *input,
+                                           const int8_t *filter,
+                                           const int32_t *bias,
+                                           const int32_t *output_multiplier,
+                                           const int32_t *output_shift,
+                                           int8_t *output)
 {
     const int32_t output_channels = params->output_channels;
-    uint32_t taps[SI4_DSP_CONV_1CH_CHANNEL_BLOCK][SI4_DSP_PAIRS_3X3];
+    si4_dsp_channel_3x3 channels[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
     int32_t acc[SI4_DSP_CONV_1CH_CHANNEL_BLOCK];
+    si4_dsp_output out;
     int32_t first_channel;
+    si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
+                        params->activation_max, &out);
     for (first_channel = 0; first_channel < output_channels; first_channel += SI4_DSP_CONV_1CH_CHANNEL_BLOCK) {
-        const int32_t count = si4_dsp_widen_taps_block_3x3(filter, first_channel, output_channels, taps);
+        const int32_t remaining = output_channels - first_channel;
+        const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
         const int8_t *block_filter = filter + first_channel * SI4_DSP_TAPS_3X3;
         int8_t *block_output = output + first_channel;
         int32_t channel;
         int32_t out_y;
+        si4_dsp_channels_3x3(filter, bias, output_multiplier, output_shift, params->per_channel, first_channel, count,
+                             channels);
         for (out_y = 0; out_y < params->output_height; ++out_y) {
             int32_t out_x;
             for (out_x = 0; out_x < params->output_width; ++out_x) {
-                si4_dsp_conv_1ch_3x3_position(params, input, block_filter, (const uint32_t(*)[SI4_DSP_PAIRS_3X3])taps,
-                                              count, out_y, out_x, 0, acc);
+                si4_dsp_conv_1ch_3x3_position(params, input, block_filter, channels, count, out_y, out_x, 0, acc);
                 for (channel = 0; channel < count; ++channel) {
-                    block_output[channel] = requantize(params, acc[channel], bias, output_multiplier, output_shift,
-                                                       first_channel + channel);
+                    block_output[channel] = si4_dsp_output_s8(
+                        si4_dsp_scale_apply(acc[channel] + channels[channel].bias, &channels[channel].scale), &out);
                 }
                 block_output += output_channels;
+            }
+        }
+    }
+}
+
+/* Four output positions per column block; the last block repeats the last
+ * position and writes only the real ones. Each channel's requantization
+ * constants are derived once per block. */
+static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
+                                           const int8_t *input,
+                                           const int8_t *filter,
+                                           const int32_t *bias,
+                                           const int32_t *output_multiplier,
+                                           const int32_t *output_shift,
+                                           int8_t *output)
+                                           
+{
+    const int32_t output_channels = params->output_channels;
+    const int32_t positions = params->output_height * params->output_width;
+    const int32_t taps = si4_dsp_conv_taps(params);
+    uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
+    si4_dsp_output out;
+    int32_t first;
+    si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
+                        params->activation_max, &out);
+    for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
+        const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;
+        int8_t *block_output = output + first * output_channels;
+        int32_t channel;
+        int32_t index;
+        for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
+            const int32_t position = first + (index < real ? index : real - 1);
+            si4_dsp_widen_column(params, input, position / params->output_width, position % params->output_width,
+                                 index, block);
+        }
+        for (channel = 0; channel < output_channels; ++channel) {
+            const int32_t quant_index = params->per_channel ? channel : 0;
+            const int32_t channel_bias = bias != 0 ? bias[channel] : 0;
+            int32_t acc[SI4_DSP_COLUMN_POSITIONS];
+            si4_dsp_scale scale;
+            si4_dsp_columns_channel(filter + channel * taps, block, taps, acc);
+            si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &scale);
+            for (index = 0; index < real; ++index) {
+                block_output[index * output_channels + channel] =
+                    si4_dsp_output_s8(si4_dsp_scale_apply(acc[index] + channel_bias, &scale), &out);
             }
         }
     }
@@ -74,27 +125,25 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
                    int8_t *output)
 {
     const int32_t output_channels = params->output_channels;
+    const int32_t taps = si4_dsp_conv_taps(params);
     int32_t out_y;
     if (si4_dsp_is_conv_1ch_3x3(params)) {
         conv_1ch_3x3(params, input, filter, bias, output_multiplier, output_shift, output);
         return;
     }
+    if (si4_dsp_columns_fit(params)) {
+        conv_columns(params, input, filter, bias, output_multiplier, output_shift, output);
+        return;
+    }
     for (out_y = 0; out_y < params->output_height; ++out_y) {
-        int32_t out_x_0;
-        for (out_x_0 = 0; out_x_0 < params->output_width; out_x_0 += 2) {
-            /* An odd last column is paired with itself and written once. */
-            const int32_t out_x_1 = out_x_0 + 1 < params->output_width ? out_x_0 + 1 : out_x_0;
-            int8_t *output_0 = output + (out_y * params->output_width + out_x_0) * output_channels;
-            int8_t *output_1 = output + (out_y * params->output_width + out_x_1) * output_channels;
-            int32_t channel_0;
-            for (channel_0 = 0; channel_0 < output_channels; channel_0 += 2) {
-                const int32_t channel_1 = channel_0 + 1 < output_channels ? channel_0 + 1 : channel_0;
-                int32_t acc[4];
-                si4_dsp_conv_2x2(params, input, filter, out_y, out_x_0, out_y, out_x_1, channel_0, channel_1, acc);
-                output_0[channel_0] = requantize(params, acc[0], bias, output_multiplier, output_shift, channel_0);
-                output_0[channel_1] = requantize(params, acc[1], bias, output_multiplier, output_shift, channel_1);
-                output_1[channel_0] = requantize(params, acc[2], bias, output_multiplier, output_shift, channel_0);
-                output_1[channel_1] = requantize(params, acc[3], bias, output_multiplier, output_shift, channel_1);
+        int32_t out_x;
+        for (out_x = 0; out_x < params->output_width; ++out_x) {
+            si4_conv2d_window window;
+            int32_t channel;
+            si4_conv2d_window_at(params, out_y, out_x, &window);
+            for (channel = 0; channel < output_channels; ++channel) {
+                const int32_t acc = si4_conv2d_window_dot(params, &window, input, filter + channel * taps);
+                *output++ = requantize(params, acc, bias, output_multiplier, output_shift, channel);
             }
         }
     }

@@ -11,6 +11,13 @@
  * offset to both lanes in the same instruction, so a non-zero input zero
  * point is free (int8 + offset in [-255, 255] fits a 16-bit lane).
  *
+ * In this file, in order: word helpers; the first layer's 3x3 pairs (one
+ * input channel); requantization with per-channel constants derived once
+ * (TFLM's double rounding, bit for bit); the column block that four
+ * convolution positions are widened into; the assembly inner loops (naked
+ * leaf functions, so that they build at every optimisation level and with
+ * a frame pointer); the per-channel glue the kernels share.
+ *
  * Only included by kernels/dsp/ files, and only when __ARM_FEATURE_DSP is set.
  */
 #ifndef SI4_DSP_UTIL_H
@@ -37,12 +44,6 @@ static inline void si4_dsp_store_s8x4(int8_t *destination, uint32_t word)
     memcpy(destination, &word, sizeof word);
 }
 
-/* GCC folds the rotate into SXTB16's ROR #8 operand. */
-static inline uint32_t si4_dsp_ror8(uint32_t word)
-{
-    return (word >> 8) | (word << 24);
-}
-
 /* SXTB16/SXTAB16 of the word rotated right by 8 (bytes 1 and 3) as one
  * instruction: GCC 12 does not fold a C rotate into the operand. */
 static inline int32_t si4_dsp_sxtb16_ror8(uint32_t word)
@@ -65,184 +66,8 @@ static inline uint32_t si4_dsp_offset_pair(int32_t input_offset)
     return ((uint32_t)input_offset & 0xFFFFu) | ((uint32_t)input_offset << 16);
 }
 
-/* The same arithmetic as si4_requantize_s8 (si4_requant.h, TFLM's
- * double-rounding MultiplyByQuantizedMultiplier), bit for bit, in fewer
- * instructions:
- * - SaturatingRoundingDoublingHighMul computes trunc((a*b + nudge) / 2^31)
- *   with nudge = 2^30 for a*b >= 0 and 1 - 2^30 otherwise. For a*b < 0,
- *   trunc(n / 2^31) = floor((n + 2^31 - 1) / 2^31) = floor((a*b + 2^30) / 2^31),
- *   which is the a*b >= 0 formula too: one SMULL, an add and an arithmetic
- *   shift (as CMSIS-NN's arm_nn_doubling_high_mult_no_sat).
- * - RoundingDivideByPOT as gemmlowp: add 1 when the remainder exceeds half
- *   (half plus one for negative values). */
-static inline int8_t si4_dsp_requantize_s8(int32_t acc,
-                                           int32_t multiplier,
-                                           int32_t shift,
-                                           int32_t output_offset,
-                                           int32_t activation_min,
-                                           int32_t activation_max)
-{
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    const int32_t shifted = (int32_t)((uint32_t)acc << left_shift);
-    int32_t high;
-    int32_t result;
-    if (shifted == INT32_MIN && multiplier == INT32_MIN) {
-        high = INT32_MAX;
-    } else {
-        high = (int32_t)(((int64_t)shifted * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
-    }
-    {
-        const uint32_t mask = ((uint32_t)1 << right_shift) - 1u;
-        const uint32_t remainder = (uint32_t)high & mask;
-        const uint32_t threshold = (mask >> 1) + (high < 0 ? 1u : 0u);
-        result = (high >> right_shift) + (remainder > threshold ? 1 : 0);
-    }
-    result = (int32_t)((uint32_t)result + (uint32_t)output_offset);
-    result = result < activation_min ? activation_min : result;
-    result = result > activation_max ? activation_max : result;
-    return (int8_t)result;
-}
-
-/* Two convolution positions x two output channels over a window that lies
- * entirely inside the input, dilation 1: `rows` runs of `run` bytes, the
- * input runs `input_row_stride` apart, the filter runs contiguous (OHWI).
- * acc[2 * position + channel] receives sum (input + input_offset) * filter.
- * Callers with one position or one channel pass the same pointer twice. */
-static inline void si4_dsp_conv_window_2x2(const int8_t *input_0,
-                                           const int8_t *input_1,
-                                           int32_t input_row_stride,
-                                           const int8_t *filter_0,
-                                           const int8_t *filter_1,
-                                           int32_t rows,
-                                           int32_t run,
-                                           int32_t input_offset,
-                                           int32_t acc[4])
-{
-    const uint32_t offset_pair = si4_dsp_offset_pair(input_offset);
-    int32_t acc_00 = 0; /* position 0, channel 0 */
-    int32_t acc_01 = 0;
-    int32_t acc_10 = 0;
-    int32_t acc_11 = 0;
-    int32_t row;
-    for (row = 0; row < rows; ++row) {
-        const int8_t *in_0 = input_0 + row * input_row_stride;
-        const int8_t *in_1 = input_1 + row * input_row_stride;
-        int32_t k = run >> 2;
-        if (input_offset == 0 && k >= 2) {
-            /* The common case (si4tool folds the input zero point of a VALID
-             * convolution into the bias): written in assembly because the
-             * loop needs 15 values and GCC spills pointers inside it; here
-             * the loop end lives on the stack instead, one load per two
-             * words. 20 instructions per 16 MACs plus the loop test; an odd
-             * last word is left to the C loop below. */
-            const int8_t *const filter_0_end = filter_0 + 4 * (k & ~1);
-            uint32_t x;
-            uint32_t x_lanes;
-            uint32_t w_0;
-            uint32_t w_1;
-            uint32_t w_0_even;
-            uint32_t w_1_even;
-            __asm__ volatile(
-                "1:                                 \n\t"
-                "ldr     %[w_0], [%[f_0]], #4       \n\t"
-                "ldr     %[w_1], [%[f_1]], #4       \n\t"
-                "ldr     %[x], [%[in_0]], #4        \n\t"
-                "sxtb16  %[w_0_even], %[w_0]        \n\t"
-                "sxtb16  %[w_0], %[w_0], ror #8     \n\t"
-                "sxtb16  %[w_1_even], %[w_1]        \n\t"
-                "sxtb16  %[w_1], %[w_1], ror #8     \n\t"
-                "sxtb16  %[x_lanes], %[x]           \n\t"
-                "smlad   %[a_00], %[x_lanes], %[w_0_even], %[a_00] \n\t"
-                "smlad   %[a_01], %[x_lanes], %[w_1_even], %[a_01] \n\t"
-                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
-                "ldr     %[x], [%[in_1]], #4        \n\t"
-                "smlad   %[a_00], %[x_lanes], %[w_0], %[a_00] \n\t"
-                "smlad   %[a_01], %[x_lanes], %[w_1], %[a_01] \n\t"
-                "sxtb16  %[x_lanes], %[x]           \n\t"
-                "smlad   %[a_10], %[x_lanes], %[w_0_even], %[a_10] \n\t"
-                "smlad   %[a_11], %[x_lanes], %[w_1_even], %[a_11] \n\t"
-                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
-                "smlad   %[a_10], %[x_lanes], %[w_0], %[a_10] \n\t"
-                "smlad   %[a_11], %[x_lanes], %[w_1], %[a_11] \n\t"
-                                /* second word: the same, unrolled to halve the loop test */
-                "ldr     %[w_0], [%[f_0]], #4       \n\t"
-                "ldr     %[w_1], [%[f_1]], #4       \n\t"
-                "ldr     %[x], [%[in_0]], #4        \n\t"
-                "sxtb16  %[w_0_even], %[w_0]        \n\t"
-                "sxtb16  %[w_0], %[w_0], ror #8     \n\t"
-                "sxtb16  %[w_1_even], %[w_1]        \n\t"
-                "sxtb16  %[w_1], %[w_1], ror #8     \n\t"
-                "sxtb16  %[x_lanes], %[x]           \n\t"
-                "smlad   %[a_00], %[x_lanes], %[w_0_even], %[a_00] \n\t"
-                "smlad   %[a_01], %[x_lanes], %[w_1_even], %[a_01] \n\t"
-                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
-                "ldr     %[x], [%[in_1]], #4        \n\t"
-                "smlad   %[a_00], %[x_lanes], %[w_0], %[a_00] \n\t"
-                "smlad   %[a_01], %[x_lanes], %[w_1], %[a_01] \n\t"
-                "sxtb16  %[x_lanes], %[x]           \n\t"
-                "smlad   %[a_10], %[x_lanes], %[w_0_even], %[a_10] \n\t"
-                "smlad   %[a_11], %[x_lanes], %[w_1_even], %[a_11] \n\t"
-                "sxtb16  %[x_lanes], %[x], ror #8   \n\t"
-                "smlad   %[a_10], %[x_lanes], %[w_0], %[a_10] \n\t"
-                "smlad   %[a_11], %[x_lanes], %[w_1], %[a_11] \n\t"
-                "ldr     %[x], %[end]               \n\t"
-                "cmp     %[f_0], %[x]               \n\t"
-                "bne     1b                         \n\t"
-                : [a_00] "+r"(acc_00), [a_01] "+r"(acc_01), [a_10] "+r"(acc_10), [a_11] "+r"(acc_11),
-                  [in_0] "+r"(in_0), [in_1] "+r"(in_1), [f_0] "+r"(filter_0), [f_1] "+r"(filter_1),
-                  [x] "=&r"(x), [x_lanes] "=&r"(x_lanes), [w_0] "=&r"(w_0), [w_1] "=&r"(w_1),
-                  [w_0_even] "=&r"(w_0_even), [w_1_even] "=&r"(w_1_even)
-                : [end] "m"(filter_0_end)
-                : "cc", "memory");
-            k &= 1;
-        }
-        while (k > 0) {
-            const uint32_t x_0 = si4_dsp_load_s8x4(in_0);
-            const uint32_t x_1 = si4_dsp_load_s8x4(in_1);
-            const uint32_t w_0 = si4_dsp_load_s8x4(filter_0);
-            const uint32_t w_1 = si4_dsp_load_s8x4(filter_1);
-            const int32_t w_0_even = (int32_t)__sxtb16(w_0);
-            const int32_t w_0_odd = si4_dsp_sxtb16_ror8(w_0);
-            const int32_t w_1_even = (int32_t)__sxtb16(w_1);
-            const int32_t w_1_odd = si4_dsp_sxtb16_ror8(w_1);
-            int32_t x_even = (int32_t)__sxtab16(offset_pair, x_0);
-            int32_t x_odd = si4_dsp_sxtab16_ror8(offset_pair, x_0);
-            acc_00 = __smlad(x_even, w_0_even, acc_00);
-            acc_00 = __smlad(x_odd, w_0_odd, acc_00);
-            acc_01 = __smlad(x_even, w_1_even, acc_01);
-            acc_01 = __smlad(x_odd, w_1_odd, acc_01);
-            x_even = (int32_t)__sxtab16(offset_pair, x_1);
-            x_odd = si4_dsp_sxtab16_ror8(offset_pair, x_1);
-            acc_10 = __smlad(x_even, w_0_even, acc_10);
-            acc_10 = __smlad(x_odd, w_0_odd, acc_10);
-            acc_11 = __smlad(x_even, w_1_even, acc_11);
-            acc_11 = __smlad(x_odd, w_1_odd, acc_11);
-            in_0 += 4;
-            in_1 += 4;
-            filter_0 += 4;
-            filter_1 += 4;
-            --k;
-        }
-        for (k = run & 3; k > 0; --k) {
-            const int32_t x_0 = (int32_t)*in_0++ + input_offset;
-            const int32_t x_1 = (int32_t)*in_1++ + input_offset;
-            const int32_t w_0 = *filter_0++;
-            const int32_t w_1 = *filter_1++;
-            acc_00 += x_0 * w_0;
-            acc_01 += x_0 * w_1;
-            acc_10 += x_1 * w_0;
-            acc_11 += x_1 * w_1;
-        }
-    }
-    acc[0] = acc_00;
-    acc[1] = acc_01;
-    acc[2] = acc_10;
-    acc[3] = acc_11;
-}
-
 /* The first convolution of an image model has one input channel and a 3x3
- * kernel: nine MACs per output, too few for the loop above. Instead the
+ * kernel: nine MACs per output, too few for the column block below. The
  * nine filter taps of each channel are widened once per call into five
  * int16 pairs (tap 8 paired with 0), the nine input values of a position
  * into five matching pairs, and each output is five SMLADs. */
@@ -291,65 +116,8 @@ static inline int32_t si4_dsp_dot_pairs_3x3(const uint32_t window[SI4_DSP_PAIRS_
 }
 
 /* Channels widened per pass of the first-convolution kernel: bounds its
- * stack use (20 bytes of taps + 4 of running maximum per channel). */
+ * stack use (si4_dsp_channel_3x3: 44 bytes per channel). */
 #define SI4_DSP_CONV_1CH_CHANNEL_BLOCK 32
-
-/* Widens the taps of the output channels from first_channel on, at most
- * SI4_DSP_CONV_1CH_CHANNEL_BLOCK of them, into taps; returns how many. */
-static inline int32_t si4_dsp_widen_taps_block_3x3(const int8_t *filter,
-                                                   int32_t first_channel,
-                                                   int32_t output_channels,
-                                                   uint32_t taps[][SI4_DSP_PAIRS_3X3])
-{
-    const int32_t remaining = output_channels - first_channel;
-    const int32_t count = remaining < SI4_DSP_CONV_1CH_CHANNEL_BLOCK ? remaining : SI4_DSP_CONV_1CH_CHANNEL_BLOCK;
-    int32_t channel;
-    for (channel = 0; channel < count; ++channel) {
-        si4_dsp_widen_taps_3x3(filter + (first_channel + channel) * SI4_DSP_TAPS_3X3, taps[channel]);
-    }
-    return count;
-}
-
-/* Accumulators (bias not included) of conv positions (y_0, x_0) and
- * (y_1, x_1) for output channels channel_0 and channel_1, into
- * acc[2 * position + channel]. The fast path needs both windows inside the
- * input and dilation_width 1 (each window row one contiguous run); windows
- * that reach into the padding take the portable per-output path. */
-static inline void si4_dsp_conv_2x2(const si4_conv2d_params *params,
-                                    const int8_t *input,
-                                    const int8_t *filter,
-                                    int32_t y_0,
-                                    int32_t x_0,
-                                    int32_t y_1,
-                                    int32_t x_1,
-                                    int32_t channel_0,
-                                    int32_t channel_1,
-                                    int32_t acc[4])
-{
-    const int32_t channels = params->input_channels;
-    const int32_t filter_stride = params->kernel_height * params->kernel_width * channels;
-    const int8_t *filter_0 = filter + channel_0 * filter_stride;
-    const int8_t *filter_1 = filter + channel_1 * filter_stride;
-    si4_conv2d_window window_0;
-    si4_conv2d_window window_1;
-    si4_conv2d_window_at(params, y_0, x_0, &window_0);
-    si4_conv2d_window_at(params, y_1, x_1, &window_1);
-    if (params->dilation_width == 1 && window_0.ky_start == 0 && window_0.kx_start == 0 &&
-        window_0.ky_end == params->kernel_height && window_0.kx_end == params->kernel_width &&
-        window_1.ky_start == 0 && window_1.kx_start == 0 && window_1.ky_end == params->kernel_height &&
-        window_1.kx_end == params->kernel_width) {
-        const int32_t input_row_stride = params->input_width * channels;
-        si4_dsp_conv_window_2x2(input + window_0.in_y_origin * input_row_stride + window_0.in_x_origin * channels,
-                                input + window_1.in_y_origin * input_row_stride + window_1.in_x_origin * channels,
-                                params->dilation_height * input_row_stride, filter_0, filter_1,
-                                params->kernel_height, params->kernel_width * channels, params->input_offset, acc);
-    } else {
-        acc[0] = si4_conv2d_window_dot(params, &window_0, input, filter_0);
-        acc[1] = si4_conv2d_window_dot(params, &window_0, input, filter_1);
-        acc[2] = si4_conv2d_window_dot(params, &window_1, input, filter_0);
-        acc[3] = si4_conv2d_window_dot(params, &window_1, input, filter_1);
-    }
-}
 
 /* Whether the one-input-channel 3x3 kernel applies. */
 static inline int32_t si4_dsp_is_conv_1ch_3x3(const si4_conv2d_params *params)
@@ -358,15 +126,441 @@ static inline int32_t si4_dsp_is_conv_1ch_3x3(const si4_conv2d_params *params)
            params->dilation_height == 1 && params->dilation_width == 1;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Requantization with the per-channel work done once per channel.
+ *
+ * si4_dsp_scale_apply is si4_multiply_by_quantized_multiplier (TFLM's double
+ * rounding), bit for bit, in about a dozen instructions once the channel's
+ * constants are known:
+ * - gemmlowp's high multiply is trunc((a*b + nudge) / 2^31) with nudge =
+ *   2^30 for a*b >= 0 and 1 - 2^30 otherwise. For a*b < 0,
+ *   trunc(n / 2^31) = floor((n + 2^31 - 1) / 2^31) = floor((a*b + 2^30) / 2^31),
+ *   the a*b >= 0 formula too: one 64-bit multiply-add and a shift serve both
+ *   signs (as CMSIS-NN's arm_nn_doubling_high_mult_no_sat); the single
+ *   overflow, a == b == INT32_MIN, saturates as gemmlowp's;
+ * - RoundingDivideByPOT adds 1 when the remainder exceeds half the divisor
+ *   (half plus one below zero): threshold - remainder is negative exactly
+ *   then, both lie in [0, 2^31), so its sign bit is the increment.
+ */
+typedef struct {
+    int32_t multiplier;
+    int32_t left_shift;
+    int32_t right_shift;
+    uint32_t remainder_mask; /* 2^right_shift - 1 */
+    uint32_t half;           /* remainder_mask / 2 */
+} si4_dsp_scale;
+
+static inline void si4_dsp_scale_init(int32_t multiplier, int32_t shift, si4_dsp_scale *scale)
+{
+    scale->multiplier = multiplier;
+    scale->left_shift = shift > 0 ? shift : 0;
+    scale->right_shift = shift > 0 ? 0 : -shift;
+    scale->remainder_mask = ((uint32_t)1 << scale->right_shift) - 1u;
+    scale->half = scale->remainder_mask >> 1;
+}
+
+static inline int32_t si4_dsp_scale_apply(int32_t acc, const si4_dsp_scale *scale)
+{
+    const int32_t shifted = (int32_t)((uint32_t)acc << scale->left_shift);
+    int32_t high = (int32_t)(((int64_t)shifted * (int64_t)scale->multiplier + ((int64_t)1 << 30)) >> 31);
+    uint32_t remainder;
+    uint32_t threshold;
+    if (scale->multiplier == INT32_MIN && shifted == INT32_MIN) {
+        high = INT32_MAX;
+    }
+    remainder = (uint32_t)high & scale->remainder_mask;
+    threshold = scale->half + ((uint32_t)high >> 31);
+    return (high >> scale->right_shift) + (int32_t)((threshold - remainder) >> 31);
+}
+
+/* The output zero point and the clamp that follow the scaling. A fused max
+ * pool clamps a second time. Each clamp (x < min: min, then x > max: max,
+ * the kernels' order) is monotonic, and so is the two in a row: it is the
+ * identity between its values at -infinity and +infinity and constant
+ * beyond them, so it is one clamp to those two values, whatever the
+ * bounds (disjoint ranges included). */
+typedef struct {
+    int32_t output_offset;
+    int32_t low;
+    int32_t high;
+} si4_dsp_output;
+
+static inline int32_t si4_dsp_clamp(int32_t value, int32_t minimum, int32_t maximum)
+{
+    value = value < minimum ? minimum : value;
+    return value > maximum ? maximum : value;
+}
+
+static inline void si4_dsp_output_init(int32_t output_offset,
+                                       int32_t activation_min,
+                                       int32_t activation_max,
+                                       int32_t pool_min,
+                                       int32_t pool_max,
+                                       si4_dsp_output *out)
+{
+    out->output_offset = output_offset;
+    out->low = si4_dsp_clamp(si4_dsp_clamp(INT32_MIN, activation_min, activation_max), pool_min, pool_max);
+    out->high = si4_dsp_clamp(si4_dsp_clamp(INT32_MAX, activation_min, activation_max), pool_min, pool_max);
+}
+
+static inline int8_t si4_dsp_output_s8(int32_t scaled, const si4_dsp_output *out)
+{
+    return (int8_t)si4_dsp_clamp((int32_t)((uint32_t)scaled + (uint32_t)out->output_offset), out->low, out->high);
+}
+
+/* si4_requantize_s8 (si4_requant.h) through the two steps above, for
+ * callers that requantize a value once. */
+static inline int8_t si4_dsp_requantize_s8(int32_t acc,
+                                           int32_t multiplier,
+                                           int32_t shift,
+                                           int32_t output_offset,
+                                           int32_t activation_min,
+                                           int32_t activation_max)
+{
+    si4_dsp_scale scale;
+    si4_dsp_output out;
+    si4_dsp_scale_init(multiplier, shift, &scale);
+    si4_dsp_output_init(output_offset, activation_min, activation_max, activation_min, activation_max, &out);
+    return si4_dsp_output_s8(si4_dsp_scale_apply(acc, &scale), &out);
+}
+
+/* ------------------------------------------------------------------------
+ * Four convolution positions at a time, int16 "columns" (im2col).
+ *
+ * The window of each of four output positions is widened once into a
+ * column block: group g (taps 4g .. 4g+3, OHWI order) of position p is the
+ * word pair block[8g + 2p], block[8g + 2p + 1] = SXTAB16 of the four input
+ * bytes plus the input offset (taps 4g and 4g+2) and the same rotated by 8
+ * (taps 4g+1 and 4g+3), the lane order SXTB16 gives the filter word, so
+ * no reordering is needed on either side. Taps in the padding are 0 (they
+ * contribute nothing, as TFLM skips them). Every output channel then streams
+ * its filter once over the block: per group one filter load, two SXTB16,
+ * two LDMs of four words and eight SMLADs, 13 instructions per 16 MACs.
+ * A fused 2x2 max pool is exactly four positions.
+ */
+#define SI4_DSP_COLUMN_POSITIONS 4
+#define SI4_DSP_COLUMN_GROUPS 72 /* taps per window at most 288: 2,304 bytes of stack */
+
+static inline int32_t si4_dsp_conv_taps(const si4_conv2d_params *params)
+{
+    return params->kernel_height * params->kernel_width * params->input_channels;
+}
+
+/* Whether the column block holds this convolution's windows. */
+static inline int32_t si4_dsp_columns_fit(const si4_conv2d_params *params)
+{
+    return si4_dsp_conv_taps(params) <= 4 * SI4_DSP_COLUMN_GROUPS;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* column[8k], column[8k + 1] = the SXTAB16 pair of input word k plus the
+ * offset, k < words (words >= 1): one kernel row of a column, six
+ * instructions per word (a naked leaf function, see the kernels below). */
+static void __attribute__((naked, unused)) si4_dsp_widen_run(const int8_t *source,
+                                                              uint32_t *column,
+                                                              int32_t words,
+                                                              uint32_t offset_pair)
+{
+    __asm__(
+        "push    {r4, r5}                  \n\t"
+        "1:                                \n\t"
+        "ldr     r12, [r0], #4             \n\t"
+        "sxtab16 r4, r3, r12               \n\t"
+        "sxtab16 r5, r3, r12, ror #8       \n\t"
+        "strd    r4, r5, [r1], #32         \n\t"
+        "subs    r2, r2, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4, r5}                  \n\t"
+        "bx      lr                        \n\t");
+}
+#pragma GCC diagnostic pop
+
+/* Widens the window of conv position (out_y, out_x) into column `position`
+ * of the block. */
+static inline void si4_dsp_widen_column(const si4_conv2d_params *params,
+                                        const int8_t *input,
+                                        int32_t out_y,
+                                        int32_t out_x,
+                                        int32_t position,
+                                        uint32_t *block)
+{
+    const int32_t channels = params->input_channels;
+    const int32_t taps = si4_dsp_conv_taps(params);
+    const int32_t run = params->kernel_width * channels;
+    uint32_t *column = block + 2 * position;
+    si4_conv2d_window window;
+    si4_conv2d_window_at(params, out_y, out_x, &window);
+    if (params->dilation_width == 1 && (run & 3) == 0 && window.ky_start == 0 && window.kx_start == 0 &&
+        window.ky_end == params->kernel_height && window.kx_end == params->kernel_width) {
+        /* Inside the input: each kernel row is run / 4 whole words. */
+        const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+        const int32_t words = run >> 2;
+        int32_t input_index = window.input_start;
+        int32_t row;
+        for (row = 0; row < params->kernel_height; ++row) {
+            si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
+            input_index += window.input_row_step;
+        }
+    } else {
+        /* Padding, dilation or rows that are not whole words: tap by tap. */
+        const int32_t groups = (taps + 3) >> 2;
+        int32_t g;
+        int32_t ky;
+        for (g = 0; g < groups; ++g) {
+            column[8 * g] = 0;
+            column[8 * g + 1] = 0;
+        }
+        for (ky = window.ky_start; ky < window.ky_end; ++ky) {
+            const int32_t in_y = window.in_y_origin + params->dilation_height * ky;
+            int32_t kx;
+            for (kx = window.kx_start; kx < window.kx_end; ++kx) {
+                const int32_t in_x = window.in_x_origin + params->dilation_width * kx;
+                const int8_t *source = input + (in_y * params->input_width + in_x) * channels;
+                const int32_t first_tap = (ky * params->kernel_width + kx) * channels;
+                int32_t c;
+                for (c = 0; c < channels; ++c) {
+                    const int32_t tap = first_tap + c;
+                    const uint32_t value = (uint32_t)(source[c] + params->input_offset) & 0xFFFFu;
+                    column[8 * (tap >> 2) + (tap & 1)] |= value << (16 * ((tap >> 1) & 1));
+                }
+            }
+        }
+    }
+}
+
+/* The int16 value of tap `tap` of column `position`. */
+static inline int32_t si4_dsp_column_tap(const uint32_t *block, int32_t position, int32_t tap)
+{
+    const uint32_t word = block[8 * (tap >> 2) + 2 * position + (tap & 1)];
+    return (int32_t)(int16_t)(uint16_t)(((tap >> 1) & 1) ? word >> 16 : word & 0xFFFFu);
+}
+
+/* Keeps a path's stack buffers out of its caller's frame: inlined, the
+ * frames of paths that never run together would add up. */
+#define SI4_DSP_OWN_FRAME __attribute__((noinline))
+
+/* The hot loops below are whole functions in assembly (naked: no prologue
+ * from the compiler), so they need no register allocation from it: they
+ * build at -O0 and with a frame pointer, where inline assembly with this
+ * many operands cannot be allocated. They are leaf functions following the
+ * AAPCS (arguments in r0-r3, r4-r11 saved). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* One group of the column kernel: filter word in r8, four columns' pairs. */
+#define SI4_DSP_COLUMNS_GROUP                                                   \
+    "ldr     r8, [r0], #4              \n\t"                                    \
+    "ldm     r1!, {r10, r11, r12, lr}  \n\t" /* columns 0 and 1 */              \
+    "sxtb16  r9, r8                    \n\t" /* filter taps 0 and 2 */          \
+    "sxtb16  r8, r8, ror #8            \n\t" /* filter taps 1 and 3 */          \
+    "smlad   r4, r10, r9, r4           \n\t"                                    \
+    "smlad   r4, r11, r8, r4           \n\t"                                    \
+    "smlad   r5, r12, r9, r5           \n\t"                                    \
+    "smlad   r5, lr, r8, r5            \n\t"                                    \
+    "ldm     r1!, {r10, r11, r12, lr}  \n\t" /* columns 2 and 3 */              \
+    "smlad   r6, r10, r9, r6           \n\t"                                    \
+    "smlad   r6, r11, r8, r6           \n\t"                                    \
+    "smlad   r7, r12, r9, r7           \n\t"                                    \
+    "smlad   r7, lr, r8, r7            \n\t"
+
+/* acc[p] = sum over `groups` groups of filter . column p, p < 4 (block
+ * word-aligned, groups >= 0): the odd groups one at a time, then four per
+ * loop pass. */
+static void __attribute__((naked, unused)) si4_dsp_dot_columns(const int8_t *filter,
+                                                                const uint32_t *block,
+                                                                int32_t groups,
+                                                                int32_t acc[SI4_DSP_COLUMN_POSITIONS])
+{
+    __asm__(
+        "push    {r3-r11, lr}              \n\t" /* acc stays at [sp] */
+        "movs    r4, #0                    \n\t"
+        "movs    r5, #0                    \n\t"
+        "movs    r6, #0                    \n\t"
+        "movs    r7, #0                    \n\t"
+        "add     r3, r1, r2, lsl #5        \n\t" /* end of the block: 32 bytes per group */
+        "ands    r2, r2, #3                \n\t"
+        "beq     2f                        \n\t"
+        "1:                                \n\t"
+        SI4_DSP_COLUMNS_GROUP
+        "subs    r2, r2, #1                \n\t"
+        "bne     1b                        \n\t"
+        "2:                                \n\t"
+        "cmp     r1, r3                    \n\t"
+        "beq     4f                        \n\t"
+        "3:                                \n\t"
+        SI4_DSP_COLUMNS_GROUP
+        SI4_DSP_COLUMNS_GROUP
+        SI4_DSP_COLUMNS_GROUP
+        SI4_DSP_COLUMNS_GROUP
+        "cmp     r1, r3                    \n\t"
+        "bne     3b                        \n\t"
+        "4:                                \n\t"
+        "ldr     r3, [sp]                  \n\t"
+        "stm     r3, {r4-r7}               \n\t"
+        "pop     {r3-r11, pc}              \n\t");
+}
+
+/* Four fully connected rows sharing each widened input word. */
+typedef struct {
+    int32_t words;        /* input_size / 4 */
+    uint32_t offset_pair; /* si4_dsp_offset_pair(input_offset) */
+    int32_t acc[4];       /* out: sum_i (input[i] + input_offset) * row_r[i] */
+} si4_dsp_rows_job;
+
+/* One row of the rows kernel: row word at [base], or [base + stride]. */
+#define SI4_DSP_ROW(load, acc)                                                  \
+    load                                                                        \
+    "sxtb16  r12, r11                  \n\t"                                    \
+    "sxtb16  r11, r11, ror #8          \n\t"                                    \
+    "smlad   " acc ", r9, r12, " acc " \n\t"                                    \
+    "smlad   " acc ", r10, r11, " acc "\n\t"
+
+#define SI4_DSP_ROWS_GROUP                                                      \
+    "ldr     r11, [r0], #4             \n\t"                                    \
+    "sxtab16 r9, r8, r11               \n\t" /* inputs 0 and 2, plus offset */  \
+    "sxtab16 r10, r8, r11, ror #8      \n\t" /* inputs 1 and 3, plus offset */  \
+    SI4_DSP_ROW("ldr     r11, [r1, r2]             \n\t", "r5")                 \
+    SI4_DSP_ROW("ldr     r11, [r1], #4             \n\t", "r4")                 \
+    SI4_DSP_ROW("ldr     r11, [r3, r2]             \n\t", "r7")                 \
+    SI4_DSP_ROW("ldr     r11, [r3], #4             \n\t", "r6")
+
+/* Rows row_0 + r * row_stride, r < 4, against `input` (job->words words). */
+static void __attribute__((naked, unused)) si4_dsp_dot_4_rows(const int8_t *input,
+                                                               const int8_t *row_0,
+                                                               int32_t row_stride,
+                                                               si4_dsp_rows_job *job)
+{
+    __asm__(
+        "push    {r3-r11, lr}              \n\t" /* the job pointer stays at [sp] */
+        "ldr     lr, [r3, #0]              \n\t" /* words */
+        "ldr     r8, [r3, #4]              \n\t" /* offset pair */
+        "movs    r4, #0                    \n\t"
+        "movs    r5, #0                    \n\t"
+        "movs    r6, #0                    \n\t"
+        "movs    r7, #0                    \n\t"
+        "add     r3, r1, r2, lsl #1        \n\t" /* row 2 */
+        "tst     lr, #1                    \n\t"
+        "add     lr, r0, lr, lsl #2        \n\t" /* end of the input */
+        "beq     2f                        \n\t"
+        SI4_DSP_ROWS_GROUP
+        "2:                                \n\t"
+        "cmp     r0, lr                    \n\t"
+        "beq     3f                        \n\t"
+        "1:                                \n\t"
+        SI4_DSP_ROWS_GROUP
+        SI4_DSP_ROWS_GROUP
+        "cmp     r0, lr                    \n\t"
+        "bne     1b                        \n\t"
+        "3:                                \n\t"
+        "ldr     r3, [sp]                  \n\t"
+        "adds    r3, r3, #8                \n\t"
+        "stm     r3, {r4-r7}               \n\t"
+        "pop     {r3-r11, pc}              \n\t");
+}
+
+/* One output channel of the first-layer kernel with a fused pool: its
+ * widened taps and requantization constants, in the order the assembly
+ * below loads them (two LDMs). */
+typedef struct {
+    uint32_t taps[SI4_DSP_PAIRS_3X3];
+    int32_t bias;
+    si4_dsp_scale scale; /* multiplier, left_shift, right_shift, remainder_mask, half */
+} si4_dsp_channel_3x3;
+
+/* Where the pooled outputs go and how they are offset and clamped. */
+typedef struct {
+    int8_t *output;        /* the first channel's output byte, the others follow */
+    int32_t output_offset; /* si4_dsp_output's fields */
+    int32_t low;
+    int32_t high;
+} si4_dsp_pool_3x3_job;
+
+#define SI4_DSP_WINDOW_3X3(first)                                               \
+    "ldm     r0!, {r9, r10, r11, r12, lr} \n\t"                                 \
+    "smuad   r9, r9, r4                \n\t"                                    \
+    "smlad   r9, r10, r5, r9           \n\t"                                    \
+    "smlad   r9, r11, r6, r9           \n\t"                                    \
+    "smlad   r9, r12, r7, r9           \n\t"                                    \
+    first
+
+#define SI4_DSP_WINDOW_3X3_MAX                                                  \
+    SI4_DSP_WINDOW_3X3("smlad   r9, lr, r8, r9            \n\t"                 \
+                       "cmp     r9, r2                    \n\t"                 \
+                       "it      gt                        \n\t"                 \
+                       "movgt   r2, r9                    \n\t")
+
+/* The one-channel 3x3 convolution with a fused pool window of four
+ * positions, requantized: for each of `count` channels (count >= 1), the
+ * maximum over the four windows (5 SMLAD pairs each, si4_dsp_widen_window_3x3)
+ * of the window . taps, plus the bias, scaled as si4_dsp_scale_apply,
+ * offset and clamped as si4_dsp_output_s8, written to job->output[c].
+ * Per channel: the taps in one LDM, per window one LDM and five multiplies,
+ * three instructions per maximum, 28 for the requantization. */
+static void __attribute__((naked, unused)) si4_dsp_pool_3x3(const uint32_t *windows,
+                                                             const si4_dsp_channel_3x3 *channels,
+                                                             int32_t count,
+                                                             const si4_dsp_pool_3x3_job *job)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r3, {r3, r4, r5, r6}      \n\t" /* output, offset, low, high */
+        "add     r7, r2, r2, lsl #1        \n\t" /* 11 words per channel */
+        "add     r7, r7, r2, lsl #3        \n\t"
+        "add     r7, r1, r7, lsl #2        \n\t" /* end of the channels */
+        "push    {r4, r5, r6, r7}          \n\t" /* [sp]: offset, low, high, end */
+        "1:                                \n\t"
+        "ldm     r1!, {r4, r5, r6, r7, r8} \n\t" /* taps */
+        SI4_DSP_WINDOW_3X3("smlad   r2, lr, r8, r9            \n\t")
+        SI4_DSP_WINDOW_3X3_MAX
+        SI4_DSP_WINDOW_3X3_MAX
+        SI4_DSP_WINDOW_3X3_MAX
+        "subs    r0, r0, #80               \n\t" /* back to window 0 */
+        "ldm     r1!, {r4, r5, r6, r7, r8, r9} \n\t" /* bias, multiplier, left, right, mask, half */
+        "add     r2, r2, r4                \n\t"
+        "lsl     r2, r2, r6                \n\t"
+        "mov     r10, #0x40000000          \n\t" /* (shifted * multiplier + 2^30) >> 31 */
+        "movs    r11, #0                   \n\t"
+        "smlal   r10, r11, r2, r5          \n\t"
+        "lsrs    r10, r10, #31             \n\t"
+        "orr     r10, r10, r11, lsl #1     \n\t"
+        "cmp     r5, #0x80000000           \n\t" /* INT32_MIN * INT32_MIN saturates */
+        "it      eq                        \n\t"
+        "cmpeq   r2, #0x80000000           \n\t"
+        "it      eq                        \n\t"
+        "mvneq   r10, #0x80000000          \n\t"
+        "and     r11, r10, r8              \n\t" /* remainder */
+        "add     r12, r9, r10, lsr #31     \n\t" /* threshold: half, plus one below zero */
+        "asr     r10, r10, r7              \n\t"
+        "sub     r12, r12, r11             \n\t"
+        "add     r10, r10, r12, lsr #31    \n\t" /* +1 when remainder > threshold */
+        "ldm     sp, {r4, r5, r6, r7}      \n\t"
+        "add     r10, r10, r4              \n\t"
+        "cmp     r10, r5                   \n\t"
+        "it      lt                        \n\t"
+        "movlt   r10, r5                   \n\t"
+        "cmp     r10, r6                   \n\t"
+        "it      gt                        \n\t"
+        "movgt   r10, r6                   \n\t"
+        "strb    r10, [r3], #1             \n\t"
+        "cmp     r1, r7                    \n\t"
+        "bne     1b                        \n\t"
+        "add     sp, sp, #16               \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
+#pragma GCC diagnostic pop
+
 /* The one-channel 3x3 accumulators of conv position (y, x) for `count`
- * channels whose widened taps are in `taps`; `filter` (OHWI, from the first
+ * channels whose widened taps are in `channels`; `filter` (OHWI, from the first
  * of those channels) serves windows that reach into the padding. With
  * `running_max` set, acc[c] becomes max(acc[c], new value) (fused pooling);
  * otherwise it is overwritten. */
 static inline void si4_dsp_conv_1ch_3x3_position(const si4_conv2d_params *params,
                                                  const int8_t *input,
                                                  const int8_t *filter,
-                                                 const uint32_t taps[][SI4_DSP_PAIRS_3X3],
+                                                 const si4_dsp_channel_3x3 *channels,
                                                  int32_t count,
                                                  int32_t y,
                                                  int32_t x,
@@ -382,12 +576,12 @@ static inline void si4_dsp_conv_1ch_3x3_position(const si4_conv2d_params *params
                                  params->input_width, params->input_offset, pairs);
         if (running_max) {
             for (channel = 0; channel < count; ++channel) {
-                const int32_t value = si4_dsp_dot_pairs_3x3(pairs, taps[channel]);
+                const int32_t value = si4_dsp_dot_pairs_3x3(pairs, channels[channel].taps);
                 acc[channel] = value > acc[channel] ? value : acc[channel];
             }
         } else {
             for (channel = 0; channel < count; ++channel) {
-                acc[channel] = si4_dsp_dot_pairs_3x3(pairs, taps[channel]);
+                acc[channel] = si4_dsp_dot_pairs_3x3(pairs, channels[channel].taps);
             }
         }
     } else {
@@ -396,6 +590,82 @@ static inline void si4_dsp_conv_1ch_3x3_position(const si4_conv2d_params *params
             acc[channel] = (running_max && acc[channel] > value) ? acc[channel] : value;
         }
     }
+}
+
+/* The channel table of output channels first_channel .. + count - 1
+ * (count <= SI4_DSP_CONV_1CH_CHANNEL_BLOCK): widened taps, bias and
+ * requantization constants. */
+static inline void si4_dsp_channels_3x3(const int8_t *filter,
+                                        const int32_t *bias,
+                                        const int32_t *output_multiplier,
+                                        const int32_t *output_shift,
+                                        int32_t per_channel,
+                                        int32_t first_channel,
+                                        int32_t count,
+                                        si4_dsp_channel_3x3 *channels)
+{
+    int32_t channel;
+    for (channel = 0; channel < count; ++channel) {
+        const int32_t output_channel = first_channel + channel;
+        const int32_t quant_index = per_channel ? output_channel : 0;
+        si4_dsp_widen_taps_3x3(filter + output_channel * SI4_DSP_TAPS_3X3, channels[channel].taps);
+        channels[channel].bias = bias != 0 ? bias[output_channel] : 0;
+        si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &channels[channel].scale);
+    }
+}
+
+/* The taps after the last whole group (taps not a multiple of four), added
+ * to the four column accumulators; out of line, so that it costs the hot
+ * channel loops no registers. */
+static SI4_DSP_OWN_FRAME void si4_dsp_columns_tail(const int8_t *filter_oc,
+                                                   const uint32_t *block,
+                                                   int32_t taps,
+                                                   int32_t acc[SI4_DSP_COLUMN_POSITIONS])
+{
+    int32_t tap;
+    for (tap = taps & ~3; tap < taps; ++tap) {
+        const int32_t w = filter_oc[tap];
+        acc[0] += w * si4_dsp_column_tap(block, 0, tap);
+        acc[1] += w * si4_dsp_column_tap(block, 1, tap);
+        acc[2] += w * si4_dsp_column_tap(block, 2, tap);
+        acc[3] += w * si4_dsp_column_tap(block, 3, tap);
+    }
+}
+
+/* The four column accumulators of one output channel (filter_oc: its OHWI
+ * taps) over a widened block: the assembly loop for whole groups, then the
+ * last taps when their number is not a multiple of four. */
+static inline void si4_dsp_columns_channel(const int8_t *filter_oc,
+                                           const uint32_t *block,
+                                           int32_t taps,
+                                           int32_t acc[SI4_DSP_COLUMN_POSITIONS])
+{
+    si4_dsp_dot_columns(filter_oc, block, taps >> 2, acc);
+    if ((taps & 3) != 0) {
+        si4_dsp_columns_tail(filter_oc, block, taps, acc);
+    }
+}
+
+/* Per-channel requantization constants read by walking pointers: the
+ * multiplier and shift arrays have one entry per channel (per_channel) or
+ * one for all, the bias may be absent. */
+typedef struct {
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t step; /* 1 when per channel, 0 when per tensor */
+} si4_dsp_channel_constants;
+
+static inline void si4_dsp_channel_constants_init(const int32_t *bias,
+                                                  const int32_t *multiplier,
+                                                  const int32_t *shift,
+                                                  int32_t per_channel,
+                                                  si4_dsp_channel_constants *constants)
+{
+    constants->bias = bias;
+    constants->multiplier = multiplier;
+    constants->shift = shift;
+    constants->step = per_channel ? 1 : 0;
 }
 
 #endif /* SI4_DSP_UTIL_H */

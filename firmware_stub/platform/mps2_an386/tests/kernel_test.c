@@ -4,8 +4,8 @@
  * Linked with both variants: the portable objects' si4_* symbols are renamed
  * si4_ref_* (board.mk, objcopy), the DSP ones keep their names. Seeded
  * random shapes, strides, dilations, paddings, zero points, multipliers and
- * shifts, plus the seed model's own layer shapes. Prints one line per
- * mismatch and a summary:
+ * shifts, the requantization's edge values, and the seed model's own layer
+ * shapes. Prints one line per mismatch and a summary:
  *
  *   mismatch <op> case <i> byte <j> portable <a> dsp <b> (<shape>)
  *   kernel-test <op> cases <n> mismatches <m>
@@ -85,12 +85,35 @@ static void fill_requant(int32_t channels, int32_t terms)
             shift[i] = random_between(0, 2);
         }
         bias[i] = random_between(-(1 << (magnitude_bits - 1)), 1 << (magnitude_bits - 1));
+        /* Now and then the ends of the requantization's domain: multiplier
+         * 0 and INT32_MIN (the saturating high multiply), the largest
+         * right shift, left shifts that overflow the accumulator. */
+        switch (random_between(0, 27)) {
+        case 0:
+            multiplier[i] = 0;
+            break;
+        case 1:
+            multiplier[i] = INT32_MIN;
+            break;
+        case 2:
+            shift[i] = -31;
+            break;
+        case 3:
+            shift[i] = random_between(20, 31);
+            break;
+        case 4: /* every odd accumulator becomes INT32_MIN: the saturation */
+            multiplier[i] = INT32_MIN;
+            shift[i] = 31;
+            break;
+        default:
+            break;
+        }
     }
 }
 
 static void random_activation(int32_t *activation_min, int32_t *activation_max, int32_t output_offset)
 {
-    switch (random_between(0, 2)) {
+    switch (random_between(0, 9) == 0 ? 3 : random_between(0, 2)) {
     case 0:
         *activation_min = -128;
         *activation_max = 127;
@@ -99,9 +122,13 @@ static void random_activation(int32_t *activation_min, int32_t *activation_max, 
         *activation_min = output_offset;
         *activation_max = 127;
         break;
-    default: /* relu6-like */
+    case 2: /* relu6-like */
         *activation_min = output_offset;
         *activation_max = output_offset + random_between(0, 127 - output_offset);
+        break;
+    default: /* any int8 bounds, even inverted: the kernels clamp min first, then max */
+        *activation_min = random_between(-128, 127);
+        *activation_max = random_between(-128, 127);
         break;
     }
 }
@@ -287,6 +314,120 @@ static int32_t test_max_pool(int32_t case_index)
     return compare("max_pool", case_index, bytes, shape);
 }
 
+/* The requantization's edges, every combination: multiplier 0, 2^30,
+ * INT32_MAX and INT32_MIN (whose high multiply saturates when the shifted
+ * accumulator is INT32_MIN too: shift 31 and an odd accumulator), shifts
+ * from -31 to 31, output zero points 0 (where the saturated value differs
+ * after the zero point is added), -128 and 100; through each requantizing
+ * path: fully connected, the one-channel 3x3 convolution fused with a 2x2
+ * pool and alone, and a 4-channel convolution (column block) fused and
+ * alone. */
+static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_index)
+{
+    static const char *const names[] = {"fc", "conv1ch_pool", "conv1ch", "conv4ch_pool", "conv4ch"};
+    si4_conv2d_params conv;
+    si4_pool_params pool;
+    char shape[96];
+    int32_t bytes;
+    memset(&conv, 0, sizeof conv);
+    memset(&pool, 0, sizeof pool);
+    conv.input_height = 4;
+    conv.input_width = 4;
+    conv.input_channels = (op == 3 || op == 4) ? 4 : 1;
+    conv.output_height = 2;
+    conv.output_width = 2;
+    conv.output_channels = 3;
+    conv.kernel_height = 3;
+    conv.kernel_width = 3;
+    conv.stride_height = 1;
+    conv.stride_width = 1;
+    conv.dilation_height = 1;
+    conv.dilation_width = 1;
+    conv.output_offset = output_offset;
+    conv.activation_min = -128;
+    conv.activation_max = 127;
+    pool.input_height = 2;
+    pool.input_width = 2;
+    pool.channels = 3;
+    pool.output_height = 1;
+    pool.output_width = 1;
+    pool.filter_height = 2;
+    pool.filter_width = 2;
+    pool.stride_height = 2;
+    pool.stride_width = 2;
+    pool.activation_min = -128;
+    pool.activation_max = 127;
+    memset(output_portable, 0x55, 16);
+    memset(output_dsp, 0x55, 16);
+    if (op == 0) {
+        si4_fully_connected_params fc;
+        memset(&fc, 0, sizeof fc);
+        fc.input_size = 4;
+        fc.output_size = 8;
+        fc.output_offset = output_offset;
+        fc.activation_min = -128;
+        fc.activation_max = 127;
+        si4_ref_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_portable);
+        si4_fully_connected_s8(&fc, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 8;
+    } else if (op == 1 || op == 3) {
+        si4_ref_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_portable);
+        si4_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 3;
+    } else {
+        si4_ref_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_portable);
+        si4_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_dsp);
+        bytes = 12;
+    }
+    snprintf(shape, sizeof shape, "%s multiplier %ld shift %ld output_offset %ld", names[op], (long)multiplier[0],
+             (long)shift[0], (long)output_offset);
+    return compare("requant_edges", case_index, bytes, shape);
+}
+
+static int32_t test_requant_edges(void)
+{
+    static const int32_t multipliers[] = {0, 0x40000000, INT32_MAX, INT32_MIN, 0x5A5A5A5A};
+    static const int32_t shifts[] = {-31, -20, -7, -2, -1, 0, 1, 7, 30, 31};
+    static const int32_t offsets[] = {0, -128, 100};
+    int32_t failures = 0;
+    int32_t cases = 0;
+    int32_t m;
+    int32_t s;
+    int32_t o;
+    int32_t op;
+    int32_t data;
+    for (data = 0; data < 2; ++data) {
+        int32_t i;
+        fill_s8(input, 4 * 4 * 4);
+        fill_s8(filter, 3 * 3 * 3 * 4);
+        if (data == 1) {
+            /* Small values: results stay in the int8 range, and with small
+             * right shifts many of them are exact ties (rounded away from
+             * zero, also below zero). */
+            for (i = 0; i < 4 * 4 * 4; ++i) {
+                input[i] = (int8_t)(input[i] % 4);
+            }
+            for (i = 0; i < 3 * 3 * 3 * 4; ++i) {
+                filter[i] = (int8_t)(filter[i] % 4);
+            }
+        }
+        for (m = 0; m < (int32_t)(sizeof multipliers / sizeof multipliers[0]); ++m) {
+            for (s = 0; s < (int32_t)(sizeof shifts / sizeof shifts[0]); ++s) {
+                for (o = 0; o < (int32_t)(sizeof offsets / sizeof offsets[0]); ++o) {
+                    multiplier[0] = multipliers[m];
+                    shift[0] = shifts[s];
+                    for (op = 0; op < 5; ++op) {
+                        failures += run_requant_edge(op, offsets[o], cases);
+                        ++cases;
+                    }
+                }
+            }
+        }
+    }
+    printf("kernel-test requant_edges cases %ld mismatches %ld\n", (long)cases, (long)failures);
+    return failures;
+}
+
 /* The seed model's layers (MNIST CNN): the shapes the benchmark runs. */
 static int32_t test_seed_shapes(void)
 {
@@ -346,6 +487,7 @@ int main(void)
     platform_stack_paint();
     platform_init();
     mismatches += test_seed_shapes();
+    mismatches += test_requant_edges();
     mismatches += run_cases("conv2d", test_conv);
     mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
     mismatches += run_cases("fully_connected", test_fully_connected);
