@@ -225,8 +225,9 @@ def test_firmware_is_bit_exact_on_the_embedded_vectors(firmware_assets, tmp_path
                                    + run.flash_code_bytes + run.flash_platform_bytes)
     portable, dsp = result.runs
     assert portable.correct == dsp.correct
-    # The README's figures for the seed architecture (weights differ per training run, counts barely).
-    assert 4.0e6 <= dsp.instructions_per_inference <= 4.4e6
+    # The seed architecture's figures (weights differ per training run, counts barely): DSP 2.50 M
+    # (issue 11's target: at most 2.6 M), portable 10.49 M.
+    assert 2.4e6 <= dsp.instructions_per_inference <= 2.6e6
     assert 10.2e6 <= portable.instructions_per_inference <= 10.8e6
 
 
