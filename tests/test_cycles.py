@@ -249,11 +249,8 @@ def test_plugin_counts_the_loops_of_known_cycle_count(tmp_path):
 
 @pytest.mark.qemu
 @requires_qemu
-def test_seed_firmware_estimate_is_at_least_its_instruction_count(request, tmp_path):
-    try:
-        assets = request.getfixturevalue("firmware_assets")
-    except pytest.FixtureLookupError:
-        pytest.skip("no firmware_assets fixture in tests/conftest.py")
+def test_seed_firmware_estimate_is_at_least_its_instruction_count(firmware_assets, tmp_path):
+    assets = firmware_assets
     result = qemu.validate_qemu(assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "build",
                                 kernels=("dsp",), quiet=True)
     run = result.runs[0].to_dict()
@@ -261,8 +258,9 @@ def test_seed_firmware_estimate_is_at_least_its_instruction_count(request, tmp_p
     assert "estimate" in estimate["label"]
     assert estimate["run_cycles"] >= estimate["run_instructions"] > 0
     assert estimate["cycles_per_inference"] >= run["instructions_per_inference"]
-    # measured 1.25 on the seed model's DSP build: loads, MACs and loop branches dominate
-    assert 1.05 <= estimate["cycles_per_instruction"] <= 1.6
+    # measured 1.25 on the seed model's DSP build with the C kernels and 1.64 with the assembly
+    # ones (fewer instructions, a larger share of them loads and multi-register loads)
+    assert 1.05 <= estimate["cycles_per_instruction"] <= 1.9
     assert [entry["layer"] for entry in estimate["cycles_per_layer"]] == [
         entry["layer"] for entry in run["instructions_per_layer"]]
     for cycles_entry, instructions_entry in zip(estimate["cycles_per_layer"], run["instructions_per_layer"]):

@@ -277,7 +277,7 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
     }
     assert abs(manifest.accuracy["float"] - manifest.accuracy["int8_tflm"]) <= 0.01
     header = (assets / "test_vectors.h").read_text()
-    assert "100 test images from Fashion-MNIST (gzip IDX files)" in header and "/usr/share" not in header
+    assert "100 test inputs from Fashion-MNIST (gzip IDX files)" in header and "/usr/share" not in header
 
     # No --dataset: validate-host takes Fashion-MNIST from the manifest.
     host = validate_host(
