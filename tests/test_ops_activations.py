@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import ops_harness as h
 from si4tool.compiler.ops import hard_swish, leaky_relu, logistic, quantize, relu, relu6, tanh
-from si4tool.compiler.ops.fixed_point import as_int8_table
-from si4tool.errors import UserError
+from si4tool.compiler.fixed_point import as_int8_table
+from si4tool.compiler.quant_math import QuantizationError
 
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
@@ -101,7 +101,7 @@ def test_extreme_parameters_saturate_as_expected():
     # shift -31: everything rounds to 0 (+ zero point).
     p = quantize.QuantizeParams(1, -128, 3, (1 << 31) - 1, -31)
     assert h.call("si4_quantize_s8", [h.struct_of(p)], [np.array([127], np.int8)], 1)[0] == 3
-    with pytest.raises(UserError):
+    with pytest.raises(QuantizationError, match=">= 2\\^31"):
         quantize.prepare_quantize(1, 2.0**40, 0, 1.0, 0)
 
 

@@ -130,3 +130,31 @@ def saturating_rounding_multiply_by_pot(x: int, exponent: int) -> int:
     if x < -threshold:
         return INT32_MIN
     return x << exponent
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise helpers of the operators without weights (MUL, SUB, MEAN, activations, requantize)
+
+INT8_VALUES = np.arange(-128, 128, dtype=np.int64)  # every int8 input, in the order tables are built
+
+
+def mbqm(x, multiplier: int, shift: int) -> np.ndarray:
+    """multiply_by_quantized_multiplier on int64 arrays, int64 out."""
+    return multiply_by_quantized_multiplier(np.asarray(x, dtype=np.int64), multiplier, shift).astype(np.int64)
+
+
+def clamp_int8(values) -> np.ndarray:
+    return np.clip(np.asarray(values, dtype=np.int64), -128, 127).astype(np.int8)
+
+
+def as_int8_table(values_for_minus128_to_127) -> np.ndarray:
+    """Results for the inputs -128..127 reordered into table[(uint8_t)x], the order the look-up kernels read."""
+    values = np.asarray(values_for_minus128_to_127, dtype=np.int8)
+    if values.shape != (256,):
+        raise RuntimeError("an int8 look-up table needs one value for each of the 256 inputs")
+    return np.concatenate([values[128:], values[:128]])
+
+
+def apply_int8_table(table: np.ndarray, input) -> np.ndarray:
+    x = np.asarray(input, dtype=np.int8)
+    return table[x.view(np.uint8)]

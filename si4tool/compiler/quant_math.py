@@ -190,3 +190,12 @@ def quantize_input(x_float: np.ndarray, scale: float, zero_point: int) -> np.nda
     magnitude = np.floor(np.abs(scaled).astype(np.float64) + 0.5)
     rounded = np.where(scaled < 0, -magnitude, magnitude)
     return np.clip(rounded + int(zero_point), INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def checked_multiplier(real_multiplier: float, what: str) -> tuple[int, int]:
+    """quantize_multiplier, refusing what the C kernels cannot apply without undefined behaviour:
+    a left shift of 32 or more (a real multiplier >= 2^31)."""
+    multiplier, shift = quantize_multiplier(real_multiplier)
+    if shift > 31:
+        raise QuantizationError(f"{what} needs a real multiplier of {real_multiplier:g} (>= 2^31), which si4tool refuses")
+    return multiplier, shift

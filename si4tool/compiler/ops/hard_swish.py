@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler.ops.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table
+from si4tool.compiler.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table
 from si4tool.compiler.quant_math import quantize_multiplier
 from si4tool.errors import UserError
 

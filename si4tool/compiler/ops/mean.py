@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler.ops.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
 from si4tool.compiler.quant_math import quantize_multiplier
 from si4tool.errors import UserError
 

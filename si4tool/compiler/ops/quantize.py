@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler.ops.fixed_point import checked_multiplier, clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.quant_math import checked_multiplier
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from si4tool.compiler import fixed_point
 from si4tool.compiler.ops.softmax import exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1
-from si4tool.compiler.ops.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
+from si4tool.compiler.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
 from si4tool.compiler.ops.logistic import q4_input_scaling
 
 
