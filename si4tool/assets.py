@@ -148,7 +148,7 @@ def build_firmware_assets(
     batch_size: int = 128,
     calibration_samples: int = 1000,
     inputs_spec: str | Path | None = None,
-    cache_dir: Path | None = Path("build/cache"),
+    cache_dir: Path | None = None,
     quiet: bool = False,
     console=None,
     progress: Callable[[str], None] | None = None,

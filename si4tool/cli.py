@@ -35,6 +35,8 @@ DEFAULT_FIRMWARE_BUILD = Path("build/firmware")
 DEFAULT_QEMU_BUILD = Path("build/qemu")
 DEFAULT_REPORT = Path("build/report")
 DEFAULT_BENCH = Path("build/bench")
+# TFLite Micro/LiteRT outputs, cached by model and inputs (reference.CACHE_DIR_ENV_VAR overrides it).
+DEFAULT_REFERENCE_CACHE = Path("build/cache")
 
 app = typer.Typer(
     name="si4tool",
@@ -626,6 +628,7 @@ def main() -> None:
     if not os.environ.get("SI4_DEBUG"):
         _import_tensorflow_quietly(sys.argv[1:])
     _warn_on_untested_versions()
+    os.environ.setdefault("SI4_CACHE_DIR", str(DEFAULT_REFERENCE_CACHE))
     try:
         result = app(standalone_mode=False)
     except (UserError, ValidationFailed) as error:

@@ -18,7 +18,7 @@ import numpy as np
 from si4tool.errors import UserError
 from si4tool.stderr_capture import CapturedStderr
 
-DEFAULT_CACHE_DIR = Path("build/cache")
+# The caller says where the cache is (the CLI: build/cache, through this variable); no folder, no cache.
 CACHE_DIR_ENV_VAR = "SI4_CACHE_DIR"
 # Runs at least this long show a progress bar (TFLM: about 1.5 s).
 PROGRESS_MIN_IMAGES = 500
@@ -26,13 +26,15 @@ OP_RESOLVERS = ("default", "reference")
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def _cache_path(runner: str, tflite_bytes: bytes, inputs: np.ndarray, cache_dir: Path | None) -> Path:
+def _cache_path(runner: str, tflite_bytes: bytes, inputs: np.ndarray, cache_dir: Path | None) -> Path | None:
+    folder = cache_dir or os.environ.get(CACHE_DIR_ENV_VAR)
+    if not folder:
+        return None
     digest = hashlib.sha256()
     digest.update(hashlib.sha256(tflite_bytes).digest())
     digest.update(str(inputs.dtype).encode() + str(inputs.shape).encode())
     digest.update(np.ascontiguousarray(inputs).tobytes())
-    directory = Path(cache_dir or os.environ.get(CACHE_DIR_ENV_VAR) or DEFAULT_CACHE_DIR)
-    return directory / f"{runner}-{digest.hexdigest()[:40]}.npz"
+    return Path(folder) / f"{runner}-{digest.hexdigest()[:40]}.npz"
 
 
 def _load_cached(path: Path, count: int) -> np.ndarray | None:
