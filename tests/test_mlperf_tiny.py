@@ -47,6 +47,8 @@ MODELS = {
     "kws": TinyModel("kws_ref_model.tflite", (49, 10, 1), 12, 12, 250, 43_040_000),
     "vww": TinyModel("vww_96_int8.tflite", (96, 96, 3), 2, 30, 9, 100_250_000),
     "ad01": TinyModel("ad01_int8.tflite", (640,), 640, 10, 204, 1_950_000),
+    # ResNet-8: three residual ADDs, lowered through the graph IR.
+    "resnet8": TinyModel("pretrainedResnet_quant.tflite", (32, 32, 3), 10, 15, 85, 107_400_000),
 }
 
 
