@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from generated_doc import write_or_check  # tools/ is on the path when a tool runs
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "docs" / "operators.md"
 sys.path.insert(0, str(REPO))
@@ -17,15 +19,7 @@ from si4tool.compiler.lowering import operators_markdown  # noqa: E402
 
 
 def main() -> int:
-    text = operators_markdown()
-    if "--check" in sys.argv:
-        if not TARGET.is_file() or TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run `python tools/operators_reference.py`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, operators_markdown(), "tools/operators_reference.py")
 
 
 if __name__ == "__main__":
