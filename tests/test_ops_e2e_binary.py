@@ -150,3 +150,74 @@ def test_sub_and_mul_at_extreme_zero_points_and_saturation(tmp_path, kind, op, z
     _, outputs = assert_bit_exact(tflite, tmp_path, seed=zero_point & 7)
     if scale_factor < 1:
         assert np.isin(outputs, (-128, 127)).mean() > 0.2  # the saturating path is exercised
+
+
+# ----------------------------------------------------------------------------
+# ADD, SUB, MUL with a constant operand
+
+
+@pytest.fixture(scope="module")
+def constant_operand_tflite() -> bytes:
+    """Each binary operator with a constant: a per-channel vector, a scalar, a [H,1,C] tensor,
+    the constant first (c - x) and second. Max pools between them keep the converter from
+    folding the constants into each other."""
+    keras = _keras()
+    layers = keras.layers
+    ops = keras.ops
+    rng = np.random.default_rng(12)
+    image = keras.Input((6, 5, 4))
+    vector = rng.uniform(-1, 1, 4).astype(np.float32)
+    plane = rng.uniform(0.5, 2, (6, 1, 4)).astype(np.float32)
+    pool = lambda: layers.MaxPooling2D((2, 2), strides=1, padding="same")  # noqa: E731
+    x = layers.Lambda(lambda t: t + vector)(image)  # ADD [C]
+    x = layers.Lambda(lambda t: t * plane)(pool()(x))  # MUL [H,1,C]
+    x = layers.Lambda(lambda t: 0.75 - t)(pool()(x))  # SUB, scalar first
+    x = layers.Lambda(lambda t: ops.multiply(t, 1.5))(pool()(x))  # MUL scalar
+    x = layers.Lambda(lambda t: t - vector)(pool()(x))  # SUB [C] second
+    x = layers.Lambda(lambda t: plane + t)(pool()(x))  # ADD, constant first
+    return model_zoo.convert_to_int8(keras.Model(image, x), (6, 5, 4), seed=12)
+
+
+def test_constant_operands_bit_exact_with_tflite_micro(constant_operand_tflite, tmp_path):
+    print(_ops_of(constant_operand_tflite))
+    layers, _ = assert_bit_exact(constant_operand_tflite, tmp_path)
+    with_constants = [layer for layer in layers if layer.op in ("add", "sub", "mul") and layer.constants]
+    assert len(with_constants) >= 4, [(layer.op, sorted(layer.constants)) for layer in layers]
+    assert any("input1" in layer.constants for layer in with_constants)  # the constant first
+    assert all(len(layer.inputs) == 1 for layer in with_constants)
+
+
+# ----------------------------------------------------------------------------
+# MEAN, PAD, PADV2, CONCATENATION
+
+
+@pytest.fixture(scope="module")
+def structural_tflite() -> bytes:
+    """MEAN over H and W with keep_dims true (then a broadcast MUL) and false (then a Dense),
+    ZeroPadding2D (PAD), a pad with a non-zero value (PADV2), CONCATENATION along H, W and C
+    with two and three inputs."""
+    keras = _keras()
+    layers = keras.layers
+    ops = keras.ops
+    image = keras.Input((6, 5, 4))
+    x = layers.Conv2D(4, (1, 1))(image)
+    x = layers.ZeroPadding2D(((1, 2), (0, 1)))(x)  # PAD -> 9x6x4
+    x = layers.Lambda(lambda t: ops.pad(t, ((0, 0), (1, 0), (0, 2), (0, 0)), constant_values=0.4))(x)  # PADV2 -> 10x8x4
+    a = layers.Conv2D(3, (1, 1))(x)
+    b = layers.Conv2D(5, (1, 1))(x)
+    x = layers.Concatenate(axis=-1)([a, x, b])  # C: 3 inputs -> 10x8x12
+    x = layers.Concatenate(axis=1)([x, x])  # H -> 20x8x12
+    y = layers.Conv2D(12, (1, 3))(x)  # 20x6x12
+    x = layers.Concatenate(axis=2)([y, x])  # W -> 20x14x12
+    gap = layers.GlobalAveragePooling2D(keepdims=True)(x)  # MEAN, keep_dims
+    x = layers.Multiply()([x, gap])
+    x = layers.GlobalAveragePooling2D()(x)  # MEAN
+    x = layers.Dense(3)(x)
+    return model_zoo.convert_to_int8(keras.Model(image, x), (6, 5, 4), seed=13)
+
+
+def test_mean_pad_concatenation_bit_exact_with_tflite_micro(structural_tflite, tmp_path):
+    print(_ops_of(structural_tflite))
+    layers, _ = assert_bit_exact(structural_tflite, tmp_path)
+    ops_used = [layer.op for layer in layers]
+    assert ops_used.count("mean") == 2 and ops_used.count("pad") == 2 and ops_used.count("concatenation") == 3, ops_used
