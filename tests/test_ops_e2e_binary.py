@@ -221,3 +221,94 @@ def test_mean_pad_concatenation_bit_exact_with_tflite_micro(structural_tflite, t
     layers, _ = assert_bit_exact(structural_tflite, tmp_path)
     ops_used = [layer.op for layer in layers]
     assert ops_used.count("mean") == 2 and ops_used.count("pad") == 2 and ops_used.count("concatenation") == 3, ops_used
+
+
+# ----------------------------------------------------------------------------
+# Refusals through the CLI: exit code 2, one sentence naming the operator, no files written
+
+
+def _single_op_tflite(build, seed: int = 14) -> bytes:
+    keras = _keras()
+    image = keras.Input((6, 5, 4))
+    return model_zoo.convert_to_int8(keras.Model(image, build(keras, image)), (6, 5, 4), seed=seed)
+
+
+def _refusal_sub(keras, x):
+    return keras.layers.Lambda(lambda t: t - np.linspace(-1, 1, 4, dtype=np.float32))(x)
+
+
+def _refusal_mul(keras, x):
+    return keras.layers.Lambda(lambda t: t * np.linspace(0.5, 2, 4, dtype=np.float32))(x)
+
+
+def _refusal_add(keras, x):
+    return keras.layers.Lambda(lambda t: t + np.linspace(-1, 1, 4, dtype=np.float32))(x)
+
+
+def _refusal_mean(keras, x):
+    return keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=-1, keepdims=True))(x)
+
+
+def _refusal_padv2(keras, x):
+    return keras.layers.Lambda(lambda t: keras.ops.pad(t, ((0, 0), (1, 1), (0, 0), (0, 0)), constant_values=0.5))(x)
+
+
+def _refusal_concatenation(keras, x):
+    return keras.layers.Concatenate(axis=-1)([keras.layers.Conv2D(2, (1, 1))(x), x])
+
+
+def _fused_tanh(tflite: bytes, op: str) -> bytes:
+    return with_quantization(tflite, {}, options={"fusedActivationFunction": 4})  # TANH
+
+
+def _constant_requantized(tflite: bytes, op: str) -> bytes:
+    """PADV2's constant_values quantized unlike its output (TFLM's Prepare rejects it)."""
+    operator = next(o for o in read_tflite(tflite).operators if o.name == op)
+    tensor = read_tflite(tflite).tensors[operator.inputs[2]]
+    return with_quantization(tflite, {tensor.index: (float(tensor.quantization.scale[0]) * 2, 3)})
+
+
+def _first_input_requantized(tflite: bytes, op: str) -> bytes:
+    model = read_tflite(tflite)
+    operator = next(o for o in model.operators if o.name == op)
+    tensor = model.tensors[operator.inputs[0]]
+    return with_quantization(tflite, {tensor.index: (float(tensor.quantization.scale[0]) * 3, 5)})
+
+
+REFUSALS = [
+    ("SUB", _refusal_sub, _fused_tanh, "fused TANH activation"),
+    ("MUL", _refusal_mul, _fused_tanh, "fused TANH activation"),
+    ("ADD", _refusal_add, _fused_tanh, "fused TANH activation"),
+    ("MEAN", _refusal_mean, None, "reduces height and width only"),
+    ("PADV2", _refusal_padv2, _constant_requantized, "quantized differently from its output"),
+    ("CONCATENATION", _refusal_concatenation, _first_input_requantized, "quantized differently from its output"),
+]
+
+
+@pytest.mark.parametrize("op, build, edit, fragment", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_unsupported_variant_is_refused_by_the_cli(op, build, edit, fragment, tmp_path, monkeypatch, capsys):
+    # The console entry point in this process (the installed `si4tool` script calls the same
+    # main()); a subprocess per case would spend most of this file's time importing TensorFlow.
+    import sys
+
+    from si4tool import cli
+
+    tflite = _single_op_tflite(build)
+    assert op in _ops_of(tflite)
+    if edit is not None:
+        tflite = edit(tflite, op)
+    model = tmp_path / "model.tflite"
+    model.write_bytes(tflite)
+    out = tmp_path / "out"
+    monkeypatch.setenv("SI4_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SI4_NO_VERSION_WARNING", "1")
+    monkeypatch.delenv("SI4_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["si4tool", "build-firmware-assets", "--model", str(model), "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert message.startswith("error: ") and "Traceback" not in message, message
+    assert f"{op} (operator " in message and fragment in message, message
+    assert message.count(". ") == 0, message  # one sentence
+    assert not out.exists() and not (tmp_path / "cache").exists()
