@@ -70,14 +70,14 @@ def assert_bit_exact(tflite: bytes, tmp_path, seed: int = 0):
     return graph.layers, actual
 
 
-def _retuned(tflite: bytes, op: str, zero_point: int, scale_factor: float = 1.0) -> bytes:
+def _retuned(tflite: bytes, op: str | tuple[str, ...], zero_point: int, scale_factor: float = 1.0) -> bytes:
     """The model with every tensor `op` reads or writes given `zero_point` (constants too), and the
     scale of its outputs multiplied by scale_factor (< 1 saturates): extremes the converter does
     not produce from random data."""
     model = read_tflite(tflite)
     changes = {}
     for operator in model.operators:
-        if operator.name != op:
+        if operator.name not in ((op,) if isinstance(op, str) else op):
             continue
         for index in (*operator.inputs, *operator.outputs):
             tensor = model.tensors[index] if index >= 0 else None
@@ -222,6 +222,44 @@ def test_mean_pad_concatenation_bit_exact_with_tflite_micro(structural_tflite, t
     ops_used = [layer.op for layer in layers]
     assert ops_used.count("mean") == 2 and ops_used.count("pad") == 2 and ops_used.count("concatenation") == 3, ops_used
 
+
+
+@functools.cache
+def _structural_edge_tflite() -> bytes:
+    """PAD, CONCATENATION and MEAN (both keep_dims) fed only by convolutions, so _retuned may
+    requantize every tensor they touch."""
+    keras = _keras()
+    layers = keras.layers
+    image = keras.Input((6, 5, 4))
+    x = layers.ZeroPadding2D(((1, 0), (2, 1)))(layers.Conv2D(4, (1, 1))(image))  # 7x8x4
+    x = layers.Concatenate(axis=-1)([layers.Conv2D(4, (1, 1))(x), layers.Conv2D(3, (1, 1))(x)])
+    kept = layers.Conv2D(2, (1, 1))(layers.GlobalAveragePooling2D(keepdims=True)(x))
+    dropped = layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
+    x = layers.Add()([layers.Flatten()(kept), dropped])
+    return model_zoo.convert_to_int8(keras.Model(image, x), (6, 5, 4), seed=15)
+
+
+@pytest.mark.parametrize("zero_point, mean_scale", [(-128, 1.0), (127, 0.02)])
+def test_pad_concatenation_mean_at_extreme_zero_points(tmp_path, zero_point, mean_scale):
+    # every tensor PAD, CONCATENATION and MEAN touch at zero point -128 or 127; MEAN's outputs
+    # at 1/50 of their scale saturate
+    tflite = _retuned(_structural_edge_tflite(), ("PAD", "CONCATENATION"), zero_point)
+    tflite = _retuned(tflite, "MEAN", zero_point, mean_scale)
+    layers, _ = assert_bit_exact(tflite, tmp_path, seed=3)
+    assert [layer.op for layer in layers].count("mean") == 2
+
+
+def test_mean_with_its_input_quantization_bit_exact(tmp_path):
+    """MEAN whose output has its input's scale and zero point (the rescale multiplier is 1)."""
+    tflite = _structural_edge_tflite()
+    model = read_tflite(tflite)
+    changes = {}
+    for operator in model.operators:
+        if operator.name == "MEAN":
+            quantization = model.tensors[operator.inputs[0]].quantization
+            changes[operator.outputs[0]] = (float(quantization.scale[0]), int(quantization.zero_point[0]))
+    assert len(changes) == 2
+    assert_bit_exact(with_quantization(tflite, changes), tmp_path, seed=4)
 
 # ----------------------------------------------------------------------------
 # Refusals through the CLI: exit code 2, one sentence naming the operator, no files written
