@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8
 from si4tool.errors import UserError
 
 BROADCAST_DIMS = 6
@@ -110,8 +111,6 @@ class ConstantOperand:
 def binary_operands(ctx, operator) -> tuple[list, list, dict[str, np.ndarray]]:
     """(operands in kernel order: TensorInfo or ConstantOperand, the activations among them,
     Layer.constants: "input1"/"input2" -> int8 values of a constant operand)."""
-    from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8
-
     output = ctx.output_activation(operator)
     full_rank = len(output.shape) + 1
     operands, activations, constants = [], [], {}
@@ -158,7 +157,7 @@ def binary_call(kernel: str):
     constant operand, its const array; the params structs first."""
 
     def render(layer, buffers) -> str:
-        from si4tool.compiler import ops
+        from si4tool.compiler import ops  # the registry imports this module: resolve at call time
 
         keys = [key for key, _ in ops.spec(layer.op).layer_constants(layer)]
         arrays = dict(zip(keys, buffers.constants))
