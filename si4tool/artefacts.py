@@ -153,6 +153,16 @@ class Manifest(_Record):
     # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
     # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
     inputs: dict | None = None
+    # issue 13: --name, the prefix of the model's files, symbols and macros (codegen.ModelNames);
+    # None: the default names (model.h, si4_model_invoke, SI4_MODEL_*).
+    name: str | None = None
+
+    @property
+    def names(self):
+        """The model's C names, as codegen rendered them."""
+        from si4tool.compiler.codegen import ModelNames
+
+        return ModelNames(self.name)
 
     @property
     def model_sha256(self) -> str:
