@@ -202,6 +202,21 @@ class Manifest(_Record):
         return manifest
 
 
+def assets_model_names(assets_dir: Path):
+    """The ModelNames of an assets folder, from its manifest's name; the default names when it has
+    no manifest (a folder of rendered sources only, as the tests write) or one from before --name."""
+    from si4tool.compiler.codegen import DEFAULT_NAMES, model_names
+
+    path = Path(assets_dir) / "manifest.json"
+    if not path.is_file():
+        return DEFAULT_NAMES
+    try:
+        name = json.loads(path.read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAMES  # Manifest.read, where the stage reads it, says what is wrong
+    return model_names(name) if isinstance(name, str) else DEFAULT_NAMES
+
+
 @dataclass
 class FirmwareCheck:
     """What the firmware stub printed about its embedded vectors (validate-host's host build)."""
@@ -250,6 +265,8 @@ class HostValidation(_Record):
     # user inputs every layer's output against TFLite Micro's tensor (trace.intermediates_record).
     inputs: dict | None = None
     intermediates: dict | None = None
+    # issue 13: the tflite-micro build "bit-exact" refers to (si4tool.versions), as the manifest records it.
+    tflite_micro_version: str | None = None
 
     @classmethod
     def _from_values(cls, values: dict[str, Any], where: str) -> "HostValidation":

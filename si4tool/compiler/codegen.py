@@ -84,6 +84,19 @@ class ModelNames:
         """The include guard of a header: SI4_MODEL_H, KWS_MODEL_WEIGHTS_H."""
         return f"{self.short_macro}_{base.rsplit('.', 1)[0].upper()}_H"
 
+    def binding_flags(self) -> list[str]:
+        """The -D flags of firmware_stub/si4_model_binding.h, for programs written against the
+        default names (main.c, the host runner); none for the default names. For argv lists: the
+        quotes are the C string's, not the shell's."""
+        if self.name is None:
+            return []
+        return [
+            f"-DSI4_BIND_NAME={self.name}",
+            f"-DSI4_BIND_NAME_UPPER={self.short_macro}",
+            f'-DSI4_BIND_MODEL_H="{self.file("model.h")}"',
+            f'-DSI4_BIND_VECTORS_H="{self.file("test_vectors.h")}"',
+        ]
+
     @property
     def files(self) -> dict[str, str]:
         """Default file name -> this model's file name, for every generated C file."""
@@ -110,7 +123,7 @@ def model_names(name: str | None) -> ModelNames:
         return DEFAULT_NAMES
     if not _C_IDENTIFIER.match(name):
         raise UserError(
-            f"--name {name!r} is not a C identifier: use letters, digits and _, starting with a letter (e.g. kws)"
+            f"--name {name!r} is not a C identifier: use letters, digits and _, starting with a letter, such as kws"
         )
     if name in C_KEYWORDS or name.lower() in C_KEYWORDS:
         raise UserError(f"--name {name!r} is a C or C++ keyword; choose another name, such as {name}_model")
