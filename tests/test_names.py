@@ -195,3 +195,54 @@ def test_two_models_in_one_cortex_m4_image_under_qemu(two_assets, tmp_path):
     status, output = qemu.run_firmware(elf, "mps2-an386")
     _check_two_model_output(output)
     assert status == 0
+
+
+# --------------------------------------------------------------------------- export of a named model
+
+
+def test_export_of_a_named_model_names_its_library_after_it(two_assets, tmp_path):
+    from si4tool.targets.export import export_library
+
+    library = tmp_path / "kws_library"
+    result = export_library(two_assets["kws"], library, export_format="plain", kernels="portable")
+    names = set(result.files)
+    assert {"include/kws_library.h", "include/kws_model.h", "include/kws_self_check.h", "src/kws_model.c",
+            "src/kws_test_vectors.c", "src/kws_self_check.c", "si4_kws.mk"} <= names
+    assert not any(re.search(r"(^|/)(model|test_vectors|si4_model\w*)\.[ch]$", path) for path in names), names
+    assert json.loads((library / "si4_export.json").read_text())["name"] == "kws"
+    assert "SI4_KWS_SOURCES" in (library / "si4_kws.mk").read_text()
+    # The library and its self-check compile strictly and pass on the host.
+    main = tmp_path / "main.c"
+    main.write_text(
+        '#include "kws_library.h"\n'
+        "int main(void)\n{\n    const kws_self_check_result r = kws_self_check();\n"
+        "    return r.vectors > 0 && r.bit_exact == r.vectors ? 0 : 1;\n}\n"
+    )
+    sources = [library / path for path in (*result.compiled_sources, *json.loads(
+        (library / "si4_export.json").read_text())["self_check_sources"])]
+    program = tmp_path / "kws_check"
+    subprocess.run([host_compiler(), *STRICT_C_FLAGS, "-O2", f"-I{library / 'include'}", str(main),
+                    *map(str, sources), "-o", str(program)], check=True)
+    assert subprocess.run([str(program)]).returncode == 0
+    cmake = export_library(two_assets["kws"], tmp_path / "kws_cmake", export_format="cmake")
+    text = (tmp_path / "kws_cmake" / "CMakeLists.txt").read_text()
+    assert "add_library(si4::kws ALIAS si4_kws)" in text and "cmake/si4_kwsConfig.cmake" in cmake.files
+
+
+def test_export_refuses_a_name_the_assets_were_not_built_with(two_assets, tmp_path):
+    from si4tool.targets.export import export_library
+
+    with pytest.raises(UserError, match=r"--name vad differs from the name the assets were built with \(kws\)"):
+        export_library(two_assets["kws"], tmp_path / "out", name="vad")
+    with pytest.raises(UserError, match="is a C or C\\+\\+ keyword"):
+        export_library(two_assets["kws"], tmp_path / "out", name="int")
+    assert not (tmp_path / "out").exists()
+
+
+@requires_qemu
+def test_validate_qemu_runs_a_named_model(two_assets, tmp_path):
+    from si4tool.artefacts import Manifest
+
+    assets = two_assets["kws"]
+    run = qemu.run_variant(assets, tmp_path, Manifest.read(assets / "manifest.json"), "portable")
+    assert run.bit_exact == VECTORS and run.flash_weights_bytes > 0 and run.engine_static_bytes >= 0

@@ -84,6 +84,23 @@ class ModelNames:
         """The include guard of a header: SI4_MODEL_H, KWS_MODEL_WEIGHTS_H."""
         return f"{self.short_macro}_{base.rsplit('.', 1)[0].upper()}_H"
 
+    # si4tool export: the library around the model's files.
+    @property
+    def library(self) -> str:
+        """The library's name: si4::<library> (CMake), si4_<library> (Arduino, Zephyr, the .mk)."""
+        return self.name or "model"
+
+    @property
+    def library_header(self) -> str:
+        """The header an exported library's user includes: si4_model_library.h, kws_library.h."""
+        return f"{self.prefix}_library.h"
+
+    @property
+    def self_check(self) -> str:
+        """The exported self-check function (si4_model_self_check, kws_self_check); its file and
+        result type are <short>_self_check.h/.c and <short>_self_check_result."""
+        return f"{self.prefix}_self_check"
+
     def binding_flags(self) -> list[str]:
         """The -D flags of firmware_stub/si4_model_binding.h, for programs written against the
         default names (main.c, the host runner); none for the default names. For argv lists: the
