@@ -227,6 +227,16 @@ AssetsInputsOption = Annotated[
 ]
 
 
+NameOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--name",
+        help="Prefix of the model's files, symbols and macros (kws: kws_model.h, kws_invoke, KWS_ARENA_BYTES), "
+        "so several models link into one firmware; a C identifier. Default: model.h, si4_model_*, SI4_MODEL_*.",
+    ),
+]
+
+
 @app.command("build-firmware-assets")
 def build_firmware_assets_command(
     model: Annotated[
@@ -251,6 +261,7 @@ def build_firmware_assets_command(
     report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
+    name: NameOption = None,
 ) -> None:
     """Train (or load) the CNN, quantize it to int8 and render the C assets a firmware needs."""
     import json
@@ -270,6 +281,7 @@ def build_firmware_assets_command(
         recipe=recipe,
         calibration_samples=calibration_samples,
         inputs_spec=inputs,
+        name=name,
         quiet=quiet,
         console=console,
         progress=_progress_printer(quiet),
@@ -587,11 +599,19 @@ def export_command(
             "where the core has the extension, chosen at compile time by __ARM_FEATURE_DSP).",
         ),
     ] = "auto",
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            help="The model's name, as the assets were built with (build-firmware-assets --name); default: the "
+            "manifest's. The library's own files and targets are named after it (kws_library.h, si4::kws).",
+        ),
+    ] = None,
 ) -> None:
     """Write the assets as a self-contained library: model, the kernels it calls, a header, a README, build files."""
     from si4tool.targets.export import export_library
 
-    result = export_library(assets, out, export_format=export_format, kernels=kernels)
+    result = export_library(assets, out, export_format=export_format, kernels=kernels, name=name)
     console.print(
         f"export: {result.out_dir} ({result.format}, {result.kernels.choice} kernels: "
         f"{', '.join(result.kernels.called)}; {len(result.files)} files)"

@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from si4tool.artefacts import assets_model_names
 from si4tool.errors import UserError, ValidationFailed
 from si4tool.targets.toolchain import firmware_stub_dir
 
@@ -54,6 +55,9 @@ def build_firmware(
         "make", "--no-print-directory", "-C", str(firmware_stub_dir()), make_target,
         f"ASSETS={assets_dir}", f"BUILD={build_dir}", f"KERNELS={kernel}",
     ]
+    names = assets_model_names(assets_dir)
+    if names.name is not None:
+        command.append(f"NAME={names.name}")  # main.c finds the model's files by the manifest's name
     if optimize is not None and target != "host":
         command.append(f"MPS2_OPT={optimize}")
     # make compares timestamps only: assets from another folder that are older than the last
