@@ -244,6 +244,256 @@ static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
     acc->acc3 = a3;
 }
 
+/* ------------------------------------------------------------------------
+ * The 3x3 run: the hot path, in assembly.
+ *
+ * For a group whose four channels all satisfy si4_dsp_dw_run_fits, the
+ * accumulator is kept pre-scaled by 2^s (s = left_shift + 1): the widened
+ * taps and the bias are multiplied by 2^s offline (|w| * 2^s <= 2^14 fits a
+ * lane, the bound keeps the sum in int32), so the high multiply is one
+ * SMMLAR with no shift before it, and
+ *   scaled + output_offset = (SMMLAR(acc', m, round') + (acc' < 0 ? -1 : 0)) >> r
+ * with round' = 2^(r-1) + output_offset * 2^r: the sign of the high product
+ * equals the accumulator's when m >= 0, except where the product is 0 and
+ * the correction changes nothing (2^(r-1) - 1 < 2^r); adding a multiple of
+ * 2^r before the arithmetic shift adds it after. SSAT then clamps to int8,
+ * BFI packs the four channels, SSUB8/SEL clamp to the activation range.
+ *
+ * A window that reaches into the padding (by one row or column) reads a
+ * whole 3x3 block moved inside the input instead, with a taps table moved
+ * the other way and zeros where the real window has no tap: the same run,
+ * the same sums.
+ */
+#define SI4_DSP_DW_SHIFTS 3 /* window moves of -1, 0, +1 rows or columns */
+#define SI4_DSP_DW_TABLES (SI4_DSP_DW_SHIFTS * SI4_DSP_DW_SHIFTS)
+
+typedef struct {
+    const uint32_t *taps; /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
+    int32_t column;       /* bytes between horizontal input neighbours */
+    int32_t row;          /* bytes between vertical ones */
+    uint32_t offset_pair; /* the input offset in both lanes */
+    int32_t step;         /* input bytes between consecutive positions of the run */
+    int8_t *output;       /* where the next four outputs go; advanced */
+    int32_t output_step;
+    int32_t count;        /* positions left, >= 1; counted down */
+    int32_t bias[4];      /* scaled by 2^s */
+    int32_t requant[4][3]; /* per channel: multiplier, round', right shift */
+    uint32_t low_word;    /* the clamp, in four lanes */
+    uint32_t high_word;
+} si4_dsp_dw_run_job;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* One tap: input word at `address`, widened taps at [r1 + offset]. */
+#define SI4_DSP_DW_RUN_TAP(address, offset)                                     \
+    "ldr     lr, " address "           \n\t"                                    \
+    "ldrd    r10, r11, [r1, #" offset "] \n\t"                                  \
+    "sxtab16 r9, r8, lr                \n\t" /* channels 0 and 2, plus offset */ \
+    "sxtab16 lr, r8, lr, ror #8        \n\t" /* channels 1 and 3 */             \
+    "smlabb  r4, r9, r10, r4           \n\t"                                    \
+    "smlatt  r6, r9, r10, r6           \n\t"                                    \
+    "smlabb  r5, lr, r11, r5           \n\t"                                    \
+    "smlatt  r7, lr, r11, r7           \n\t"
+
+/* One channel's requantization, accumulator in `acc`, constants at [lr]. */
+#define SI4_DSP_DW_RUN_REQUANT(acc)                                             \
+    "ldm     lr!, {r9, r10, r11}       \n\t" /* multiplier, round', shift */    \
+    "smmlar  r12, " acc ", r9, r10     \n\t"                                    \
+    "add     r12, r12, " acc ", asr #31 \n\t"                                   \
+    "asr     r12, r12, r11             \n\t"                                    \
+    "ssat    " acc ", #8, r12          \n\t"
+
+/* job->count positions of four channels, the first window's (0, 0) tap at
+ * `source` (a naked leaf function, as the kernels of si4_dsp_util.h). Per
+ * position: 9 x 8 instructions for 36 MACs, 20 for four requantizations,
+ * 12 to pack, clamp and store, 14 of bookkeeping. */
+static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_run(const int8_t *source, si4_dsp_dw_run_job *job)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "push    {r1}                      \n\t" /* the job stays at [sp] */
+        "1:                                \n\t"
+        "ldr     r12, [sp]                 \n\t"
+        "ldm     r12, {r1, r2, r3, r8}     \n\t" /* taps, column, row, offset pair */
+        "add     lr, r12, #32              \n\t"
+        "ldm     lr, {r4, r5, r6, r7}      \n\t" /* the biases */
+        SI4_DSP_DW_RUN_TAP("[r0]", "0")
+        SI4_DSP_DW_RUN_TAP("[r0, r2]", "8")
+        SI4_DSP_DW_RUN_TAP("[r0, r2, lsl #1]", "16")
+        "add     r12, r0, r3               \n\t"
+        SI4_DSP_DW_RUN_TAP("[r12]", "24")
+        SI4_DSP_DW_RUN_TAP("[r12, r2]", "32")
+        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "40")
+        "add     r12, r12, r3              \n\t"
+        SI4_DSP_DW_RUN_TAP("[r12]", "48")
+        SI4_DSP_DW_RUN_TAP("[r12, r2]", "56")
+        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "64")
+        "ldr     lr, [sp]                  \n\t"
+        "add     lr, lr, #48               \n\t"
+        SI4_DSP_DW_RUN_REQUANT("r4")
+        SI4_DSP_DW_RUN_REQUANT("r5")
+        SI4_DSP_DW_RUN_REQUANT("r6")
+        SI4_DSP_DW_RUN_REQUANT("r7")
+        "bfi     r4, r5, #8, #8            \n\t"
+        "bfi     r4, r6, #16, #8           \n\t"
+        "bfi     r4, r7, #24, #8           \n\t"
+        "ldm     lr, {r9, r10}             \n\t" /* low, high words */
+        "ssub8   r12, r4, r9               \n\t"
+        "sel     r4, r4, r9                \n\t" /* max with low */
+        "ssub8   r12, r4, r10              \n\t"
+        "sel     r4, r10, r4               \n\t" /* min with high */
+        "ldr     r12, [sp]                 \n\t"
+        "ldrd    r9, r10, [r12, #20]       \n\t" /* output, output step */
+        "str     r4, [r9]                  \n\t"
+        "add     r9, r9, r10               \n\t"
+        "str     r9, [r12, #20]            \n\t"
+        "ldr     r10, [r12, #16]           \n\t"
+        "add     r0, r0, r10               \n\t"
+        "ldr     r9, [r12, #28]            \n\t"
+        "subs    r9, r9, #1                \n\t"
+        "str     r9, [r12, #28]            \n\t"
+        "bne     1b                        \n\t"
+        "add     sp, sp, #4                \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
+#pragma GCC diagnostic pop
+
+/* Whether channel `channel` can take the run: m >= 0, right shift 1..22
+ * (round' stays in int32), left shift <= 6 (2^s * |w| fits a lane), and
+ * the accumulator times 2^s stays in int32. */
+static int32_t si4_dsp_dw_run_fits(const si4_depthwise_conv2d_params *params,
+                                   const int8_t *filter,
+                                   const int32_t *bias,
+                                   const int32_t *output_multiplier,
+                                   const int32_t *output_shift,
+                                   int32_t channel)
+{
+    const int32_t quant_index = params->per_channel ? channel : 0;
+    const int32_t shift = output_shift[quant_index];
+    const int32_t left_shift = shift > 0 ? shift : 0;
+    const int32_t right_shift = shift > 0 ? 0 : -shift;
+    int64_t bound = bias != 0 ? (bias[channel] < 0 ? -(int64_t)bias[channel] : (int64_t)bias[channel]) : 0;
+    int32_t tap;
+    for (tap = 0; tap < 9; ++tap) {
+        const int32_t w = filter[tap * params->output_channels + channel];
+        bound += 255 * (int64_t)(w < 0 ? -w : w);
+    }
+    return output_multiplier[quant_index] >= 0 && right_shift >= 1 && right_shift <= 22 && left_shift <= 6 &&
+           bound < ((int64_t)1 << (30 - left_shift));
+}
+
+/* The run's constants of channels first_channel .. + 3, and its nine taps
+ * tables: table[(dy + 1) * 3 + dx + 1] serves windows moved by dy rows and
+ * dx columns (tap (r, c) of the table is the filter's (r + dy, c + dx), 0
+ * outside the filter). */
+static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
+                                const int8_t *filter,
+                                const int32_t *bias,
+                                const int32_t *output_multiplier,
+                                const int32_t *output_shift,
+                                int32_t first_channel,
+                                const si4_dsp_output *out,
+                                si4_dsp_dw_run_job *job,
+                                uint32_t tables[SI4_DSP_DW_TABLES][18])
+{
+    int32_t scale_bits[4];
+    int32_t c;
+    int32_t table;
+    for (c = 0; c < 4; ++c) {
+        const int32_t channel = first_channel + c;
+        const int32_t quant_index = params->per_channel ? channel : 0;
+        const int32_t shift = output_shift[quant_index];
+        const int32_t right_shift = shift > 0 ? 0 : -shift;
+        scale_bits[c] = (shift > 0 ? shift : 0) + 1;
+        job->bias[c] = (int32_t)((uint32_t)(bias != 0 ? bias[channel] : 0) << scale_bits[c]);
+        job->requant[c][0] = output_multiplier[quant_index];
+        job->requant[c][1] = (int32_t)(((uint32_t)1 << (right_shift - 1)) +
+                                       ((uint32_t)params->output_offset << right_shift));
+        job->requant[c][2] = right_shift;
+    }
+    job->column = params->input_channels;
+    job->row = params->input_width * params->input_channels;
+    job->offset_pair = si4_dsp_offset_pair(params->input_offset);
+    job->step = params->stride_width * params->input_channels;
+    job->output_step = params->output_channels;
+    job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
+    job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
+    for (table = 0; table < SI4_DSP_DW_TABLES; ++table) {
+        const int32_t dy = table / SI4_DSP_DW_SHIFTS - 1;
+        const int32_t dx = table % SI4_DSP_DW_SHIFTS - 1;
+        int32_t tap;
+        for (tap = 0; tap < 9; ++tap) {
+            const int32_t ky = tap / 3 + dy;
+            const int32_t kx = tap % 3 + dx;
+            int32_t w[4] = {0, 0, 0, 0};
+            if (ky >= 0 && ky < 3 && kx >= 0 && kx < 3) {
+                for (c = 0; c < 4; ++c) {
+                    w[c] = filter[(ky * 3 + kx) * params->output_channels + first_channel + c] * (1 << scale_bits[c]);
+                }
+            }
+            tables[table][2 * tap] = si4_dsp_pack_s16x2(w[0], w[2]);
+            tables[table][2 * tap + 1] = si4_dsp_pack_s16x2(w[1], w[3]);
+        }
+    }
+}
+
+/* How far a 3x3 window at `origin` (input extent `extent` >= 3) moves to lie
+ * inside the input: -1, 0, +1, or 2 when it cannot (then the C path). */
+static inline int32_t si4_dsp_dw_move(int32_t origin, int32_t extent)
+{
+    const int32_t inside = origin < 0 ? 0 : (origin > extent - 3 ? extent - 3 : origin);
+    const int32_t move = inside - origin;
+    return move >= -1 && move <= 1 ? move : 2;
+}
+
+/* Four channels of one output position through the C loops (any window). */
+static void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
+                                const si4_dsp_dw_group *group,
+                                const int8_t *input,
+                                int32_t out_y,
+                                int32_t out_x,
+                                const si4_dsp_output *out,
+                                int8_t *output)
+{
+    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
+    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
+    const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+    const uint32_t low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
+    const uint32_t high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
+    int32_t ky_start;
+    int32_t ky_end;
+    int32_t kx_start;
+    int32_t kx_end;
+    si4_dsp_dw_acc acc;
+    uint32_t packed;
+    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
+                           &ky_start, &ky_end);
+    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
+                           &kx_start, &kx_end);
+    acc.acc0 = group->channel[0].bias;
+    acc.acc1 = group->channel[1].bias;
+    acc.acc2 = group->channel[2].bias;
+    acc.acc3 = group->channel[3].bias;
+    if (params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
+        params->dilation_width == 1 && ky_start == 0 && ky_end == 3 && kx_start == 0 && kx_end == 3) {
+        si4_dsp_dw_window_3x3(group->taps, input + (in_y_origin * params->input_width + in_x_origin) *
+                                                     params->input_channels,
+                              params->input_channels, params->input_width * params->input_channels, offset_pair,
+                              &acc);
+    } else {
+        si4_dsp_dw_window(params, group, input, in_y_origin, in_x_origin, ky_start, ky_end, kx_start, kx_end,
+                          offset_pair, &acc);
+    }
+    packed = si4_dsp_pack_s8x4(si4_dsp_dw_requantize(acc.acc0, &group->channel[0], out->output_offset),
+                               si4_dsp_dw_requantize(acc.acc1, &group->channel[1], out->output_offset),
+                               si4_dsp_dw_requantize(acc.acc2, &group->channel[2], out->output_offset),
+                               si4_dsp_dw_requantize(acc.acc3, &group->channel[3], out->output_offset));
+    packed = si4_dsp_min_s8x4(si4_dsp_max_s8x4(packed, low_word), high_word);
+    si4_dsp_store_s8x4(output + (out_y * params->output_width + out_x) * params->output_channels, packed);
+}
+
 /* Channels first_channel .. first_channel + 3 of every output position. */
 static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
@@ -255,19 +505,24 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        const si4_dsp_output *out,
                                                        int8_t *output)
 {
-    const int32_t channels = params->input_channels;
     const int32_t taps = params->kernel_height * params->kernel_width;
-    const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
-    const uint32_t low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
-    const uint32_t high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
-    const int32_t unrolled = params->kernel_height == 3 && params->kernel_width == 3 &&
-                             params->dilation_height == 1 && params->dilation_width == 1;
-    const int32_t column = channels;
-    const int32_t row = params->input_width * channels;
+    const int32_t channels = params->input_channels;
     si4_dsp_dw_group group;
+    si4_dsp_dw_run_job job;
+    uint32_t tables[SI4_DSP_DW_TABLES][18];
+    int32_t runs = params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
+                   params->dilation_width == 1 && params->input_height >= 3 && params->input_width >= 3;
     int32_t tap;
     int32_t c;
     int32_t out_y;
+    for (c = 0; c < 4 && runs; ++c) {
+        runs = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
+    }
+    input += first_channel;
+    output += first_channel;
+    if (runs) {
+        si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
+    }
     for (tap = 0; tap < taps; ++tap) {
         const uint32_t word = si4_dsp_load_s8x4(filter + tap * params->output_channels + first_channel);
         group.taps[2 * tap] = (uint32_t)__sxtb16((int8x4_t)word);
@@ -277,40 +532,29 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
         si4_dsp_dw_channel_init(params, filter, bias, output_multiplier, output_shift, first_channel + c,
                                 &group.channel[c]);
     }
-    input += first_channel;
-    output += first_channel;
     for (out_y = 0; out_y < params->output_height; ++out_y) {
         const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        int32_t ky_start;
-        int32_t ky_end;
-        int32_t out_x;
-        si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                               &ky_start, &ky_end);
-        for (out_x = 0; out_x < params->output_width; ++out_x) {
+        const int32_t dy = runs ? si4_dsp_dw_move(in_y_origin, params->input_height) : 2;
+        int32_t out_x = 0;
+        while (out_x < params->output_width) {
             const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-            int32_t kx_start;
-            int32_t kx_end;
-            si4_dsp_dw_acc acc;
-            uint32_t packed;
-            si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
-                                   &kx_start, &kx_end);
-            acc.acc0 = group.channel[0].bias;
-            acc.acc1 = group.channel[1].bias;
-            acc.acc2 = group.channel[2].bias;
-            acc.acc3 = group.channel[3].bias;
-            if (unrolled && ky_start == 0 && ky_end == 3 && kx_start == 0 && kx_end == 3) {
-                si4_dsp_dw_window_3x3(group.taps, input + in_y_origin * row + in_x_origin * column, column, row,
-                                      offset_pair, &acc);
-            } else {
-                si4_dsp_dw_window(params, &group, input, in_y_origin, in_x_origin, ky_start, ky_end, kx_start,
-                                  kx_end, offset_pair, &acc);
+            const int32_t dx = dy != 2 ? si4_dsp_dw_move(in_x_origin, params->input_width) : 2;
+            int32_t end = out_x + 1;
+            if (dx == 2) {
+                si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
+                ++out_x;
+                continue;
             }
-            packed = si4_dsp_pack_s8x4(si4_dsp_dw_requantize(acc.acc0, &group.channel[0], out->output_offset),
-                                       si4_dsp_dw_requantize(acc.acc1, &group.channel[1], out->output_offset),
-                                       si4_dsp_dw_requantize(acc.acc2, &group.channel[2], out->output_offset),
-                                       si4_dsp_dw_requantize(acc.acc3, &group.channel[3], out->output_offset));
-            packed = si4_dsp_min_s8x4(si4_dsp_max_s8x4(packed, low_word), high_word);
-            si4_dsp_store_s8x4(output + (out_y * params->output_width + out_x) * channels, packed);
+            /* The positions after this one with the same move form one run. */
+            while (end < params->output_width &&
+                   si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
+                ++end;
+            }
+            job.taps = tables[(dy + 1) * SI4_DSP_DW_SHIFTS + dx + 1];
+            job.output = output + (out_y * params->output_width + out_x) * params->output_channels;
+            job.count = end - out_x;
+            si4_dsp_dw_3x3_run(input + ((in_y_origin + dy) * params->input_width + in_x_origin + dx) * channels, &job);
+            out_x = end;
         }
     }
 }
