@@ -266,6 +266,7 @@ static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
  */
 #define SI4_DSP_DW_SHIFTS 3 /* window moves of -1, 0, +1 rows or columns */
 #define SI4_DSP_DW_TABLES (SI4_DSP_DW_SHIFTS * SI4_DSP_DW_SHIFTS)
+#define SI4_DSP_DW_MAX_SEGMENTS 8 /* runs per output row listed; more are rare (tiny inputs) */
 
 typedef struct {
     const uint32_t *taps; /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
@@ -401,6 +402,7 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
     int32_t scale_bits[4];
     int32_t c;
     int32_t table;
+    int32_t tap;
     for (c = 0; c < 4; ++c) {
         const int32_t channel = first_channel + c;
         const int32_t quant_index = params->per_channel ? channel : 0;
@@ -420,21 +422,24 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
     job->output_step = params->output_channels;
     job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
     job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
+    /* The unmoved table (index 4) from the filter, the moved ones by copying its words. */
+    for (tap = 0; tap < 9; ++tap) {
+        const int8_t *w = filter + tap * params->output_channels + first_channel;
+        tables[4][2 * tap] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
+        tables[4][2 * tap + 1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
+    }
     for (table = 0; table < SI4_DSP_DW_TABLES; ++table) {
         const int32_t dy = table / SI4_DSP_DW_SHIFTS - 1;
         const int32_t dx = table % SI4_DSP_DW_SHIFTS - 1;
-        int32_t tap;
+        if (table == 4) {
+            continue;
+        }
         for (tap = 0; tap < 9; ++tap) {
             const int32_t ky = tap / 3 + dy;
             const int32_t kx = tap % 3 + dx;
-            int32_t w[4] = {0, 0, 0, 0};
-            if (ky >= 0 && ky < 3 && kx >= 0 && kx < 3) {
-                for (c = 0; c < 4; ++c) {
-                    w[c] = filter[(ky * 3 + kx) * params->output_channels + first_channel + c] * (1 << scale_bits[c]);
-                }
-            }
-            tables[table][2 * tap] = si4_dsp_pack_s16x2(w[0], w[2]);
-            tables[table][2 * tap + 1] = si4_dsp_pack_s16x2(w[1], w[3]);
+            const int32_t inside = ky >= 0 && ky < 3 && kx >= 0 && kx < 3;
+            tables[table][2 * tap] = inside ? tables[4][2 * (ky * 3 + kx)] : 0;
+            tables[table][2 * tap + 1] = inside ? tables[4][2 * (ky * 3 + kx) + 1] : 0;
         }
     }
 }
@@ -446,6 +451,29 @@ static inline int32_t si4_dsp_dw_move(int32_t origin, int32_t extent)
     const int32_t inside = origin < 0 ? 0 : (origin > extent - 3 ? extent - 3 : origin);
     const int32_t move = inside - origin;
     return move >= -1 && move <= 1 ? move : 2;
+}
+
+/* The C path's widened taps and constants of channels first_channel .. + 3. */
+static void si4_dsp_dw_group_init(const si4_depthwise_conv2d_params *params,
+                                  const int8_t *filter,
+                                  const int32_t *bias,
+                                  const int32_t *output_multiplier,
+                                  const int32_t *output_shift,
+                                  int32_t first_channel,
+                                  si4_dsp_dw_group *group)
+{
+    const int32_t taps = params->kernel_height * params->kernel_width;
+    int32_t tap;
+    int32_t c;
+    for (tap = 0; tap < taps; ++tap) {
+        const uint32_t word = si4_dsp_load_s8x4(filter + tap * params->output_channels + first_channel);
+        group->taps[2 * tap] = (uint32_t)__sxtb16((int8x4_t)word);
+        group->taps[2 * tap + 1] = (uint32_t)si4_dsp_sxtb16_ror8(word);
+    }
+    for (c = 0; c < 4; ++c) {
+        si4_dsp_dw_channel_init(params, filter, bias, output_multiplier, output_shift, first_channel + c,
+                                &group->channel[c]);
+    }
 }
 
 /* Four channels of one output position through the C loops (any window). */
@@ -505,16 +533,20 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        const si4_dsp_output *out,
                                                        int8_t *output)
 {
-    const int32_t taps = params->kernel_height * params->kernel_width;
     const int32_t channels = params->input_channels;
     si4_dsp_dw_group group;
     si4_dsp_dw_run_job job;
     uint32_t tables[SI4_DSP_DW_TABLES][18];
     int32_t runs = params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
                    params->dilation_width == 1 && params->input_height >= 3 && params->input_width >= 3;
-    int32_t tap;
+    int32_t segment_start[SI4_DSP_DW_MAX_SEGMENTS];
+    int32_t segment_end[SI4_DSP_DW_MAX_SEGMENTS];
+    int32_t segment_move[SI4_DSP_DW_MAX_SEGMENTS];
+    int32_t segments = 0;
+    int32_t needs_c_path = 0;
     int32_t c;
     int32_t out_y;
+    int32_t out_x;
     for (c = 0; c < 4 && runs; ++c) {
         runs = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
     }
@@ -523,38 +555,63 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
     if (runs) {
         si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
     }
-    for (tap = 0; tap < taps; ++tap) {
-        const uint32_t word = si4_dsp_load_s8x4(filter + tap * params->output_channels + first_channel);
-        group.taps[2 * tap] = (uint32_t)__sxtb16((int8x4_t)word);
-        group.taps[2 * tap + 1] = (uint32_t)si4_dsp_sxtb16_ror8(word);
+    if (!runs) {
+        si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
+        for (out_y = 0; out_y < params->output_height; ++out_y) {
+            int32_t out_x;
+            for (out_x = 0; out_x < params->output_width; ++out_x) {
+                si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
+            }
+        }
+        return;
     }
-    for (c = 0; c < 4; ++c) {
-        si4_dsp_dw_channel_init(params, filter, bias, output_multiplier, output_shift, first_channel + c,
-                                &group.channel[c]);
+    /* The row's runs: consecutive positions whose windows move alike (the
+     * same for every row); a window that cannot move inside is a run of its
+     * own, through the C loops. */
+    for (out_x = 0; out_x < params->output_width && segments < SI4_DSP_DW_MAX_SEGMENTS; ++segments) {
+        const int32_t dx = si4_dsp_dw_move(out_x * params->stride_width - params->pad_left, params->input_width);
+        int32_t end = out_x + 1;
+        while (dx != 2 && end < params->output_width &&
+               si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
+            ++end;
+        }
+        segment_start[segments] = out_x;
+        segment_end[segments] = end;
+        segment_move[segments] = dx;
+        needs_c_path |= dx == 2;
+        out_x = end;
+    }
+    if (out_x < params->output_width) { /* too many runs to list: the last one takes the rest, by C */
+        segment_end[segments - 1] = params->output_width;
+        segment_move[segments - 1] = 2;
+        needs_c_path = 1;
+    }
+    for (out_y = 0; out_y < params->output_height && !needs_c_path; ++out_y) {
+        needs_c_path = si4_dsp_dw_move(out_y * params->stride_height - params->pad_top, params->input_height) == 2;
+    }
+    if (needs_c_path) {
+        si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
     }
     for (out_y = 0; out_y < params->output_height; ++out_y) {
         const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        const int32_t dy = runs ? si4_dsp_dw_move(in_y_origin, params->input_height) : 2;
-        int32_t out_x = 0;
-        while (out_x < params->output_width) {
-            const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-            const int32_t dx = dy != 2 ? si4_dsp_dw_move(in_x_origin, params->input_width) : 2;
-            int32_t end = out_x + 1;
+        const int32_t dy = si4_dsp_dw_move(in_y_origin, params->input_height);
+        int32_t segment;
+        for (segment = 0; segment < segments; ++segment) {
+            const int32_t dx = dy != 2 ? segment_move[segment] : 2;
+            const int32_t first = segment_start[segment];
             if (dx == 2) {
-                si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
-                ++out_x;
+                for (out_x = first; out_x < segment_end[segment]; ++out_x) {
+                    si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
+                }
                 continue;
             }
-            /* The positions after this one with the same move form one run. */
-            while (end < params->output_width &&
-                   si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
-                ++end;
-            }
             job.taps = tables[(dy + 1) * SI4_DSP_DW_SHIFTS + dx + 1];
-            job.output = output + (out_y * params->output_width + out_x) * params->output_channels;
-            job.count = end - out_x;
-            si4_dsp_dw_3x3_run(input + ((in_y_origin + dy) * params->input_width + in_x_origin + dx) * channels, &job);
-            out_x = end;
+            job.output = output + (out_y * params->output_width + first) * params->output_channels;
+            job.count = segment_end[segment] - first;
+            si4_dsp_dw_3x3_run(
+                input + ((in_y_origin + dy) * params->input_width + first * params->stride_width - params->pad_left +
+                         dx) * channels,
+                &job);
         }
     }
 }

@@ -12,6 +12,7 @@
  * shifts 1..31 and 0, left shifts. Prints one line per mismatch and:
  *
  *   mismatch depthwise case <i> byte <j> portable <a> dsp <b> (<shape>)
+ *   depthwise-bench <shape> macs <n> portable <i> dsp <j> instructions
  *   depthwise-test cases <n> mismatches <m> fast <k>
  *   result PASS|FAIL
  */
@@ -29,7 +30,7 @@ void si4_ref_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params, cons
 #ifndef DEPTHWISE_TEST_CASES
 #define DEPTHWISE_TEST_CASES 400
 #endif
-#define BUFFER_BYTES 16384
+#define BUFFER_BYTES 36864 /* the largest bench shape, 48x48x16 */
 #define MAX_CHANNELS 128
 
 static int8_t input[BUFFER_BYTES];
@@ -214,6 +215,58 @@ static int32_t run_case(int32_t case_index, int32_t *fast)
     return 0;
 }
 
+/* Instructions (QEMU -icount) of both kernels on the MLPerf Tiny depthwise
+ * shapes, 3x3 with SAME padding: kws (25x5x64, stride 1), vww's first
+ * (48x48x8 stride 1) and a stride-2 one (48x48x16 -> 24x24x16). Random data;
+ * the two outputs are compared too. */
+static int32_t bench_shape(const char *name, int32_t height, int32_t width, int32_t channels, int32_t stride)
+{
+    si4_depthwise_conv2d_params p;
+    uint64_t start;
+    uint64_t portable;
+    uint64_t dsp;
+    int32_t bytes;
+    int32_t i;
+    memset(&p, 0, sizeof p);
+    p.input_height = height;
+    p.input_width = width;
+    p.input_channels = channels;
+    p.output_channels = channels;
+    p.depth_multiplier = 1;
+    p.kernel_height = 3;
+    p.kernel_width = 3;
+    p.stride_height = stride;
+    p.stride_width = stride;
+    p.dilation_height = 1;
+    p.dilation_width = 1;
+    p.output_height = (height + stride - 1) / stride;
+    p.output_width = (width + stride - 1) / stride;
+    p.pad_top = ((p.output_height - 1) * stride + 3 - height) / 2;
+    p.pad_left = ((p.output_width - 1) * stride + 3 - width) / 2;
+    p.input_offset = 128;
+    p.output_offset = -128;
+    p.activation_min = -128;
+    p.activation_max = 127;
+    p.per_channel = 1;
+    fill_s8(input, height * width * channels);
+    fill_s8(filter, 9 * channels);
+    for (i = 0; i < channels; ++i) {
+        multiplier[i] = (int32_t)(0x40000000u + (random_u32() & 0x3FFFFFFFu));
+        shift[i] = -random_between(7, 9);
+        bias[i] = random_between(-5000, 5000);
+    }
+    start = platform_counter_read();
+    si4_ref_depthwise_conv2d_s8(&p, input, filter, bias, multiplier, shift, output_portable);
+    portable = platform_counter_read() - start;
+    start = platform_counter_read();
+    si4_depthwise_conv2d_s8(&p, input, filter, bias, multiplier, shift, output_dsp);
+    dsp = platform_counter_read() - start;
+    bytes = p.output_height * p.output_width * channels;
+    printf("depthwise-bench %s macs %ld portable %lu dsp %lu %s\n", name, (long)(bytes * 9), (unsigned long)portable,
+           (unsigned long)dsp, platform_counter_unit());
+    return memcmp(output_portable, output_dsp, (size_t)bytes) != 0;
+}
+
 int main(void)
 {
     int32_t mismatches = 0;
@@ -229,6 +282,10 @@ int main(void)
             mismatches += outcome;
         }
     }
+    mismatches += bench_shape("kws_25x5x64_s1", 25, 5, 64, 1);
+    mismatches += bench_shape("vww_48x48x8_s1", 48, 48, 8, 1);
+    mismatches += bench_shape("vww_48x48x16_s2", 48, 48, 16, 2);
+    mismatches += bench_shape("vww_6x6x128_s1", 6, 6, 128, 1);
     printf("depthwise-test cases %ld mismatches %ld fast %ld\n", (long)done, (long)mismatches, (long)fast);
     printf("result %s\n", mismatches == 0 ? "PASS" : "FAIL");
     platform_exit(mismatches == 0 ? 0 : 1);
