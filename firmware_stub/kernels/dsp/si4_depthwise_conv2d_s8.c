@@ -26,6 +26,8 @@
 #include "si4_dsp_util.h"
 #include "si4_kernel_util.h"
 
+#include <stddef.h>
+
 /* The portable kernel, under another name: the cases this file does not
  * speed up, and the channels after the last group of four. */
 #define si4_depthwise_conv2d_s8 si4_depthwise_conv2d_s8_portable
@@ -266,7 +268,6 @@ static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
  */
 #define SI4_DSP_DW_SHIFTS 3 /* window moves of -1, 0, +1 rows or columns */
 #define SI4_DSP_DW_TABLES (SI4_DSP_DW_SHIFTS * SI4_DSP_DW_SHIFTS)
-#define SI4_DSP_DW_MAX_SEGMENTS 8 /* runs per output row listed; more are rare (tiny inputs) */
 
 typedef struct {
     const uint32_t *taps; /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
@@ -281,7 +282,24 @@ typedef struct {
     int32_t requant[4][3]; /* per channel: multiplier, round', right shift */
     uint32_t low_word;    /* the clamp, in four lanes */
     uint32_t high_word;
+    const int32_t *next;  /* the next run: source offset, output offset, count, taps */
+    const int32_t *end;   /* after the last run */
+    const int8_t *input;  /* the group's first input channel: run offsets count from here */
+    int8_t *output_base;  /* likewise for the outputs */
 } si4_dsp_dw_run_job;
+
+/* Words per listed run, and runs listed per call (a chunk of rows). */
+#define SI4_DSP_DW_RUN_WORDS 4
+#define SI4_DSP_DW_MAX_RUNS 64
+
+/* The assembly reads the job at fixed offsets. */
+typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, output) == 20 &&
+                                          offsetof(si4_dsp_dw_run_job, count) == 28 &&
+                                          offsetof(si4_dsp_dw_run_job, bias) == 32 &&
+                                          offsetof(si4_dsp_dw_run_job, requant) == 48 &&
+                                          offsetof(si4_dsp_dw_run_job, low_word) == 96 &&
+                                          offsetof(si4_dsp_dw_run_job, next) == 104 &&
+                                          offsetof(si4_dsp_dw_run_job, input) == 112) ? 1 : -1];
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -305,15 +323,30 @@ typedef struct {
     "asr     r12, r12, r11             \n\t"                                    \
     "ssat    " acc ", #8, r12          \n\t"
 
-/* job->count positions of four channels, the first window's (0, 0) tap at
- * `source` (a naked leaf function, as the kernels of si4_dsp_util.h). Per
- * position: 9 x 8 instructions for 36 MACs, 20 for four requantizations,
- * 12 to pack, clamp and store, 14 of bookkeeping. */
-static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_run(const int8_t *source, si4_dsp_dw_run_job *job)
+/* The runs job->next .. job->end of four channels (a naked leaf function,
+ * as the kernels of si4_dsp_util.h): each run is `count` positions, the
+ * first window's (0, 0) tap at job->input + source offset, its outputs from
+ * job->output_base + output offset on. Per position: 9 x 8 instructions for
+ * 36 MACs, 20 for four requantizations, 12 to pack, clamp and store, 14 of
+ * bookkeeping; 13 per run. */
+static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_job *unused, si4_dsp_dw_run_job *job)
 {
     __asm__(
         "push    {r4-r11, lr}              \n\t"
         "push    {r1}                      \n\t" /* the job stays at [sp] */
+        "0:                                \n\t" /* the next run */
+        "ldr     r12, [sp]                 \n\t"
+        "ldrd    r2, r3, [r12, #104]       \n\t" /* next, end */
+        "cmp     r2, r3                    \n\t"
+        "beq     9f                        \n\t"
+        "ldm     r2!, {r0, r4, r5, r6}     \n\t" /* source offset, output offset, count, taps */
+        "str     r2, [r12, #104]           \n\t"
+        "ldrd    r2, r3, [r12, #112]       \n\t" /* input, output base */
+        "add     r0, r0, r2                \n\t"
+        "add     r4, r4, r3                \n\t"
+        "str     r6, [r12, #0]             \n\t"
+        "str     r4, [r12, #20]            \n\t"
+        "str     r5, [r12, #28]            \n\t"
         "1:                                \n\t"
         "ldr     r12, [sp]                 \n\t"
         "ldm     r12, {r1, r2, r3, r8}     \n\t" /* taps, column, row, offset pair */
@@ -355,6 +388,8 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_run(const int8_t *so
         "subs    r9, r9, #1                \n\t"
         "str     r9, [r12, #28]            \n\t"
         "bne     1b                        \n\t"
+        "b       0b                        \n\t"
+        "9:                                \n\t"
         "add     sp, sp, #4                \n\t"
         "pop     {r4-r11, pc}              \n\t");
 }
@@ -522,7 +557,95 @@ static void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
     si4_dsp_store_s8x4(output + (out_y * params->output_width + out_x) * params->output_channels, packed);
 }
 
-/* Channels first_channel .. first_channel + 3 of every output position. */
+/* Whether the 3x3 runs serve this layer at all (each group still checks
+ * its channels' constants). */
+static int32_t si4_dsp_dw_runs_apply(const si4_depthwise_conv2d_params *params)
+{
+    return params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
+           params->dilation_width == 1 && params->input_height >= 3 && params->input_width >= 3;
+}
+
+/* Lists the runs of output rows first_row on, at most SI4_DSP_DW_MAX_RUNS,
+ * into `runs`; returns the row after the last one listed, and the number
+ * of words in *words. A row's runs are its consecutive positions whose
+ * windows move alike; windows that cannot move inside are left out (the C
+ * path does them, si4_dsp_dw_c_positions). */
+static int32_t si4_dsp_dw_list_runs(const si4_depthwise_conv2d_params *params,
+                                    int32_t first_row,
+                                    uint32_t (*tables)[18],
+                                    int32_t *runs,
+                                    int32_t *words)
+{
+    const int32_t channels = params->input_channels;
+    int32_t out_y;
+    *words = 0;
+    for (out_y = first_row; out_y < params->output_height; ++out_y) {
+        const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
+        const int32_t dy = si4_dsp_dw_move(in_y_origin, params->input_height);
+        int32_t row_words = 0;
+        int32_t out_x = 0;
+        while (dy != 2 && out_x < params->output_width) {
+            const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
+            const int32_t dx = si4_dsp_dw_move(in_x_origin, params->input_width);
+            int32_t end = out_x + 1;
+            if (dx == 2) {
+                ++out_x;
+                continue;
+            }
+            while (end < params->output_width &&
+                   si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
+                ++end;
+            }
+            if (*words + row_words + SI4_DSP_DW_RUN_WORDS > SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS) {
+                if (out_y == first_row) {
+                    break; /* a row of more runs than the list holds: the rest of it by C */
+                }
+                return out_y; /* this row goes into the next list */
+            }
+            runs[*words + row_words] = ((in_y_origin + dy) * params->input_width + in_x_origin + dx) * channels;
+            runs[*words + row_words + 1] = (out_y * params->output_width + out_x) * params->output_channels;
+            runs[*words + row_words + 2] = end - out_x;
+            runs[*words + row_words + 3] = (int32_t)(uintptr_t)tables[(dy + 1) * SI4_DSP_DW_SHIFTS + dx + 1];
+            row_words += SI4_DSP_DW_RUN_WORDS;
+            out_x = end;
+        }
+        *words += row_words;
+    }
+    return out_y;
+}
+
+/* The positions of rows first_row .. end_row - 1 that no listed run covers
+ * (all of them when `all` is set), through the C loops. */
+static void si4_dsp_dw_c_positions(const si4_depthwise_conv2d_params *params,
+                                   const si4_dsp_dw_group *group,
+                                   const int8_t *input,
+                                   const int32_t *runs,
+                                   int32_t words,
+                                   int32_t first_row,
+                                   int32_t end_row,
+                                   int32_t all,
+                                   const si4_dsp_output *out,
+                                   int8_t *output)
+{
+    int32_t out_y;
+    int32_t word = 0;
+    for (out_y = first_row; out_y < end_row; ++out_y) {
+        int32_t out_x;
+        for (out_x = 0; out_x < params->output_width; ++out_x) {
+            const int32_t output_offset = (out_y * params->output_width + out_x) * params->output_channels;
+            /* Runs are listed in raster order: skip the positions they cover. */
+            if (!all && word < words && runs[word + 1] == output_offset) {
+                out_x += runs[word + 2] - 1;
+                word += SI4_DSP_DW_RUN_WORDS;
+                continue;
+            }
+            si4_dsp_dw_position(params, group, input, out_y, out_x, out, output);
+        }
+    }
+}
+
+/* Channels first_channel .. first_channel + 3 of output rows first_row ..
+ * end_row - 1, whose runs (when the layer has them) are listed. */
 static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
                                                        const int8_t *filter,
@@ -531,89 +654,41 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        const int32_t *output_shift,
                                                        int32_t first_channel,
                                                        const si4_dsp_output *out,
+                                                       const int32_t *runs,
+                                                       int32_t words,
+                                                       int32_t first_row,
+                                                       int32_t end_row,
+                                                       uint32_t (*tables)[18],
                                                        int8_t *output)
 {
-    const int32_t channels = params->input_channels;
     si4_dsp_dw_group group;
     si4_dsp_dw_run_job job;
-    uint32_t tables[SI4_DSP_DW_TABLES][18];
-    int32_t runs = params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
-                   params->dilation_width == 1 && params->input_height >= 3 && params->input_width >= 3;
-    int32_t segment_start[SI4_DSP_DW_MAX_SEGMENTS];
-    int32_t segment_end[SI4_DSP_DW_MAX_SEGMENTS];
-    int32_t segment_move[SI4_DSP_DW_MAX_SEGMENTS];
-    int32_t segments = 0;
-    int32_t needs_c_path = 0;
+    int32_t fits = runs != 0;
+    int32_t listed = 0;
+    int32_t word;
     int32_t c;
-    int32_t out_y;
-    int32_t out_x;
-    for (c = 0; c < 4 && runs; ++c) {
-        runs = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
+    for (c = 0; c < 4 && fits; ++c) {
+        fits = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
     }
     input += first_channel;
     output += first_channel;
-    if (runs) {
+    if (fits) {
         si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
-    }
-    if (!runs) {
-        si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
-        for (out_y = 0; out_y < params->output_height; ++out_y) {
-            int32_t out_x;
-            for (out_x = 0; out_x < params->output_width; ++out_x) {
-                si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
-            }
+        job.next = runs;
+        job.end = runs + words;
+        job.input = input;
+        job.output_base = output;
+        si4_dsp_dw_3x3_runs(&job, &job);
+        /* Positions no run covers (windows that cannot move inside) are the C path's. */
+        for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
+            listed += runs[word + 2];
         }
-        return;
-    }
-    /* The row's runs: consecutive positions whose windows move alike (the
-     * same for every row); a window that cannot move inside is a run of its
-     * own, through the C loops. */
-    for (out_x = 0; out_x < params->output_width && segments < SI4_DSP_DW_MAX_SEGMENTS; ++segments) {
-        const int32_t dx = si4_dsp_dw_move(out_x * params->stride_width - params->pad_left, params->input_width);
-        int32_t end = out_x + 1;
-        while (dx != 2 && end < params->output_width &&
-               si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
-            ++end;
-        }
-        segment_start[segments] = out_x;
-        segment_end[segments] = end;
-        segment_move[segments] = dx;
-        needs_c_path |= dx == 2;
-        out_x = end;
-    }
-    if (out_x < params->output_width) { /* too many runs to list: the last one takes the rest, by C */
-        segment_end[segments - 1] = params->output_width;
-        segment_move[segments - 1] = 2;
-        needs_c_path = 1;
-    }
-    for (out_y = 0; out_y < params->output_height && !needs_c_path; ++out_y) {
-        needs_c_path = si4_dsp_dw_move(out_y * params->stride_height - params->pad_top, params->input_height) == 2;
-    }
-    if (needs_c_path) {
-        si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
-    }
-    for (out_y = 0; out_y < params->output_height; ++out_y) {
-        const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        const int32_t dy = si4_dsp_dw_move(in_y_origin, params->input_height);
-        int32_t segment;
-        for (segment = 0; segment < segments; ++segment) {
-            const int32_t dx = dy != 2 ? segment_move[segment] : 2;
-            const int32_t first = segment_start[segment];
-            if (dx == 2) {
-                for (out_x = first; out_x < segment_end[segment]; ++out_x) {
-                    si4_dsp_dw_position(params, &group, input, out_y, out_x, out, output);
-                }
-                continue;
-            }
-            job.taps = tables[(dy + 1) * SI4_DSP_DW_SHIFTS + dx + 1];
-            job.output = output + (out_y * params->output_width + first) * params->output_channels;
-            job.count = segment_end[segment] - first;
-            si4_dsp_dw_3x3_run(
-                input + ((in_y_origin + dy) * params->input_width + first * params->stride_width - params->pad_left +
-                         dx) * channels,
-                &job);
+        if (listed == (end_row - first_row) * params->output_width) {
+            return;
         }
     }
+    si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
+    si4_dsp_dw_c_positions(params, &group, input, runs, words, first_row, end_row, !fits, out, output);
 }
 
 /* The channels from first_channel on (fewer than four), portable loop. */
@@ -682,10 +757,24 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
         si4_depthwise_conv2d_s8_portable(params, input, filter, bias, output_multiplier, output_shift, output);
         return;
     }
-    for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
-        si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel, &out,
-                                 output);
+    if (channels >= 4) {
+        /* The runs are listed once for a chunk of rows and serve every channel group. */
+        uint32_t tables[SI4_DSP_DW_TABLES][18];
+        int32_t runs[SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS];
+        const int32_t listing = si4_dsp_dw_runs_apply(params);
+        int32_t first_row = 0;
+        while (first_row < params->output_height) {
+            int32_t words = 0;
+            const int32_t end_row = listing ? si4_dsp_dw_list_runs(params, first_row, tables, runs, &words)
+                                            : params->output_height;
+            for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
+                si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel,
+                                         &out, listing ? runs : 0, words, first_row, end_row, tables, output);
+            }
+            first_row = end_row;
+        }
     }
+    first_channel = channels & ~3;
     if (first_channel < channels) {
         si4_dsp_dw_tail_channels(params, input, filter, bias, output_multiplier, output_shift, first_channel, output);
     }
