@@ -270,22 +270,22 @@ static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
 #define SI4_DSP_DW_TABLES (SI4_DSP_DW_SHIFTS * SI4_DSP_DW_SHIFTS)
 
 typedef struct {
-    const uint32_t *taps; /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
-    int32_t column;       /* bytes between horizontal input neighbours */
-    int32_t row;          /* bytes between vertical ones */
-    uint32_t offset_pair; /* the input offset in both lanes */
-    int32_t step;         /* input bytes between consecutive positions of the run */
-    int8_t *output;       /* where the next four outputs go; advanced */
-    int32_t output_step;
-    int32_t count;        /* positions left, >= 1; counted down */
-    int32_t bias[4];      /* scaled by 2^s */
+    int32_t bias[4];       /* scaled by 2^s */
+    const uint32_t *taps;  /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
+    int32_t column;        /* bytes between horizontal input neighbours */
+    int32_t row;           /* bytes between vertical ones */
+    uint32_t offset_pair;  /* the input offset in both lanes */
     int32_t requant[4][3]; /* per channel: multiplier, round', right shift */
-    uint32_t low_word;    /* the clamp, in four lanes */
+    uint32_t low_word;     /* the clamp, in four lanes */
     uint32_t high_word;
-    const int32_t *next;  /* the next run: source offset, output offset, count, taps */
-    const int32_t *end;   /* after the last run */
-    const int8_t *input;  /* the group's first input channel: run offsets count from here */
-    int8_t *output_base;  /* likewise for the outputs */
+    int8_t *output;        /* where the next four outputs go; advanced */
+    int32_t output_step;
+    int32_t step;          /* input bytes between consecutive positions of a run */
+    int32_t count;         /* positions left in the run, >= 1; counted down */
+    const int32_t *next;   /* the next run: source offset, output offset, count, taps */
+    const int32_t *end;    /* after the last run */
+    const int8_t *input;   /* the group's first input channel: run offsets count from here */
+    int8_t *output_base;   /* likewise for the outputs */
 } si4_dsp_dw_run_job;
 
 /* Words per listed run, and runs listed per call (a chunk of rows). */
@@ -293,11 +293,11 @@ typedef struct {
 #define SI4_DSP_DW_MAX_RUNS 64
 
 /* The assembly reads the job at fixed offsets. */
-typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, output) == 20 &&
-                                          offsetof(si4_dsp_dw_run_job, count) == 28 &&
-                                          offsetof(si4_dsp_dw_run_job, bias) == 32 &&
-                                          offsetof(si4_dsp_dw_run_job, requant) == 48 &&
-                                          offsetof(si4_dsp_dw_run_job, low_word) == 96 &&
+typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, taps) == 16 &&
+                                          offsetof(si4_dsp_dw_run_job, requant) == 32 &&
+                                          offsetof(si4_dsp_dw_run_job, low_word) == 80 &&
+                                          offsetof(si4_dsp_dw_run_job, output) == 88 &&
+                                          offsetof(si4_dsp_dw_run_job, count) == 100 &&
                                           offsetof(si4_dsp_dw_run_job, next) == 104 &&
                                           offsetof(si4_dsp_dw_run_job, input) == 112) ? 1 : -1];
 
@@ -327,13 +327,14 @@ typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, output) =
  * as the kernels of si4_dsp_util.h): each run is `count` positions, the
  * first window's (0, 0) tap at job->input + source offset, its outputs from
  * job->output_base + output offset on. Per position: 9 x 8 instructions for
- * 36 MACs, 20 for four requantizations, 12 to pack, clamp and store, 14 of
- * bookkeeping; 13 per run. */
+ * 36 MACs, 20 for four requantizations, 3 to pack, 5 to clamp, 13 to load
+ * the biases, store and step (113); 17 per run. */
 static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_job *unused, si4_dsp_dw_run_job *job)
 {
     __asm__(
         "push    {r4-r11, lr}              \n\t"
-        "push    {r1}                      \n\t" /* the job stays at [sp] */
+        "add     r2, r1, #32               \n\t"
+        "push    {r1, r2}                  \n\t" /* [sp]: the job, [sp, #4]: its requant */
         "0:                                \n\t" /* the next run */
         "ldr     r12, [sp]                 \n\t"
         "ldrd    r2, r3, [r12, #104]       \n\t" /* next, end */
@@ -344,14 +345,14 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
         "ldrd    r2, r3, [r12, #112]       \n\t" /* input, output base */
         "add     r0, r0, r2                \n\t"
         "add     r4, r4, r3                \n\t"
-        "str     r6, [r12, #0]             \n\t"
-        "str     r4, [r12, #20]            \n\t"
-        "str     r5, [r12, #28]            \n\t"
+        "str     r6, [r12, #16]            \n\t"
+        "str     r4, [r12, #88]            \n\t"
+        "str     r5, [r12, #100]           \n\t"
+        "add     r12, r12, #16             \n\t"
+        "ldm     r12, {r1, r2, r3, r8}     \n\t" /* taps, column, row, offset pair: kept for the run */
         "1:                                \n\t"
         "ldr     r12, [sp]                 \n\t"
-        "ldm     r12, {r1, r2, r3, r8}     \n\t" /* taps, column, row, offset pair */
-        "add     lr, r12, #32              \n\t"
-        "ldm     lr, {r4, r5, r6, r7}      \n\t" /* the biases */
+        "ldm     r12, {r4, r5, r6, r7}     \n\t" /* the biases */
         SI4_DSP_DW_RUN_TAP("[r0]", "0")
         SI4_DSP_DW_RUN_TAP("[r0, r2]", "8")
         SI4_DSP_DW_RUN_TAP("[r0, r2, lsl #1]", "16")
@@ -363,8 +364,7 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
         SI4_DSP_DW_RUN_TAP("[r12]", "48")
         SI4_DSP_DW_RUN_TAP("[r12, r2]", "56")
         SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "64")
-        "ldr     lr, [sp]                  \n\t"
-        "add     lr, lr, #48               \n\t"
+        "ldr     lr, [sp, #4]              \n\t"
         SI4_DSP_DW_RUN_REQUANT("r4")
         SI4_DSP_DW_RUN_REQUANT("r5")
         SI4_DSP_DW_RUN_REQUANT("r6")
@@ -372,25 +372,22 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
         "bfi     r4, r5, #8, #8            \n\t"
         "bfi     r4, r6, #16, #8           \n\t"
         "bfi     r4, r7, #24, #8           \n\t"
-        "ldm     lr, {r9, r10}             \n\t" /* low, high words */
+        "ldm     lr!, {r9, r10}            \n\t" /* low, high words */
         "ssub8   r12, r4, r9               \n\t"
         "sel     r4, r4, r9                \n\t" /* max with low */
         "ssub8   r12, r4, r10              \n\t"
         "sel     r4, r10, r4               \n\t" /* min with high */
-        "ldr     r12, [sp]                 \n\t"
-        "ldrd    r9, r10, [r12, #20]       \n\t" /* output, output step */
+        "ldm     lr, {r9, r10, r11, r12}   \n\t" /* output, output step, step, count */
         "str     r4, [r9]                  \n\t"
         "add     r9, r9, r10               \n\t"
-        "str     r9, [r12, #20]            \n\t"
-        "ldr     r10, [r12, #16]           \n\t"
-        "add     r0, r0, r10               \n\t"
-        "ldr     r9, [r12, #28]            \n\t"
-        "subs    r9, r9, #1                \n\t"
-        "str     r9, [r12, #28]            \n\t"
+        "add     r0, r0, r11               \n\t"
+        "str     r9, [lr]                  \n\t"
+        "subs    r12, r12, #1              \n\t"
+        "str     r12, [lr, #12]            \n\t"
         "bne     1b                        \n\t"
         "b       0b                        \n\t"
         "9:                                \n\t"
-        "add     sp, sp, #4                \n\t"
+        "add     sp, sp, #8                \n\t"
         "pop     {r4-r11, pc}              \n\t");
 }
 
@@ -463,18 +460,30 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
         tables[4][2 * tap] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
         tables[4][2 * tap + 1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
     }
+    /* Row r of table (dy, dx) is row r + dy of the unmoved one (zeros outside), moved by dx taps. */
     for (table = 0; table < SI4_DSP_DW_TABLES; ++table) {
         const int32_t dy = table / SI4_DSP_DW_SHIFTS - 1;
         const int32_t dx = table % SI4_DSP_DW_SHIFTS - 1;
+        int32_t row;
         if (table == 4) {
             continue;
         }
-        for (tap = 0; tap < 9; ++tap) {
-            const int32_t ky = tap / 3 + dy;
-            const int32_t kx = tap % 3 + dx;
-            const int32_t inside = ky >= 0 && ky < 3 && kx >= 0 && kx < 3;
-            tables[table][2 * tap] = inside ? tables[4][2 * (ky * 3 + kx)] : 0;
-            tables[table][2 * tap + 1] = inside ? tables[4][2 * (ky * 3 + kx) + 1] : 0;
+        for (row = 0; row < 3; ++row) {
+            uint32_t *to = tables[table] + 6 * row;
+            const uint32_t *from = tables[4] + 6 * (row + dy);
+            if (row + dy < 0 || row + dy > 2) {
+                memset(to, 0, 6 * sizeof *to);
+            } else if (dx == 0) {
+                memcpy(to, from, 6 * sizeof *to);
+            } else if (dx > 0) { /* tap c reads tap c + 1 */
+                memcpy(to, from + 2, 4 * sizeof *to);
+                to[4] = 0;
+                to[5] = 0;
+            } else {
+                to[0] = 0;
+                to[1] = 0;
+                memcpy(to + 2, from, 4 * sizeof *to);
+            }
         }
     }
 }
