@@ -34,7 +34,7 @@ def _build_depthwise_test(out: Path, optimize: str) -> Path:
     """Compiles and links the two-kernel test firmware the way board.mk links the boards."""
     stub = firmware_stub_dir()
     out.mkdir(parents=True, exist_ok=True)
-    engine = [*CPU, *STRICT, optimize, "-ffunction-sections", "-fdata-sections", f"-I{stub}", f"-I{stub}/kernels/include"]
+    engine = [*CPU, *STRICT, optimize, "-g", "-ffunction-sections", "-fdata-sections", f"-I{stub}", f"-I{stub}/kernels/include"]
     platform = [*CPU, "-std=gnu99", "-Wall", "-Wextra", "-Werror", optimize, "-ffunction-sections", "-fdata-sections",
                 f"-I{stub}", f"-I{stub}/platform/common"]
     board = stub / "platform/mps2_an386"

@@ -407,11 +407,17 @@ static int32_t si4_dsp_dw_run_fits(const si4_depthwise_conv2d_params *params,
     const int32_t shift = output_shift[quant_index];
     const int32_t left_shift = shift > 0 ? shift : 0;
     const int32_t right_shift = shift > 0 ? 0 : -shift;
-    int64_t bound = bias != 0 ? (bias[channel] < 0 ? -(int64_t)bias[channel] : (int64_t)bias[channel]) : 0;
+    const int8_t *w = filter + channel;
+    const int32_t step = params->output_channels;
+    int32_t weight_sum = 0; /* sum |w| <= 9 * 128 */
+    int64_t bound;
     int32_t tap;
-    for (tap = 0; tap < 9; ++tap) {
-        const int32_t w = filter[tap * params->output_channels + channel];
-        bound += 255 * (int64_t)(w < 0 ? -w : w);
+    for (tap = 0; tap < 9; ++tap, w += step) {
+        weight_sum += *w < 0 ? -*w : *w;
+    }
+    bound = 255 * (int64_t)weight_sum;
+    if (bias != 0) {
+        bound += bias[channel] < 0 ? -(int64_t)bias[channel] : (int64_t)bias[channel];
     }
     return output_multiplier[quant_index] >= 0 && right_shift >= 1 && right_shift <= 22 && left_shift <= 6 &&
            bound < ((int64_t)1 << (30 - left_shift));
