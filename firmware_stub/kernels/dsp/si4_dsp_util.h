@@ -503,6 +503,82 @@ static void __attribute__((naked, unused)) si4_dsp_dot_4_rows(const int8_t *inpu
         "pop     {r3-r11, pc}              \n\t");
 }
 
+/* Where requantized rows go and the constants they read: the pointers
+ * advance by the steps (bytes: 4 per row, 0 for one shared entry; a layer
+ * without bias points at a zero with step 0). si4_dsp_requantize_rows
+ * writes the four pointers back, so consecutive calls continue. */
+typedef struct {
+    const int32_t *bias;       /* 0 */
+    const int32_t *multiplier; /* 4 */
+    const int32_t *shift;      /* 8 */
+    int8_t *output;            /* 12 */
+    int32_t bias_step;         /* 16 */
+    int32_t quant_step;        /* 20 */
+    int32_t output_offset;     /* 24: si4_dsp_output's fields */
+    int32_t low;               /* 28 */
+    int32_t high;              /* 32 */
+} si4_dsp_rows_quant;
+
+/* output[r] = si4_dsp_output_s8(si4_dsp_scale_apply(acc[r] + bias[r], scale
+ * of (multiplier[r], shift[r])), out), r < count (count >= 1): the same
+ * steps, bit for bit, with each row's constants derived on the way (about
+ * 35 instructions a row). The high multiply keeps its 33rd bit by doubling
+ * the high word with QADD: the one product that overflows (INT32_MIN
+ * squared) saturates to INT32_MAX there, as gemmlowp's does, and every
+ * other high word is below 2^30 in magnitude, so QADD is a plain doubling. */
+static void __attribute__((naked, unused)) si4_dsp_requantize_rows(const int32_t *acc,
+                                                                    int32_t count,
+                                                                    si4_dsp_rows_quant *quant)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "mov     lr, r2                    \n\t"
+        "ldm     lr, {r2, r3, r4, r5, r6, r7} \n\t" /* bias, multiplier, shift, output, steps */
+        "add     r1, r0, r1, lsl #2        \n\t" /* end of the accumulators */
+        "1:                                \n\t"
+        "ldr     r8, [r0], #4              \n\t"
+        "ldr     r9, [r2]                  \n\t"
+        "add     r2, r2, r6                \n\t"
+        "add     r8, r8, r9                \n\t" /* plus the bias */
+        "ldr     r9, [r4]                  \n\t" /* shift */
+        "ldr     r10, [r3]                 \n\t" /* multiplier */
+        "add     r4, r4, r7                \n\t"
+        "add     r3, r3, r7                \n\t"
+        "bic     r11, r9, r9, asr #31      \n\t" /* left shift: max(shift, 0) */
+        "lsl     r8, r8, r11               \n\t"
+        "rsb     r9, r9, #0                \n\t"
+        "bic     r9, r9, r9, asr #31       \n\t" /* right shift: max(-shift, 0) */
+        "mov     r11, #0x40000000          \n\t" /* (x * multiplier + 2^30) >> 31 */
+        "movs    r12, #0                   \n\t"
+        "smlal   r11, r12, r8, r10         \n\t"
+        "lsrs    r11, r11, #31             \n\t"
+        "qadd    r12, r12, r12             \n\t"
+        "orr     r11, r11, r12             \n\t"
+        "movs    r12, #1                   \n\t" /* rounding division by 2^right */
+        "lsl     r12, r12, r9              \n\t"
+        "subs    r12, r12, #1              \n\t" /* remainder mask */
+        "and     r10, r11, r12             \n\t" /* remainder */
+        "lsrs    r12, r12, #1              \n\t"
+        "add     r12, r12, r11, lsr #31    \n\t" /* threshold: half, plus one below zero */
+        "asr     r11, r11, r9              \n\t"
+        "sub     r12, r12, r10             \n\t"
+        "add     r11, r11, r12, lsr #31    \n\t" /* +1 when remainder > threshold */
+        "ldrd    r9, r10, [lr, #24]        \n\t" /* output offset, low */
+        "ldr     r12, [lr, #32]            \n\t" /* high */
+        "add     r11, r11, r9              \n\t"
+        "cmp     r11, r10                  \n\t"
+        "it      lt                        \n\t"
+        "movlt   r11, r10                  \n\t"
+        "cmp     r11, r12                  \n\t"
+        "it      gt                        \n\t"
+        "movgt   r11, r12                  \n\t"
+        "strb    r11, [r5], #1             \n\t"
+        "cmp     r0, r1                    \n\t"
+        "bne     1b                        \n\t"
+        "stm     lr, {r2, r3, r4, r5}      \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
 /* One output channel of the first-layer kernel with a fused pool: its
  * widened taps and requantization constants, in the order the assembly
  * below loads them (two LDMs). */
