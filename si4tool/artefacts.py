@@ -179,6 +179,11 @@ class Manifest(_Record):
         return float(record["scale"]), int(record["zero_point"])
 
     @property
+    def output_count(self) -> int:
+        """How many outputs the engine writes (manifests before multi-output support: one)."""
+        return len(self.quantization.get("outputs") or [None])
+
+    @property
     def layer_names(self) -> list[str]:
         return [str(layer["name"]) for layer in self.layers]
 

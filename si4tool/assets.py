@@ -238,7 +238,8 @@ def build_firmware_assets(
     output_tensor = graph.tensors[graph.output]
     output_q = (float(output_tensor.scale), int(output_tensor.zero_point))
     model_input = inputs_stage.ModelInput(tuple(input_tensor.shape), *input_q, float_input=graph.float_input)
-    output_size = int(np.prod(output_tensor.shape))
+    output_tensors = [graph.tensors[name] for name in graph.outputs]
+    output_size = graph.output_bytes  # several outputs: concatenated in the caller's one buffer
     # One embedded vector: its input, TFLite Micro's output and (when there are labels) a label byte.
     vector_bytes = model_input.size + output_size + 1
     budget_vectors = default_vector_count(vector_bytes, available=DEFAULT_VECTORS)
@@ -272,9 +273,11 @@ def build_firmware_assets(
     tflm_out = reference.tflm_outputs(tflite_bytes, inputs.x, cache_dir=cache_dir, quiet=quiet)
     tflm_out = tflm_out.reshape(len(inputs), -1)
     labels = inputs.labels
-    int8_accuracy = None if labels is None else float(np.mean(np.argmax(tflm_out, axis=1) == labels))
+    # argmax means something for one output only; with several, accuracy is not reported.
+    single_output = len(graph.outputs) == 1
+    int8_accuracy = None if labels is None or not single_output else float(np.mean(np.argmax(tflm_out, axis=1) == labels))
     float_accuracy = None
-    if float_model is not None and labels is not None and inputs.x.dtype != np.int8:
+    if float_model is not None and labels is not None and single_output and inputs.x.dtype != np.int8:
         float_out = reference.keras_outputs(float_model, inputs.x)
         float_accuracy = float(np.mean(np.argmax(float_out, axis=1) == labels))
 
@@ -285,7 +288,7 @@ def build_firmware_assets(
     sources.update(
         render_test_vectors(
             x_int8[:vectors],
-            None if labels is None else labels[:vectors],
+            None if labels is None or not single_output else labels[:vectors],  # argmax of one output only
             tflm_out[:vectors],
             model_sha256,
             input_q,
@@ -327,6 +330,18 @@ def build_firmware_assets(
         quantization={
             "input": {"scale": input_q[0], "zero_point": input_q[1], "shape": list(input_tensor.shape)},
             "output": {"scale": output_q[0], "zero_point": output_q[1], "shape": list(output_tensor.shape)},
+            # every output (output 0 is "output" above), as they lie in the engine's output buffer
+            "outputs": [
+                {
+                    "name": name,
+                    "scale": float(tensor.scale),
+                    "zero_point": int(tensor.zero_point),
+                    "shape": list(tensor.shape),
+                    "offset": offset,
+                    "size": tensor.size_bytes,
+                }
+                for (name, offset), tensor in zip(graph.output_offsets().items(), output_tensors)
+            ],
             # True when the .tflite takes float32 through a QUANTIZE / returns float32 through a DEQUANTIZE:
             # both ops are dropped, the engine's input and output above are the int8 tensors inside them.
             "float_edges": {"input": graph.float_input, "output": graph.float_output},

@@ -247,12 +247,13 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
     """What model.c says about one layer: its params structs and the kernel call."""
     spec = ops.spec(layer.op)
     prefix = _macro_prefix(layer, names)
+    output_offsets = graph.output_offsets()
 
     def buffer(tensor: str) -> str:
         if tensor == graph.input:
             return "input"
-        if tensor == graph.output:
-            return "output"
+        if tensor in output_offsets:  # graph outputs live in the caller's buffer, concatenated
+            return "output" if output_offsets[tensor] == 0 else f"output + {output_offsets[tensor]}"
         return f"{names.arena_base} + {plan.allocations[tensor].offset}"
 
     structs = []
@@ -276,7 +277,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
         size_macro=f"{prefix}_OUTPUT_SIZE",
     )
     call = spec.render_call(layer, buffers) if spec.render_call is not None else spec.default_call(buffers)
-    used = set(buffers.inputs) | {buffers.output} if call is not None else set()
+    used = {text.split(" + ")[0] for text in (*buffers.inputs, buffers.output)} if call is not None else set()
     return {
         "function": f"layer_{index}_{layer.op}",
         "name": layer.name,
@@ -294,8 +295,12 @@ def arena_declaration_bytes(plan: MemoryPlan) -> int:
 
 
 def _layer_output_offset(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
-    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer."""
-    return -1 if layer.output == graph.output else plan.allocations[layer.output].offset
+    """Where the layer's output lives: an arena offset (>= 0), or -1 - k for byte k of the caller's
+    output buffer (-1 for a single-output model's output, as before)."""
+    output_offsets = graph.output_offsets()
+    if layer.output in output_offsets:
+        return -1 - output_offsets[layer.output]
+    return plan.allocations[layer.output].offset
 
 
 def _image_dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -314,6 +319,18 @@ def render_model_sources(
     banner = generated_banner(model_sha256)
     source = graph.tensors[graph.input]
     output = graph.tensors[graph.output]
+    offsets = graph.output_offsets()
+    outputs = [
+        {
+            "size": graph.tensors[name].size_bytes,
+            "offset": offsets[name],
+            "scale": c_float(graph.tensors[name].scale),
+            "zero_point": c_int(graph.tensors[name].zero_point),
+            "shape": _shape_text(graph.tensors[name].shape),
+            "name": c_comment_text(name),
+        }
+        for name in graph.outputs
+    ]
     height, width, channels = _image_dimensions(source.shape)
     model = {
         "input_height": height,
@@ -322,7 +339,8 @@ def render_model_sources(
         "input_size": source.size_bytes,
         "input_scale": c_float(source.scale),
         "input_zero_point": c_int(source.zero_point),
-        "output_size": output.size_bytes,
+        "output_size": graph.output_bytes,
+        "outputs": outputs,
         "output_scale": c_float(output.scale),
         "output_zero_point": c_int(output.zero_point),
         "arena_bytes": arena_declaration_bytes(plan),

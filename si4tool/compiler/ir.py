@@ -95,18 +95,48 @@ class Layer:
 
 @dataclass
 class Graph:
-    """Layers in execution order; `input` is read from the caller's buffer, `output` written to the caller's."""
+    """Layers in execution order; `input` is read from the caller's buffer, `outputs` written to the caller's.
+
+    Several outputs (a model with two heads) are written into the caller's one output buffer,
+    concatenated in the TFLite model's output order (see output_offsets). A plain string for
+    `outputs` means the one output, so Graph(layers, tensors, "x", "y") still reads naturally.
+    """
 
     layers: list[Layer]
     tensors: dict[str, TensorInfo]
     input: str
-    output: str
+    outputs: tuple[str, ...]
     # The .tflite model takes float32 and quantizes it with a QUANTIZE op / returns float32 through
     # a DEQUANTIZE op; both ops were dropped: the engine still reads and writes int8 (see lowering.ModelEdges).
     float_input: bool = False
     float_output: bool = False
 
+    def __post_init__(self) -> None:
+        self.outputs = (self.outputs,) if isinstance(self.outputs, str) else tuple(self.outputs)
+        if not self.outputs or len(set(self.outputs)) != len(self.outputs):
+            raise GraphError(f"a graph needs one or more distinct outputs, got {self.outputs}")
+
+    @property
+    def output(self) -> str:
+        """The first (for most models the only) graph output."""
+        return self.outputs[0]
+
+    def output_offsets(self) -> dict[str, int]:
+        """Graph output -> its byte offset in the caller's output buffer (outputs concatenated in order)."""
+        offsets, offset = {}, 0
+        for name in self.outputs:
+            offsets[name] = offset
+            offset += self.tensors[name].size_bytes
+        return offsets
+
+    @property
+    def output_bytes(self) -> int:
+        """Size of the caller's output buffer: every output, concatenated."""
+        return sum(self.tensors[name].size_bytes for name in self.outputs)
+
     def replace(self, **changes) -> "Graph":
+        if "output" in changes:  # the single-output spelling of older callers
+            changes["outputs"] = (changes.pop("output"),)
         return dataclasses.replace(self, **changes)
 
     def consumers(self, tensor: str) -> list[Layer]:
@@ -122,7 +152,7 @@ class Graph:
 
     def check_order(self) -> None:
         """Every layer reads only the graph input or tensors written by an earlier layer, each
-        tensor is written once, and some layer writes the graph output (an invariant; raises)."""
+        tensor is written once, and some layer writes every graph output (an invariant; raises)."""
         written = {self.input}
         for layer in self.layers:
             for tensor in layer.inputs:
@@ -132,8 +162,9 @@ class Graph:
                 if tensor in written:
                     raise GraphError(f"layer {layer.name} writes '{tensor}', which is already written")
                 written.add(tensor)
-        if self.output not in written or self.output == self.input:
-            raise GraphError(f"no layer writes the graph output '{self.output}'")
+        for output in self.outputs:
+            if output not in written or output == self.input:
+                raise GraphError(f"no layer writes the graph output '{output}'")
 
 
 class GraphError(RuntimeError):

@@ -250,18 +250,31 @@ class ModelEdges:
 
     A converter run without inference_input_type/inference_output_type (float I/O, int8
     inside) wraps the int8 network in a QUANTIZE (float32 -> int8) as its first operator and
-    a DEQUANTIZE (int8 -> float32) as its last. The engine keeps no float: the QUANTIZE is
+    a DEQUANTIZE (int8 -> float32) before each output. The engine keeps no float: the QUANTIZE is
     dropped and its int8 output is the engine's input (the caller quantizes with its scale
-    and zero point exactly as that op does: quantize.quantize_input); the DEQUANTIZE is
+    and zero point exactly as that op does: quantize.quantize_input); each DEQUANTIZE is
     dropped and its int8 input is the engine's output.
+
+    One input; one or more outputs, in the TFLite model's output order (the engine writes them
+    concatenated into the caller's output buffer). The output_* fields are output 0's, the
+    outputs_* tuples hold every output's (output 0 first).
     """
 
     input_index: int  # TFLite index of the int8 tensor the engine reads
-    output_index: int  # TFLite index of the int8 tensor the engine writes
+    output_index: int  # TFLite index of the int8 tensor the engine writes (output 0)
     input_quantization: tuple[float, int]  # (scale, zero_point) of that input tensor
     output_quantization: tuple[float, int]
     input_quantize: int | None = None  # index of the dropped QUANTIZE operator (float input), else None
     output_dequantize: int | None = None  # index of the dropped DEQUANTIZE operator (float output), else None
+    outputs_index: tuple[int, ...] = ()  # every output's int8 tensor; () means (output_index,)
+    outputs_quantization: tuple[tuple[float, int], ...] = ()
+    outputs_dequantize: tuple[int | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outputs_index:  # built with output 0 only
+            object.__setattr__(self, "outputs_index", (self.output_index,))
+            object.__setattr__(self, "outputs_quantization", (self.output_quantization,))
+            object.__setattr__(self, "outputs_dequantize", (self.output_dequantize,))
 
     @property
     def float_input(self) -> bool:
@@ -269,7 +282,12 @@ class ModelEdges:
 
     @property
     def float_output(self) -> bool:
-        return self.output_dequantize is not None
+        """Some output is float32 through a DEQUANTIZE (per output: outputs_dequantize)."""
+        return any(index is not None for index in self.outputs_dequantize)
+
+    @property
+    def output_count(self) -> int:
+        return len(self.outputs_index)
 
 
 def _edge_quantization(model: TfliteModel, index: int, source: str) -> tuple[float, int]:
@@ -280,12 +298,30 @@ def _edge_quantization(model: TfliteModel, index: int, source: str) -> tuple[flo
     return float(quantization.scale[0]), int(quantization.zero_point[0])
 
 
+def _engine_output(model: TfliteModel, output_index: int, source: str) -> tuple[int, int | None]:
+    """(int8 tensor the engine writes, index of the dropped DEQUANTIZE or None) for one model output."""
+    if model.tensors[output_index].type != TENSOR_TYPE_FLOAT32:
+        return output_index, None
+    writers = [operator for operator in model.operators if output_index in operator.outputs]
+    if len(writers) != 1 or writers[0].name != "DEQUANTIZE" or not writers[0].inputs or writers[0].inputs[0] < 0:
+        raise UserError(
+            f"{source} has a FLOAT32 output ('{model.tensors[output_index].name}') that is not written by a "
+            "DEQUANTIZE operator; si4tool needs int8 inside (convert with Optimize.DEFAULT and a representative dataset)"
+        )
+    return writers[0].inputs[0], writers[0].index
+
+
 def model_edges(model: TfliteModel, source: str = "the model") -> ModelEdges:
-    """Find the engine's int8 input and output: the model's own, or inside a float QUANTIZE/DEQUANTIZE pair."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UserError(f"{source} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; si4tool needs one of each")
-    input_index, output_index = model.inputs[0], model.outputs[0]
-    input_quantize = output_dequantize = None
+    """Find the engine's int8 input and outputs: the model's own, or inside float QUANTIZE/DEQUANTIZE ops."""
+    if len(model.inputs) != 1:
+        raise UserError(
+            f"{source} has {len(model.inputs)} inputs; si4tool compiles models with one input "
+            "(the generated engine reads one input buffer)"
+        )
+    if not model.outputs:
+        raise UserError(f"{source} has no outputs")
+    input_index = model.inputs[0]
+    input_quantize = None
     if model.tensors[input_index].type == TENSOR_TYPE_FLOAT32:
         readers = [operator for operator in model.operators if input_index in operator.inputs]
         if len(readers) != 1 or readers[0].name != "QUANTIZE" or len(readers[0].outputs) != 1:
@@ -294,15 +330,11 @@ def model_edges(model: TfliteModel, source: str = "the model") -> ModelEdges:
                 "operator; si4tool needs int8 inside (convert with Optimize.DEFAULT and a representative dataset)"
             )
         input_quantize, input_index = readers[0].index, readers[0].outputs[0]
-    if model.tensors[output_index].type == TENSOR_TYPE_FLOAT32:
-        writers = [operator for operator in model.operators if output_index in operator.outputs]
-        if len(writers) != 1 or writers[0].name != "DEQUANTIZE" or not writers[0].inputs or writers[0].inputs[0] < 0:
-            raise UserError(
-                f"{source} has a FLOAT32 output ('{model.tensors[output_index].name}') that is not written by a "
-                "DEQUANTIZE operator; si4tool needs int8 inside (convert with Optimize.DEFAULT and a representative dataset)"
-            )
-        output_dequantize, output_index = writers[0].index, writers[0].inputs[0]
-    for index, role in ((input_index, "input"), (output_index, "output")):
+    engine_outputs = [_engine_output(model, index, source) for index in model.outputs]
+    output_indices = tuple(index for index, _ in engine_outputs)
+    if len(set(output_indices)) != len(output_indices):
+        raise UserError(f"{source} lists the same output tensor twice; si4tool needs distinct outputs")
+    for index, role in ((input_index, "input"), *((index, "output") for index in output_indices)):
         tensor = model.tensors[index]
         if tensor.type != TENSOR_TYPE_INT8:
             raise UserError(
@@ -310,13 +342,17 @@ def model_edges(model: TfliteModel, source: str = "the model") -> ModelEdges:
                 "QUANTIZE/DEQUANTIZE) input and output (convert with inference_input_type=tf.int8 and "
                 "inference_output_type=tf.int8)"
             )
+    quantizations = tuple(_edge_quantization(model, index, source) for index in output_indices)
     return ModelEdges(
         input_index,
-        output_index,
+        output_indices[0],
         _edge_quantization(model, input_index, source),
-        _edge_quantization(model, output_index, source),
+        quantizations[0],
         input_quantize,
-        output_dequantize,
+        engine_outputs[0][1],
+        output_indices,
+        quantizations,
+        tuple(dequantize for _, dequantize in engine_outputs),
     )
 
 
@@ -340,7 +376,7 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
     model = read_tflite(data, source, ops.option_layouts())
     edges = model_edges(model, source)
     context = LoweringContext(model)
-    edge_operators = {edges.input_quantize, edges.output_dequantize} - {None}
+    edge_operators = {edges.input_quantize, *edges.outputs_dequantize} - {None}
 
     aliases: dict[str, str] = {}  # tensor -> the tensor it is identical to (an identity QUANTIZE)
     layers: list[Layer] = []
@@ -375,7 +411,7 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
         layers.append(layer if renamed == layer.inputs else dataclasses.replace(layer, inputs=renamed))
 
     input_name = context.names[edges.input_index]
-    output_name = aliases.get(context.names[edges.output_index], context.names[edges.output_index])
+    output_names = tuple(aliases.get(context.names[index], context.names[index]) for index in edges.outputs_index)
     if not layers:
         raise UserError(f"{source} has no operators si4tool can compile")
     written = {input_name}
@@ -387,10 +423,13 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
                     "nor an earlier operator provides"
                 )
         written.update(layer.outputs)
-    if output_name not in written or output_name == input_name:
-        raise UserError(f"{source}: no operator writes the model output '{output_name}'")
+    for output_name in output_names:
+        if output_name not in written or output_name == input_name:
+            raise UserError(f"{source}: no operator writes the model output '{output_name}'")
+    if len(set(output_names)) != len(output_names):
+        raise UserError(f"{source}: two of its outputs are the same int8 tensor; si4tool needs distinct outputs")
     tensors = {name: info for name, info in context.tensors.items() if name not in aliases}
-    graph = Graph(layers, tensors, input_name, output_name, edges.float_input, edges.float_output)
+    graph = Graph(layers, tensors, input_name, output_names, edges.float_input, edges.float_output)
     graph.check_order()
     return graph
 

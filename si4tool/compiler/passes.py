@@ -33,7 +33,7 @@ def drop_noop_reshapes(graph: Graph) -> Graph:
     renamed: dict[str, str] = {}
     for layer in graph.layers:
         inputs = tuple(renamed.get(name, name) for name in layer.inputs)
-        if ops.spec(layer.op).shape_only and layer.output != graph.output:
+        if ops.spec(layer.op).shape_only and layer.output not in graph.outputs:
             renamed[layer.output] = inputs[0]
             continue
         layers.append(dataclasses.replace(layer, inputs=inputs))
@@ -56,7 +56,7 @@ def fuse_conv2d_max_pool(graph: Graph) -> Graph:
     fused: dict[int, Layer] = {}  # conv index -> fused layer
     dropped: set[int] = set()  # pool indices
     for index, layer in enumerate(graph.layers):
-        if layer.op != "conv2d" or layer.output == graph.output:
+        if layer.op != "conv2d" or layer.output in graph.outputs:
             continue
         readers = [i for i, other in enumerate(graph.layers) if layer.output in other.inputs]
         if len(readers) != 1 or graph.layers[readers[0]].op != "max_pool" or not fusion_is_exact(layer):
@@ -67,7 +67,7 @@ def fuse_conv2d_max_pool(graph: Graph) -> Graph:
         )
         dropped.add(readers[0])
     layers = [fused.get(index, layer) for index, layer in enumerate(graph.layers) if index not in dropped]
-    used = {graph.input, graph.output} | {t for layer in layers for t in (*layer.inputs, *layer.outputs)}
+    used = {graph.input, *graph.outputs} | {t for layer in layers for t in (*layer.inputs, *layer.outputs)}
     tensors = {name: info for name, info in graph.tensors.items() if name in used}
     return graph.replace(layers=layers, tensors=tensors)
 

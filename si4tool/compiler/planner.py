@@ -84,7 +84,7 @@ def buffer_lifetimes(graph: Graph) -> dict[str, tuple[int, int, int]]:
                 size, first, _last = buffers[tensor]
                 buffers[tensor] = (size, first, index)
         for tensor in layer.outputs:
-            if tensor != graph.output and tensor not in buffers:
+            if tensor not in graph.outputs and tensor not in buffers:
                 buffers[tensor] = (graph.tensors[tensor].size_bytes, index, index)
         if layer.scratch_bytes > 0:
             buffers[scratch_name(layer.name)] = (layer.scratch_bytes, index, index)

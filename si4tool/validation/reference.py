@@ -90,20 +90,10 @@ def interpreter_inputs(tflite_bytes: bytes, images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-def engine_output_reader(tflite_bytes: bytes):
-    """A function turning the interpreter's output into the engine's int8 output.
-
-    For a float-output model (a DEQUANTIZE last) the int8 tensor before the DEQUANTIZE is
-    recovered by inverting it: TFLite computes f = float32(scale * (q - zero_point)) with a
-    double scale, so f / scale is within 255 * 2**-24 of the integer q - zero_point and
-    rounding gives q back exactly (checked on every call: a residual above 0.01 raises).
-    """
-    from si4tool.compiler.lowering import engine_edges
-
-    edges = engine_edges(tflite_bytes)
-    if not edges.float_output:
+def _int8_reader(scale: float | None, zero_point: int):
+    """Identity for an int8 output; the inverse of its DEQUANTIZE for a float one (see engine_output_reader)."""
+    if scale is None:
         return lambda output: np.asarray(output)
-    scale, zero_point = edges.output_quantization
 
     def read(output: np.ndarray) -> np.ndarray:
         steps = np.asarray(output, dtype=np.float64) / scale
@@ -113,6 +103,33 @@ def engine_output_reader(tflite_bytes: bytes):
         return q.astype(np.int8)
 
     return read
+
+
+def engine_output_reader(tflite_bytes: bytes):
+    """A function turning the interpreter's output 0 into the engine's int8 output 0.
+
+    For a float-output model (a DEQUANTIZE last) the int8 tensor before the DEQUANTIZE is
+    recovered by inverting it: TFLite computes f = float32(scale * (q - zero_point)) with a
+    double scale, so f / scale is within 255 * 2**-24 of the integer q - zero_point and
+    rounding gives q back exactly (checked on every call: a residual above 0.01 raises).
+    """
+    return engine_outputs_reader(tflite_bytes)[0]
+
+
+def engine_outputs_reader(tflite_bytes: bytes) -> list:
+    """engine_output_reader for every model output, in the model's output order."""
+    from si4tool.compiler.lowering import engine_edges
+
+    edges = engine_edges(tflite_bytes)
+    return [
+        _int8_reader(None if dequantize is None else quantization[0], quantization[1])
+        for quantization, dequantize in zip(edges.outputs_quantization, edges.outputs_dequantize)
+    ]
+
+
+def _concatenated(readers, outputs) -> np.ndarray:
+    """The engine's output buffer: every int8 output, flattened, concatenated in the model's order."""
+    return np.concatenate([read(output).reshape(-1) for read, output in zip(readers, outputs)])
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -152,7 +169,8 @@ def tflm_interpreter(tflite_bytes: bytes, arena_size: int | None = None):
 def tflm_outputs(
     tflite_bytes: bytes, images: np.ndarray, cache_dir: Path | None = None, use_cache: bool = True, quiet: bool = False
 ) -> np.ndarray:
-    """(N, H, W, C) images -> (N, classes) int8 engine outputs of the TFLite Micro interpreter, one image at a time.
+    """(N, H, W, C) images -> (N, classes) int8 engine outputs of the TFLite Micro interpreter, one image at a time
+    (a model with several outputs: (N, total), every output flattened and concatenated in the model's order).
 
     images: float (model units) or int8, see interpreter_inputs; the output is always the int8
     tensor the C engine writes (before a float model's DEQUANTIZE). Cached by model and by the
@@ -162,13 +180,15 @@ def tflm_outputs(
     if cache is not None and (cached := _load_cached(cache, inputs.shape[0])) is not None:
         return cached
     interpreter = tflm_interpreter(tflite_bytes)
-    output_shape = tuple(int(d) for d in interpreter.get_output_details(0)["shape"][1:])
-    engine_output = engine_output_reader(tflite_bytes)
+    readers = engine_outputs_reader(tflite_bytes)
+    shapes = [tuple(int(d) for d in interpreter.get_output_details(i)["shape"][1:]) for i in range(len(readers))]
+    # One output: its shape, as always; several: the engine's buffer, (N, total) flat.
+    output_shape = shapes[0] if len(shapes) == 1 else (sum(int(np.prod(shape)) for shape in shapes),)
 
     def step(image: np.ndarray) -> np.ndarray:
         interpreter.set_input(image, 0)
         interpreter.invoke()
-        return engine_output(interpreter.get_output(0))
+        return _concatenated(readers, [interpreter.get_output(i) for i in range(len(readers))])
 
     outputs = _run_per_image(step, inputs, output_shape, "TFLite Micro", quiet)
     if cache is not None:
@@ -216,16 +236,17 @@ def litert_outputs(
     """int8 engine outputs of the LiteRT interpreter, one thread; op_resolver "reference" selects BUILTIN_REF
     kernels. images: float (model units) or int8, as for tflm_outputs."""
     inputs = interpreter_inputs(tflite_bytes, images)
-    engine_output = engine_output_reader(tflite_bytes)
+    readers = engine_outputs_reader(tflite_bytes)
     interpreter = litert_interpreter(tflite_bytes, op_resolver)
     input_index = interpreter.get_input_details()[0]["index"]
-    output_details = interpreter.get_output_details()[0]
-    output_shape = tuple(int(d) for d in output_details["shape"][1:])
+    details = interpreter.get_output_details()
+    shapes = [tuple(int(d) for d in detail["shape"][1:]) for detail in details]
+    output_shape = shapes[0] if len(shapes) == 1 else (sum(int(np.prod(shape)) for shape in shapes),)
 
     def step(image: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(input_index, image)
         interpreter.invoke()
-        return engine_output(interpreter.get_tensor(output_details["index"]))
+        return _concatenated(readers, [interpreter.get_tensor(detail["index"]) for detail in details])
 
     return _run_per_image(step, inputs, output_shape, f"LiteRT ({op_resolver})", quiet)
 

@@ -84,6 +84,7 @@ int32_t si4_host_run_layer(int32_t layer, const int8_t *input, int8_t *output, i
     si4_model_layers[layer](input, output);
     offset = si4_model_layer_output_offsets[layer];
     size = si4_model_layer_output_sizes[layer];
-    memcpy(layer_output, offset < 0 ? output : si4_model_arena + offset, (size_t)size);
+    /* offset -1 - k: byte k of the caller's output buffer (a graph output) */
+    memcpy(layer_output, offset < 0 ? output + (-1 - offset) : si4_model_arena + offset, (size_t)size);
     return size;
 }
