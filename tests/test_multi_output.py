@@ -220,3 +220,16 @@ def test_a_model_with_two_inputs_is_refused_with_one_sentence(tmp_path):
     with pytest.raises(UserError, match="has 2 inputs; si4tool compiles models with one input"):
         build_firmware_assets(out, model_path=model_path, inputs_spec="random", quiet=True)
     assert not out.exists()
+
+
+def test_graph_checks_every_output_is_written():
+    from si4tool.compiler.ir import Graph, GraphError
+
+    graph = passes.run_passes(lower_tflite(three_heads_tflite()))
+    assert Graph(graph.layers, graph.tensors, graph.input, graph.output).outputs == (graph.output,)
+    assert graph.replace(output=graph.outputs[1]).outputs == (graph.outputs[1],)
+    without_pool = graph.replace(layers=[layer for layer in graph.layers if layer.op != "max_pool"])
+    with pytest.raises(GraphError, match="no layer writes the graph output"):
+        without_pool.check_order()
+    with pytest.raises(GraphError, match="distinct outputs"):
+        graph.replace(outputs=(graph.output, graph.output))
