@@ -275,7 +275,9 @@ def build_firmware_assets(
     labels = inputs.labels
     # argmax means something for one output only; with several, accuracy is not reported.
     single_output = len(graph.outputs) == 1
-    int8_accuracy = None if labels is None or not single_output else float(np.mean(np.argmax(tflm_out, axis=1) == labels))
+    int8_accuracy = None
+    if labels is not None and single_output:
+        int8_accuracy = float(np.mean(np.argmax(tflm_out, axis=1) == labels))
     float_accuracy = None
     if float_model is not None and labels is not None and single_output and inputs.x.dtype != np.int8:
         float_out = reference.keras_outputs(float_model, inputs.x)

@@ -118,7 +118,9 @@ def validate_host(
         # argmax over several concatenated outputs means nothing: bit-exactness only
         labels = None
         if console is not None and not quiet:
-            console.print(f"  accuracy: n/a (the model has {manifest.output_count} outputs; argmax needs one)", highlight=False)
+            console.print(
+                f"  accuracy: n/a (the model has {manifest.output_count} outputs; argmax needs one)", highlight=False
+            )
     x_float = inputs.x  # float in model units, or int8 (random inputs): the references take either
     x_int8 = inputs.x if inputs.x.dtype == np.int8 else quantize_input(x_float, *manifest.input_quantization)
 
@@ -146,7 +148,9 @@ def validate_host(
         lite_out = lite_out.reshape(count, -1)
         litert[resolver] = {
             "identical_outputs": int(np.sum(np.all(c_out == lite_out, axis=1))),
-            "top1_agreement": None if manifest.output_count > 1 else int(np.sum(np.argmax(c_out, 1) == np.argmax(lite_out, 1))),
+            "top1_agreement": (
+                None if manifest.output_count > 1 else int(np.sum(np.argmax(c_out, 1) == np.argmax(lite_out, 1)))
+            ),
             "accuracy": None if labels is None else float(np.mean(np.argmax(lite_out, 1) == labels)),
         }
 
