@@ -6,7 +6,8 @@ operators the output depends on through data, and hands each to its operator's `
 function (OpSpec.lower) with a LoweringContext: the helpers every operator needs to read its
 tensors, options and quantization and to fail with one sentence naming the operator. The
 layers come out in the model's execution order, over any DAG (residual branches, several
-readers of a tensor); an identity QUANTIZE/DEQUANTIZE only renames a tensor.
+readers of a tensor); an identity QUANTIZE/DEQUANTIZE only renames a tensor, and an int8 -> int8
+QUANTIZE that rescales is a layer of its own (the requantize kernel, ops/quantize.py).
 """
 
 from __future__ import annotations
@@ -350,14 +351,15 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
             if identity is not None:
                 aliases[identity[1].name] = aliases.get(identity[0].name, identity[0].name)
                 continue
-            if spec is None:
+            if spec is None:  # DEQUANTIZE: an int8 -> int8 one that rescales is QUANTIZE's job, not its
                 source_info, output_info = context.input_activation(operator), context.output_activation(operator)
                 raise context.fail(
                     operator,
                     f"requantizes an int8 tensor (scale {source_info.scale:.6g}, zero point {source_info.zero_point} -> "
-                    f"scale {output_info.scale:.6g}, zero point {output_info.zero_point}); si4tool has no requantize "
-                    "kernel and drops only QUANTIZE/DEQUANTIZE at float32 edges or ones that change nothing",
+                    f"scale {output_info.scale:.6g}, zero point {output_info.zero_point}); si4tool drops a DEQUANTIZE "
+                    "only at a float32 output or when it changes nothing (see `si4tool ops`)",
                 )
+            # A rescaling int8 -> int8 QUANTIZE lowers to its kernel (ops/quantize.py) below.
         if spec is None or spec.lower is None:
             raise context.fail(
                 operator,
@@ -412,7 +414,7 @@ def operator_table() -> list[dict]:
                     "paddings": "-",
                     "strides": "-",
                     "activations": "-",
-                    "notes": "a requantizing int8 -> int8 QUANTIZE is refused",
+                    "notes": "a rescaling int8 -> int8 QUANTIZE runs the requantize kernel; a rescaling DEQUANTIZE is refused",
                 }
             )
     return sorted(rows, key=lambda row: row["tflite_operator"])
