@@ -119,7 +119,8 @@ class LoweringContext:
             raise self.fail(
                 operator,
                 f"uses tensor '{name}' of type {tensor.type_name}; si4tool needs a full-integer int8 model "
-                "(convert with TFLiteConverter, Optimize.DEFAULT, a representative dataset and int8 input/output)",
+                "(convert with TFLiteConverter, Optimize.DEFAULT, a representative dataset and int8 input/output; "
+                "see `si4tool ops`)",
             )
         quantization = tensor.quantization
         if quantization is None or len(quantization.scale) != 1 or len(quantization.zero_point) != 1:

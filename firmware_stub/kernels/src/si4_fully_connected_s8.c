@@ -1,23 +1,24 @@
 /*
- * si4_fully_connected_s8.c - FULLY_CONNECTED, batch 1, int8.
+ * si4_fully_connected_s8.c - FULLY_CONNECTED, int8.
  *
  * out[o] = clamp(requant(bias[o] + sum_i (f[o][i] + filter_offset) *
  *                (in[i] + input_offset)) + output_offset)
  * Matches TFLM's reference_integer_ops::FullyConnected (per-tensor) and
- * FullyConnectedPerChannel (per_channel = 1) bit for bit.
+ * FullyConnectedPerChannel (per_channel = 1) bit for bit, one input row
+ * (params->batches of them, as TFLM loops over batches) at a time.
  */
 #include "si4_nn.h"
 
 #include "si4_kernel_util.h"
 #include "si4_requant.h"
 
-void si4_fully_connected_s8(const si4_fully_connected_params *params,
-                            const int8_t *input,
-                            const int8_t *filter,
-                            const int32_t *bias,
-                            const int32_t *output_multiplier,
-                            const int32_t *output_shift,
-                            int8_t *output)
+static void fully_connected_row(const si4_fully_connected_params *params,
+                               const int8_t *input,
+                               const int8_t *filter,
+                               const int32_t *bias,
+                               const int32_t *output_multiplier,
+                               const int32_t *output_shift,
+                               int8_t *output)
 {
     const int32_t input_size = params->input_size;
     const int32_t input_offset = params->input_offset;
@@ -48,5 +49,20 @@ void si4_fully_connected_s8(const si4_fully_connected_params *params,
                                               params->output_offset, params->activation_min,
                                               params->activation_max);
         }
+    }
+}
+
+void si4_fully_connected_s8(const si4_fully_connected_params *params,
+                            const int8_t *input,
+                            const int8_t *filter,
+                            const int32_t *bias,
+                            const int32_t *output_multiplier,
+                            const int32_t *output_shift,
+                            int8_t *output)
+{
+    int32_t batch;
+    for (batch = 0; batch < params->batches; ++batch) {
+        fully_connected_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
+                            output + batch * params->output_size);
     }
 }
