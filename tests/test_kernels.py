@@ -232,7 +232,7 @@ def activation_range(draw, output_offset: int):
 
 
 @st.composite
-def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=2):
+def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=3):
     """(input, kernel, stride, dilation, output, pad) for one axis, VALID or SAME."""
     kernel = draw(st.integers(1, kernel_max))
     stride = draw(st.integers(1, stride_max))

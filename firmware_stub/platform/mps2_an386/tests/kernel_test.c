@@ -165,8 +165,8 @@ static int32_t random_conv(si4_conv2d_params *conv, int32_t case_index)
     }
     conv->stride_height = random_between(1, 2);
     conv->stride_width = random_between(1, 2);
-    conv->dilation_height = random_between(0, 5) == 0 ? 2 : 1;
-    conv->dilation_width = random_between(0, 5) == 0 ? 2 : 1;
+    conv->dilation_height = random_between(0, 5) == 0 ? random_between(2, 3) : 1;
+    conv->dilation_width = random_between(0, 5) == 0 ? random_between(2, 3) : 1;
     conv->input_height = random_between(conv->kernel_height, 14);
     conv->input_width = random_between(conv->kernel_width, 14);
     if (random_between(0, 1)) {
