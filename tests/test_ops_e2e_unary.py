@@ -9,9 +9,7 @@ and every intermediate tensor bit-exact with TFLite Micro.
   into a QUANTIZE, as tests/test_ops_activations.py does).
 - FULLY_CONNECTED over rank-3 and rank-4 inputs (keep_num_dims: one row per leading position) and a
   rank-4 input flattened to one row.
-- CONV_2D and DEPTHWISE_CONV_2D with dilation 2 and 3, SAME and VALID. The converter turns a Keras
-  dilated convolution into SPACE_TO_BATCH_ND + conv + BATCH_TO_SPACE_ND, so the dilation is set in
-  the flatbuffer of an undilated model (and the output shape with it): TFLM runs the dilated op.
+- CONV_2D and DEPTHWISE_CONV_2D with dilation 2 and 3, SAME and VALID (Keras dilation_rate, batch 1).
 - Refusals through the CLI: exit code 2, one sentence naming the operator, its index and its
   output tensor, pointing to `si4tool ops`, and no file written.
 
@@ -268,28 +266,28 @@ DILATION_INPUT = (11, 10, 3)
 def test_dilated_convolution_bit_exact_with_tflite_micro(kind, padding, dilation, tmp_path):
     keras.utils.set_random_seed(4)
     layers = keras.layers
+    # A static batch of 1: the converter then writes one dilated CONV_2D / DEPTHWISE_CONV_2D (with
+    # a dynamic batch it writes SPACE_TO_BATCH_ND + convolution + BATCH_TO_SPACE_ND, refused).
     image = keras.Input(DILATION_INPUT, batch_size=1)
     if kind == "conv":
-        conv = layers.Conv2D(4, 3, padding=padding, bias_initializer="random_normal")
+        conv = layers.Conv2D(4, 3, padding=padding, dilation_rate=dilation, bias_initializer="random_normal")
     else:
-        conv = layers.DepthwiseConv2D(3, padding=padding, depth_multiplier=2, bias_initializer="random_normal")
+        conv = layers.DepthwiseConv2D(3, padding=padding, dilation_rate=dilation, depth_multiplier=2,
+                                      bias_initializer="random_normal")  # fmt: skip
     tflite = _convert(keras.Model(image, conv(image)), DILATION_INPUT, seed=4)
-    builtin = "CONV_2D" if kind == "conv" else "DEPTHWISE_CONV_2D"
-    view = h.op_of(tflite, builtin)
-    output = view.outputs[0]
-    height, width = DILATION_INPUT[:2]
-    if padding == "valid":  # the dilated 3x3 window spans 2 * dilation + 1 input positions
-        height, width = height - 2 * dilation, width - 2 * dilation
-    dilated = _edited(
-        tflite,
-        operators={view.operator.index: {"dilationHFactor": dilation, "dilationWFactor": dilation}},
-        shapes={output.index: (1, height, width, output.shape[-1])},
-    )
-    graph, _, _ = _assert_bit_exact(dilated, _inputs(DILATION_INPUT), tmp_path, f"{kind}_{padding}_{dilation}")
+    model = read_tflite(tflite, option_layouts=ops.option_layouts())
+    assert [(op.name, op.options["dilation_h"]) for op in model.operators] == [
+        ("CONV_2D" if kind == "conv" else "DEPTHWISE_CONV_2D", dilation)
+    ]
+    graph, _, _ = _assert_bit_exact(tflite, _inputs(DILATION_INPUT), tmp_path, f"{kind}_{padding}_{dilation}")
     (layer,) = graph.layers
     assert (layer.params.dilation_height, layer.params.dilation_width) == (dilation, dilation)
+    height, width = DILATION_INPUT[:2]
     if padding == "same":
-        assert layer.params.pad_top == dilation and layer.params.pad_left == dilation
+        assert (layer.params.pad_top, layer.params.pad_left) == (dilation, dilation)
+        assert (layer.params.output_height, layer.params.output_width) == (height, width)
+    else:  # the dilated 3x3 window spans 2 * dilation + 1 input positions
+        assert (layer.params.output_height, layer.params.output_width) == (height - 2 * dilation, width - 2 * dilation)
 
 
 # ----------------------------------------------------------------------------
