@@ -230,6 +230,24 @@ def test_fully_connected_keeps_leading_dimensions_as_rows(shape, tmp_path):
     assert ops.layer_macs(graph.layers[0]) == rows * shape[-1] * 6
 
 
+def test_fully_connected_rows_without_keep_num_dims(tmp_path):
+    """A Reshape to [16, 8] and a Dense: the converter writes FULLY_CONNECTED [1, 4, 4, 8] -> [16, 6]
+    (keep_num_dims false: the first dimension counts rows), a LOGISTIC on [16, 6], and a RESHAPE
+    to [1, 16, 6]."""
+    keras.utils.set_random_seed(8)
+    image = keras.Input((4, 4, 8), batch_size=1)
+    rows = keras.layers.Reshape((16, 8))(image)  # the converter folds it into the FULLY_CONNECTED
+    x = keras.layers.Dense(6, bias_initializer="random_normal")(rows)
+    tflite = _convert(keras.Model(image, keras.layers.Activation("sigmoid")(x)), (4, 4, 8), seed=8)
+    model = read_tflite(tflite, option_layouts=ops.option_layouts())
+    fully_connected = next(op for op in model.operators if op.name == "FULLY_CONNECTED")
+    assert fully_connected.options["keep_num_dims"] is False
+    assert model.tensors[fully_connected.outputs[0]].shape == (16, 6)
+    graph, _, _ = _assert_bit_exact(tflite, _inputs((4, 4, 8)), tmp_path, "fc_rows")
+    assert [layer.op for layer in graph.layers] == ["fully_connected", "logistic", "reshape"]
+    assert graph.layers[0].params.batches == 16
+
+
 def test_fully_connected_flattens_a_rank_4_input_into_one_row(tmp_path):
     keras.utils.set_random_seed(2)
     vector = keras.Input((12,), batch_size=1)

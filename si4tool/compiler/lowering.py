@@ -57,6 +57,10 @@ class LoweringContext:
         self.names: dict[int, str] = {}
         self.tensors: dict[str, TensorInfo] = {}
         self.counts: dict[str, int] = {}
+        # Tensors whose first dimension is a count of rows, not a batch of 1 (a FULLY_CONNECTED
+        # without keep_num_dims writes [rows, outputs]), and the model's edges, which never are.
+        self.row_tensors: set[str] = set()
+        self.edge_tensors: set[int] = set()
         seen: set[str] = set()
         for tensor in model.tensors:
             name = tensor.name if tensor.name not in seen else f"{tensor.name}#{tensor.index}"
@@ -102,16 +106,23 @@ class LoweringContext:
             raise self.fail(operator, f"has {len(operator.outputs)} outputs, expected 1")
         return self.model.tensors[operator.outputs[0]]
 
-    def input_activation(self, operator: Operator, position: int = 0) -> TensorInfo:
-        return self.activation(operator, self.tensor(operator, position))
+    def input_activation(self, operator: Operator, position: int = 0, rows_ok: bool = False) -> TensorInfo:
+        return self.activation(operator, self.tensor(operator, position), rows_ok)
 
-    def output_activation(self, operator: Operator) -> TensorInfo:
-        return self.activation(operator, self.output_tensor(operator))
+    def output_activation(self, operator: Operator, rows_ok: bool = False) -> TensorInfo:
+        return self.activation(operator, self.output_tensor(operator), rows_ok)
 
-    def activation(self, operator: Operator, tensor: Tensor) -> TensorInfo:
-        """Register an int8 activation tensor (batch 1) and return its info."""
+    def activation(self, operator: Operator, tensor: Tensor, rows_ok: bool = False) -> TensorInfo:
+        """Register an int8 activation tensor (batch 1) and return its info.
+
+        rows_ok: the operator reads its tensors as flat rows (FULLY_CONNECTED, the elementwise
+        ops, RESHAPE), so a first dimension above 1 inside the graph is rows of one inference
+        (TFLite's [rows, outputs] of a FULLY_CONNECTED without keep_num_dims): the TensorInfo's
+        shape is then the whole shape, and only such operators may read that tensor."""
         name = self.names[tensor.index]
         if name in self.tensors:
+            if name in self.row_tensors and not rows_ok:
+                raise self._batch_error(operator, name, tensor.shape)
             return self.tensors[name]
         if tensor.data is not None:
             raise self.fail(operator, f"reads the constant tensor '{name}' where si4tool supports only activations")
@@ -126,8 +137,9 @@ class LoweringContext:
         if quantization is None or len(quantization.scale) != 1 or len(quantization.zero_point) != 1:
             raise self.fail(operator, f"uses tensor '{name}' without per-tensor quantization parameters")
         shape = tensor.shape
-        if not shape or shape[0] != 1:
-            raise self.fail(operator, f"uses tensor '{name}' of shape {list(shape)}; si4tool supports batch 1 only")
+        rows = bool(shape) and shape[0] != 1 and rows_ok and tensor.index not in self.edge_tensors
+        if not shape or (shape[0] != 1 and not rows):
+            raise self._batch_error(operator, name, shape)
         self.check_dims(operator, name, shape)
         scale = float(quantization.scale[0])
         if not (np.isfinite(scale) and scale > 0):
@@ -135,9 +147,16 @@ class LoweringContext:
         zero_point = int(quantization.zero_point[0])
         if not quant_math.INT8_MIN <= zero_point <= quant_math.INT8_MAX:
             raise self.fail(operator, f"uses tensor '{name}' with an int8 zero point out of range ({zero_point})")
-        info = TensorInfo(name, tuple(int(d) for d in shape[1:]), scale, zero_point, tensor.index)
+        info = TensorInfo(name, tuple(int(d) for d in (shape if rows else shape[1:])), scale, zero_point, tensor.index)
         self.tensors[name] = info
+        if rows:
+            self.row_tensors.add(name)
         return info
+
+    def _batch_error(self, operator: Operator, name: str, shape) -> UserError:
+        return self.fail(
+            operator, f"uses tensor '{name}' of shape {list(shape)}; si4tool supports batch 1 only (see `si4tool ops`)"
+        )
 
     def check_dims(self, operator: Operator, name: str, shape: tuple[int, ...]) -> None:
         if any(d < 1 or d > _MAX_DIMENSION for d in shape) or int(np.prod(shape, dtype=np.int64)) > _MAX_ELEMENTS:
@@ -339,6 +358,7 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
     model = read_tflite(data, source, ops.option_layouts())
     edges = model_edges(model, source)
     context = LoweringContext(model)
+    context.edge_tensors = {edges.input_index, edges.output_index}
     edge_operators = {edges.input_quantize, edges.output_dequantize} - {None}
 
     aliases: dict[str, str] = {}  # tensor -> the tensor it is identical to (an identity QUANTIZE)

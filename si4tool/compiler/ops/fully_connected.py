@@ -4,8 +4,10 @@ TFLite flattens every dimension of the input but the last into rows ("batches"):
 batches = the output's elements / its last dimension (the filter's rows) and reads the input as
 batches rows of the filter's columns. The model's batch dimension is 1; the rows come from the
 other leading dimensions: an input [1, N, K] with keep_num_dims gives an output [1, N, O], the
-converter's form of a Dense over a sequence (N rows), and an input [1, H, W, C] flattened to one
-row (H*W*C = K) gives [1, O]. The C kernel loops over the rows.
+converter's form of a Dense over a sequence (N rows); without keep_num_dims the output is
+[rows, O] (a tensor of one inference whose first dimension counts rows, read only by operators
+that take flat rows: LoweringContext.activation), and an input [1, H, W, C] that is one row
+(H*W*C = K) gives [1, O]. The C kernel loops over the rows.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ class FullyConnectedParams:
 
 
 def lower_fully_connected(ctx, operator):
-    source = ctx.input_activation(operator)
-    output = ctx.output_activation(operator)
+    # Rows: [rows, inputs] in and [rows, outputs] out without keep_num_dims (ctx.activation).
+    source = ctx.input_activation(operator, rows_ok=True)
+    output = ctx.output_activation(operator, rows_ok=True)
     if operator.options.get("weights_format", 0) != 0:
         raise ctx.fail(operator, "uses shuffled weights; only the DEFAULT weights format is supported")
     filter_tensor = ctx.tensor(operator, 1)

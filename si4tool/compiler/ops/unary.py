@@ -17,8 +17,8 @@ TABLE_CONSTANTS = (("table", "int8_t"),)
 
 def unary_tensors(ctx, operator):
     """(input, output) TensorInfos of an elementwise operator; refuses differing shapes."""
-    source = ctx.input_activation(operator, 0)
-    output = ctx.output_activation(operator)
+    source = ctx.input_activation(operator, 0, rows_ok=True)  # elementwise: any leading dimension
+    output = ctx.output_activation(operator, rows_ok=True)
     if source.shape != output.shape:
         raise ctx.fail(
             operator, f"maps an input of shape {[1, *source.shape]} to an output of shape {[1, *output.shape]}; "
