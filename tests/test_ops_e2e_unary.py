@@ -248,6 +248,31 @@ def test_fully_connected_rows_without_keep_num_dims(tmp_path):
     assert graph.layers[0].params.batches == 16
 
 
+def test_a_rows_tensor_is_refused_by_an_operator_that_reads_dimensions():
+    """[rows, outputs] is one inference's tensor only to operators that read flat rows; any other
+    (a pooling or a MEAN would take the rows for a batch) is refused, and so is a model input of
+    several rows."""
+    from si4tool.compiler.lowering import LoweringContext
+    from si4tool.errors import UserError
+
+    keras.utils.set_random_seed(8)
+    image = keras.Input((4, 4, 8), batch_size=1)
+    rows = keras.layers.Dense(6)(keras.layers.Reshape((16, 8))(image))
+    model = read_tflite(_convert(keras.Model(image, keras.layers.Activation("sigmoid")(rows)), (4, 4, 8), seed=8),
+                        ops.option_layouts())  # fmt: skip
+    fully_connected = next(op for op in model.operators if op.name == "FULLY_CONNECTED")
+    rows_tensor = model.tensors[fully_connected.outputs[0]]
+    assert rows_tensor.shape == (16, 6)
+    context = LoweringContext(model)
+    assert context.activation(fully_connected, rows_tensor, rows_ok=True).shape == (16, 6)
+    with pytest.raises(UserError, match=r"FULLY_CONNECTED \(operator \d+, .*\[16, 6\]; si4tool supports batch 1 only"):
+        context.activation(fully_connected, rows_tensor)  # a reader that does not take rows
+    context = LoweringContext(model)
+    context.edge_tensors = {rows_tensor.index}
+    with pytest.raises(UserError, match="batch 1 only"):
+        context.activation(fully_connected, rows_tensor, rows_ok=True)  # the engine's edges are batch 1
+
+
 def test_fully_connected_flattens_a_rank_4_input_into_one_row(tmp_path):
     keras.utils.set_random_seed(2)
     vector = keras.Input((12,), batch_size=1)
