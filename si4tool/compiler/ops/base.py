@@ -66,7 +66,8 @@ class CallBuffers:
     """The C expressions of a layer's buffers in model.c, as `render_call` receives them."""
 
     params: tuple[str, ...]  # "&conv2d_0_params", then "&conv2d_0_pool_params" for a fused pool
-    inputs: tuple[str, ...]  # "input" (the caller's) or "active_arena + <offset>" (ModelNames.arena_base: the static or the caller's arena)
+    # "active_arena" (ModelNames.arena_base) is the static arena, or the caller's (invoke_with_arena).
+    inputs: tuple[str, ...]  # "input" (the caller's) or "active_arena + <offset>"
     constants: tuple[str, ...]  # the const arrays, in OpSpec.constants order
     scratch: str | None  # "active_arena + <offset>" when the layer has scratch bytes
     output: str  # "output" (the caller's) or "active_arena + <offset>"
