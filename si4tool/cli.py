@@ -530,6 +530,30 @@ def bench_command(
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
 
+@app.command("bench-models")
+def bench_models_command(
+    assets: Annotated[
+        Path, typer.Option("--assets", help="The seed model's assets (make firmware-assets); skipped when absent.")
+    ] = DEFAULT_ASSETS,
+    models_dir: Annotated[
+        Optional[Path], typer.Option("--models-dir", help="Folder of the MLPerf Tiny .tflite files "
+                                     "(default: ../shared/models/mlperf_tiny beside the repository).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where models.json, models.md and each model's assets go.")] = DEFAULT_BENCH / "models",
+    vectors: Annotated[int, typer.Option("--vectors", min=1, help="Random input vectors embedded per MLPerf model.")] = 10,
+    clock_mhz: ClockOption = 120.0,
+    quiet: QuietOption = False,
+) -> None:
+    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's."""
+    from si4tool.reporting.model_suite import run_model_suite
+
+    run_model_suite(
+        seed_assets=assets, models_dir=models_dir, out_dir=out, cache_dir=DEFAULT_REFERENCE_CACHE, vectors=vectors,
+        clock_mhz=clock_mhz, console=None if quiet else console,
+    )
+    console.print(f"bench-models: {out / 'models.md'} and {out / 'models.json'}")
+
+
 @app.command("ops")
 def ops_command(json_output: JsonOption = False) -> None:
     """List the TFLite operators si4tool compiles: Keras layers, C kernel, DSP variant, constraints."""

@@ -209,6 +209,9 @@ def _weights_layer(graph: Graph, layer: Layer, names: ModelNames) -> dict:
         macros += [(f"{prefix}_{name.upper()}", c_int(value)) for name, value in params_fields(layer.params)]
     if layer.pool_params is not None:
         macros += [(f"{prefix}_POOL_{name.upper()}", c_int(value)) for name, value in params_fields(layer.pool_params)]
+    for struct_name, extra in layer.extra_params:
+        stem = f"{prefix}_{struct_name.upper()}"
+        macros += [(f"{stem}_{name.upper()}", c_int(value)) for name, value in params_fields(extra)]
     defined = {name for name, _ in macros}
     inputs = _input_macros(prefix, graph, layer)
     sizes = [
@@ -220,7 +223,7 @@ def _weights_layer(graph: Graph, layer: Layer, names: ModelNames) -> dict:
     ordered = inputs[:1] + sizes[:1] + inputs[1:2] + sizes[1:] + inputs[2:]
     macros += [(name, value) for name, value in ordered if name not in defined]
     arrays = []
-    for key, c_type in ops.spec(layer.op).constants:
+    for key, c_type in ops.spec(layer.op).layer_constants(layer):
         values = layer.constants[key]
         size_macro = f"{prefix}_{key.upper()}_SIZE"
         macros.append((size_macro, c_int(values.size)))
@@ -260,11 +263,14 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
     if layer.pool_params is not None:
         structs.append(_struct(f"{layer.name}_pool_params", f"{prefix}_POOL", layer.pool_params))
         params.append(f"&{layer.name}_pool_params")
+    for struct_name, extra in layer.extra_params:
+        structs.append(_struct(f"{layer.name}_{struct_name}_params", f"{prefix}_{struct_name.upper()}", extra))
+        params.append(f"&{layer.name}_{struct_name}_params")
     scratch = plan.allocations.get(scratch_name(layer.name))
     buffers = CallBuffers(
         params=tuple(params),
         inputs=tuple(buffer(tensor) for tensor in layer.inputs),
-        constants=tuple(_array_name(layer, key, names) for key, _ in spec.constants),
+        constants=tuple(_array_name(layer, key, names) for key, _ in spec.layer_constants(layer)),
         scratch=None if scratch is None else f"{names.arena_base} + {scratch.offset}",
         output=buffer(layer.output),
         size_macro=f"{prefix}_OUTPUT_SIZE",

@@ -248,6 +248,11 @@ def run_variant(
     status, output = run_firmware(elf, machine)
     (elf.parent / "qemu_output.txt").write_text(output)
     board = parse_firmware_output(output).check_complete(f"the {target} firmware ({kernel} kernels)")
+    if not manifest.model_sha256.startswith(board.model_sha256_short):
+        raise ValidationFailed(
+            f"the {target} firmware runs model {board.model_sha256_short}, the assets are {manifest.model_sha256[:8]}: "
+            "build the assets again"
+        )
     memory = memory_report(elf, elf.with_suffix(".map"), manifest.names)
     layer_count = len(board.layer_counts[0]) if board.layer_counts else 0
     if layer_count != len(manifest.layers):
