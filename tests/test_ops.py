@@ -35,7 +35,7 @@ def test_struct_names_follow_the_class_names():
 
 
 def test_every_kernel_has_its_file_and_declaration():
-    # si4_nn.h and si4_nn_ops.h (the issue-10 kernels)
+    # si4_nn.h (the network kernels) and si4_nn_ops.h (the elementwise, shape and reduction ones).
     header = "\n".join(path.read_text() for path in sorted(kernel_include_dir().glob("si4_nn*.h")))
     for spec in ops.registry():
         if spec.kernel is None:
