@@ -423,6 +423,27 @@ static int32_t si4_dsp_dw_run_fits(const si4_depthwise_conv2d_params *params,
            bound < ((int64_t)1 << (30 - left_shift));
 }
 
+/* Table (dy, dx) from the unmoved one: its row r is row r + dy of the
+ * unmoved table moved by dx taps. Only the taps that have a filter tap are
+ * written: the others are zero from si4_dsp_dw_zero_tables and stay so
+ * (constant arguments: inlined, the loops unroll into word copies). */
+static inline void si4_dsp_dw_moved_table(uint32_t *table, const uint32_t *unmoved, int32_t dy, int32_t dx)
+{
+    int32_t row;
+    for (row = 0; row < 3; ++row) {
+        const int32_t from_row = row + dy;
+        if (from_row >= 0 && from_row <= 2) {
+            const uint32_t *from = unmoved + 6 * from_row + (dx > 0 ? 2 : 0);
+            uint32_t *to = table + 6 * row + (dx < 0 ? 2 : 0);
+            const int32_t words = dx == 0 ? 6 : 4;
+            int32_t word;
+            for (word = 0; word < words; ++word) {
+                to[word] = from[word];
+            }
+        }
+    }
+}
+
 /* The run's constants of channels first_channel .. + 3, and its nine taps
  * tables: table[(dy + 1) * 3 + dx + 1] serves windows moved by dy rows and
  * dx columns (tap (r, c) of the table is the filter's (r + dy, c + dx), 0
@@ -439,7 +460,6 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
 {
     int32_t scale_bits[4];
     int32_t c;
-    int32_t table;
     int32_t tap;
     for (c = 0; c < 4; ++c) {
         const int32_t channel = first_channel + c;
@@ -460,38 +480,21 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
     job->output_step = params->output_channels;
     job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
     job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
-    /* The unmoved table (index 4) from the filter, the moved ones by copying its words. */
+    /* The unmoved table (index 4) from the filter, the moved ones by copying its words; the
+     * taps the moved ones lack are zero already (si4_dsp_dw_list_runs' caller clears them). */
     for (tap = 0; tap < 9; ++tap) {
         const int8_t *w = filter + tap * params->output_channels + first_channel;
         tables[4][2 * tap] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
         tables[4][2 * tap + 1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
     }
-    /* Row r of table (dy, dx) is row r + dy of the unmoved one (zeros outside), moved by dx taps. */
-    for (table = 0; table < SI4_DSP_DW_TABLES; ++table) {
-        const int32_t dy = table / SI4_DSP_DW_SHIFTS - 1;
-        const int32_t dx = table % SI4_DSP_DW_SHIFTS - 1;
-        int32_t row;
-        if (table == 4) {
-            continue;
-        }
-        for (row = 0; row < 3; ++row) {
-            uint32_t *to = tables[table] + 6 * row;
-            const uint32_t *from = tables[4] + 6 * (row + dy);
-            if (row + dy < 0 || row + dy > 2) {
-                memset(to, 0, 6 * sizeof *to);
-            } else if (dx == 0) {
-                memcpy(to, from, 6 * sizeof *to);
-            } else if (dx > 0) { /* tap c reads tap c + 1 */
-                memcpy(to, from + 2, 4 * sizeof *to);
-                to[4] = 0;
-                to[5] = 0;
-            } else {
-                to[0] = 0;
-                to[1] = 0;
-                memcpy(to + 2, from, 4 * sizeof *to);
-            }
-        }
-    }
+    si4_dsp_dw_moved_table(tables[0], tables[4], -1, -1);
+    si4_dsp_dw_moved_table(tables[1], tables[4], -1, 0);
+    si4_dsp_dw_moved_table(tables[2], tables[4], -1, 1);
+    si4_dsp_dw_moved_table(tables[3], tables[4], 0, -1);
+    si4_dsp_dw_moved_table(tables[5], tables[4], 0, 1);
+    si4_dsp_dw_moved_table(tables[6], tables[4], 1, -1);
+    si4_dsp_dw_moved_table(tables[7], tables[4], 1, 0);
+    si4_dsp_dw_moved_table(tables[8], tables[4], 1, 1);
 }
 
 /* How far a 3x3 window at `origin` (input extent `extent` >= 3) moves to lie
@@ -782,6 +785,7 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
             int32_t words = 0;
             const int32_t end_row = listing ? si4_dsp_dw_list_runs(params, first_row, tables, runs, &words)
                                             : params->output_height;
+            memset(tables, 0, sizeof tables); /* the taps no group's moved tables write */
             for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
                 si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel,
                                          &out, listing ? runs : 0, words, first_row, end_row, tables, output);
