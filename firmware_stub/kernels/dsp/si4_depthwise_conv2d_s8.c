@@ -7,17 +7,25 @@
  * Depth multiplier 1 (every MLPerf Tiny depthwise layer): channels are
  * independent, so four neighbouring channels share one input word and one
  * filter word per tap. The loop runs channel group (four channels) outside,
- * output positions inside: the group's filter taps are widened to int16
- * lanes once (si4_dsp_dw_group), its bias and requantization constants are
- * derived once, and every position then costs, per tap, one input load, two
- * SXTAB16 (the input offset comes free) and four 16x16 MACs on the lanes
- * (SMLABB / SMLATT: the lanes belong to different channels, so SMLAD's sum
- * of the two would mix them). 3x3 windows inside the input are unrolled.
- * The four results are requantized, packed into one word and clamped with
- * SSUB8/SEL, one store.
+ * output positions inside, and per tap costs one input load, two SXTAB16
+ * (the input offset comes free), one LDRD of the group's widened taps and
+ * four 16x16 MACs on the lanes (SMLABB / SMLATT: the lanes belong to
+ * different channels, so SMLAD's sum of the two would mix them).
  *
- * Channels after the last whole group, other depth multipliers, and kernels
- * of more than SI4_DSP_DW_MAX_TAPS taps take the portable loop.
+ * 3x3, dilation 1 (kws, vww): an assembly loop (si4_dsp_dw_3x3_runs) walks
+ * the runs of output positions listed once per chunk of rows for all
+ * groups; requantization, packing and the clamp stay in registers (113
+ * instructions per position and group of four channels, 36 MACs). Windows
+ * that reach one row or column into the padding read a block moved inside
+ * the input with a taps table moved the other way (zeros for the missing
+ * taps), so the padding costs nothing extra.
+ *
+ * Everything else (other kernel sizes, dilation, channels whose constants
+ * the pre-scaled accumulator cannot hold, windows that cannot move inside)
+ * takes a C loop over the valid taps of four channels (si4_dsp_dw_position);
+ * the last channels when the count is not a multiple of four, other depth
+ * multipliers and kernels of more than SI4_DSP_DW_MAX_TAPS taps take
+ * portable loops. All of them compiled for size (SI4_DSP_DW_COLD).
  */
 #include "si4_nn.h"
 
@@ -28,18 +36,10 @@
 
 #include <stddef.h>
 
-/* The portable kernel, under another name: the cases this file does not
- * speed up, and the channels after the last group of four. */
-#define si4_depthwise_conv2d_s8 si4_depthwise_conv2d_s8_portable
-static void si4_depthwise_conv2d_s8_portable(const si4_depthwise_conv2d_params *params,
-                                             const int8_t *input,
-                                             const int8_t *filter,
-                                             const int32_t *bias,
-                                             const int32_t *output_multiplier,
-                                             const int32_t *output_shift,
-                                             int8_t *output);
-#include "../src/si4_depthwise_conv2d_s8.c"
-#undef si4_depthwise_conv2d_s8
+/* The paths the MLPerf Tiny layers do not take (other kernels, constants the
+ * runs cannot hold, windows that cannot move inside, the last channels):
+ * compiled for size, out of line. */
+#define SI4_DSP_DW_COLD __attribute__((cold, noinline))
 
 /* ------------------------------------------------------------------------
  * Requantization of one depthwise output, the double rounding kept exact.
@@ -194,52 +194,6 @@ static inline void si4_dsp_dw_window(const si4_depthwise_conv2d_params *params,
             a3 = __smlatt(x13, w13, a3);
         }
     }
-    acc->acc0 = a0;
-    acc->acc1 = a1;
-    acc->acc2 = a2;
-    acc->acc3 = a3;
-}
-
-/* One tap of the unrolled 3x3 window: input word at `source`, widened taps
- * at taps[2 * t], taps[2 * t + 1]. */
-#define SI4_DSP_DW_TAP(source, t)                                                                   \
-    do {                                                                                            \
-        const uint32_t word_ = si4_dsp_load_s8x4(source);                                           \
-        const int32_t x02_ = __sxtab16((int16x2_t)offset_pair, (int8x4_t)word_);                    \
-        const int32_t x13_ = si4_dsp_sxtab16_ror8(offset_pair, word_);                              \
-        const int32_t w02_ = (int32_t)taps[2 * (t)];                                                \
-        const int32_t w13_ = (int32_t)taps[2 * (t) + 1];                                            \
-        a0 = __smlabb(x02_, w02_, a0);                                                              \
-        a2 = __smlatt(x02_, w02_, a2);                                                              \
-        a1 = __smlabb(x13_, w13_, a1);                                                              \
-        a3 = __smlatt(x13_, w13_, a3);                                                              \
-    } while (0)
-
-/* A whole 3x3 window, dilation 1: `source` is the input word of tap (0, 0),
- * `column` the distance between horizontal neighbours, `row` between
- * vertical ones. */
-static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
-                                         const int8_t *source,
-                                         int32_t column,
-                                         int32_t row,
-                                         uint32_t offset_pair,
-                                         si4_dsp_dw_acc *acc)
-{
-    int32_t a0 = acc->acc0;
-    int32_t a1 = acc->acc1;
-    int32_t a2 = acc->acc2;
-    int32_t a3 = acc->acc3;
-    const int8_t *row_1 = source + row;
-    const int8_t *row_2 = row_1 + row;
-    SI4_DSP_DW_TAP(source, 0);
-    SI4_DSP_DW_TAP(source + column, 1);
-    SI4_DSP_DW_TAP(source + 2 * column, 2);
-    SI4_DSP_DW_TAP(row_1, 3);
-    SI4_DSP_DW_TAP(row_1 + column, 4);
-    SI4_DSP_DW_TAP(row_1 + 2 * column, 5);
-    SI4_DSP_DW_TAP(row_2, 6);
-    SI4_DSP_DW_TAP(row_2 + column, 7);
-    SI4_DSP_DW_TAP(row_2 + 2 * column, 8);
     acc->acc0 = a0;
     acc->acc1 = a1;
     acc->acc2 = a2;
@@ -530,7 +484,7 @@ static void si4_dsp_dw_group_init(const si4_depthwise_conv2d_params *params,
 }
 
 /* Four channels of one output position through the C loops (any window). */
-static void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
+static SI4_DSP_DW_COLD void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
                                 const si4_dsp_dw_group *group,
                                 const int8_t *input,
                                 int32_t out_y,
@@ -557,16 +511,8 @@ static void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
     acc.acc1 = group->channel[1].bias;
     acc.acc2 = group->channel[2].bias;
     acc.acc3 = group->channel[3].bias;
-    if (params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
-        params->dilation_width == 1 && ky_start == 0 && ky_end == 3 && kx_start == 0 && kx_end == 3) {
-        si4_dsp_dw_window_3x3(group->taps, input + (in_y_origin * params->input_width + in_x_origin) *
-                                                     params->input_channels,
-                              params->input_channels, params->input_width * params->input_channels, offset_pair,
-                              &acc);
-    } else {
-        si4_dsp_dw_window(params, group, input, in_y_origin, in_x_origin, ky_start, ky_end, kx_start, kx_end,
-                          offset_pair, &acc);
-    }
+    si4_dsp_dw_window(params, group, input, in_y_origin, in_x_origin, ky_start, ky_end, kx_start, kx_end, offset_pair,
+                      &acc);
     packed = si4_dsp_pack_s8x4(si4_dsp_dw_requantize(acc.acc0, &group->channel[0], out->output_offset),
                                si4_dsp_dw_requantize(acc.acc1, &group->channel[1], out->output_offset),
                                si4_dsp_dw_requantize(acc.acc2, &group->channel[2], out->output_offset),
@@ -709,8 +655,10 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
     si4_dsp_dw_c_positions(params, &group, input, runs, words, first_row, end_row, !fits, out, output);
 }
 
-/* The channels from first_channel on (fewer than four), portable loop. */
-static SI4_DSP_OWN_FRAME void si4_dsp_dw_tail_channels(const si4_depthwise_conv2d_params *params,
+/* Output channels first_channel .. output_channels - 1, any depth
+ * multiplier: the portable kernel's loop (the whole layer when the fast paths
+ * do not apply, else the channels after the last group of four). */
+static SI4_DSP_DW_COLD void si4_dsp_dw_channels_scalar(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
                                                        const int8_t *filter,
                                                        const int32_t *bias,
@@ -720,6 +668,7 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_tail_channels(const si4_depthwise_conv2
                                                        int8_t *output)
 {
     const int32_t channels = params->output_channels;
+    const int32_t input_channels = params->input_channels;
     int32_t out_y;
     for (out_y = 0; out_y < params->output_height; ++out_y) {
         const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
@@ -737,6 +686,7 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_tail_channels(const si4_depthwise_conv2
                                    &kx_start, &kx_end);
             for (oc = first_channel; oc < channels; ++oc) {
                 const int32_t quant_index = params->per_channel ? oc : 0;
+                const int32_t ic = oc / params->depth_multiplier;
                 int32_t acc = bias != 0 ? bias[oc] : 0;
                 int32_t ky;
                 for (ky = ky_start; ky < ky_end; ++ky) {
@@ -745,7 +695,7 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_tail_channels(const si4_depthwise_conv2
                     for (kx = kx_start; kx < kx_end; ++kx) {
                         const int32_t in_x = in_x_origin + params->dilation_width * kx;
                         acc += filter[(ky * params->kernel_width + kx) * channels + oc] *
-                               (input[(in_y * params->input_width + in_x) * channels + oc] + params->input_offset);
+                               (input[(in_y * params->input_width + in_x) * input_channels + ic] + params->input_offset);
                     }
                 }
                 output[(out_y * params->output_width + out_x) * channels + oc] =
@@ -772,7 +722,7 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
     /* The packed clamp needs int8 bounds (TFLM's int8 activation ranges always are). */
     if (params->depth_multiplier != 1 || params->kernel_height * params->kernel_width > SI4_DSP_DW_MAX_TAPS ||
         out.low < -128 || out.high > 127) {
-        si4_depthwise_conv2d_s8_portable(params, input, filter, bias, output_multiplier, output_shift, output);
+        si4_dsp_dw_channels_scalar(params, input, filter, bias, output_multiplier, output_shift, 0, output);
         return;
     }
     if (channels >= 4) {
@@ -795,7 +745,7 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
     }
     first_channel = channels & ~3;
     if (first_channel < channels) {
-        si4_dsp_dw_tail_channels(params, input, filter, bias, output_multiplier, output_shift, first_channel, output);
+        si4_dsp_dw_channels_scalar(params, input, filter, bias, output_multiplier, output_shift, first_channel, output);
     }
 }
 
