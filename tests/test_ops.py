@@ -46,7 +46,8 @@ def test_every_kernel_has_its_file_and_declaration():
         assert spec.dsp == (firmware_stub_dir() / "kernels" / "dsp" / f"{spec.kernel}.c").is_file()
         if spec.params_type is not None:
             assert f"}} {spec.c_struct};" in header, spec.c_struct
-    assert {spec.op for spec in ops.registry() if spec.dsp} >= {"conv2d", "conv2d_max_pool", "fully_connected", "max_pool"}
+    assert {spec.op for spec in ops.registry() if spec.dsp} >= {"conv2d", "conv2d_max_pool", "fully_connected", "max_pool",
+                                                               "depthwise_conv2d", "avg_pool", "add"}
 
 
 def test_builtins_and_option_tables_are_registered_once():
@@ -83,7 +84,7 @@ def test_ops_command_lists_the_registry():
     assert [row["tflite_operator"] for row in rows] == [row["tflite_operator"] for row in operator_table()]
     by_name = {row["tflite_operator"]: row for row in rows}
     assert by_name["CONV_2D"]["kernel"] == "si4_conv2d_s8" and by_name["CONV_2D"]["dsp"] is True
-    assert by_name["ADD"]["kernel"] == "si4_add_s8" and by_name["ADD"]["dsp"] is False
+    assert by_name["SOFTMAX"]["kernel"] == "si4_softmax_s8" and by_name["SOFTMAX"]["dsp"] is False
     assert by_name["CONV_2D"]["paddings"] == "SAME, VALID"
     table = subprocess.run(
         [sys.executable, "-m", "si4tool", "ops"], capture_output=True, text=True, cwd=REPO,
