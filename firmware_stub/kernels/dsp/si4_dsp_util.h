@@ -579,6 +579,69 @@ static void __attribute__((naked, unused)) si4_dsp_requantize_rows(const int32_t
         "pop     {r4-r11, pc}              \n\t");
 }
 
+/* One output channel's requantization for the column kernels: its
+ * constants, the bytes between its outputs (one per position) and
+ * si4_dsp_output's fields, in the order si4_dsp_requantize_columns reads. */
+typedef struct {
+    int32_t bias;          /* 0 (0 without a bias) */
+    int32_t multiplier;    /* 4 */
+    int32_t shift;         /* 8 */
+    int32_t output_step;   /* 12: output channels */
+    int32_t output_offset; /* 16 */
+    int32_t low;           /* 20 */
+    int32_t high;          /* 24 */
+} si4_dsp_column_quant;
+
+/* output[p * output_step] = si4_dsp_output_s8(si4_dsp_scale_apply(acc[p] +
+ * bias, scale), out) for p < count (count >= 1), one channel: its constants
+ * derived once, then about 26 instructions a position; the high multiply as
+ * si4_dsp_requantize_rows does it. */
+static void __attribute__((naked, unused)) si4_dsp_requantize_columns(const int32_t *acc,
+                                                                       int32_t count,
+                                                                       const si4_dsp_column_quant *quant,
+                                                                       int8_t *output)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r2, {r4, r5, r6, r7}      \n\t" /* bias, multiplier, shift, output step */
+        "bic     r8, r6, r6, asr #31       \n\t" /* left shift: max(shift, 0) */
+        "rsb     r6, r6, #0                \n\t"
+        "bic     r6, r6, r6, asr #31       \n\t" /* right shift: max(-shift, 0) */
+        "movs    r9, #1                    \n\t"
+        "lsl     r9, r9, r6                \n\t"
+        "subs    r9, r9, #1                \n\t" /* remainder mask */
+        "lsr     r10, r9, #1               \n\t" /* half */
+        "1:                                \n\t"
+        "ldr     r11, [r0], #4             \n\t"
+        "add     r11, r11, r4              \n\t"
+        "lsl     r11, r11, r8              \n\t"
+        "mov     r12, #0x40000000          \n\t" /* (x * multiplier + 2^30) >> 31 */
+        "movs    lr, #0                    \n\t"
+        "smlal   r12, lr, r11, r5          \n\t"
+        "lsrs    r12, r12, #31             \n\t"
+        "qadd    lr, lr, lr                \n\t"
+        "orr     r12, r12, lr              \n\t"
+        "and     r11, r12, r9              \n\t" /* remainder */
+        "add     lr, r10, r12, lsr #31     \n\t" /* threshold: half, plus one below zero */
+        "asr     r12, r12, r6              \n\t"
+        "sub     lr, lr, r11               \n\t"
+        "add     r12, r12, lr, lsr #31     \n\t" /* +1 when remainder > threshold */
+        "ldr     r11, [r2, #16]            \n\t"
+        "add     r12, r12, r11             \n\t"
+        "ldrd    r11, lr, [r2, #20]        \n\t" /* low, high */
+        "cmp     r12, r11                  \n\t"
+        "it      lt                        \n\t"
+        "movlt   r12, r11                  \n\t"
+        "cmp     r12, lr                   \n\t"
+        "it      gt                        \n\t"
+        "movgt   r12, lr                   \n\t"
+        "strb    r12, [r3]                 \n\t"
+        "add     r3, r3, r7                \n\t"
+        "subs    r1, r1, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
 /* One output channel of the first-layer kernel with a fused pool: its
  * widened taps and requantization constants, in the order the assembly
  * below loads them (two LDMs). */
