@@ -277,6 +277,10 @@ static void __attribute__((naked, unused)) si4_dsp_widen_run(const int8_t *sourc
 }
 #pragma GCC diagnostic pop
 
+/* Windows of rows that are not whole words gathered into one run first, up
+ * to this many taps (64 bytes of stack). */
+#define SI4_DSP_GATHER_TAPS 64
+
 /* Stores value (an int16 lane) as tap `tap` of one column (the layout
  * above: word 8g + (tap & 1), half (tap >> 1) & 1); a byte-wise copy, so the
  * word block is never read through another type. */
@@ -318,9 +322,28 @@ static inline void si4_dsp_widen_column_rows(const si4_conv2d_params *params,
                 si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
                 input_index += window.input_row_step;
             }
+        } else if (taps <= SI4_DSP_GATHER_TAPS && -params->input_offset >= INT8_MIN && -params->input_offset <= INT8_MAX) {
+            /* Rows that are not whole words (a 3-channel first layer): the
+             * window's bytes copied into one run, padded to a whole word with
+             * -input_offset (which widens to 0), then widened a word at a time. */
+            uint32_t words[SI4_DSP_GATHER_TAPS / 4];
+            int8_t *gathered = (int8_t *)words;
+            int32_t tap = 0;
+            for (row = 0; row < row_end - row_begin; ++row) {
+                const int8_t *source = input + input_index;
+                int32_t k;
+                for (k = 0; k < run; ++k) {
+                    gathered[tap++] = source[k];
+                }
+                input_index += window.input_row_step;
+            }
+            for (; (tap & 3) != 0; ++tap) {
+                gathered[tap] = (int8_t)-params->input_offset;
+            }
+            si4_dsp_widen_run(gathered, column, tap >> 2, si4_dsp_offset_pair(params->input_offset));
         } else {
-            /* Rows that are not whole words (a 3-channel first layer): tap by
-             * tap, and the last group's unused lanes zeroed. */
+            /* Rows that are not whole words, larger windows: tap by tap, and
+             * the last group's unused lanes zeroed. */
             const int32_t last_group = (taps - 1) >> 2;
             int32_t tap = 0;
             column[8 * last_group] = 0;
