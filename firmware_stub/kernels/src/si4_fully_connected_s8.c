@@ -23,18 +23,21 @@ static void fully_connected_row(const si4_fully_connected_params *params,
     const int32_t input_size = params->input_size;
     const int32_t input_offset = params->input_offset;
     const int32_t filter_offset = params->filter_offset;
-    int32_t o;
-    for (o = 0; o < params->output_size; o += 2) {
-        int32_t acc[2] = {0, 0};
-        const int32_t pair = o + 1 < params->output_size ? 2 : 1;
+    int32_t o = 0;
+    int32_t group = 1;
+    for (; o < params->output_size; o += group) {
+        int32_t acc[4] = {0, 0, 0, 0};
         int32_t k;
-        if (filter_offset == 0 && pair == 2) {
-            /* Symmetric int8 weights (what the TFLite converter emits): two
+        group = params->output_size - o >= 4 ? 4 : (params->output_size - o >= 2 ? 2 : 1);
+        if (filter_offset == 0 && group == 4) {
+            /* Symmetric int8 weights (what the TFLite converter emits): four
              * output rows at a time, sharing each input load. */
+            si4_dot_s8_quad(filter + o * input_size, input_size, input, input_size, input_offset, acc);
+        } else if (filter_offset == 0 && group == 2) {
             si4_dot_s8_pair(filter + o * input_size, filter + (o + 1) * input_size, input, input_size, input_offset,
                             &acc[0], &acc[1]);
         } else {
-            for (k = 0; k < pair; ++k) {
+            for (k = 0; k < group; ++k) {
                 const int8_t *filter_row = filter + (o + k) * input_size;
                 int32_t i;
                 for (i = 0; i < input_size; ++i) {
@@ -42,7 +45,7 @@ static void fully_connected_row(const si4_fully_connected_params *params,
                 }
             }
         }
-        for (k = 0; k < pair; ++k) {
+        for (k = 0; k < group; ++k) {
             const int32_t quant_index = params->per_channel ? o + k : 0;
             const int32_t total = bias != 0 ? acc[k] + bias[o + k] : acc[k];
             output[o + k] = si4_requantize_s8(total, output_multiplier[quant_index], output_shift[quant_index],
