@@ -176,3 +176,30 @@ def binary_reference_inputs(layer, inputs) -> list[np.ndarray]:
 
 
 BINARY_CONSTANTS = (("input1", "int8_t"), ("input2", "int8_t"))
+
+
+def broadcast_lowering(op: str, prepare):
+    """lower_<op> of SUB and MUL: two operands (activations or constants) broadcast to the output,
+    a fused activation, and `prepare(shape1, scale1, zp1, shape2, scale2, zp2, out_scale, out_zp,
+    activation) -> (params, BroadcastParams)`; the broadcast params travel as an extra struct."""
+
+    def lower(ctx, operator):
+        operands, activations, constants = binary_operands(ctx, operator)
+        output = ctx.output_activation(operator)
+        check_output_shape(ctx, operator, operands, output)
+        ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
+        a, b = operands
+        params, broadcast = ctx.quantized(
+            operator, prepare, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
+            output.zero_point, operator.options.get("activation", 0),
+        )  # fmt: skip
+        return ctx.layer(op, operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+
+    lower.__name__ = f"lower_{op}"
+    return lower
+
+
+def broadcast_reference(reference):
+    """OpSpec.reference of SUB and MUL from `reference(params, broadcast, input1, input2)`."""
+    return lambda layer, inputs: reference(layer.params, dict(layer.extra_params)["broadcast"],
+                                           *binary_reference_inputs(layer, inputs))
