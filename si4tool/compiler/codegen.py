@@ -105,17 +105,28 @@ def _struct(name: str, prefix: str, params) -> dict:
     return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
 
 
+ARENA_SYMBOL = "si4_model_arena"  # the one place model.c's arena pointers are spelled
+
+
+def _arena_pointer(offset: int) -> str:
+    return f"{ARENA_SYMBOL} + {offset}"
+
+
+def _buffer_expression(graph: Graph, plan: MemoryPlan, tensor: str) -> str:
+    if tensor == graph.input:
+        return "input"
+    if tensor == graph.output:
+        return "output"
+    return _arena_pointer(plan.allocations[tensor].offset)
+
+
 def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> dict:
     """What model.c says about one layer: its params structs and the kernel call."""
     spec = ops.spec(layer.op)
     prefix = _macro_prefix(layer)
 
     def buffer(tensor: str) -> str:
-        if tensor == graph.input:
-            return "input"
-        if tensor == graph.output:
-            return "output"
-        return f"si4_model_arena + {plan.allocations[tensor].offset}"
+        return _buffer_expression(graph, plan, tensor)
 
     structs = []
     params = []
@@ -130,7 +141,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> di
         params=tuple(params),
         inputs=tuple(buffer(tensor) for tensor in layer.inputs),
         constants=tuple(_array_name(layer, key) for key, _ in spec.constants),
-        scratch=None if scratch is None else f"si4_model_arena + {scratch.offset}",
+        scratch=None if scratch is None else _arena_pointer(scratch.offset),
         output=buffer(layer.output),
         size_macro=f"{prefix}_OUTPUT_SIZE",
     )
@@ -144,6 +155,8 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> di
         "unused": [name for name in ("input", "output") if name not in used],
         "call": call,
         "aliases": None if call is not None else c_comment_text(f"{layer.output} is {layer.inputs[0]}'s bytes"),
+        "stream": None,  # a row-streamed chain's last layer (stream_codegen.py)
+        "streamed": None,  # a layer that runs inside such a chain
     }
 
 
@@ -153,8 +166,18 @@ def arena_declaration_bytes(plan: MemoryPlan) -> int:
 
 
 def _layer_output_offset(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
-    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer."""
-    return -1 if layer.output == graph.output else plan.allocations[layer.output].offset
+    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer
+    (and for a streamed layer, whose output is never materialised: its size is 0)."""
+    if layer.output == graph.output or layer.output not in plan.allocations:
+        return -1
+    return plan.allocations[layer.output].offset
+
+
+def _layer_output_size(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
+    """Bytes a tracer may read after the layer: 0 for a tensor a row-streamed schedule never materialises."""
+    if layer.output != graph.output and layer.output not in plan.allocations:
+        return 0
+    return graph.tensors[layer.output].size_bytes
 
 
 def _image_dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -189,13 +212,23 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         "sha256_short": model_sha256[:8],
     }
     weights_layers = [_weights_layer(graph, layer) for layer in graph.layers]
-    model_layers = [_model_layer(graph, plan, index, layer) for index, layer in enumerate(graph.layers)]
+    in_streams = {i for stream in plan.streams for i in (stream.producer, stream.consumer, stream.dense)}
+    model_layers = [
+        {"function": f"layer_{index}_{layer.op}", "name": layer.name, "description": c_comment_text(layer.describe_source())}
+        if index in in_streams
+        else _model_layer(graph, plan, index, layer)  # the stream's entries come from stream_codegen
+        for index, layer in enumerate(graph.layers)
+    ]
+    if plan.streams:
+        from si4tool.compiler.stream_codegen import apply_row_streams
+
+        model_layers = apply_row_streams(graph, plan, model_layers)
     layer_table = [
         {
             "function": entry["function"],
             "name": layer.name,
             "output_offset": _layer_output_offset(graph, plan, layer),
-            "output_size": graph.tensors[layer.output].size_bytes,
+            "output_size": _layer_output_size(graph, plan, layer),
         }
         for entry, layer in zip(model_layers, graph.layers)
     ]
@@ -210,6 +243,8 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         "model_layers": model_layers,
         "layer_table": layer_table,
         "arena_map": arena_map,
+        "schedule": plan.schedule,
+        "has_streams": bool(plan.streams),
     }
     return {
         "model.h": render_template("model.h.j2", **context),
@@ -244,7 +279,9 @@ def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
                 "output_bytes": graph.tensors[layer.output].size_bytes,
                 "scratch_bytes": layer.scratch_bytes,
                 "scratch_offset": scratch.offset if scratch is not None else None,
-                "output_in": "arena" if allocation is not None else "caller's output buffer",
+                "output_in": "arena" if allocation is not None else (
+                    "caller's output buffer" if layer.output == graph.output else "streamed (never materialised)"
+                ),
                 "arena_offset": allocation.offset if allocation is not None else None,
                 "arena_size": allocation.size if allocation is not None else 0,
                 "live_range": [allocation.first_layer, allocation.last_layer] if allocation is not None else None,

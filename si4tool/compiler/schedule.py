@@ -1,0 +1,238 @@
+"""Execution schedules and the `--memory fast|balanced|small` choice (issue 12).
+
+A schedule says in which order the engine computes a graph's values and so which of them must
+exist at the same time. Two exist today:
+
+- "layer by layer" (`fast`): each layer runs once over its whole input tensor, as TFLite Micro
+  runs it; planner.plan_memory places the tensors.
+- "row-streamed": a chain `conv2d_max_pool A -> conv2d_max_pool B -> fully_connected F` (the
+  seed model's conv1+pool1 -> conv2+pool2 -> flatten -> fc1) runs depth-first inside F's layer
+  function: A produces its output rows into a ring of B's kernel height, B computes one
+  convolution row at a time and max-pools it into one partial output row, and F accumulates its
+  int32 sums as B's pooled rows arrive. A's and B's output tensors never exist whole. Every
+  value is computed by the unchanged kernels on bands of rows (docs/memory.md says why that is
+  exact), so the schedule is bit-exact with the layer-by-layer one.
+
+`choose_plan(graph, memory)` builds every schedule the graph allows and picks by the rule of
+`memory`:
+- fast: layer by layer (today's engine, unchanged);
+- small: the smallest arena (the first schedule on a tie, so fast when nothing streams);
+- balanced: the smallest arena among the schedules whose estimated work is within
+  BALANCED_WORK_BOUND of fast's. The estimate counts multiply-accumulates, recomputed ones
+  included; the row-streamed schedule recomputes none (each value is computed once), so it
+  passes, and its measured extra instructions (band calls, the ring's memmove) are reported by
+  `validate-qemu` / `bench`, not guessed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from si4tool.compiler import ops
+from si4tool.compiler.ir import Graph, Layer
+from si4tool.compiler.ops.conv2d import Conv2DParams
+from si4tool.compiler.ops.pooling import PoolParams
+
+MEMORY_CHOICES = ("fast", "balanced", "small")
+DEFAULT_MEMORY = "fast"
+BALANCED_WORK_BOUND = 1.1
+
+LAYER_BY_LAYER = "layer by layer"
+ROW_STREAMED = "row-streamed"
+
+
+@dataclass(frozen=True)
+class ProducerBand:
+    """One call of A's kernel that writes A's output row `row`: the band of the input it reads."""
+
+    row: int
+    input_row: int  # first input row of the band (the kernel's input pointer points there)
+    conv: Conv2DParams  # input_height / pad_top / output_height describe the band
+    pool: PoolParams
+
+
+@dataclass(frozen=True)
+class RowStream:
+    """A -> B -> F run depth-first inside F's layer function (see the module docstring)."""
+
+    producer: int  # layer indices: A, B = A + 1, F = A + 2
+    consumer: int
+    dense: int
+    producer_bands: tuple[ProducerBand, ...]
+    # B's calls: a whole convolution row pooled across only (the first row of a pool window) ...
+    row_conv: Conv2DParams
+    row_pool: PoolParams
+    # ... and one pooled pixel at a time (a column band), folded into the partial row by max.
+    pixel_conv: Conv2DParams
+    pixel_pool: PoolParams
+    pixel_input_step: int  # bytes between the ring positions of two neighbouring pooled pixels
+    conv_rows: int  # B's convolution rows some pool window reads (the others are never computed)
+    pool_filter_height: int
+    ring_rows: int
+    ring_row_bytes: int  # one output row of A
+    pooled_row_bytes: int  # one output row of B
+    pixel_bytes: int  # one pooled pixel of B (its channels)
+    pooled_width: int
+    sums_bytes: int  # F's int32 sums
+
+    def buffer_names(self, graph: Graph) -> dict[str, str]:
+        a, b, f = (graph.layers[i].name for i in (self.producer, self.consumer, self.dense))
+        return {"ring": f"{a}.rows", "pooled_row": f"{b}.pooled_row", "pixel": f"{b}.pixel", "sums": f"{f}.sums"}
+
+    def buffer_sizes(self, graph: Graph) -> dict[str, int]:
+        names = self.buffer_names(graph)
+        return {
+            names["ring"]: self.ring_rows * self.ring_row_bytes,
+            names["pooled_row"]: self.pooled_row_bytes,
+            names["pixel"]: self.pixel_bytes,
+            names["sums"]: self.sums_bytes,
+        }
+
+    @property
+    def streamed_layers(self) -> tuple[int, int]:
+        """The layers whose outputs are never materialised (they run inside F's function)."""
+        return (self.producer, self.consumer)
+
+
+def _valid_pool_rows(conv: Conv2DParams, pool: PoolParams) -> bool:
+    """The pool is unpadded and every window lies inside the convolution output (no clipping)."""
+    return (
+        pool.pad_top == 0
+        and pool.pad_left == 0
+        and (pool.output_height - 1) * pool.stride_height + pool.filter_height <= conv.output_height
+        and (pool.output_width - 1) * pool.stride_width + pool.filter_width <= conv.output_width
+    )
+
+
+def producer_band(layer: Layer, row: int) -> ProducerBand:
+    """A's kernel call for its output row `row`: the input rows its pool window's convolution rows read.
+
+    Convolution row c reads input rows c*s - p .. c*s - p + (k-1)*d. The band starts at
+    max(0, first) with pad_top' = max(0, -first) (rows above the input are padding, as they are
+    for the whole tensor) and ends at min(H, last + 1): rows past the band are then treated as
+    padding only where they are past the input's bottom edge, i.e. where they are padding."""
+    conv, pool = layer.params, layer.pool_params
+    first_conv_row = row * pool.stride_height
+    first = first_conv_row * conv.stride_height - conv.pad_top
+    last = (first_conv_row + pool.filter_height - 1) * conv.stride_height - conv.pad_top
+    last += (conv.kernel_height - 1) * conv.dilation_height
+    start, end = max(0, first), min(conv.input_height, last + 1)
+    band_conv = dataclasses.replace(
+        conv, input_height=end - start, output_height=pool.filter_height, pad_top=start - first
+    )
+    band_pool = dataclasses.replace(pool, input_height=pool.filter_height, output_height=1)
+    return ProducerBand(row, start, band_conv, band_pool)
+
+
+def find_row_stream(graph: Graph, index: int) -> RowStream | None:
+    """The row-streamed form of the chain starting at layer `index`, or None when it does not apply."""
+    if index + 2 >= len(graph.layers):
+        return None
+    a, b, f = graph.layers[index : index + 3]
+    if a.op != "conv2d_max_pool" or b.op != "conv2d_max_pool" or f.op != "fully_connected":
+        return None
+    if b.inputs != (a.output,) or f.inputs != (b.output,):
+        return None
+    if a.output == graph.output or b.output == graph.output:
+        return None
+    if [layer.name for layer in graph.consumers(a.output)] != [b.name]:
+        return None
+    if [layer.name for layer in graph.consumers(b.output)] != [f.name]:
+        return None
+    if not (_valid_pool_rows(a.params, a.pool_params) and _valid_pool_rows(b.params, b.pool_params)):
+        return None
+    bc, bp = b.params, b.pool_params
+    # B reads a sliding window of A's rows: stride 1, no dilation, no padding (so that a column
+    # band's edges are never the tensor's edges), and pool windows that tile the rows exactly.
+    if (bc.stride_height, bc.dilation_height, bc.dilation_width, bc.pad_top, bc.pad_left) != (1, 1, 1, 0, 0):
+        return None
+    if bp.filter_height != bp.stride_height or bp.filter_width != bp.stride_width:
+        return None
+    if f.params.input_size != graph.tensors[b.output].size_bytes:
+        return None
+    a_height, a_width, a_channels = graph.tensors[a.output].shape
+    b_height, b_width, b_channels = graph.tensors[b.output].shape
+    row_conv = dataclasses.replace(bc, input_height=bc.kernel_height, output_height=1)
+    row_pool = dataclasses.replace(bp, input_height=1, filter_height=1, stride_height=1, output_height=1)
+    pixel_conv = dataclasses.replace(row_conv, output_width=bp.filter_width)
+    pixel_pool = dataclasses.replace(row_pool, input_width=bp.filter_width, output_width=1)
+    return RowStream(
+        producer=index,
+        consumer=index + 1,
+        dense=index + 2,
+        producer_bands=tuple(producer_band(a, row) for row in range(a_height)),
+        row_conv=row_conv,
+        row_pool=row_pool,
+        pixel_conv=pixel_conv,
+        pixel_pool=pixel_pool,
+        pixel_input_step=bp.stride_width * bc.stride_width * bc.input_channels,
+        conv_rows=b_height * bp.filter_height,
+        pool_filter_height=bp.filter_height,
+        ring_rows=bc.kernel_height,
+        ring_row_bytes=a_width * a_channels,
+        pooled_row_bytes=b_width * b_channels,
+        pixel_bytes=b_channels,
+        pooled_width=b_width,
+        sums_bytes=4 * f.params.output_size,
+    )
+
+
+def find_row_streams(graph: Graph) -> tuple[RowStream, ...]:
+    streams = []
+    index = 0
+    while index < len(graph.layers):
+        stream = find_row_stream(graph, index)
+        if stream is not None:
+            streams.append(stream)
+            index += 3
+        else:
+            index += 1
+    return tuple(streams)
+
+
+def estimated_macs(graph: Graph, schedule: str) -> int:
+    """Multiply-accumulates the schedule performs; recomputation counts (the row stream has none)."""
+    return int(sum(ops.layer_macs(layer) for layer in graph.layers))
+
+
+@dataclass(frozen=True)
+class ScheduleCandidate:
+    schedule: str
+    arena_bytes: int
+    arena_plus_input_bytes: int
+    estimated_macs: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def candidate_plans(graph: Graph):
+    """[(candidate, plan)] for every schedule the graph allows, fast's first."""
+    from si4tool.compiler.planner import plan_memory
+
+    plans = [(LAYER_BY_LAYER, plan_memory(graph))]
+    streams = find_row_streams(graph)
+    if streams:
+        plans.append((ROW_STREAMED, plan_memory(graph, streams=streams)))
+    return [
+        (ScheduleCandidate(name, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, name)), plan)
+        for name, plan in plans
+    ]
+
+
+def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
+    """(the MemoryPlan `memory` picks, every candidate) for the manifest and the report."""
+    if memory not in MEMORY_CHOICES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_CHOICES)}, not {memory!r}")
+    candidates = candidate_plans(graph)
+    fast_candidate, fast_plan = candidates[0]
+    if memory == "fast":
+        chosen = fast_plan
+    else:
+        allowed = candidates
+        if memory == "balanced":
+            bound = BALANCED_WORK_BOUND * fast_candidate.estimated_macs
+            allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
+        chosen = min(allowed, key=lambda item: item[0].arena_bytes)[1]  # first of the smallest
+    return chosen, [candidate for candidate, _ in candidates]
