@@ -226,7 +226,7 @@ def plan_memory(graph: Graph, streams=()) -> MemoryPlan:
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
     input_bytes = graph.tensors[graph.input].size_bytes
-    schedule = "row-streamed" if streams else "layer by layer"
+    schedule = streams[0].schedule if streams else "layer by layer"
     plan = MemoryPlan(arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams))
     check_no_overlap(plan)
     return plan

@@ -7,11 +7,19 @@ exist at the same time. Two exist today:
   runs it; planner.plan_memory places the tensors.
 - "row-streamed": a chain `conv2d_max_pool A -> conv2d_max_pool B -> fully_connected F` (the
   seed model's conv1+pool1 -> conv2+pool2 -> flatten -> fc1) runs depth-first inside F's layer
-  function: A produces its output rows into a ring of B's kernel height, B computes one
-  convolution row at a time and max-pools it into one partial output row, and F accumulates its
-  int32 sums as B's pooled rows arrive. A's and B's output tensors never exist whole. Every
-  value is computed by the unchanged kernels on bands of rows (docs/memory.md says why that is
-  exact), so the schedule is bit-exact with the layer-by-layer one.
+  function: A produces its output rows into a ring, B reads the ring, and F accumulates its int32
+  sums as B's pooled values arrive. A's and B's output tensors never exist whole. Every value is
+  computed by the unchanged kernels on bands of rows (docs/memory.md says why that is exact), so
+  the schedule is bit-exact with the layer-by-layer one. Two forms:
+  - "row-streamed, whole pool windows": the ring holds the kernel_height + pool_height - 1 rows
+    one pooled row of B needs; B runs one pooled pixel per call (its whole 2x2 window) and F adds
+    each pixel's channels;
+  - "row-streamed, split pool windows": the ring holds only B's kernel height; B computes one
+    convolution row at a time, max-pooled across only, into a partial pooled row (the first row
+    of a window written whole, the others pixel by pixel and folded in by max), and F adds each
+    finished pooled row. One ring row less, but a kernel that computes a fixed number of pool
+    positions per call (the DSP kernel's column path computes four) does the split windows' work
+    twice.
 
 `choose_plan(graph, memory)` builds every schedule the graph allows and picks by the rule of
 `memory`:
@@ -39,7 +47,8 @@ DEFAULT_MEMORY = "fast"
 BALANCED_WORK_BOUND = 1.1
 
 LAYER_BY_LAYER = "layer by layer"
-ROW_STREAMED = "row-streamed"
+ROW_STREAMED_WHOLE = "row-streamed, whole pool windows"
+ROW_STREAMED_SPLIT = "row-streamed, split pool windows"
 
 
 @dataclass(frozen=True)
@@ -59,15 +68,17 @@ class RowStream:
     producer: int  # layer indices: A, B = A + 1, F = A + 2
     consumer: int
     dense: int
+    split_windows: bool  # the "split pool windows" form (else "whole pool windows")
     producer_bands: tuple[ProducerBand, ...]
-    # B's calls: a whole convolution row pooled across only (the first row of a pool window) ...
+    # Split form: B's whole convolution row pooled across only (the first row of a pool window).
     row_conv: Conv2DParams
     row_pool: PoolParams
-    # ... and one pooled pixel at a time (a column band), folded into the partial row by max.
+    # One pooled pixel (a column band): the whole window, or (split) one row of it.
     pixel_conv: Conv2DParams
     pixel_pool: PoolParams
     pixel_input_step: int  # bytes between the ring positions of two neighbouring pooled pixels
-    conv_rows: int  # B's convolution rows some pool window reads (the others are never computed)
+    steps: int  # loop trips: B's convolution rows some pool window reads (split) or B's output rows
+    ring_advance: int  # A rows the ring moves per step
     pool_filter_height: int
     ring_rows: int
     ring_row_bytes: int  # one output row of A
@@ -76,18 +87,25 @@ class RowStream:
     pooled_width: int
     sums_bytes: int  # F's int32 sums
 
+    @property
+    def schedule(self) -> str:
+        return ROW_STREAMED_SPLIT if self.split_windows else ROW_STREAMED_WHOLE
+
     def buffer_names(self, graph: Graph) -> dict[str, str]:
         a, b, f = (graph.layers[i].name for i in (self.producer, self.consumer, self.dense))
-        return {"ring": f"{a}.rows", "pooled_row": f"{b}.pooled_row", "pixel": f"{b}.pixel", "sums": f"{f}.sums"}
+        names = {"ring": f"{a}.rows", "pixel": f"{b}.pixel", "sums": f"{f}.sums"}
+        if self.split_windows:
+            names["pooled_row"] = f"{b}.pooled_row"
+        return names
 
     def buffer_sizes(self, graph: Graph) -> dict[str, int]:
-        names = self.buffer_names(graph)
-        return {
-            names["ring"]: self.ring_rows * self.ring_row_bytes,
-            names["pooled_row"]: self.pooled_row_bytes,
-            names["pixel"]: self.pixel_bytes,
-            names["sums"]: self.sums_bytes,
+        sizes = {
+            "ring": self.ring_rows * self.ring_row_bytes,
+            "pooled_row": self.pooled_row_bytes,
+            "pixel": self.pixel_bytes,
+            "sums": self.sums_bytes,
         }
+        return {name: sizes[key] for key, name in self.buffer_names(graph).items()}
 
     @property
     def streamed_layers(self) -> tuple[int, int]:
@@ -125,7 +143,7 @@ def producer_band(layer: Layer, row: int) -> ProducerBand:
     return ProducerBand(row, start, band_conv, band_pool)
 
 
-def find_row_stream(graph: Graph, index: int) -> RowStream | None:
+def find_row_stream(graph: Graph, index: int, split_windows: bool = False) -> RowStream | None:
     """The row-streamed form of the chain starting at layer `index`, or None when it does not apply."""
     if index + 2 >= len(graph.layers):
         return None
@@ -155,21 +173,33 @@ def find_row_stream(graph: Graph, index: int) -> RowStream | None:
     b_height, b_width, b_channels = graph.tensors[b.output].shape
     row_conv = dataclasses.replace(bc, input_height=bc.kernel_height, output_height=1)
     row_pool = dataclasses.replace(bp, input_height=1, filter_height=1, stride_height=1, output_height=1)
-    pixel_conv = dataclasses.replace(row_conv, output_width=bp.filter_width)
-    pixel_pool = dataclasses.replace(row_pool, input_width=bp.filter_width, output_width=1)
+    if split_windows:
+        ring_rows = bc.kernel_height
+        pixel_conv = dataclasses.replace(row_conv, output_width=bp.filter_width)
+        pixel_pool = dataclasses.replace(row_pool, input_width=bp.filter_width, output_width=1)
+    else:
+        ring_rows = bc.kernel_height + bp.filter_height - 1
+        pixel_conv = dataclasses.replace(
+            bc, input_height=ring_rows, output_height=bp.filter_height, output_width=bp.filter_width
+        )
+        pixel_pool = dataclasses.replace(
+            bp, input_height=bp.filter_height, input_width=bp.filter_width, output_height=1, output_width=1
+        )
     return RowStream(
         producer=index,
         consumer=index + 1,
         dense=index + 2,
+        split_windows=split_windows,
         producer_bands=tuple(producer_band(a, row) for row in range(a_height)),
         row_conv=row_conv,
         row_pool=row_pool,
         pixel_conv=pixel_conv,
         pixel_pool=pixel_pool,
         pixel_input_step=bp.stride_width * bc.stride_width * bc.input_channels,
-        conv_rows=b_height * bp.filter_height,
+        steps=b_height * bp.filter_height if split_windows else b_height,
+        ring_advance=1 if split_windows else bp.stride_height,
         pool_filter_height=bp.filter_height,
-        ring_rows=bc.kernel_height,
+        ring_rows=ring_rows,
         ring_row_bytes=a_width * a_channels,
         pooled_row_bytes=b_width * b_channels,
         pixel_bytes=b_channels,
@@ -178,11 +208,11 @@ def find_row_stream(graph: Graph, index: int) -> RowStream | None:
     )
 
 
-def find_row_streams(graph: Graph) -> tuple[RowStream, ...]:
+def find_row_streams(graph: Graph, split_windows: bool = False) -> tuple[RowStream, ...]:
     streams = []
     index = 0
     while index < len(graph.layers):
-        stream = find_row_stream(graph, index)
+        stream = find_row_stream(graph, index, split_windows)
         if stream is not None:
             streams.append(stream)
             index += 3
@@ -191,9 +221,13 @@ def find_row_streams(graph: Graph) -> tuple[RowStream, ...]:
     return tuple(streams)
 
 
-def estimated_macs(graph: Graph, schedule: str) -> int:
-    """Multiply-accumulates the schedule performs; recomputation counts (the row stream has none)."""
-    return int(sum(ops.layer_macs(layer) for layer in graph.layers))
+def estimated_macs(graph: Graph, streams=()) -> int:
+    """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
+    with: no value is recomputed, but a split pool window costs the DSP kernel's column path
+    (four positions per call, whatever the window holds) its consumer's work twice."""
+    total = sum(ops.layer_macs(layer) for layer in graph.layers)
+    total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if stream.split_windows)
+    return int(total)
 
 
 @dataclass(frozen=True)
@@ -211,13 +245,19 @@ def candidate_plans(graph: Graph):
     """[(candidate, plan)] for every schedule the graph allows, fast's first."""
     from si4tool.compiler.planner import plan_memory
 
-    plans = [(LAYER_BY_LAYER, plan_memory(graph))]
-    streams = find_row_streams(graph)
-    if streams:
-        plans.append((ROW_STREAMED, plan_memory(graph, streams=streams)))
+    plans = [plan_memory(graph)]
+    for split_windows in (False, True):
+        streams = find_row_streams(graph, split_windows)
+        if streams:
+            plans.append(plan_memory(graph, streams=streams))
     return [
-        (ScheduleCandidate(name, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, name)), plan)
-        for name, plan in plans
+        (
+            ScheduleCandidate(
+                plan.schedule, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, plan.streams)
+            ),
+            plan,
+        )
+        for plan in plans
     ]
 
 

@@ -51,10 +51,13 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     assert len(band_pools) == 1, "every producer band pools one row the same way"
     a_input = graph.tensors[a.inputs[0]]
     input_row_bytes = a_input.shape[1] * (a_input.shape[2] if len(a_input.shape) > 2 else 1)
-    structs = band_structs + [
-        _literal_struct(f"{a.name}_band_pool_params", band_pools.pop()),
-        _literal_struct(f"{b.name}_row_params", stream.row_conv),
-        _literal_struct(f"{b.name}_row_pool_params", stream.row_pool),
+    structs = band_structs + [_literal_struct(f"{a.name}_band_pool_params", band_pools.pop())]
+    if stream.split_windows:
+        structs += [
+            _literal_struct(f"{b.name}_row_params", stream.row_conv),
+            _literal_struct(f"{b.name}_row_pool_params", stream.row_pool),
+        ]
+    structs += [
         _literal_struct(f"{b.name}_pixel_params", stream.pixel_conv),
         _literal_struct(f"{b.name}_pixel_pool_params", stream.pixel_pool),
         _struct(f"{f.name}_params", _macro_prefix(f), f.params),
@@ -63,7 +66,7 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
         "function": function,
         "name": f.name,
         "description": c_comment_text(
-            f"{a.name} -> {b.name} -> {f.name}, row-streamed: {f.describe_source()}"
+            f"{a.name} -> {b.name} -> {f.name}, {stream.schedule}: {f.describe_source()}"
         ),
         "structs": structs,
         "stream": {
@@ -80,12 +83,14 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
             "dense_finish_constants": ", ".join(_array_name(f, key) for key in ("bias", "output_multiplier", "output_shift")),
             "dense_output": _buffer_expression(graph, plan, f.output),
             "ring": _arena_pointer(offsets["ring"]),
-            "pooled_row": _arena_pointer(offsets["pooled_row"]),
+            "split_windows": stream.split_windows,
+            "pooled_row": _arena_pointer(offsets["pooled_row"]) if stream.split_windows else None,
             "pixel": _arena_pointer(offsets["pixel"]),
             "sums": _arena_pointer(offsets["sums"]),
             "ring_rows": stream.ring_rows,
             "ring_row_bytes": stream.ring_row_bytes,
-            "conv_rows": stream.conv_rows,
+            "steps": stream.steps,
+            "ring_advance": stream.ring_advance,
             "pool_rows": stream.pool_filter_height,
             "pooled_width": stream.pooled_width,
             "pixel_bytes": stream.pixel_bytes,
