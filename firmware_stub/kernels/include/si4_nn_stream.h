@@ -21,12 +21,12 @@ extern "C" {
 #endif
 
 /* sums[o] = 0 for every output o: before the first accumulate call. */
-void si4_fully_connected_s8_rows_begin(const si4_fully_connected_params *params, int32_t *sums);
+void si4_fully_connected_rows_s8_begin(const si4_fully_connected_params *params, int32_t *sums);
 
 /* sums[o] += sum_{i < count} (filter[o][start + i] + filter_offset) * (input[i] + input_offset):
  * input holds the layer's input values start .. start + count - 1. Integer sums are
  * exact in any order, so any split of the input gives the whole-tensor kernel's sums. */
-void si4_fully_connected_s8_rows_accumulate(const si4_fully_connected_params *params,
+void si4_fully_connected_rows_s8(const si4_fully_connected_params *params,
                                             const int8_t *input,
                                             int32_t start,
                                             int32_t count,
@@ -35,7 +35,7 @@ void si4_fully_connected_s8_rows_accumulate(const si4_fully_connected_params *pa
 
 /* output[o] = clamp(requant(sums[o] + bias[o]) + output_offset), as si4_fully_connected_s8
  * ends; output may not overlap sums. */
-void si4_fully_connected_s8_rows_finish(const si4_fully_connected_params *params,
+void si4_fully_connected_rows_s8_finish(const si4_fully_connected_params *params,
                                         const int32_t *sums,
                                         const int32_t *bias,
                                         const int32_t *output_multiplier,

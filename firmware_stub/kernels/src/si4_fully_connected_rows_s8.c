@@ -13,7 +13,7 @@
 
 #include "si4_requant.h"
 
-void si4_fully_connected_s8_rows_begin(const si4_fully_connected_params *params, int32_t *sums)
+void si4_fully_connected_rows_s8_begin(const si4_fully_connected_params *params, int32_t *sums)
 {
     int32_t o;
     for (o = 0; o < params->output_size; ++o) {
@@ -21,7 +21,7 @@ void si4_fully_connected_s8_rows_begin(const si4_fully_connected_params *params,
     }
 }
 
-void si4_fully_connected_s8_rows_accumulate(const si4_fully_connected_params *params,
+void si4_fully_connected_rows_s8(const si4_fully_connected_params *params,
                                             const int8_t *input,
                                             int32_t start,
                                             int32_t count,
@@ -42,7 +42,7 @@ void si4_fully_connected_s8_rows_accumulate(const si4_fully_connected_params *pa
     }
 }
 
-void si4_fully_connected_s8_rows_finish(const si4_fully_connected_params *params,
+void si4_fully_connected_rows_s8_finish(const si4_fully_connected_params *params,
                                         const int32_t *sums,
                                         const int32_t *bias,
                                         const int32_t *output_multiplier,
