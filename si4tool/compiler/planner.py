@@ -147,7 +147,7 @@ class _Buffer:
     last: int
 
 
-def _buffers(lifetimes, shares) -> list[_Buffer]:
+def _buffers(lifetimes, shares, guard_bytes: int = 0) -> list[_Buffer]:
     groups: dict[str, list[str]] = {}
     for name in lifetimes:
         base = name
@@ -157,7 +157,7 @@ def _buffers(lifetimes, shares) -> list[_Buffer]:
     return [
         _Buffer(
             tuple(names),
-            max(lifetimes[n][0] for n in names),
+            max(lifetimes[n][0] for n in names) + guard_bytes,
             min(lifetimes[n][1] for n in names),
             max(lifetimes[n][2] for n in names),
         )
@@ -199,9 +199,10 @@ _ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
 ]
 
 
-def plan_memory(graph: Graph, streams=()) -> MemoryPlan:
+def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0) -> MemoryPlan:
     """The smallest arena this planner finds for the layer-by-layer schedule, or, given
-    schedule.RowStream chains, for the row-streamed one."""
+    schedule.RowStream chains, for the row-streamed one. guard_bytes > 0 (tests only) leaves that
+    many unused bytes after every buffer, so a write past a buffer's end lands in a guard."""
     lifetimes = buffer_lifetimes(graph, streams)
     shares = shared_buffers(graph, lifetimes)
     for stream in streams:
@@ -210,7 +211,7 @@ def plan_memory(graph: Graph, streams=()) -> MemoryPlan:
         ring = stream.buffer_names(graph)["ring"]
         if output in lifetimes and lifetimes[output][0] <= lifetimes[ring][0] and output not in shares:
             shares[output] = ring
-    buffers = _buffers(lifetimes, shares)
+    buffers = _buffers(lifetimes, shares, guard_bytes)
     candidates = []
     for (name, key), best_fit in itertools.product(_ORDERINGS, (False, True)):
         arena, placed = _place(sorted(buffers, key=key), best_fit)
