@@ -338,6 +338,14 @@ def build_firmware_assets(
             "choice": memory,
             "schedule": plan.schedule,
             "candidates": [candidate.to_dict() for candidate in schedule_candidates],
+            # A streamed schedule's own buffers (ring of rows, partial pooled row, int32 sums), which
+            # no layer record holds: the report's memory timeline draws them.
+            "stream_buffers": [
+                {"name": name, "offset": a.offset, "bytes": a.size, "first": a.first_layer, "last": a.last_layer}
+                for stream in plan.streams
+                for name in stream.buffer_names(graph).values()
+                for a in [plan.allocations[name]]
+            ],
         },
     )
     files["manifest.json"] = manifest.to_json().encode()
