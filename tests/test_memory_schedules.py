@@ -197,20 +197,28 @@ def _never_covered(plan) -> list[tuple[int, int]]:
     return ranges
 
 
-@pytest.mark.parametrize("memory", ["balanced", "small"])
-def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(memory, tmp_path):
+@pytest.mark.parametrize("form", ["whole windows", "split windows", "kws in place"])
+def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(form, tmp_path):
     flags = _sanitizer_flags(tmp_path)
-    tflite = model_zoo.seed_model_tflite()
-    graph = _graph(tflite)
-    split = memory == "small"
-    plan = planner.plan_memory(graph, streams=schedule.find_row_streams(graph, split), guard_bytes=32)
+    if form == "kws in place":
+        if not MLPERF_DIR.is_dir():
+            pytest.skip(f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
+        tflite = (MLPERF_DIR / "kws_ref_model.tflite").read_bytes()
+        graph = _graph(tflite)
+        plan = planner.plan_memory(graph, in_place=schedule.find_in_place_layers(graph), guard_bytes=32)
+        own_buffers = [layer.buffer_name(graph) for layer in plan.in_place]
+    else:
+        tflite = model_zoo.seed_model_tflite()
+        graph = _graph(tflite)
+        streams = schedule.find_row_streams(graph, split_windows=form == "split windows")
+        plan = planner.plan_memory(graph, streams=streams, guard_bytes=32)
+        own_buffers = list(plan.streams[0].buffer_sizes(graph))
     planner.check_no_overlap(plan)
     guards = _never_covered(plan)
     guarded = {byte for start, end in guards for byte in range(start, end)}
-    for buffer in plan.streams[0].buffer_sizes(graph):
-        allocation = plan.allocations[buffer]
-        end = allocation.offset + allocation.size
-        assert end == plan.arena_bytes or end in guarded, f"no guard after {buffer}"
+    # guards where no buffer ever lives: after the schedule's own buffers (at least the last placed)
+    ends = [plan.allocations[b].offset + plan.allocations[b].size for b in own_buffers]
+    assert any(end == plan.arena_bytes or end in guarded for end in ends), "no guard after the schedule's buffers"
     folder = tmp_path / "assets"
     folder.mkdir()
     for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():
@@ -239,11 +247,20 @@ def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(memory, t
     np.testing.assert_array_equal(outputs, _tflm(tflite, images))
 
 
-@pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
+requires_mlperf = pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
+# --memory small's arena per MLPerf Tiny model: kws runs its depthwise and 1x1 layers in place
+# (one 25x5x64 map of 8,000 B + a ring of two 320-byte rows); the others keep layer by layer.
+SMALL_ARENAS = {
+    "ad01_int8.tflite": 272,
+    "kws_ref_model.tflite": 8640,
+    "pretrainedResnet_quant.tflite": 49152,
+    "vww_96_int8.tflite": 55296,
+}
+
+
+@requires_mlperf
 @pytest.mark.parametrize("file", MLPERF_MODELS)
 def test_mlperf_models_plan_every_schedule(file):
-    """No MLPerf Tiny model has a conv_pool -> conv_pool -> dense chain yet: every choice is the
-    layer-by-layer plan (so fast, balanced and small give the engine test_mlperf_tiny validates)."""
     graph = _graph((MLPERF_DIR / file).read_bytes())
     fast, _ = schedule.choose_plan(graph, "fast")
     for memory in ("balanced", "small"):
@@ -251,12 +268,36 @@ def test_mlperf_models_plan_every_schedule(file):
         planner.check_no_overlap(plan)
         assert plan.arena_bytes <= fast.arena_bytes
         assert [c.schedule for c in candidates][0] == schedule.LAYER_BY_LAYER
+    assert schedule.choose_plan(graph, "small")[0].arena_bytes == SMALL_ARENAS[file]
+
+
+@requires_mlperf
+def test_kws_in_place_bit_exact_with_tflite_micro(tmp_path):
+    """Every kws schedule equals TFLite Micro on 200 random inputs, and every layer's output (each
+    in-place layer's too, read right after it runs) equals the NumPy reference on one."""
+    tflite = (MLPERF_DIR / "kws_ref_model.tflite").read_bytes()
+    graph = _graph(tflite)
+    images = model_zoo.random_images(200, graph.tensors[graph.input].shape, seed=13)
+    expected = _tflm(tflite, images)
+    candidates = schedule.candidate_plans(graph)
+    assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE]
+    for candidate, plan in candidates:
+        engine = _engine(graph, plan, tmp_path / candidate.schedule.replace(" ", "_").replace(",", ""))
+        assert np.array_equal(engine.run(images), expected), candidate.schedule
+        reference = model_zoo.reference_forward(graph, images[0])
+        for layer, values in zip(graph.layers, engine.run_layers(images[0])):
+            np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
+    in_place = candidates[1][1]
+    # one map: every in-place layer's output has its input's offset
+    for layer in in_place.in_place:
+        source, output = graph.layers[layer.index].inputs[0], graph.layers[layer.index].output
+        assert in_place.allocations[source].offset == in_place.allocations[output].offset
 
 
 @pytest.mark.qemu
-def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, mnist_path, reference_cache_dir, tmp_path):
-    """The trained seed model, --memory small and balanced, both kernel builds: every embedded
-    vector bit-exact with TFLite Micro under QEMU, and the RAM the issue asks for."""
+def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, reference_cache_dir, tmp_path):
+    """The trained seed model, --memory small, both kernel builds: every embedded vector
+    bit-exact with TFLite Micro under QEMU, and the RAM the issue asks for."""
     from si4tool.assets import build_firmware_assets
     from si4tool.targets import qemu
 
@@ -264,19 +305,17 @@ def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, mnist_path
         pytest.skip("arm-none-eabi-gcc/newlib or qemu-system-arm missing")
     model = tmp_path / "seed_int8.tflite"
     model.write_bytes(seed_int8_tflite)
-    for memory in ("small", "balanced"):
-        out = tmp_path / memory
-        result = build_firmware_assets(
-            out, model_path=model, data_path=mnist_path, vectors=20, cache_dir=reference_cache_dir, quiet=True,
-            memory=memory,
-        )
-        assert result.manifest.memory["choice"] == memory
-        assert result.manifest.totals["arena_plus_input_bytes"] <= 3072
-        assert "si4_fully_connected_rows_s8(" in (out / "model.c").read_text()
-        kernels = ("portable", "dsp") if memory == "small" else ("dsp",)
-        validation = qemu.validate_qemu(
-            out, out_dir=tmp_path / f"val_{memory}", build_dir=tmp_path / f"build_{memory}", quiet=True, kernels=kernels
-        )
-        assert qemu.failures(validation) is None
-        for run in validation.runs:
-            assert run.bit_exact == run.vectors == 20
+    out = tmp_path / "small"
+    result = build_firmware_assets(
+        out, model_path=model, inputs_spec="random", vectors=20, cache_dir=reference_cache_dir, quiet=True,
+        memory="small",
+    )  # fmt: skip
+    assert result.manifest.memory["choice"] == "small"
+    assert result.manifest.memory["schedule"] == schedule.ROW_STREAMED_SPLIT
+    assert result.manifest.totals["arena_plus_input_bytes"] <= 3072
+    assert "si4_fully_connected_rows_s8(" in (out / "model.c").read_text()
+    validation = qemu.validate_qemu(out, out_dir=tmp_path / "validation", build_dir=tmp_path / "build", quiet=True)
+    assert qemu.failures(validation) is None
+    assert [run.kernel for run in validation.runs] == ["portable", "dsp"]
+    for run in validation.runs:
+        assert run.bit_exact == run.vectors == 20

@@ -156,6 +156,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> di
         "call": call,
         "aliases": None if call is not None else c_comment_text(f"{layer.output} is {layer.inputs[0]}'s bytes"),
         "stream": None,  # a row-streamed chain's last layer (stream_codegen.py)
+        "in_place": None,  # a layer run over its own input (stream_codegen.py)
         "streamed": None,  # a layer that runs inside such a chain
     }
 
@@ -223,6 +224,10 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         from si4tool.compiler.stream_codegen import apply_row_streams
 
         model_layers = apply_row_streams(graph, plan, model_layers)
+    if plan.in_place:
+        from si4tool.compiler.stream_codegen import apply_in_place
+
+        model_layers = apply_in_place(graph, plan, model_layers)
     layer_table = [
         {
             "function": entry["function"],
@@ -245,6 +250,7 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         "arena_map": arena_map,
         "schedule": plan.schedule,
         "has_streams": bool(plan.streams),
+        "has_in_place": bool(plan.in_place),
     }
     return {
         "model.h": render_template("model.h.j2", **context),

@@ -68,6 +68,7 @@ class MemoryPlan:
     strategy: str = "largest first, first fit"
     schedule: str = "layer by layer"
     streams: tuple = ()  # schedule.RowStream for each chain run row by row
+    in_place: tuple = ()  # schedule.InPlaceLayer for each layer run over its own input
 
     @property
     def arena_plus_input_bytes(self) -> int:
@@ -199,12 +200,16 @@ _ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
 ]
 
 
-def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0) -> MemoryPlan:
+def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> MemoryPlan:
     """The smallest arena this planner finds for the layer-by-layer schedule, or, given
     schedule.RowStream chains, for the row-streamed one. guard_bytes > 0 (tests only) leaves that
     many unused bytes after every buffer, so a write past a buffer's end lands in a guard."""
     lifetimes = buffer_lifetimes(graph, streams)
+    for layer in in_place:  # schedule.InPlaceLayer: its ring of output rows lives at its layer
+        lifetimes[layer.buffer_name(graph)] = (layer.temp_bytes, layer.index, layer.index)
     shares = shared_buffers(graph, lifetimes)
+    for layer in in_place:  # ... and its output takes over its input's bytes
+        shares[graph.layers[layer.index].output] = graph.layers[layer.index].inputs[0]
     for stream in streams:
         # The stream's last layer writes its output after the ring's last read: over the ring.
         output = graph.layers[stream.dense].output
@@ -227,8 +232,10 @@ def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0) -> MemoryPlan:
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
     input_bytes = graph.tensors[graph.input].size_bytes
-    schedule = streams[0].schedule if streams else "layer by layer"
-    plan = MemoryPlan(arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams))
+    schedule = streams[0].schedule if streams else ("layer by layer, in place" if in_place else "layer by layer")
+    plan = MemoryPlan(
+        arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place)
+    )
     check_no_overlap(plan)
     return plan
 

@@ -250,6 +250,9 @@ def candidate_plans(graph: Graph):
         streams = find_row_streams(graph, split_windows)
         if streams:
             plans.append(plan_memory(graph, streams=streams))
+    in_place = find_in_place_layers(graph)
+    if in_place:
+        plans.append(plan_memory(graph, in_place=in_place))
     return [
         (
             ScheduleCandidate(
@@ -276,3 +279,79 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
             allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
         chosen = min(allowed, key=lambda item: item[0].arena_bytes)[1]  # first of the smallest
     return chosen, [candidate for candidate, _ in candidates]
+
+
+# ------------------------------------------------------------------------------------------
+# In-place layers (MobileNet-style models: kws): a depthwise or 1x1 convolution writes its output
+# over its own input, a few rows behind the rows it still reads, so one map of each size exists
+# instead of two.
+
+IN_PLACE = "layer by layer, in place"
+
+
+@dataclass(frozen=True)
+class RowBand:
+    """One kernel call that writes output row `row`: the band of the input it reads."""
+
+    row: int
+    input_row: int
+    params: object  # Conv2DParams / DepthwiseConv2DParams describing the band
+
+
+@dataclass(frozen=True)
+class InPlaceLayer:
+    """Layer `index` runs row by row over its input's bytes. Output row r is computed into a ring
+    of `temp_rows` rows and copied over input row r once no later output row reads that input row
+    (pad_top rows later, for a stride-1 layer; at once for a 1x1 layer)."""
+
+    index: int
+    bands: tuple[RowBand, ...]
+    temp_rows: int
+    row_bytes: int  # one output row (= one input row: same shape)
+
+    def buffer_name(self, graph: Graph) -> str:
+        return f"{graph.layers[self.index].name}.rows"
+
+    @property
+    def temp_bytes(self) -> int:
+        return self.temp_rows * self.row_bytes
+
+
+def row_band(params, row: int) -> RowBand:
+    """The band of input rows output row `row` reads (producer_band without the pool): it starts at
+    max(0, first) with pad_top' = max(0, -first) and ends at min(H, last + 1)."""
+    first = row * params.stride_height - params.pad_top
+    last = first + (params.kernel_height - 1) * params.dilation_height
+    start, end = max(0, first), min(params.input_height, last + 1)
+    band = dataclasses.replace(params, input_height=end - start, output_height=1, pad_top=start - first)
+    return RowBand(row, start, band)
+
+
+def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
+    layer = graph.layers[index]
+    if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output == graph.output:
+        return None
+    source = layer.inputs[0]
+    if source == graph.input or graph.tensors[source].shape != graph.tensors[layer.output].shape:
+        return None
+    if graph.last_reader(source) != index or layer.scratch_bytes:
+        return None
+    p = layer.params
+    if (p.stride_height, p.stride_width, p.dilation_height, p.dilation_width) != (1, 1, 1, 1):
+        return None
+    if layer.op == "conv2d" and (p.kernel_height, p.kernel_width) != (1, 1):
+        return None  # a wider conv mixes channels across pixels a row behind: not handled
+    if layer.op == "depthwise_conv2d" and p.depth_multiplier != 1:
+        return None
+    height, width, channels = graph.tensors[layer.output].shape
+    return InPlaceLayer(
+        index=index,
+        bands=tuple(row_band(p, row) for row in range(height)),
+        temp_rows=p.pad_top + 1,
+        row_bytes=width * channels,
+    )
+
+
+def find_in_place_layers(graph: Graph) -> tuple[InPlaceLayer, ...]:
+    found = (find_in_place_layer(graph, index) for index in range(len(graph.layers)))
+    return tuple(layer for layer in found if layer is not None)

@@ -101,6 +101,7 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
         "call": None,
         "aliases": None,
         "streamed": None,
+        "in_place": None,
     }
 
 
@@ -116,7 +117,43 @@ def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) 
                 "call": None,
                 "aliases": None,
                 "stream": None,
+                "in_place": None,
                 "streamed": c_comment_text(f"streamed: computed row by row inside {function}, never materialised"),
             }
         entries[stream.dense] = _stream_entry(graph, plan, stream, function)
+    return entries
+
+
+def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) -> list[dict]:
+    """Replace the entries of schedule.InPlaceLayer layers: a loop of row-band kernel calls
+    into a ring of output rows, each copied over its input row once no later row reads it."""
+    entries = list(model_layers)
+    for in_place in plan.in_place:
+        layer = graph.layers[in_place.index]
+        spec = ops.spec(layer.op)
+        structs, names, refs = [], {}, []
+        for band in in_place.bands:
+            if band.params not in names:
+                names[band.params] = f"{layer.name}_band_{len(names)}_params"
+                structs.append(_literal_struct(names[band.params], band.params))
+            refs.append(f"&{names[band.params]}")
+        entries[in_place.index] = {
+            **entries[in_place.index],
+            "structs": structs,
+            "unused": ["input", "output"],
+            "call": None,
+            "in_place": {
+                "kernel": spec.kernel,
+                "band_type": c_struct_name(type(layer.params)),
+                "band_refs": refs,
+                "band_input_offsets": [band.input_row * in_place.row_bytes for band in in_place.bands],
+                "rows": len(in_place.bands),
+                "map": _arena_pointer(plan.allocations[layer.inputs[0]].offset),
+                "ring": _arena_pointer(plan.allocations[in_place.buffer_name(graph)].offset),
+                "temp_rows": in_place.temp_rows,
+                "row_bytes": in_place.row_bytes,
+                "constants": _constants(graph, in_place.index),
+                "name": layer.name,
+            },
+        }
     return entries
