@@ -300,14 +300,18 @@ class RowBand:
 
 @dataclass(frozen=True)
 class InPlaceLayer:
-    """Layer `index` runs row by row over its input's bytes. Output row r is computed into a ring
-    of `temp_rows` rows and copied over input row r once no later output row reads that input row
-    (pad_top rows later, for a stride-1 layer; at once for a 1x1 layer)."""
+    """Layer `index` runs row by row over its input's bytes (same base offset). Output row r is
+    computed into a ring of `temp_rows` rows and copied to output row r's place `delay` rows
+    later, once no output row still to be computed reads the bytes it covers. `reverse`: rows
+    from the bottom up (a 1x1 layer whose output rows are longer than its input rows)."""
 
     index: int
     bands: tuple[RowBand, ...]
     temp_rows: int
-    row_bytes: int  # one output row (= one input row: same shape)
+    delay: int
+    reverse: bool
+    input_row_bytes: int
+    row_bytes: int  # one output row
 
     def buffer_name(self, graph: Graph) -> str:
         return f"{graph.layers[self.index].name}.rows"
@@ -327,28 +331,60 @@ def row_band(params, row: int) -> RowBand:
     return RowBand(row, start, band)
 
 
+def _copies_are_safe(params, out_rows: int, in_row: int, out_row: int, delay: int, reverse: bool) -> bool:
+    """Whether copying output row r (after computing row r + delay) never overwrites an input
+    byte a row still to be computed reads: checked row by row, not assumed."""
+    def first_input_row(row: int) -> int:
+        return max(0, row * params.stride_height - params.pad_top)
+
+    def last_input_row(row: int) -> int:
+        last = row * params.stride_height - params.pad_top + (params.kernel_height - 1) * params.dilation_height
+        return min(params.input_height - 1, last)
+
+    for row in range(out_rows):
+        if reverse:  # rows below were copied; the rows still to compute are above
+            remaining = range(0, row)
+            if remaining and (last_input_row(row - 1) + 1) * in_row > row * out_row:
+                return False
+        else:
+            computed = row + delay  # copying row `row` happens once this row is computed
+            remaining = range(computed + 1, out_rows)
+            if remaining and (row + 1) * out_row > first_input_row(computed + 1) * in_row:
+                return False
+    return True
+
+
 def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
     layer = graph.layers[index]
     if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output == graph.output:
         return None
     source = layer.inputs[0]
-    if source == graph.input or graph.tensors[source].shape != graph.tensors[layer.output].shape:
-        return None
-    if graph.last_reader(source) != index or layer.scratch_bytes:
+    if source == graph.input or graph.last_reader(source) != index or layer.scratch_bytes:
         return None
     p = layer.params
-    if (p.stride_height, p.stride_width, p.dilation_height, p.dilation_width) != (1, 1, 1, 1):
+    if (p.stride_width, p.dilation_height, p.dilation_width) != (1, 1, 1) and layer.op == "conv2d":
         return None
-    if layer.op == "conv2d" and (p.kernel_height, p.kernel_width) != (1, 1):
-        return None  # a wider conv mixes channels across pixels a row behind: not handled
-    if layer.op == "depthwise_conv2d" and p.depth_multiplier != 1:
+    if layer.op == "conv2d" and ((p.kernel_height, p.kernel_width) != (1, 1) or p.stride_height != 1):
+        return None  # a wider conv mixes rows of every channel: not handled
+    if layer.op == "depthwise_conv2d" and (p.depth_multiplier != 1 or p.dilation_height != 1):
         return None
-    height, width, channels = graph.tensors[layer.output].shape
+    in_h, in_w, in_c = graph.tensors[source].shape
+    out_h, out_w, out_c = graph.tensors[layer.output].shape
+    in_row, out_row = in_w * in_c, out_w * out_c
+    reverse = layer.op == "conv2d" and out_c > in_c
+    # A stride-1 depthwise keeps pad_top output rows pending (each input row is read by the
+    # pad_top rows below it); otherwise each row is copied as soon as it is computed.
+    delay = p.pad_top if layer.op == "depthwise_conv2d" and p.stride_height == 1 and out_row == in_row else 0
+    if not _copies_are_safe(p, out_h, in_row, out_row, delay, reverse):
+        return None
     return InPlaceLayer(
         index=index,
-        bands=tuple(row_band(p, row) for row in range(height)),
-        temp_rows=p.pad_top + 1,
-        row_bytes=width * channels,
+        bands=tuple(row_band(p, row) for row in range(out_h)),
+        temp_rows=delay + 1,
+        delay=delay,
+        reverse=reverse,
+        input_row_bytes=in_row,
+        row_bytes=out_row,
     )
 
 
