@@ -273,12 +273,14 @@ def test_mlperf_models_plan_every_schedule(file):
 
 
 @requires_mlperf
-def test_kws_in_place_bit_exact_with_tflite_micro(tmp_path):
-    """Every kws schedule equals TFLite Micro on 200 random inputs, and every layer's output (each
-    in-place layer's too, read right after it runs) equals the NumPy reference on one."""
-    tflite = (MLPERF_DIR / "kws_ref_model.tflite").read_bytes()
+@pytest.mark.parametrize("file, count", [("kws_ref_model.tflite", 200), ("vww_96_int8.tflite", 40)])
+def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
+    """Every schedule equals TFLite Micro on random inputs, and every layer's output (each in-place
+    layer's too, read right after it runs) equals the NumPy reference on one. vww has the bottom-up
+    1x1 expansions and the stride-2 depthwise layers; kws the stride-1 depthwise ring."""
+    tflite = (MLPERF_DIR / file).read_bytes()
     graph = _graph(tflite)
-    images = model_zoo.random_images(200, graph.tensors[graph.input].shape, seed=13)
+    images = model_zoo.random_images(count, graph.tensors[graph.input].shape, seed=13)
     expected = _tflm(tflite, images)
     candidates = schedule.candidate_plans(graph)
     assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE]
