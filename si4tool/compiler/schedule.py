@@ -362,21 +362,20 @@ def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
     if source == graph.input or graph.last_reader(source) != index or layer.scratch_bytes:
         return None
     p = layer.params
-    if (p.stride_width, p.dilation_height, p.dilation_width) != (1, 1, 1) and layer.op == "conv2d":
-        return None
-    if layer.op == "conv2d" and ((p.kernel_height, p.kernel_width) != (1, 1) or p.stride_height != 1):
-        return None  # a wider conv mixes rows of every channel: not handled
-    if layer.op == "depthwise_conv2d" and (p.depth_multiplier != 1 or p.dilation_height != 1):
-        return None
+    if layer.op == "depthwise_conv2d" and p.depth_multiplier != 1:
+        return None  # several output channels per input channel: not handled
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
     in_row, out_row = in_w * in_c, out_w * out_c
-    reverse = layer.op == "conv2d" and out_c > in_c
-    # A stride-1 depthwise keeps pad_top output rows pending (each input row is read by the
-    # pad_top rows below it); otherwise each row is copied as soon as it is computed.
-    delay = p.pad_top if layer.op == "depthwise_conv2d" and p.stride_height == 1 and out_row == in_row else 0
-    if not _copies_are_safe(p, out_h, in_row, out_row, delay, reverse):
+    # Top down with the fewest pending rows that is safe (a stride-1 3x3 layer: one, i.e. pad_top),
+    # else bottom up (an expansion: longer output rows); a layer neither allows keeps its own buffer.
+    order = next(
+        ((delay, False) for delay in range(p.kernel_height + 1) if _copies_are_safe(p, out_h, in_row, out_row, delay, False)),
+        (0, True) if _copies_are_safe(p, out_h, in_row, out_row, 0, True) else None,
+    )
+    if order is None:
         return None
+    delay, reverse = order
     return InPlaceLayer(
         index=index,
         bands=tuple(row_band(p, row) for row in range(out_h)),
