@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from si4tool.compiler import ops
 from si4tool.compiler.codegen import (
+    ModelNames,
     _arena_pointer,
     _array_name,
     _buffer_expression,
@@ -29,15 +30,15 @@ def _literal_struct(name: str, params) -> dict:
     return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
 
 
-def _constants(graph: Graph, index: int) -> str:
+def _constants(graph: Graph, index: int, names: ModelNames) -> str:
     layer = graph.layers[index]
-    return ", ".join(_array_name(layer, key) for key, _ in ops.spec(layer.op).constants)
+    return ", ".join(_array_name(layer, key, names) for key, _ in ops.spec(layer.op).layer_constants(layer))
 
 
-def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: str) -> dict:
+def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: str, names: ModelNames) -> dict:
     a, b, f = (graph.layers[i] for i in (stream.producer, stream.consumer, stream.dense))
-    names = stream.buffer_names(graph)
-    offsets = {key: plan.allocations[name].offset for key, name in names.items()}
+    buffers = stream.buffer_names(graph)
+    offsets = {key: plan.allocations[name].offset for key, name in buffers.items()}
     # The producer's bands, one struct per distinct band (the interior rows share one).
     band_structs: list[dict] = []
     band_names: dict = {}
@@ -60,7 +61,7 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     structs += [
         _literal_struct(f"{b.name}_pixel_params", stream.pixel_conv),
         _literal_struct(f"{b.name}_pixel_pool_params", stream.pixel_pool),
-        _struct(f"{f.name}_params", _macro_prefix(f), f.params),
+        _struct(f"{f.name}_params", _macro_prefix(f, names), f.params),
     ]
     return {
         "function": function,
@@ -76,17 +77,19 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
             "band_refs": band_refs,
             "band_input_offsets": [band.input_row * input_row_bytes for band in stream.producer_bands],
             "band_count": len(stream.producer_bands),
-            "producer_input": _buffer_expression(graph, plan, a.inputs[0]),
-            "producer_constants": _constants(graph, stream.producer),
-            "consumer_constants": _constants(graph, stream.consumer),
-            "dense_filter": _array_name(f, "filter"),
-            "dense_finish_constants": ", ".join(_array_name(f, key) for key in ("bias", "output_multiplier", "output_shift")),
-            "dense_output": _buffer_expression(graph, plan, f.output),
-            "ring": _arena_pointer(offsets["ring"]),
+            "producer_input": _buffer_expression(graph, plan, a.inputs[0], names),
+            "producer_constants": _constants(graph, stream.producer, names),
+            "consumer_constants": _constants(graph, stream.consumer, names),
+            "dense_filter": _array_name(f, "filter", names),
+            "dense_finish_constants": ", ".join(
+                _array_name(f, key, names) for key in ("bias", "output_multiplier", "output_shift")
+            ),
+            "dense_output": _buffer_expression(graph, plan, f.output, names),
+            "ring": _arena_pointer(offsets["ring"], names),
             "split_windows": stream.split_windows,
-            "pooled_row": _arena_pointer(offsets["pooled_row"]) if stream.split_windows else None,
-            "pixel": _arena_pointer(offsets["pixel"]),
-            "sums": _arena_pointer(offsets["sums"]),
+            "pooled_row": _arena_pointer(offsets["pooled_row"], names) if stream.split_windows else None,
+            "pixel": _arena_pointer(offsets["pixel"], names),
+            "sums": _arena_pointer(offsets["sums"], names),
             "ring_rows": stream.ring_rows,
             "ring_row_bytes": stream.ring_row_bytes,
             "steps": stream.steps,
@@ -105,7 +108,7 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     }
 
 
-def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) -> list[dict]:
+def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
     entries = list(model_layers)
     for stream in plan.streams:
         function = entries[stream.dense]["function"]
@@ -120,23 +123,23 @@ def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) 
                 "in_place": None,
                 "streamed": c_comment_text(f"streamed: computed row by row inside {function}, never materialised"),
             }
-        entries[stream.dense] = _stream_entry(graph, plan, stream, function)
+        entries[stream.dense] = _stream_entry(graph, plan, stream, function, names)
     return entries
 
 
-def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) -> list[dict]:
+def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
     """Replace the entries of schedule.InPlaceLayer layers: a loop of row-band kernel calls
     into a ring of output rows, each copied over its input row once no later row reads it."""
     entries = list(model_layers)
     for in_place in plan.in_place:
         layer = graph.layers[in_place.index]
         spec = ops.spec(layer.op)
-        structs, names, refs = [], {}, []
+        structs, band_names, refs = [], {}, []
         for band in in_place.bands:
-            if band.params not in names:
-                names[band.params] = f"{layer.name}_band_{len(names)}_params"
-                structs.append(_literal_struct(names[band.params], band.params))
-            refs.append(f"&{names[band.params]}")
+            if band.params not in band_names:
+                band_names[band.params] = f"{layer.name}_band_{len(band_names)}_params"
+                structs.append(_literal_struct(band_names[band.params], band.params))
+            refs.append(f"&{band_names[band.params]}")
         entries[in_place.index] = {
             **entries[in_place.index],
             "structs": structs,
@@ -150,11 +153,11 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict]) -> 
                 "reverse": in_place.reverse,
                 "delay": in_place.delay,
                 "rows": len(in_place.bands),
-                "map": _arena_pointer(plan.allocations[layer.inputs[0]].offset),
-                "ring": _arena_pointer(plan.allocations[in_place.buffer_name(graph)].offset),
+                "map": _arena_pointer(plan.allocations[layer.inputs[0]].offset, names),
+                "ring": _arena_pointer(plan.allocations[in_place.buffer_name(graph)].offset, names),
                 "temp_rows": in_place.temp_rows,
                 "row_bytes": in_place.row_bytes,
-                "constants": _constants(graph, in_place.index),
+                "constants": _constants(graph, in_place.index, names),
                 "name": layer.name,
             },
         }

@@ -25,9 +25,9 @@ per file, declared in si4_nn.h) and optionally its Cortex-M DSP twin
 `firmware_stub/kernels/dsp/<kernel>.c` with the same signature. The default call rendered into
 model.c is
 
-    kernel(&params, [&pool_params,] input_0, ..., input_n, constant_0, ..., [scratch,] output)
+    kernel(&params, [&pool_params,] [&extra_params...,] input_0, ..., input_n, constant_0, ..., [scratch,] output)
 
-with the constants in `OpSpec.constants` order; an operator whose kernel takes something else
+with the constants in `OpSpec.constants` order (those of `OpSpec.layer_constants`); an operator whose kernel takes something else
 gives `render_call`.
 """
 
@@ -66,10 +66,11 @@ class CallBuffers:
     """The C expressions of a layer's buffers in model.c, as `render_call` receives them."""
 
     params: tuple[str, ...]  # "&conv2d_0_params", then "&conv2d_0_pool_params" for a fused pool
-    inputs: tuple[str, ...]  # "input" (the caller's) or "si4_model_arena + <offset>"
+    # "active_arena" (ModelNames.arena_base) is the static arena, or the caller's (invoke_with_arena).
+    inputs: tuple[str, ...]  # "input" (the caller's) or "active_arena + <offset>"
     constants: tuple[str, ...]  # the const arrays, in OpSpec.constants order
-    scratch: str | None  # "si4_model_arena + <offset>" when the layer has scratch bytes
-    output: str  # "output" (the caller's) or "si4_model_arena + <offset>"
+    scratch: str | None  # "active_arena + <offset>" when the layer has scratch bytes
+    output: str  # "output" (the caller's) or "active_arena + <offset>"
     size_macro: str  # "<PREFIX>_OUTPUT_SIZE": bytes of the output tensor
 
 
@@ -86,6 +87,9 @@ class OpSpec:
     # reference(layer, inputs) -> output: inputs as flat int8 arrays in Layer.inputs order
     reference: Callable[["Layer", Sequence[np.ndarray]], np.ndarray]
     constants: tuple[tuple[str, str], ...] = ()  # (Layer.constants key, C element type), in call order
+    # keys of `constants` a layer may lack (ADD, SUB, MUL: "input1"/"input2", present only when
+    # that operand is a constant tensor); every other key must be in Layer.constants
+    optional_constants: tuple[str, ...] = ()
     options: tuple[OptionLayout, ...] = ()  # builtin option tables the lowering reads
     data_inputs: int | None = None  # leading operator inputs that carry data (None: all); RESHAPE: 1
     macs: Callable[["Layer"], int] = field(default=lambda layer: 0)
@@ -104,6 +108,12 @@ class OpSpec:
     def dsp(self) -> bool:
         """Whether a Cortex-M DSP twin of the kernel exists in firmware_stub/kernels/dsp/."""
         return self.kernel is not None and (firmware_stub_dir() / "kernels" / "dsp" / f"{self.kernel}.c").is_file()
+
+    def layer_constants(self, layer: "Layer") -> tuple[tuple[str, str], ...]:
+        """The (key, C type) of the const arrays one layer has, in call order."""
+        return tuple(
+            (key, c_type) for key, c_type in self.constants if key in layer.constants or key not in self.optional_constants
+        )
 
     def default_call(self, buffers: CallBuffers) -> str:
         arguments = [*buffers.params, *buffers.inputs, *buffers.constants]
