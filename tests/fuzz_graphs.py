@@ -16,10 +16,15 @@ Each operator is one `Generator` entry in GENERATORS: which TFLite builtins it p
 entry is drawn only while si4tool's registry lowers all of them: `ops.for_builtin`), which
 nodes it can read, how to draw its options, its output shape, and its Keras layer. Adding an
 operator is one entry.
+
+`compare_with_tflm()` is the differential check itself (also used by
+tests/test_kernels_extreme.py): the lowered graph rendered, compiled for the host against kernel
+objects built once, and every layer output compared with TFLite Micro's tensor.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -515,3 +520,108 @@ def build_tflite(description: dict, cache_dir: Path | None = CACHE_DIR) -> bytes
     temporary.write_bytes(data)
     temporary.replace(path)
     return data
+
+
+# ----------------------------------------------------------------------------
+# the differential check: si4tool's host engine against TFLite Micro, tensor by tensor
+
+
+class FuzzMismatch(AssertionError):
+    """The C engine or the NumPy reference differs from TFLite Micro (the message names where)."""
+
+
+def lower(tflite: bytes):
+    """lower_tflite and the passes, as build-firmware-assets runs them (UserError when refused)."""
+    from si4tool.compiler import passes
+    from si4tool.compiler.lowering import lower_tflite
+
+    return passes.run_passes(lower_tflite(tflite, "the fuzz graph"))
+
+
+@functools.cache
+def kernel_objects() -> tuple[Path, ...]:
+    """The portable kernels compiled once (-O2, strict flags, -fPIC) for every graph of the run:
+    each graph then compiles only its own model.c and model_weights.c (about 3 s less a graph)."""
+    from si4tool.targets.toolchain import (
+        STRICT_C_FLAGS, host_compiler, kernel_include_dir, portable_kernel_sources, run_compiler,
+    )  # fmt: skip
+
+    sources = portable_kernel_sources()
+    digest = hashlib.sha256()
+    for path in [*sources, *sorted(kernel_include_dir().glob("*.h"))]:
+        digest.update(path.name.encode() + path.read_bytes())
+    folder = REPO_ROOT / "build" / "fuzz_kernels" / digest.hexdigest()[:16]
+    objects = tuple(folder / f"{source.stem}.o" for source in sources)
+    if not all(o.is_file() for o in objects):
+        folder.mkdir(parents=True, exist_ok=True)
+        for source, obj in zip(sources, objects):
+            temporary = obj.with_suffix(f".tmp{os.getpid()}.o")
+            run_compiler([host_compiler(), *STRICT_C_FLAGS, "-O2", "-fPIC", "-c", f"-I{kernel_include_dir()}",
+                          str(source), "-o", str(temporary)], source.name)  # fmt: skip
+            temporary.replace(obj)
+    return objects
+
+
+def host_engine(assets: Path, build_dir: Path):
+    """The host engine of si4tool.targets.host_engine (same generated files, kernels and runner),
+    linked against the kernel objects built once."""
+    from si4tool.targets.host_engine import HostEngine
+    from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir
+
+    runner = firmware_stub_dir() / "platform" / "host" / "si4_host_runner.c"
+    library = compile_shared_library(
+        [assets / "model.c", assets / "model_weights.c", runner, *kernel_objects()],
+        build_dir / "libsi4_model.so",
+        include_dirs=[assets, kernel_include_dir()],
+        optimize="-O1",
+    )
+    return HostEngine(library)
+
+
+def tflm_interpreter(tflite: bytes):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(tflite, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+
+
+def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path) -> int:
+    """Plan, render and compile `graph` (lowered from `tflite`), run int8 `images` through it layer
+    by layer, and require every layer output, from the C engine and from the registry's NumPy
+    references, and the model output identical to TFLite Micro's tensors. Returns the number of
+    layer outputs compared; raises FuzzMismatch at the first difference."""
+    import model_zoo
+    from si4tool.compiler import codegen, planner
+
+    plan = planner.plan_memory(graph)
+    assets = Path(work_dir) / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():
+        (assets / name).write_text(text)
+    engine = host_engine(assets, Path(work_dir) / "build")
+    assert engine.layer_names == [layer.name for layer in graph.layers]
+
+    interpreter = tflm_interpreter(tflite)
+    c_outputs = engine.run(images)
+    compared = 0
+    for image_index, image in enumerate(images):
+        interpreter.set_input(image[None], 0)
+        interpreter.invoke()
+        expected = np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int8)
+        reference = model_zoo.reference_forward(graph, image)
+        for layer, c_values in zip(graph.layers, engine.run_layers(image)):
+            tensor = graph.tensors[layer.output]
+            tflm = np.asarray(interpreter.GetTensor(tensor.tflite_index, 0)["tensor_data"]).reshape(-1).astype(np.int8)
+            for who, values in (("the C engine", c_values), ("the NumPy reference", reference[layer.output])):
+                if not np.array_equal(values, tflm):
+                    differs = np.flatnonzero(values != tflm)
+                    first = int(differs[0])
+                    raise FuzzMismatch(
+                        f"input {image_index}: {who} differs from TFLite Micro at layer {layer.name} "
+                        f"({layer.describe_source()}), tensor {tensor.name} shape {tensor.shape}: "
+                        f"{differs.size} of {tflm.size} values, first at flat index {first} "
+                        f"({values[first]} vs {tflm[first]})"
+                    )
+            compared += 1
+        if not np.array_equal(c_outputs[image_index], expected):
+            raise FuzzMismatch(f"input {image_index}: the model output differs from TFLite Micro's")
+    return compared

@@ -15,8 +15,6 @@ a new failure is written to build/fuzz_failures/<key>.json, ready to be copied t
 from __future__ import annotations
 
 import collections
-import functools
-import hashlib
 import json
 import os
 import time
@@ -30,6 +28,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 import fuzz_graphs
 import model_zoo
+from fuzz_graphs import FuzzMismatch
+from si4tool.errors import UserError
 
 pytest.importorskip("tflite_micro", reason="TFLite Micro's Python runtime (the reference) is not installed")
 
@@ -45,62 +45,12 @@ EXAMPLES = int(os.environ.get("SI4_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("SI4_FUZZ_RANDOM", "") == "1"
 
 
-class FuzzMismatch(AssertionError):
-    pass
-
-
 @dataclass
 class Outcome:
     refused: str | None = None  # the UserError's sentence when si4tool refuses the graph
     ops: list[str] = field(default_factory=list)  # the lowered graph's layers (after the passes)
     builtins: list[str] = field(default_factory=list)  # the .tflite's operators
     tensors_compared: int = 0
-
-
-def _tflm(tflite: bytes):
-    from tflite_micro.python.tflite_micro import runtime
-
-    return runtime.Interpreter.from_bytes(tflite, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-
-
-@functools.cache
-def _kernel_objects() -> tuple[Path, ...]:
-    """The portable kernels compiled once (-O2, strict flags, -fPIC) for every graph of the run:
-    each graph then compiles only its own model.c and model_weights.c (about 3 s less a graph)."""
-    from si4tool.targets.toolchain import (
-        STRICT_C_FLAGS, host_compiler, kernel_include_dir, portable_kernel_sources, run_compiler,
-    )  # fmt: skip
-
-    sources = portable_kernel_sources()
-    digest = hashlib.sha256()
-    for path in [*sources, *sorted(kernel_include_dir().glob("*.h"))]:
-        digest.update(path.name.encode() + path.read_bytes())
-    folder = REPO_ROOT / "build" / "fuzz_kernels" / digest.hexdigest()[:16]
-    objects = tuple(folder / f"{source.stem}.o" for source in sources)
-    if not all(o.is_file() for o in objects):
-        folder.mkdir(parents=True, exist_ok=True)
-        for source, obj in zip(sources, objects):
-            temporary = obj.with_suffix(f".tmp{os.getpid()}.o")
-            run_compiler([host_compiler(), *STRICT_C_FLAGS, "-O2", "-fPIC", "-c", f"-I{kernel_include_dir()}",
-                          str(source), "-o", str(temporary)], source.name)  # fmt: skip
-            temporary.replace(obj)
-    return objects
-
-
-def _host_engine(assets: Path, build_dir: Path):
-    """The host engine of si4tool.targets.host_engine (same generated files, kernels and runner),
-    linked against the kernel objects built once."""
-    from si4tool.targets.host_engine import HostEngine
-    from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir
-
-    runner = firmware_stub_dir() / "platform" / "host" / "si4_host_runner.c"
-    library = compile_shared_library(
-        [assets / "model.c", assets / "model_weights.c", runner, *_kernel_objects()],
-        build_dir / "libsi4_model.so",
-        include_dirs=[assets, kernel_include_dir()],
-        optimize="-O1",
-    )
-    return HostEngine(library)
 
 
 def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
@@ -110,53 +60,20 @@ def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def check_description(description: dict, work_dir: Path) -> Outcome:
-    """Lower, plan, render and compile one description and compare it with TFLite Micro; raise
-    FuzzMismatch naming the first differing tensor, or return the Outcome (refused or not)."""
-    from si4tool.compiler import codegen, passes, planner
-    from si4tool.compiler.lowering import lower_tflite
+    """Build one description and compare it with TFLite Micro (fuzz_graphs.compare_with_tflm):
+    raise FuzzMismatch naming the first differing tensor, or return the Outcome (refused or not)."""
     from si4tool.compiler.tflite_reader import operator_names
-    from si4tool.errors import UserError
 
     tflite = fuzz_graphs.build_tflite(description)
     outcome = Outcome(builtins=list(operator_names(tflite)))
     try:
-        graph = passes.run_passes(lower_tflite(tflite, "the fuzz graph"))
+        graph = fuzz_graphs.lower(tflite)
     except UserError as error:
         outcome.refused = str(error)
         return outcome
     outcome.ops = [layer.op for layer in graph.layers]
-    plan = planner.plan_memory(graph)
-    assets = work_dir / "assets"
-    assets.mkdir(parents=True, exist_ok=True)
-    for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():
-        (assets / name).write_text(text)
-    engine = _host_engine(assets, work_dir / "build")
-    assert engine.layer_names == [layer.name for layer in graph.layers]
-
-    interpreter = _tflm(tflite)
     images = _inputs(description, graph.tensors[graph.input].shape)
-    c_outputs = engine.run(images)
-    for image_index, image in enumerate(images):
-        interpreter.set_input(image[None], 0)
-        interpreter.invoke()
-        expected = np.asarray(interpreter.get_output(0)).reshape(-1).astype(np.int8)
-        reference = model_zoo.reference_forward(graph, image)
-        for layer, c_values in zip(graph.layers, engine.run_layers(image)):
-            tensor = graph.tensors[layer.output]
-            tflm = np.asarray(interpreter.GetTensor(tensor.tflite_index, 0)["tensor_data"]).reshape(-1).astype(np.int8)
-            for who, values in (("the C engine", c_values), ("the NumPy reference", reference[layer.output])):
-                if not np.array_equal(values, tflm):
-                    differs = np.flatnonzero(values != tflm)
-                    first = int(differs[0])
-                    raise FuzzMismatch(
-                        f"input {image_index}: {who} differs from TFLite Micro at layer {layer.name} "
-                        f"({layer.describe_source()}), tensor {tensor.name} shape {tensor.shape}: "
-                        f"{differs.size} of {tflm.size} values, first at flat index {first} "
-                        f"({values[first]} vs {tflm[first]})"
-                    )
-            outcome.tensors_compared += 1
-        if not np.array_equal(c_outputs[image_index], expected):
-            raise FuzzMismatch(f"input {image_index}: the model output differs from TFLite Micro's")
+    outcome.tensors_compared = fuzz_graphs.compare_with_tflm(tflite, graph, images, work_dir)
     return outcome
 
 
