@@ -33,16 +33,17 @@ from si4tool.errors import UserError
 
 pytest.importorskip("tflite_micro", reason="TFLite Micro's Python runtime (the reference) is not installed")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
-FAILURES_DIR = REPO_ROOT / "build" / "fuzz_failures"
-STATS_FILE = REPO_ROOT / "build" / "fuzz_stats.json"
-INPUTS_PER_GRAPH = 3  # seeded random int8 inputs, plus one all -128 and one all 127
-MAX_REFUSED_FRACTION = 0.25
-
 # make test: a small derandomized set; make fuzz sets SI4_FUZZ_EXAMPLES and SI4_FUZZ_RANDOM=1
 EXAMPLES = int(os.environ.get("SI4_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("SI4_FUZZ_RANDOM", "") == "1"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
+FAILURES_DIR = REPO_ROOT / "build" / "fuzz_failures"
+# make fuzz's counts; make test's small run writes its own file beside them
+STATS_FILE = REPO_ROOT / "build" / ("fuzz_stats.json" if RANDOM else "fuzz_stats_test.json")
+INPUTS_PER_GRAPH = 3  # seeded random int8 inputs, plus one all -128 and one all 127
+MAX_REFUSED_FRACTION = 0.25
 
 
 @dataclass
