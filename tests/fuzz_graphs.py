@@ -73,7 +73,10 @@ def _draw_window(draw, shape: Shape, max_kernel: int, dilate: bool) -> dict:
     padding = draw(st.sampled_from(["same", "valid"]))
     strides = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     dilation = [1, 1]
-    if dilate and strides == [1, 1] and draw(st.booleans()):
+    if dilate and strides == [1, 1] and padding == "same" and draw(st.booleans()):
+        # The converter turns a dilated Keras conv into SPACE_TO_BATCH_ND + CONV_2D +
+        # BATCH_TO_SPACE_ND; set_dilations writes the factors into CONV_2D's options instead,
+        # which keeps every shape only with stride 1 and SAME padding.
         dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     # VALID needs the (dilated) window inside the input
     limit_h = max_kernel if padding == "same" else max(1, min(max_kernel, (h - 1) // dilation[0] + 1))
@@ -257,15 +260,15 @@ def _mean_shape(shapes, options):
 
 def _keras_conv(layers, options, inputs):
     return layers.Conv2D(options["filters"], tuple(options["kernel"]), strides=tuple(options["strides"]),
-                         padding=options["padding"], dilation_rate=tuple(options["dilation"]),
-                         activation=options["activation"], use_bias=options["use_bias"])(inputs[0])  # fmt: skip
+                         padding=options["padding"], activation=options["activation"],
+                         use_bias=options["use_bias"], name=options["name"])(inputs[0])  # fmt: skip
 
 
 def _keras_depthwise(layers, options, inputs):
     return layers.DepthwiseConv2D(tuple(options["kernel"]), strides=tuple(options["strides"]),
-                                  padding=options["padding"], dilation_rate=tuple(options["dilation"]),
-                                  depth_multiplier=options["depth_multiplier"],
-                                  activation=options["activation"], use_bias=options["use_bias"])(inputs[0])  # fmt: skip
+                                  padding=options["padding"], depth_multiplier=options["depth_multiplier"],
+                                  activation=options["activation"], use_bias=options["use_bias"],
+                                  name=options["name"])(inputs[0])  # fmt: skip
 
 
 def _keras_max_pool(layers, options, inputs):
@@ -475,9 +478,10 @@ def keras_model(description: dict):
     keras.utils.set_random_seed(int(description["seed"]) % 2**31)
     layers = keras.layers
     nodes = [keras.Input(tuple(description["input_shape"]))]
-    for layer in description["layers"]:
+    for number, layer in enumerate(description["layers"]):
         generator = BY_OP[layer["op"]]
-        nodes.append(generator.keras(layers, layer, [nodes[i] for i in layer["inputs"]]))
+        options = dict(layer, name=layer_name(number))
+        nodes.append(generator.keras(layers, options, [nodes[i] for i in layer["inputs"]]))
     model = keras.Model(nodes[0], nodes[-1])
     rng = np.random.default_rng(int(description["seed"]))
     weights = []
@@ -486,6 +490,42 @@ def keras_model(description: dict):
         weights.append(rng.normal(0.0, 1.0 / math.sqrt(fan_in), array.shape).astype(np.float32))
     model.set_weights(weights)
     return model
+
+
+def layer_name(number: int) -> str:
+    """The Keras name of layers[number]; its TFLite operator's output tensor name contains it."""
+    return f"fuzzlayer{number}x"
+
+
+DILATED_BUILTINS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D"}  # BuiltinOperator codes in schema.fbs
+
+
+def set_dilations(tflite: bytes, description: dict) -> bytes:
+    """Write each layer's dilation into its CONV_2D / DEPTHWISE_CONV_2D options (see _draw_window)."""
+    dilated = {layer_name(k): layer["dilation"] for k, layer in enumerate(description["layers"])
+               if layer.get("dilation", [1, 1]) != [1, 1]}  # fmt: skip
+    if not dilated:
+        return tflite
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
+    (subgraph,) = model.subgraphs
+    codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes]
+    found = set()
+    for operator in subgraph.operators:
+        if codes[operator.opcodeIndex] not in DILATED_BUILTINS:
+            continue
+        output_name = subgraph.tensors[operator.outputs[0]].name.decode()
+        for name, (dilation_h, dilation_w) in dilated.items():
+            if name in output_name:
+                operator.builtinOptions.dilationHFactor = int(dilation_h)
+                operator.builtinOptions.dilationWFactor = int(dilation_w)
+                found.add(name)
+    assert found == set(dilated), f"no convolution found for {sorted(set(dilated) - found)}"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def convert(description: dict, samples: int = 32) -> bytes:
@@ -504,7 +544,7 @@ def convert(description: dict, samples: int = 32) -> bytes:
     converter.inference_output_type = tf.int8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bytes(converter.convert())
+        return set_dilations(bytes(converter.convert()), description)
 
 
 def build_tflite(description: dict, cache_dir: Path | None = CACHE_DIR) -> bytes:
