@@ -4,7 +4,7 @@
 #   make test              venv, install dev deps, run the test suite
 #   make validate-host     compile the engine for this machine, compare with TFLM/LiteRT/Keras
 #   make validate-qemu     build for Cortex-M4, run under QEMU, report instructions/RAM/flash
-#   make bench             side-by-side figures against LiteRT and TFLite Micro
+#   make bench             side-by-side figures against LiteRT and TFLite Micro, every model on the M4
 #   make fuzz              the differential fuzzer for longer (FUZZ_EXAMPLES random graphs vs TFLM)
 
 PYTHON ?= python3
@@ -46,8 +46,11 @@ validate-host: venv $(ASSETS)/manifest.json
 validate-qemu: venv toolchain $(ASSETS)/manifest.json
 	$(SI4) validate-qemu --assets $(ASSETS)
 
+# The seed model side by side with LiteRT and TFLite Micro, then every model (seed and the MLPerf
+# Tiny models of ../shared) on the emulated Cortex-M4.
 bench: venv toolchain $(ASSETS)/manifest.json
 	$(SI4) bench --assets $(ASSETS)
+	$(SI4) bench-models --assets $(ASSETS)
 
 report: venv $(ASSETS)/manifest.json
 	$(SI4) report --assets $(ASSETS)

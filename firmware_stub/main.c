@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model.h"
 #include "platform.h"
-#include "test_vectors.h"
+/* model.h and test_vectors.h, or those of the model built with --name. */
+#include "si4_model_binding.h"
 
 /* Per-layer counts are taken on the first few vectors only: they hardly
  * depend on the data, and printing them for every vector would dominate a

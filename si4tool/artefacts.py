@@ -153,6 +153,16 @@ class Manifest(_Record):
     # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
     # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
     inputs: dict | None = None
+    # issue 13: --name, the prefix of the model's files, symbols and macros (codegen.ModelNames);
+    # None: the default names (model.h, si4_model_invoke, SI4_MODEL_*).
+    name: str | None = None
+
+    @property
+    def names(self):
+        """The model's C names, as codegen rendered them."""
+        from si4tool.compiler.codegen import ModelNames
+
+        return ModelNames(self.name)
 
     @property
     def model_sha256(self) -> str:
@@ -190,6 +200,21 @@ class Manifest(_Record):
         if problems:
             raise ArtefactError(f"{where} is not {cls.DESCRIPTION} ({', '.join(problems)}); build the assets again")
         return manifest
+
+
+def assets_model_names(assets_dir: Path):
+    """The ModelNames of an assets folder, from its manifest's name; the default names when it has
+    no manifest (a folder of rendered sources only, as the tests write) or one from before --name."""
+    from si4tool.compiler.codegen import DEFAULT_NAMES, model_names
+
+    path = Path(assets_dir) / "manifest.json"
+    if not path.is_file():
+        return DEFAULT_NAMES
+    try:
+        name = json.loads(path.read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAMES  # Manifest.read, where the stage reads it, says what is wrong
+    return model_names(name) if isinstance(name, str) else DEFAULT_NAMES
 
 
 @dataclass
@@ -240,6 +265,8 @@ class HostValidation(_Record):
     # user inputs every layer's output against TFLite Micro's tensor (trace.intermediates_record).
     inputs: dict | None = None
     intermediates: dict | None = None
+    # issue 13: the tflite-micro build "bit-exact" refers to (si4tool.versions), as the manifest records it.
+    tflite_micro_version: str | None = None
 
     @classmethod
     def _from_values(cls, values: dict[str, Any], where: str) -> "HostValidation":

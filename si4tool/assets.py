@@ -20,20 +20,13 @@ from si4tool.errors import UserError
 from si4tool.render import generated_banner, render_template, sha256_bytes
 from si4tool.versions import installed_tflite_micro_version
 
-# The files the C side of the product needs, in the order they are described.
-C_ASSET_FILES = (
-    "model.h",
-    "model.c",
-    "model_weights.h",
-    "model_weights.c",
-    "model_data.h",
-    "model_data.c",
-    "test_vectors.h",
-    "test_vectors.c",
-)
-# Every file an assets folder can hold: an existing --out folder is replaced as a whole
-# only when it holds nothing else (so a user's own sources are never deleted).
-ASSET_FILE_NAMES = C_ASSET_FILES + (
+from si4tool.compiler.codegen import C_ASSET_BASES, DEFAULT_NAMES, ModelNames, model_names
+
+# The files the C side of the product needs, in the order they are described (default names;
+# a model built with --name NAME has NAME_model.h ..., ModelNames.file).
+C_ASSET_FILES = C_ASSET_BASES
+# Every file an assets folder can hold besides its C files.
+OTHER_ASSET_FILES = (
     "model_int8.tflite",
     "manifest.json",
     "model.keras",
@@ -41,6 +34,14 @@ ASSET_FILE_NAMES = C_ASSET_FILES + (
     "mnist_lenet5.h5",
     "history.json",
 )
+ASSET_FILE_NAMES = C_ASSET_FILES + OTHER_ASSET_FILES
+
+
+def asset_file_names(names: ModelNames) -> tuple[str, ...]:
+    """What an assets folder of this model holds: an existing --out folder is replaced as a whole
+    only when it holds nothing else (so a user's own sources are never deleted). The default
+    names are always replaceable, so a folder may change from one name to another."""
+    return tuple(dict.fromkeys((*C_ASSET_FILES, *(names.file(base) for base in C_ASSET_FILES), *OTHER_ASSET_FILES)))
 
 
 # Test images embedded for the on-device check by default: the seed notebook's x_test.csv holds 250.
@@ -69,13 +70,10 @@ def _log(progress: Callable[..., None] | None, message: str, spinner: bool = Tru
         progress(message, spinner=spinner)
 
 
-def render_model_data(tflite_bytes: bytes, model_sha256: str) -> dict[str, str]:
+def render_model_data(tflite_bytes: bytes, model_sha256: str, names: ModelNames = DEFAULT_NAMES) -> dict[str, str]:
     banner = generated_banner(model_sha256)
-    context = dict(banner=banner, size=len(tflite_bytes), data=tflite_bytes)
-    return {
-        "model_data.h": render_template("model_data.h.j2", **context),
-        "model_data.c": render_template("model_data.c.j2", **context),
-    }
+    context = dict(banner=banner, size=len(tflite_bytes), data=tflite_bytes, names=names)
+    return {names.file(base): render_template(f"{base}.j2", **context) for base in ("model_data.h", "model_data.c")}
 
 
 def render_test_vectors(
@@ -85,6 +83,7 @@ def render_test_vectors(
     model_sha256: str,
     input_quantization: tuple[float, int],
     dataset_name: str,
+    names: ModelNames = DEFAULT_NAMES,
 ) -> dict[str, str]:
     """labels None (random or unlabelled inputs): no label array, and main.c checks bit-exactness only."""
     count = len(inputs_int8)
@@ -109,18 +108,16 @@ def render_test_vectors(
         labels=label_values,
         expected_outputs=[[int(v) for v in row] for row in expected_outputs],
         row_width=row_width,
+        names=names,
     )
-    return {
-        "test_vectors.h": render_template("test_vectors.h.j2", **context),
-        "test_vectors.c": render_template("test_vectors.c.j2", **context),
-    }
+    return {names.file(base): render_template(f"{base}.j2", **context) for base in ("test_vectors.h", "test_vectors.c")}
 
 
 def file_records(files: dict[str, bytes]) -> dict[str, dict]:
     return {name: {"bytes": len(data), "sha256": sha256_bytes(data)} for name, data in sorted(files.items())}
 
 
-def _check_output_folder(out_dir: Path) -> None:
+def _check_output_folder(out_dir: Path, names: ModelNames) -> None:
     """Fail before hours of work, not after, when the output folder cannot be written."""
     probe_dir = out_dir if out_dir.exists() else out_dir.parent
     while not probe_dir.exists() and probe_dir != probe_dir.parent:
@@ -133,7 +130,7 @@ def _check_output_folder(out_dir: Path) -> None:
         raise UserError(f"cannot write to {probe_dir}; choose another --out")
     from si4tool.render import check_replaceable_folder
 
-    check_replaceable_folder(out_dir, ASSET_FILE_NAMES)
+    check_replaceable_folder(out_dir, asset_file_names(names))
 
 
 def build_firmware_assets(
@@ -149,6 +146,7 @@ def build_firmware_assets(
     calibration_samples: int = 1000,
     inputs_spec: str | Path | None = None,
     cache_dir: Path | None = None,
+    name: str | None = None,
     quiet: bool = False,
     console=None,
     progress: Callable[[str], None] | None = None,
@@ -157,7 +155,9 @@ def build_firmware_assets(
 
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
     overrides the file a named dataset is read from. inputs_spec (`--inputs`): "random", an .npy/.npz
-    path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs)."""
+    path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs).
+    name (`--name`): prefixes the model's files, symbols and macros (codegen.ModelNames); None keeps
+    the default si4_model names."""
     from si4tool.compiler import codegen
     from si4tool.frontend import data
     from si4tool.compiler import passes
@@ -169,7 +169,8 @@ def build_firmware_assets(
     from si4tool.compiler.lowering import lower_tflite
 
     out_dir = Path(out_dir)
-    _check_output_folder(out_dir)
+    names = model_names(name)  # a bad --name is refused before anything runs
+    _check_output_folder(out_dir, names)
     if vectors is not None and vectors < 1:
         raise UserError(f"--vectors must be at least 1, not {vectors}")
     inputs_stage.check_spec(inputs_spec)
@@ -279,8 +280,8 @@ def build_firmware_assets(
 
     _log(progress, "rendering the C assets")
     sources: dict[str, str] = {}
-    sources.update(codegen.render_model_sources(graph, plan, model_sha256))
-    sources.update(render_model_data(tflite_bytes, model_sha256))
+    sources.update(codegen.render_model_sources(graph, plan, model_sha256, names))
+    sources.update(render_model_data(tflite_bytes, model_sha256, names))
     sources.update(
         render_test_vectors(
             x_int8[:vectors],
@@ -289,6 +290,7 @@ def build_firmware_assets(
             model_sha256,
             input_q,
             dataset.source if inputs.kind == "dataset" else inputs.description,
+            names,
         )
     )
     files = {name: text.encode() for name, text in sources.items()}
@@ -298,6 +300,7 @@ def build_firmware_assets(
     layers = codegen.layer_summaries(graph, plan)
     manifest = Manifest(
         tool_version=__version__,
+        name=names.name,
         tflite_micro_version=installed_tflite_micro_version(),  # the build "bit-exact" refers to
         source_model={"path": source_name, "sha256": source_sha256},
         int8_model={"sha256": model_sha256, "bytes": len(tflite_bytes)},
@@ -336,7 +339,7 @@ def build_firmware_assets(
     from si4tool.render import write_files_atomically
 
     _log(progress, f"writing {len(files)} files to {out_dir}")
-    write_files_atomically(out_dir, files, replaceable_names=ASSET_FILE_NAMES)
+    write_files_atomically(out_dir, files, replaceable_names=asset_file_names(names))
     if hasattr(progress, "finish"):
         progress.finish()
     return AssetsResult(out_dir=out_dir, manifest=manifest, files=files)

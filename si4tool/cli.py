@@ -227,6 +227,16 @@ AssetsInputsOption = Annotated[
 ]
 
 
+NameOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--name",
+        help="Prefix of the model's files, symbols and macros (kws: kws_model.h, kws_invoke, KWS_ARENA_BYTES), "
+        "so several models link into one firmware; a C identifier. Default: model.h, si4_model_*, SI4_MODEL_*.",
+    ),
+]
+
+
 @app.command("build-firmware-assets")
 def build_firmware_assets_command(
     model: Annotated[
@@ -251,6 +261,7 @@ def build_firmware_assets_command(
     report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
+    name: NameOption = None,
 ) -> None:
     """Train (or load) the CNN, quantize it to int8 and render the C assets a firmware needs."""
     import json
@@ -270,6 +281,7 @@ def build_firmware_assets_command(
         recipe=recipe,
         calibration_samples=calibration_samples,
         inputs_spec=inputs,
+        name=name,
         quiet=quiet,
         console=console,
         progress=_progress_printer(quiet),
@@ -518,6 +530,30 @@ def bench_command(
     console.print(f"bench: {out / 'bench.md'} and {out / 'bench.json'}")
 
 
+@app.command("bench-models")
+def bench_models_command(
+    assets: Annotated[
+        Path, typer.Option("--assets", help="The seed model's assets (make firmware-assets); skipped when absent.")
+    ] = DEFAULT_ASSETS,
+    models_dir: Annotated[
+        Optional[Path], typer.Option("--models-dir", help="Folder of the MLPerf Tiny .tflite files "
+                                     "(default: ../shared/models/mlperf_tiny beside the repository).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where models.json, models.md and each model's assets go.")] = DEFAULT_BENCH / "models",
+    vectors: Annotated[int, typer.Option("--vectors", min=1, help="Random input vectors embedded per MLPerf model.")] = 10,
+    clock_mhz: ClockOption = 120.0,
+    quiet: QuietOption = False,
+) -> None:
+    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's."""
+    from si4tool.reporting.model_suite import run_model_suite
+
+    run_model_suite(
+        seed_assets=assets, models_dir=models_dir, out_dir=out, cache_dir=DEFAULT_REFERENCE_CACHE, vectors=vectors,
+        clock_mhz=clock_mhz, console=None if quiet else console,
+    )
+    console.print(f"bench-models: {out / 'models.md'} and {out / 'models.json'}")
+
+
 @app.command("ops")
 def ops_command(json_output: JsonOption = False) -> None:
     """List the TFLite operators si4tool compiles: Keras layers, C kernel, DSP variant, constraints."""
@@ -563,11 +599,19 @@ def export_command(
             "where the core has the extension, chosen at compile time by __ARM_FEATURE_DSP).",
         ),
     ] = "auto",
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            help="The model's name, as the assets were built with (build-firmware-assets --name); default: the "
+            "manifest's. The library's own files and targets are named after it (kws_library.h, si4::kws).",
+        ),
+    ] = None,
 ) -> None:
     """Write the assets as a self-contained library: model, the kernels it calls, a header, a README, build files."""
     from si4tool.targets.export import export_library
 
-    result = export_library(assets, out, export_format=export_format, kernels=kernels)
+    result = export_library(assets, out, export_format=export_format, kernels=kernels, name=name)
     console.print(
         f"export: {result.out_dir} ({result.format}, {result.kernels.choice} kernels: "
         f"{', '.join(result.kernels.called)}; {len(result.files)} files)"

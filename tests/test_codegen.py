@@ -233,6 +233,7 @@ def test_a_kernel_with_scratch_gets_its_arena_buffer_before_the_output():
     model_c = codegen.render_model_sources(graph, plan, SHA)["model.c"]
     call = model_c[model_c.index("si4_fully_connected_s8(&fully_connected_0_params") :].split(";")[0]
     arguments = [argument.strip() for argument in call.split("(", 1)[1].rstrip(")").split(",")]
-    assert arguments[-2] == f"si4_model_arena + {scratch.offset}"
-    assert arguments[-1] == f"si4_model_arena + {plan.allocations[graph.layers[index].output].offset}"
+    arena = codegen.DEFAULT_NAMES.arena_base  # the static arena, or the caller's (invoke_with_arena)
+    assert arguments[-2] == f"{arena} + {scratch.offset}"
+    assert arguments[-1] == f"{arena} + {plan.allocations[graph.layers[index].output].offset}"
     assert "fully_connected_0.scratch" in model_c  # in the arena map

@@ -130,3 +130,30 @@ def test_wheel_carries_templates_and_firmware_sources(tmp_path):
         assert f"si4tool/templates/{template.name}" in names
     for source in (repo / "firmware_stub").rglob("*.[ch]"):
         assert f"si4tool/firmware_stub/{source.relative_to(repo / 'firmware_stub')}" in names
+
+
+def test_firmware_build_follows_the_assets_folder_not_timestamps(firmware_assets, tmp_path):
+    """Two asset folders built into one build folder: the second, older on disk, must still be the one
+    that runs (make alone compares timestamps and would keep the first folder's binary)."""
+    import os
+    import shutil
+
+    from si4tool.targets.firmware import build_firmware, parse_firmware_output
+
+    older = tmp_path / "older_assets"
+    shutil.copytree(firmware_assets, older)
+    header = older / "model.h"
+    text = header.read_text()
+    short = next(line.split('"')[1] for line in text.splitlines() if line.startswith("#define SI4_MODEL_SHA256_SHORT"))
+    header.write_text(text.replace(f'SHA256_SHORT "{short}"', 'SHA256_SHORT "0lder000"'))
+    for path in older.iterdir():
+        os.utime(path, (946684800, 946684800))  # 2000-01-01: older than any binary
+    build = tmp_path / "build"
+
+    def model_run(assets: Path) -> str:
+        binary = build_firmware(assets, build, "host")
+        run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
+        return parse_firmware_output(run.stdout).model_sha256_short
+
+    assert model_run(firmware_assets) == short
+    assert model_run(older) == "0lder000"

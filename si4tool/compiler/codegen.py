@@ -8,13 +8,148 @@ arena; model_weights.* hold every constant as a const (flash) array or macro.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 
 from si4tool.compiler import ops
 from si4tool.compiler.ir import Graph, Layer
 from si4tool.compiler.ops import CallBuffers, c_struct_name, params_fields
 from si4tool.compiler.planner import ARENA_ALIGNMENT, MemoryPlan, scratch_name
+from si4tool.errors import UserError
 from si4tool.render import generated_banner, render_template
+
+# C99's keywords, and C11's (a header must also compile as C11 and C++, so C++'s too).
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto if inline int long
+    register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
+    _Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local
+    alignas alignof and and_eq asm bitand bitor bool catch char16_t char32_t class compl constexpr const_cast
+    decltype delete dynamic_cast explicit export false friend mutable namespace new noexcept not not_eq nullptr
+    operator or or_eq private protected public reinterpret_cast static_assert static_cast template this
+    thread_local throw true try typeid typename using virtual wchar_t xor xor_eq""".split()
+)
+_C_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """Every public name of one model's generated files, computed once and used by every template.
+
+    name None (no --name) keeps the historical names: si4_model_invoke, SI4_MODEL_*, model.h,
+    si4_conv2d_0_filter, si4_test_inputs. With --name kws: kws_invoke, KWS_*, kws_model.h,
+    kws_conv2d_0_filter, kws_test_inputs; so two models link into one firmware, sharing the
+    si4_*_s8 kernels. Symbols private to one model.c are static and need no prefix.
+    """
+
+    name: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The model's symbols: <prefix>_invoke, <prefix>_arena, <prefix>_layers, <prefix>_tflite."""
+        return self.name or "si4_model"
+
+    @property
+    def macro(self) -> str:
+        """The model's macros: <macro>_ARENA_BYTES, <macro>_INPUT_SIZE."""
+        return self.prefix.upper()
+
+    @property
+    def short(self) -> str:
+        """Per-layer arrays and the test vectors: <short>_conv2d_0_filter, <short>_test_inputs."""
+        return self.name or "si4"
+
+    @property
+    def short_macro(self) -> str:
+        """Per-layer macros and the test vectors' macros: <SHORT>_CONV2D_0_*, <SHORT>_TEST_VECTOR_COUNT."""
+        return self.short.upper()
+
+    @property
+    def arena(self) -> str:
+        """The static arena array (absent under <MACRO>_NO_STATIC_ARENA)."""
+        return f"{self.prefix}_arena"
+
+    @property
+    def arena_base(self) -> str:
+        """What every layer in model.c addresses its buffers from (static to model.c): the static
+        arena, or the caller's since the last <prefix>_invoke_with_arena."""
+        return "active_arena"
+
+    def file(self, base: str) -> str:
+        """model.h -> kws_model.h; test_vectors.c -> kws_test_vectors.c."""
+        return f"{self.name}_{base}" if self.name else base
+
+    def guard(self, base: str) -> str:
+        """The include guard of a header: SI4_MODEL_H, KWS_MODEL_WEIGHTS_H."""
+        return f"{self.short_macro}_{base.rsplit('.', 1)[0].upper()}_H"
+
+    # si4tool export: the library around the model's files.
+    @property
+    def library(self) -> str:
+        """The library's name: si4::<library> (CMake), si4_<library> (Arduino, Zephyr, the .mk)."""
+        return self.name or "model"
+
+    @property
+    def library_header(self) -> str:
+        """The header an exported library's user includes: si4_model_library.h, kws_library.h."""
+        return f"{self.prefix}_library.h"
+
+    @property
+    def self_check(self) -> str:
+        """The exported self-check function (si4_model_self_check, kws_self_check); its file and
+        result type are <short>_self_check.h/.c and <short>_self_check_result."""
+        return f"{self.prefix}_self_check"
+
+    def binding_flags(self) -> list[str]:
+        """The -D flags of firmware_stub/si4_model_binding.h, for programs written against the
+        default names (main.c, the host runner); none for the default names. For argv lists: the
+        quotes are the C string's, not the shell's."""
+        if self.name is None:
+            return []
+        return [
+            f"-DSI4_BIND_NAME={self.name}",
+            f"-DSI4_BIND_NAME_UPPER={self.short_macro}",
+            f'-DSI4_BIND_MODEL_H="{self.file("model.h")}"',
+            f'-DSI4_BIND_VECTORS_H="{self.file("test_vectors.h")}"',
+        ]
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Default file name -> this model's file name, for every generated C file."""
+        return {base: self.file(base) for base in C_ASSET_BASES}
+
+
+# The generated C files under their default names (assets.C_ASSET_FILES is this tuple).
+C_ASSET_BASES = (
+    "model.h",
+    "model.c",
+    "model_weights.h",
+    "model_weights.c",
+    "model_data.h",
+    "model_data.c",
+    "test_vectors.h",
+    "test_vectors.c",
+)
+DEFAULT_NAMES = ModelNames()
+
+
+def model_names(name: str | None) -> ModelNames:
+    """The names of a model called `name` (--name), or UserError in one sentence when it cannot be one."""
+    if name is None:
+        return DEFAULT_NAMES
+    if not _C_IDENTIFIER.match(name):
+        raise UserError(
+            f"--name {name!r} is not a C identifier: use letters, digits and _, starting with a letter, such as kws"
+        )
+    if name in C_KEYWORDS or name.lower() in C_KEYWORDS:
+        raise UserError(f"--name {name!r} is a C or C++ keyword; choose another name, such as {name}_model")
+    if name.lower().startswith("si4"):
+        raise UserError(
+            f"--name {name!r} would clash with si4tool's own names (si4_* kernels, SI4_* macros); "
+            "choose one that does not start with si4, or leave --name out for the default si4_model names"
+        )
+    return ModelNames(name)
 
 
 def c_int(value: int) -> str:
@@ -43,12 +178,12 @@ def c_comment_text(text: str) -> str:
     return safe.replace("*/", "*_/").replace("/*", "/_*")
 
 
-def _macro_prefix(layer: Layer) -> str:
-    return f"SI4_{layer.name.upper()}"
+def _macro_prefix(layer: Layer, names: ModelNames) -> str:
+    return f"{names.short_macro}_{layer.name.upper()}"
 
 
-def _array_name(layer: Layer, key: str) -> str:
-    return f"si4_{layer.name}_{key}"
+def _array_name(layer: Layer, key: str, names: ModelNames) -> str:
+    return f"{names.short}_{layer.name}_{key}"
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -65,15 +200,18 @@ def _input_macros(prefix: str, graph: Graph, layer: Layer) -> list[tuple[str, st
     return macros
 
 
-def _weights_layer(graph: Graph, layer: Layer) -> dict:
+def _weights_layer(graph: Graph, layer: Layer, names: ModelNames) -> dict:
     """What model_weights.h/.c say about one layer: macros and const arrays."""
-    prefix = _macro_prefix(layer)
+    prefix = _macro_prefix(layer, names)
     output = graph.tensors[layer.output]
     macros = []
     if layer.params is not None:
         macros += [(f"{prefix}_{name.upper()}", c_int(value)) for name, value in params_fields(layer.params)]
     if layer.pool_params is not None:
         macros += [(f"{prefix}_POOL_{name.upper()}", c_int(value)) for name, value in params_fields(layer.pool_params)]
+    for struct_name, extra in layer.extra_params:
+        stem = f"{prefix}_{struct_name.upper()}"
+        macros += [(f"{stem}_{name.upper()}", c_int(value)) for name, value in params_fields(extra)]
     defined = {name for name, _ in macros}
     inputs = _input_macros(prefix, graph, layer)
     sizes = [
@@ -85,11 +223,11 @@ def _weights_layer(graph: Graph, layer: Layer) -> dict:
     ordered = inputs[:1] + sizes[:1] + inputs[1:2] + sizes[1:] + inputs[2:]
     macros += [(name, value) for name, value in ordered if name not in defined]
     arrays = []
-    for key, c_type in ops.spec(layer.op).constants:
+    for key, c_type in ops.spec(layer.op).layer_constants(layer):
         values = layer.constants[key]
         size_macro = f"{prefix}_{key.upper()}_SIZE"
         macros.append((size_macro, c_int(values.size)))
-        arrays.append({"c_type": c_type, "name": _array_name(layer, key), "size_macro": size_macro, "data": values})
+        arrays.append({"c_type": c_type, "name": _array_name(layer, key, names), "size_macro": size_macro, "data": values})
     shapes = ", ".join(_shape_text(graph.tensors[tensor].shape) for tensor in layer.inputs)
     return {
         "name": layer.name,
@@ -105,17 +243,17 @@ def _struct(name: str, prefix: str, params) -> dict:
     return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
 
 
-def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> dict:
+def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names: ModelNames) -> dict:
     """What model.c says about one layer: its params structs and the kernel call."""
     spec = ops.spec(layer.op)
-    prefix = _macro_prefix(layer)
+    prefix = _macro_prefix(layer, names)
 
     def buffer(tensor: str) -> str:
         if tensor == graph.input:
             return "input"
         if tensor == graph.output:
             return "output"
-        return f"si4_model_arena + {plan.allocations[tensor].offset}"
+        return f"{names.arena_base} + {plan.allocations[tensor].offset}"
 
     structs = []
     params = []
@@ -125,12 +263,15 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer) -> di
     if layer.pool_params is not None:
         structs.append(_struct(f"{layer.name}_pool_params", f"{prefix}_POOL", layer.pool_params))
         params.append(f"&{layer.name}_pool_params")
+    for struct_name, extra in layer.extra_params:
+        structs.append(_struct(f"{layer.name}_{struct_name}_params", f"{prefix}_{struct_name.upper()}", extra))
+        params.append(f"&{layer.name}_{struct_name}_params")
     scratch = plan.allocations.get(scratch_name(layer.name))
     buffers = CallBuffers(
         params=tuple(params),
         inputs=tuple(buffer(tensor) for tensor in layer.inputs),
-        constants=tuple(_array_name(layer, key) for key, _ in spec.constants),
-        scratch=None if scratch is None else f"si4_model_arena + {scratch.offset}",
+        constants=tuple(_array_name(layer, key, names) for key, _ in spec.layer_constants(layer)),
+        scratch=None if scratch is None else f"{names.arena_base} + {scratch.offset}",
         output=buffer(layer.output),
         size_macro=f"{prefix}_OUTPUT_SIZE",
     )
@@ -166,8 +307,10 @@ def _image_dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return shape[0], shape[1], int(np.prod(shape[2:]))
 
 
-def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> dict[str, str]:
-    """The four engine files, name -> text; the same inputs always give the same bytes."""
+def render_model_sources(
+    graph: Graph, plan: MemoryPlan, model_sha256: str, names: ModelNames = DEFAULT_NAMES
+) -> dict[str, str]:
+    """The four engine files, file name (names.file) -> text; the same inputs always give the same bytes."""
     banner = generated_banner(model_sha256)
     source = graph.tensors[graph.input]
     output = graph.tensors[graph.output]
@@ -188,8 +331,8 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         "sha256": model_sha256,
         "sha256_short": model_sha256[:8],
     }
-    weights_layers = [_weights_layer(graph, layer) for layer in graph.layers]
-    model_layers = [_model_layer(graph, plan, index, layer) for index, layer in enumerate(graph.layers)]
+    weights_layers = [_weights_layer(graph, layer, names) for layer in graph.layers]
+    model_layers = [_model_layer(graph, plan, index, layer, names) for index, layer in enumerate(graph.layers)]
     layer_table = [
         {
             "function": entry["function"],
@@ -210,12 +353,11 @@ def render_model_sources(graph: Graph, plan: MemoryPlan, model_sha256: str) -> d
         "model_layers": model_layers,
         "layer_table": layer_table,
         "arena_map": arena_map,
+        "names": names,
     }
     return {
-        "model.h": render_template("model.h.j2", **context),
-        "model.c": render_template("model.c.j2", **context),
-        "model_weights.h": render_template("model_weights.h.j2", **context),
-        "model_weights.c": render_template("model_weights.c.j2", **context),
+        names.file(base): render_template(f"{base}.j2", **context)
+        for base in ("model.h", "model.c", "model_weights.h", "model_weights.c")
     }
 
 

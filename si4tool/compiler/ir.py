@@ -55,7 +55,10 @@ class Layer:
 
     inputs / outputs: tensor names, in the order the kernel takes them (every kernel today
     writes one output). params: the op's params dataclass (see ops/base.py). pool_params: for
-    "conv2d_max_pool" only, the PoolParams of the fused pooling. constants: the arrays of
+    "conv2d_max_pool" only, the PoolParams of the fused pooling. extra_params: further params
+    structs the kernel takes after those, as (name, params) pairs (MUL and SUB: ("broadcast",
+    BroadcastParams); CONCATENATION: one per input); codegen renders each as the C struct
+    <layer>_<name>_params with macros <PREFIX>_<NAME>_<FIELD>. constants: the arrays of
     OpSpec.constants ("filter" int8 in the kernel layout, "bias", "output_multiplier",
     "output_shift" int32, ...). scratch_bytes: arena bytes the kernel needs while it runs.
     """
@@ -68,6 +71,7 @@ class Layer:
     params: Any
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     pool_params: Any = None
+    extra_params: tuple[tuple[str, Any], ...] = ()
     scratch_bytes: int = 0
 
     @property

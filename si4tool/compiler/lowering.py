@@ -82,11 +82,14 @@ class LoweringContext:
         )
 
     def quantized(self, operator: Operator, compute: Callable, *args):
-        """compute(*args), with a QuantizationError from quant_math refused naming the operator."""
+        """compute(*args), with a QuantizationError from quant_math, or a UserError from an
+        operator's prepare_<name> (what TFLM's Prepare rejects), refused naming the operator."""
         try:
             return compute(*args)
         except quant_math.QuantizationError as error:
             raise self.fail(operator, str(error)) from None
+        except UserError as error:
+            raise self.fail(operator, f"cannot be compiled: {str(error).rstrip('.')}") from None
 
     def tensor(self, operator: Operator, position: int, *, optional: bool = False) -> Tensor | None:
         inputs = operator.inputs

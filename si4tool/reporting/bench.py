@@ -36,6 +36,7 @@ from si4tool.artefacts import BenchResult, Manifest, QemuValidation
 from si4tool.errors import UserError
 from si4tool.reporting.latency import WARMUP_IMAGES, litert_timer, measure_latency, tflm_timer
 from si4tool.reporting.machine import machine_description
+from si4tool.reporting.tflm_figures import SOURCE, TFLM_M4, millions
 from si4tool.targets import cycles
 from si4tool.targets.callgrind import build_callgrind_program, callgrind_instructions
 from si4tool.targets.host_engine import build_host_engine, engine_object_sizes
@@ -78,8 +79,11 @@ QEMU_FLASH_FIELDS = {
     "flash_platform_bytes": "platform_bytes",
     "flash_bytes": "total_bytes",
 }
-# For comparison in the tables: TFLite Micro measured by the team on the same emulated M4.
-TFLM_M4_INSTRUCTIONS = "30.45 M (reference kernels), 6.52 M (CMSIS-NN)"
+# For comparison in the tables: TFLite Micro on the same emulated M4 (quoted, see tflm_figures).
+TFLM_M4_INSTRUCTIONS = (
+    f"{millions(TFLM_M4['seed'].reference_instructions)} (reference kernels), "
+    f"{millions(TFLM_M4['seed'].cmsis_nn_instructions)} (CMSIS-NN) for the seed model ({SOURCE})"
+)
 
 
 # --------------------------------------------------------------------------- latency

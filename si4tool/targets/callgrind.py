@@ -49,13 +49,18 @@ def parse_callgrind_dumps(paths: list[Path]) -> tuple[int | None, dict[int, int]
 
 def build_callgrind_program(assets_dir: Path, build_dir: Path) -> Path:
     """si4_bench_main.c + the engine + the embedded test vectors, -O2 with the strict flags."""
+    from si4tool.artefacts import assets_model_names
+
     assets_dir = Path(assets_dir)
-    if not (assets_dir / "test_vectors.c").is_file():
-        raise UserError(f"{assets_dir / 'test_vectors.c'} is missing: build the firmware assets again")
+    names = assets_model_names(assets_dir)
+    vectors_c = assets_dir / names.file("test_vectors.c")
+    if not vectors_c.is_file():
+        raise UserError(f"{vectors_c} is missing: build the firmware assets again")
     program = Path(build_dir) / "si4_bench"
     program.parent.mkdir(parents=True, exist_ok=True)
-    args = [host_compiler(), *STRICT_C_FLAGS, "-O2", f"-I{assets_dir}", f"-I{kernel_include_dir()}"]
-    args += [str(s) for s in [_bench_source(), *engine_sources(assets_dir), assets_dir / "test_vectors.c"]]
+    args = [host_compiler(), *STRICT_C_FLAGS, "-O2", f"-I{assets_dir}", f"-I{kernel_include_dir()}", f"-I{firmware_stub_dir()}"]
+    args += names.binding_flags()
+    args += [str(s) for s in [_bench_source(), *engine_sources(assets_dir), vectors_c]]
     run_compiler(args + ["-o", str(program)], "the callgrind bench program")
     return program
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from si4tool import __version__
+from si4tool.compiler.codegen import ModelNames, model_names
 from si4tool.errors import UserError
 from si4tool.render import generated_banner, render_template, sha256_bytes, write_files_atomically
 from si4tool.targets.toolchain import firmware_stub_dir
@@ -34,9 +35,10 @@ from si4tool.targets.toolchain import firmware_stub_dir
 FORMATS = ("cmake", "arduino", "zephyr", "plain")
 KERNEL_CHOICES = ("portable", "dsp", "auto")
 MARKER = "si4_export.json"
-LIBRARY_HEADER = "si4_model_library.h"
+LIBRARY_HEADER = "si4_model_library.h"  # under the default names; ModelNames.library_header
 
-# The model's files in an assets folder: sources of the library and of its self-check.
+# The model's files in an assets folder (default names; ModelNames.file gives a named model's):
+# sources of the library and of its self-check.
 MODEL_HEADERS = ("model.h", "model_weights.h")
 MODEL_SOURCES = ("model.c", "model_weights.c")
 SELF_CHECK_HEADERS = ("test_vectors.h",)
@@ -96,20 +98,31 @@ def _check_out_dir(out_dir: Path, assets_dir: Path) -> None:
             )
 
 
-def _read_assets(assets_dir: Path) -> tuple[dict, dict[str, bytes]]:
+def _read_assets(assets_dir: Path, name: str | None) -> tuple[dict, ModelNames, dict[str, bytes]]:
+    """The manifest, the model's names (its manifest's) and its files, keyed by their default names."""
     if not assets_dir.is_dir():
         raise UserError(f"{assets_dir} is not a folder: run `si4tool build-firmware-assets --out {assets_dir}` first")
-    needed = (*MODEL_HEADERS, *MODEL_SOURCES, *SELF_CHECK_HEADERS, *SELF_CHECK_SOURCES, "manifest.json")
-    missing = [name for name in needed if not (assets_dir / name).is_file()]
+    try:
+        manifest = json.loads((assets_dir / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise UserError(f"{assets_dir} has no manifest.json: run `si4tool build-firmware-assets --out {assets_dir}` first") from None
+    except ValueError:
+        raise UserError(f"{assets_dir / 'manifest.json'} is not valid JSON: run build-firmware-assets again") from None
+    built_as = manifest.get("name") if isinstance(manifest, dict) else None
+    if name is not None and name != built_as:
+        # The names are in every generated line: renaming means rendering again, not editing text.
+        raise UserError(
+            f"--name {name} differs from the name the assets were built with ({built_as or 'none, the default names'}): "
+            f"run `si4tool build-firmware-assets --name {name}` for them, or leave --name out"
+        )
+    names = model_names(built_as if isinstance(built_as, str) else None)
+    needed = (*MODEL_HEADERS, *MODEL_SOURCES, *SELF_CHECK_HEADERS, *SELF_CHECK_SOURCES)
+    missing = [names.file(base) for base in needed if not (assets_dir / names.file(base)).is_file()]
     if missing:
         raise UserError(
             f"{assets_dir} has no {', '.join(missing)}: run `si4tool build-firmware-assets --out {assets_dir}` first"
         )
-    try:
-        manifest = json.loads((assets_dir / "manifest.json").read_text())
-    except ValueError:
-        raise UserError(f"{assets_dir / 'manifest.json'} is not valid JSON: run build-firmware-assets again") from None
-    return manifest, {name: (assets_dir / name).read_bytes() for name in needed if name != "manifest.json"}
+    return manifest, names, {base: (assets_dir / names.file(base)).read_bytes() for base in needed}
 
 
 class _Layout:
@@ -181,7 +194,7 @@ def _figures(manifest: dict, selection: KernelSelection, vectors: int) -> dict:
         "int8_accuracy": None if int8_accuracy is None else f"{100 * int8_accuracy:.2f} %",
         "test_images": accuracy.get("test_images"),
         "tflite_micro_version": manifest.get("tflite_micro_version") or "not recorded",
-        "dataset": manifest.get("data", {}).get("dataset", "?"),
+        "dataset": (manifest.get("data") or {}).get("dataset", "no dataset"),  # None: built on random inputs
         "vectors": vectors,
         "kernels_called": list(selection.called),
         "dsp_twins": list(selection.dsp_twins),
@@ -189,23 +202,33 @@ def _figures(manifest: dict, selection: KernelSelection, vectors: int) -> dict:
     }
 
 
-def _vector_count(test_vectors_h: bytes) -> int:
-    match = re.search(rb"#define SI4_TEST_VECTOR_COUNT (\d+)", test_vectors_h)
+def _vector_count(test_vectors_h: bytes, names: ModelNames) -> int:
+    macro = f"{names.short_macro}_TEST_VECTOR_COUNT"
+    match = re.search(rb"#define " + macro.encode() + rb" (\d+)", test_vectors_h)
     if match is None:
-        raise UserError("test_vectors.h has no SI4_TEST_VECTOR_COUNT: regenerate the assets")
+        raise UserError(f"{names.file('test_vectors.h')} has no {macro}: regenerate the assets")
     return int(match.group(1))
 
 
 def export_library(
-    assets_dir: Path | str, out_dir: Path | str, export_format: str = "cmake", kernels: str = "auto"
+    assets_dir: Path | str,
+    out_dir: Path | str,
+    export_format: str = "cmake",
+    kernels: str = "auto",
+    name: str | None = None,
 ) -> ExportResult:
-    """Write the assets of `assets_dir` as a library of `export_format` into `out_dir` (see the module docstring)."""
+    """Write the assets of `assets_dir` as a library of `export_format` into `out_dir` (see the module docstring).
+
+    name (--name): the model's name; it must be the one the assets were built with (their manifest's),
+    which is also the default. The library's files and targets follow it (codegen.ModelNames)."""
     assets_dir, out_dir = Path(assets_dir), Path(out_dir)
+    if name is not None:
+        model_names(name)  # a bad --name is refused in its own words, before anything is read
     if export_format not in FORMATS:
         raise UserError(f"unknown --format {export_format!r}: choose from {', '.join(FORMATS)}")
     if kernels not in KERNEL_CHOICES:
         raise UserError(f"unknown --kernels {kernels!r}: choose from {', '.join(KERNEL_CHOICES)}")
-    manifest, assets = _read_assets(assets_dir)
+    manifest, names, assets = _read_assets(assets_dir, name)
     _check_out_dir(out_dir, assets_dir)
 
     kernel_dir = firmware_stub_dir() / "kernels"
@@ -215,35 +238,37 @@ def export_library(
     model_sha256 = manifest["int8_model"]["sha256"]
     banner = generated_banner(model_sha256)
 
-    for name in (*MODEL_HEADERS, *SELF_CHECK_HEADERS):
-        files[layout.header(name)] = assets[name]
-    model_sources = [layout.source(name) for name in MODEL_SOURCES]
-    for name, path in zip(MODEL_SOURCES, model_sources):
-        files[path] = assets[name]
+    for base in (*MODEL_HEADERS, *SELF_CHECK_HEADERS):
+        files[layout.header(names.file(base))] = assets[base]
+    model_sources = [layout.source(names.file(base)) for base in MODEL_SOURCES]
+    for base, path in zip(MODEL_SOURCES, model_sources):
+        files[path] = assets[base]
     compiled = model_sources + compiled
     if selection.choice == "dsp":
         path = layout.source("si4_dsp_required.c")
         files[path] = render_template("export/si4_dsp_required.c.j2", banner=banner).encode()
         compiled.append(path)
-    self_check_sources = [layout.source(name) for name in (*SELF_CHECK_SOURCES, "si4_self_check.c")]
-    for name in SELF_CHECK_SOURCES:
-        files[layout.source(name)] = assets[name]
-    files[layout.source("si4_self_check.c")] = render_template("export/si4_self_check.c.j2", banner=banner).encode()
-    files[layout.header("si4_self_check.h")] = render_template("export/si4_self_check.h.j2", banner=banner).encode()
+    self_check_c, self_check_h = (f"{names.short}_self_check.{ext}" for ext in ("c", "h"))
+    self_check_sources = [layout.source(names.file(base)) for base in SELF_CHECK_SOURCES] + [layout.source(self_check_c)]
+    for base in SELF_CHECK_SOURCES:
+        files[layout.source(names.file(base))] = assets[base]
+    files[layout.source(self_check_c)] = render_template("export/si4_self_check.c.j2", banner=banner, names=names).encode()
+    files[layout.header(self_check_h)] = render_template("export/si4_self_check.h.j2", banner=banner, names=names).encode()
 
-    figures = _figures(manifest, selection, _vector_count(assets["test_vectors.h"]))
+    figures = _figures(manifest, selection, _vector_count(assets["test_vectors.h"], names))
     context = {
         "banner": banner,
         "figures": figures,
         "format": export_format,
-        "library_header": LIBRARY_HEADER,
+        "library_header": names.library_header,
+        "names": names,
         "sources": compiled,
         "self_check_sources": self_check_sources,
         "headers_dir": layout.headers,
         "version": __version__,
     }
-    files[layout.header(LIBRARY_HEADER)] = render_template("export/si4_model_library.h.j2", **context).encode()
-    files.update(_format_files(export_format, context))
+    files[layout.header(names.library_header)] = render_template("export/si4_model_library.h.j2", **context).encode()
+    files.update(_format_files(export_format, context, names))
     files["README.md"] = render_template("export/README.md.j2", **context).encode()
 
     marker = {
@@ -251,6 +276,7 @@ def export_library(
         "tool_version": __version__,
         "kind": "export",
         "format": export_format,
+        "name": names.name,
         "kernels": selection.choice,
         "kernels_called": list(selection.called),
         "dsp_kernels": list(selection.dsp_twins),
@@ -266,12 +292,12 @@ def export_library(
     )
 
 
-def _format_files(export_format: str, context: dict) -> dict[str, bytes]:
+def _format_files(export_format: str, context: dict, names: ModelNames) -> dict[str, bytes]:
     """The build files of one format, rendered from templates/export/<format>/."""
     rendered = {
         "cmake": {
             "CMakeLists.txt": "export/cmake/CMakeLists.txt.j2",
-            "cmake/si4_modelConfig.cmake": "export/cmake/si4_modelConfig.cmake.j2",
+            f"cmake/si4_{names.library}Config.cmake": "export/cmake/si4_modelConfig.cmake.j2",
             "cmake/arm-none-eabi-cortex-m4.cmake": "export/cmake/arm-none-eabi-cortex-m4.cmake.j2",
         },
         "arduino": {
@@ -283,6 +309,6 @@ def _format_files(export_format: str, context: dict) -> dict[str, bytes]:
             "CMakeLists.txt": "export/zephyr/CMakeLists.txt.j2",
             "Kconfig": "export/zephyr/Kconfig.j2",
         },
-        "plain": {"si4_model.mk": "export/plain/si4_model.mk.j2"},
+        "plain": {f"si4_{names.library}.mk": "export/plain/si4_model.mk.j2"},
     }[export_format]
     return {path: render_template(template, **context).encode() for path, template in rendered.items()}

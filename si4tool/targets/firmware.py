@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from si4tool.artefacts import assets_model_names
 from si4tool.errors import UserError, ValidationFailed
 from si4tool.targets.toolchain import firmware_stub_dir
 
@@ -54,8 +55,18 @@ def build_firmware(
         "make", "--no-print-directory", "-C", str(firmware_stub_dir()), make_target,
         f"ASSETS={assets_dir}", f"BUILD={build_dir}", f"KERNELS={kernel}",
     ]
+    names = assets_model_names(assets_dir)
+    if names.name is not None:
+        command.append(f"NAME={names.name}")  # main.c finds the model's files by the manifest's name
     if optimize is not None and target != "host":
         command.append(f"MPS2_OPT={optimize}")
+    # make compares timestamps only: assets from another folder that are older than the last
+    # binary would not be rebuilt, and the old model would run. Remember what each binary was
+    # built from and rebuild everything when that changes.
+    stamp = (build_dir / binary.format(kernel=kernel)).parent / "built-from.txt"
+    built_from = f"assets {assets_dir}\nkernels {kernel}\noptimize {optimize}\n"
+    if not stamp.is_file() or stamp.read_text() != built_from:
+        command.append("--always-make")
     what = "the host firmware" if target == "host" else f"the {target} firmware ({kernel} kernels)"
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
@@ -68,6 +79,7 @@ def build_firmware(
     path = build_dir / binary.format(kernel=kernel)
     if not path.is_file():
         raise FirmwareBuildError(f"make reported success but {path} is missing")
+    stamp.write_text(built_from)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from si4tool.artefacts import assets_model_names
 from si4tool.errors import UserError
 from si4tool.targets.toolchain import (
     STRICT_C_FLAGS,
@@ -50,7 +51,10 @@ def _as_int8_pointer(array: np.ndarray):
 class HostEngine:
     """ctypes view of one compiled model: batch inference and per-layer runs."""
 
-    def __init__(self, library_path: Path):
+    def __init__(self, library_path: Path, names=None):
+        from si4tool.compiler.codegen import DEFAULT_NAMES
+
+        names = names or DEFAULT_NAMES
         self.library_path = Path(library_path)
         self._lib = ctypes.CDLL(str(self.library_path))
         for name in ("si4_host_input_size", "si4_host_output_size", "si4_host_layer_count", "si4_host_arena_bytes"):
@@ -65,10 +69,10 @@ class HostEngine:
         self.output_size = self._lib.si4_host_output_size()
         self.layer_count = self._lib.si4_host_layer_count()
         self.arena_bytes = self._lib.si4_host_arena_bytes()
-        names = ctypes.c_char_p * self.layer_count
-        self.layer_names = [n.decode() for n in names.in_dll(self._lib, "si4_model_layer_names")]
+        names_array = ctypes.c_char_p * self.layer_count
+        self.layer_names = [n.decode() for n in names_array.in_dll(self._lib, f"{names.prefix}_layer_names")]
         sizes = ctypes.c_int32 * self.layer_count
-        self.layer_output_sizes = list(sizes.in_dll(self._lib, "si4_model_layer_output_sizes"))
+        self.layer_output_sizes = list(sizes.in_dll(self._lib, f"{names.prefix}_layer_output_sizes"))
 
     def _batch(self, inputs: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
@@ -114,24 +118,27 @@ class HostEngine:
 
 
 def engine_sources(assets_dir: Path) -> list[Path]:
+    """The model's two sources (named as its manifest says) and the portable kernels."""
     assets_dir = Path(assets_dir)
-    for name in ("model.c", "model.h", "model_weights.c", "model_weights.h"):
+    names = assets_model_names(assets_dir)
+    for name in (names.file(base) for base in ("model.c", "model.h", "model_weights.c", "model_weights.h")):
         if not (assets_dir / name).is_file():
             raise UserError(f"{assets_dir / name} is missing: run `si4tool build-firmware-assets --out {assets_dir}` first")
-    return [assets_dir / "model.c", assets_dir / "model_weights.c", *portable_kernel_sources()]
+    return [assets_dir / names.file("model.c"), assets_dir / names.file("model_weights.c"), *portable_kernel_sources()]
 
 
 def build_host_engine(assets_dir: Path, build_dir: Path, extra_flags: list[str] = ()) -> HostEngine:
     """Compile the assets' engine for the host (-O2, strict flags) and load it."""
     assets_dir = Path(assets_dir)
+    names = assets_model_names(assets_dir)
     runner = firmware_stub_dir() / "platform" / "host" / "si4_host_runner.c"
     library = compile_shared_library(
         [*engine_sources(assets_dir), runner],
         Path(build_dir) / "libsi4_model.so",
-        include_dirs=[assets_dir, kernel_include_dir()],
-        extra_flags=list(extra_flags),
+        include_dirs=[assets_dir, kernel_include_dir(), firmware_stub_dir()],
+        extra_flags=[*names.binding_flags(), *extra_flags],
     )
-    return HostEngine(library)
+    return HostEngine(library, names)
 
 
 def engine_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
@@ -139,11 +146,15 @@ def engine_object_sizes(assets_dir: Path, build_dir: Path) -> dict[str, int]:
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     groups = {"weights": [], "model_code": [], "kernel_code": []}
+    names = assets_model_names(assets_dir)
     for source in engine_sources(assets_dir):
         obj = build_dir / (source.stem + ".o")
         args = [host_compiler(), *STRICT_C_FLAGS, "-O2", "-c", f"-I{assets_dir}", f"-I{kernel_include_dir()}"]
         run_compiler(args + [str(source), "-o", str(obj)], source.name)
-        group = "weights" if source.name == "model_weights.c" else "model_code" if source.name == "model.c" else "kernel_code"
+        group = (
+            "weights" if source.name == names.file("model_weights.c")
+            else "model_code" if source.name == names.file("model.c") else "kernel_code"
+        )
         groups[group].append(obj)
     size_tool = shutil.which("size")
     if size_tool is None:

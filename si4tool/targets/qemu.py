@@ -30,6 +30,7 @@ from pathlib import Path
 from si4tool.artefacts import Manifest, QemuRun, QemuValidation
 from si4tool.errors import UserError, ValidationFailed
 from si4tool.targets import cycles
+from si4tool.compiler.codegen import DEFAULT_NAMES, ModelNames
 from si4tool.targets.firmware import build_firmware, parse_firmware_output
 
 APT_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -49,6 +50,7 @@ RUN_TIMEOUT_SECONDS = 600
 INSTRUCTIONS_PER_TICK = 40  # 25 MHz timer, 1 ns per instruction under -icount shift=0
 
 # Object files by role, for the flash/RAM split.
+# The model's objects under the default names; a model built with --name has <name>_model.o ...
 WEIGHTS_OBJECTS = {"model_weights.o"}
 VECTORS_OBJECTS = {"test_vectors.o"}
 ENGINE_OBJECTS = {"model.o"}  # plus every kernel object (si4_*.o)
@@ -191,31 +193,34 @@ def image_bytes(elf: Path) -> tuple[int, int]:
     return text_bytes, data_bytes
 
 
-def _role(object_name: str) -> str:
-    if object_name in WEIGHTS_OBJECTS:
+def _role(object_name: str, names: ModelNames = DEFAULT_NAMES) -> str:
+    def named(objects: set[str]) -> set[str]:
+        return {names.file(name) for name in objects}
+
+    if object_name in named(WEIGHTS_OBJECTS):
         return "weights"
-    if object_name in VECTORS_OBJECTS:
+    if object_name in named(VECTORS_OBJECTS):
         return "vectors"
-    if object_name in ENGINE_OBJECTS or (object_name.startswith("si4_") and object_name.endswith(".o")):
+    if object_name in named(ENGINE_OBJECTS) or (object_name.startswith("si4_") and object_name.endswith(".o")):
         return "engine"
     return "rest"
 
 
-def memory_report(elf: Path, map_path: Path) -> dict[str, int]:
+def memory_report(elf: Path, map_path: Path, names: ModelNames = DEFAULT_NAMES) -> dict[str, int]:
     """Flash split (weights, vectors, engine code, platform/libc rest) and the engine's static RAM."""
     sections = map_sections_by_object(map_path)
     flash = {"weights": 0, "vectors": 0, "engine": 0, "rest": 0}
     engine_static = 0
     rest_static = 0
     for name, by_section in sections.items():
-        role = _role(name)
+        role = _role(name, names)
         flash[role] += sum(size for section, size in by_section.items() if section in FLASH_OUTPUT_SECTIONS)
         static = sum(size for section, size in by_section.items() if section in RAM_OUTPUT_SECTIONS)
         if role == "rest":
             rest_static += static
         else:
             engine_static += static
-    arena_symbol_bytes = symbol_size(elf, ARENA_SYMBOL)
+    arena_symbol_bytes = symbol_size(elf, names.arena)  # ARENA_SYMBOL under the default names
     # The image's own total (alignment padding included); the platform/libc
     # share is what the named roles leave.
     text_bytes, data_bytes = image_bytes(elf)
@@ -243,7 +248,12 @@ def run_variant(
     status, output = run_firmware(elf, machine)
     (elf.parent / "qemu_output.txt").write_text(output)
     board = parse_firmware_output(output).check_complete(f"the {target} firmware ({kernel} kernels)")
-    memory = memory_report(elf, elf.with_suffix(".map"))
+    if not manifest.model_sha256.startswith(board.model_sha256_short):
+        raise ValidationFailed(
+            f"the {target} firmware runs model {board.model_sha256_short}, the assets are {manifest.model_sha256[:8]}: "
+            "build the assets again"
+        )
+    memory = memory_report(elf, elf.with_suffix(".map"), manifest.names)
     layer_count = len(board.layer_counts[0]) if board.layer_counts else 0
     if layer_count != len(manifest.layers):
         raise ValidationFailed(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from si4tool.versions import installed_tflite_micro_version
 from si4tool.artefacts import FirmwareCheck, HostValidation, Manifest
 from si4tool.errors import UserError
 from si4tool.targets.firmware import build_firmware, run_host_firmware
@@ -56,7 +57,8 @@ def load_assets(assets_dir: Path) -> tuple[Manifest, bytes]:
     # An incomplete or foreign folder is the user's to fix: say so before make or the C compiler does.
     from si4tool.assets import C_ASSET_FILES
 
-    missing = [name for name in C_ASSET_FILES if not (assets_dir / name).is_file()]
+    names = manifest.names  # the files are named as the manifest says (--name)
+    missing = [names.file(name) for name in C_ASSET_FILES if not (assets_dir / names.file(name)).is_file()]
     if missing:
         raise UserError(f"{assets_dir} lacks {', '.join(missing)}: run `si4tool build-firmware-assets --out {assets_dir}` again")
     return manifest, model_path.read_bytes()
@@ -166,6 +168,7 @@ def validate_host(
         ),
         passed=False,
         failures=[],
+        tflite_micro_version=installed_tflite_micro_version(),  # the build the references above came from
     )
     # --- H5 (issue 10): what the inputs were, and for random or user inputs every intermediate tensor.
     from si4tool.validation.trace import intermediates_record

@@ -237,7 +237,7 @@ static void columns_max_pool(const si4_conv2d_params *conv,
         int32_t acc[SI4_DSP_COLUMN_POSITIONS];
         int32_t best;
         si4_dsp_scale scale;
-        si4_dsp_columns_channel(filter_oc, block, taps, acc);
+        si4_dsp_columns_channel(filter_oc, (int32_t)(output_end - output) * taps, block, taps, acc);
         filter_oc += taps;
         best = acc[0] > acc[1] ? acc[0] : acc[1];
         best = acc[2] > best ? acc[2] : best;

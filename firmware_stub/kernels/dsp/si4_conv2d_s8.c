@@ -106,11 +106,81 @@ static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
             const int32_t channel_bias = bias != 0 ? bias[channel] : 0;
             int32_t acc[SI4_DSP_COLUMN_POSITIONS];
             si4_dsp_scale scale;
-            si4_dsp_columns_channel(filter + channel * taps, block, taps, acc);
+            si4_dsp_columns_channel(filter + channel * taps, (output_channels - channel) * taps, block, taps, acc);
             si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &scale);
             for (index = 0; index < real; ++index) {
                 block_output[index * output_channels + channel] =
                     si4_dsp_output_s8(si4_dsp_scale_apply(acc[index] + channel_bias, &scale), &out);
+            }
+        }
+    }
+}
+
+/* Output channels whose accumulators a chunked block keeps (16 bytes each). */
+#define CHUNK_CHANNELS 32
+
+/* Windows larger than the column block whose kernel rows are whole words
+ * (a 3x3 layer of 64 channels): the window is split into chunks of whole
+ * kernel rows that fit the block, and the accumulators of CHUNK_CHANNELS
+ * channels are summed over the chunks (integer sums: the same values in any
+ * order). Each chunk is widened once per channel group. */
+static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *params,
+                                                   const int8_t *input,
+                                                   const int8_t *filter,
+                                                   const int32_t *bias,
+                                                   const int32_t *output_multiplier,
+                                                   const int32_t *output_shift,
+                                                   int8_t *output)
+{
+    const int32_t output_channels = params->output_channels;
+    const int32_t positions = params->output_height * params->output_width;
+    const int32_t taps = si4_dsp_conv_taps(params);
+    const int32_t run = params->kernel_width * params->input_channels;
+    const int32_t chunk_rows = (4 * SI4_DSP_COLUMN_GROUPS) / run;
+    uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
+    int32_t acc[CHUNK_CHANNELS][SI4_DSP_COLUMN_POSITIONS];
+    si4_dsp_output out;
+    int32_t first;
+    si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
+                        params->activation_max, &out);
+    for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
+        const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;
+        int8_t *block_output = output + first * output_channels;
+        int32_t first_channel;
+        for (first_channel = 0; first_channel < output_channels; first_channel += CHUNK_CHANNELS) {
+            const int32_t remaining = output_channels - first_channel;
+            const int32_t count = remaining < CHUNK_CHANNELS ? remaining : CHUNK_CHANNELS;
+            int32_t row_begin;
+            int32_t channel;
+            int32_t index;
+            for (row_begin = 0; row_begin < params->kernel_height; row_begin += chunk_rows) {
+                const int32_t row_end =
+                    row_begin + chunk_rows < params->kernel_height ? row_begin + chunk_rows : params->kernel_height;
+                const int8_t *chunk_filter = filter + first_channel * taps + row_begin * run;
+                const int32_t groups = ((row_end - row_begin) * run) >> 2;
+                for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
+                    const int32_t position = first + (index < real ? index : real - 1);
+                    si4_dsp_widen_column_rows(params, input, position / params->output_width,
+                                              position % params->output_width, index, row_begin, row_end, block);
+                }
+                for (channel = 0; channel < count; ++channel) {
+                    int32_t part[SI4_DSP_COLUMN_POSITIONS];
+                    si4_dsp_dot_columns(chunk_filter + channel * taps, block, groups, part);
+                    for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
+                        acc[channel][index] = (row_begin == 0 ? 0 : acc[channel][index]) + part[index];
+                    }
+                }
+            }
+            for (channel = 0; channel < count; ++channel) {
+                const int32_t output_channel = first_channel + channel;
+                const int32_t quant_index = params->per_channel ? output_channel : 0;
+                const int32_t channel_bias = bias != 0 ? bias[output_channel] : 0;
+                si4_dsp_scale scale;
+                si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &scale);
+                for (index = 0; index < real; ++index) {
+                    block_output[index * output_channels + output_channel] =
+                        si4_dsp_output_s8(si4_dsp_scale_apply(acc[channel][index] + channel_bias, &scale), &out);
+                }
             }
         }
     }
@@ -133,6 +203,11 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
     }
     if (si4_dsp_columns_fit(params)) {
         conv_columns(params, input, filter, bias, output_multiplier, output_shift, output);
+        return;
+    }
+    if ((params->kernel_width * params->input_channels & 3) == 0 &&
+        params->kernel_width * params->input_channels <= 4 * SI4_DSP_COLUMN_GROUPS) {
+        conv_columns_chunked(params, input, filter, bias, output_multiplier, output_shift, output);
         return;
     }
     for (out_y = 0; out_y < params->output_height; ++out_y) {

@@ -277,8 +277,92 @@ static void __attribute__((naked, unused)) si4_dsp_widen_run(const int8_t *sourc
 }
 #pragma GCC diagnostic pop
 
-/* Widens the window of conv position (out_y, out_x) into column `position`
- * of the block. */
+/* Stores value (an int16 lane) as tap `tap` of one column (the layout
+ * above: word 8g + (tap & 1), half (tap >> 1) & 1); a byte-wise copy, so the
+ * word block is never read through another type. */
+static inline void si4_dsp_column_store(uint32_t *column, int32_t tap, int32_t value)
+{
+    const uint16_t lane = (uint16_t)value;
+    memcpy((unsigned char *)(column + 8 * (tap >> 2) + (tap & 1)) + 2 * ((tap >> 1) & 1), &lane, sizeof lane);
+}
+
+/* Widens kernel rows row_begin .. row_end - 1 of the window of conv
+ * position (out_y, out_x) into column `position` of the block (tap 0 of
+ * the block = tap 0 of row row_begin). The block ends on a whole group:
+ * lanes past the last tap are 0, so a filter word read past a channel's
+ * taps adds nothing. */
+static inline void si4_dsp_widen_column_rows(const si4_conv2d_params *params,
+                                             const int8_t *input,
+                                             int32_t out_y,
+                                             int32_t out_x,
+                                             int32_t position,
+                                             int32_t row_begin,
+                                             int32_t row_end,
+                                             uint32_t *block)
+{
+    const int32_t channels = params->input_channels;
+    const int32_t run = params->kernel_width * channels;
+    const int32_t taps = (row_end - row_begin) * run;
+    uint32_t *column = block + 2 * position;
+    si4_conv2d_window window;
+    si4_conv2d_window_at(params, out_y, out_x, &window);
+    if (window.ky_start == 0 && window.kx_start == 0 && window.ky_end == params->kernel_height &&
+        window.kx_end == params->kernel_width && params->dilation_width == 1) {
+        /* Inside the input: each kernel row is `run` contiguous bytes. */
+        int32_t input_index = window.input_start + row_begin * window.input_row_step;
+        int32_t row;
+        if ((run & 3) == 0) {
+            const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+            const int32_t words = run >> 2;
+            for (row = 0; row < row_end - row_begin; ++row) {
+                si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
+                input_index += window.input_row_step;
+            }
+        } else {
+            /* Rows that are not whole words (a 3-channel first layer): tap by
+             * tap, and the last group's unused lanes zeroed. */
+            const int32_t last_group = (taps - 1) >> 2;
+            int32_t tap = 0;
+            column[8 * last_group] = 0;
+            column[8 * last_group + 1] = 0;
+            for (row = 0; row < row_end - row_begin; ++row) {
+                const int8_t *source = input + input_index;
+                int32_t k;
+                for (k = 0; k < run; ++k) {
+                    si4_dsp_column_store(column, tap++, source[k] + params->input_offset);
+                }
+                input_index += window.input_row_step;
+            }
+        }
+    } else {
+        /* Padding or dilation: every lane zeroed, then the taps inside the input. */
+        const int32_t groups = (taps + 3) >> 2;
+        const int32_t ky_begin = window.ky_start > row_begin ? window.ky_start : row_begin;
+        const int32_t ky_stop = window.ky_end < row_end ? window.ky_end : row_end;
+        int32_t g;
+        int32_t ky;
+        for (g = 0; g < groups; ++g) {
+            column[8 * g] = 0;
+            column[8 * g + 1] = 0;
+        }
+        for (ky = ky_begin; ky < ky_stop; ++ky) {
+            const int32_t in_y = window.in_y_origin + params->dilation_height * ky;
+            int32_t kx;
+            for (kx = window.kx_start; kx < window.kx_end; ++kx) {
+                const int32_t in_x = window.in_x_origin + params->dilation_width * kx;
+                const int8_t *source = input + (in_y * params->input_width + in_x) * channels;
+                const int32_t first_tap = ((ky - row_begin) * params->kernel_width + kx) * channels;
+                int32_t c;
+                for (c = 0; c < channels; ++c) {
+                    si4_dsp_column_store(column, first_tap + c, source[c] + params->input_offset);
+                }
+            }
+        }
+    }
+}
+
+/* Widens the whole window of conv position (out_y, out_x) into column
+ * `position` of the block. */
 static inline void si4_dsp_widen_column(const si4_conv2d_params *params,
                                         const int8_t *input,
                                         int32_t out_y,
@@ -286,48 +370,7 @@ static inline void si4_dsp_widen_column(const si4_conv2d_params *params,
                                         int32_t position,
                                         uint32_t *block)
 {
-    const int32_t channels = params->input_channels;
-    const int32_t taps = si4_dsp_conv_taps(params);
-    const int32_t run = params->kernel_width * channels;
-    uint32_t *column = block + 2 * position;
-    si4_conv2d_window window;
-    si4_conv2d_window_at(params, out_y, out_x, &window);
-    if (params->dilation_width == 1 && (run & 3) == 0 && window.ky_start == 0 && window.kx_start == 0 &&
-        window.ky_end == params->kernel_height && window.kx_end == params->kernel_width) {
-        /* Inside the input: each kernel row is run / 4 whole words. */
-        const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
-        const int32_t words = run >> 2;
-        int32_t input_index = window.input_start;
-        int32_t row;
-        for (row = 0; row < params->kernel_height; ++row) {
-            si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
-            input_index += window.input_row_step;
-        }
-    } else {
-        /* Padding, dilation or rows that are not whole words: tap by tap. */
-        const int32_t groups = (taps + 3) >> 2;
-        int32_t g;
-        int32_t ky;
-        for (g = 0; g < groups; ++g) {
-            column[8 * g] = 0;
-            column[8 * g + 1] = 0;
-        }
-        for (ky = window.ky_start; ky < window.ky_end; ++ky) {
-            const int32_t in_y = window.in_y_origin + params->dilation_height * ky;
-            int32_t kx;
-            for (kx = window.kx_start; kx < window.kx_end; ++kx) {
-                const int32_t in_x = window.in_x_origin + params->dilation_width * kx;
-                const int8_t *source = input + (in_y * params->input_width + in_x) * channels;
-                const int32_t first_tap = (ky * params->kernel_width + kx) * channels;
-                int32_t c;
-                for (c = 0; c < channels; ++c) {
-                    const int32_t tap = first_tap + c;
-                    const uint32_t value = (uint32_t)(source[c] + params->input_offset) & 0xFFFFu;
-                    column[8 * (tap >> 2) + (tap & 1)] |= value << (16 * ((tap >> 1) & 1));
-                }
-            }
-        }
-    }
+    si4_dsp_widen_column_rows(params, input, out_y, out_x, position, 0, params->kernel_height, block);
 }
 
 /* The int16 value of tap `tap` of column `position`. */
@@ -458,6 +501,82 @@ static void __attribute__((naked, unused)) si4_dsp_dot_4_rows(const int8_t *inpu
         "adds    r3, r3, #8                \n\t"
         "stm     r3, {r4-r7}               \n\t"
         "pop     {r3-r11, pc}              \n\t");
+}
+
+/* Where requantized rows go and the constants they read: the pointers
+ * advance by the steps (bytes: 4 per row, 0 for one shared entry; a layer
+ * without bias points at a zero with step 0). si4_dsp_requantize_rows
+ * writes the four pointers back, so consecutive calls continue. */
+typedef struct {
+    const int32_t *bias;       /* 0 */
+    const int32_t *multiplier; /* 4 */
+    const int32_t *shift;      /* 8 */
+    int8_t *output;            /* 12 */
+    int32_t bias_step;         /* 16 */
+    int32_t quant_step;        /* 20 */
+    int32_t output_offset;     /* 24: si4_dsp_output's fields */
+    int32_t low;               /* 28 */
+    int32_t high;              /* 32 */
+} si4_dsp_rows_quant;
+
+/* output[r] = si4_dsp_output_s8(si4_dsp_scale_apply(acc[r] + bias[r], scale
+ * of (multiplier[r], shift[r])), out), r < count (count >= 1): the same
+ * steps, bit for bit, with each row's constants derived on the way (about
+ * 35 instructions a row). The high multiply keeps its 33rd bit by doubling
+ * the high word with QADD: the one product that overflows (INT32_MIN
+ * squared) saturates to INT32_MAX there, as gemmlowp's does, and every
+ * other high word is below 2^30 in magnitude, so QADD is a plain doubling. */
+static void __attribute__((naked, unused)) si4_dsp_requantize_rows(const int32_t *acc,
+                                                                    int32_t count,
+                                                                    si4_dsp_rows_quant *quant)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "mov     lr, r2                    \n\t"
+        "ldm     lr, {r2, r3, r4, r5, r6, r7} \n\t" /* bias, multiplier, shift, output, steps */
+        "add     r1, r0, r1, lsl #2        \n\t" /* end of the accumulators */
+        "1:                                \n\t"
+        "ldr     r8, [r0], #4              \n\t"
+        "ldr     r9, [r2]                  \n\t"
+        "add     r2, r2, r6                \n\t"
+        "add     r8, r8, r9                \n\t" /* plus the bias */
+        "ldr     r9, [r4]                  \n\t" /* shift */
+        "ldr     r10, [r3]                 \n\t" /* multiplier */
+        "add     r4, r4, r7                \n\t"
+        "add     r3, r3, r7                \n\t"
+        "bic     r11, r9, r9, asr #31      \n\t" /* left shift: max(shift, 0) */
+        "lsl     r8, r8, r11               \n\t"
+        "rsb     r9, r9, #0                \n\t"
+        "bic     r9, r9, r9, asr #31       \n\t" /* right shift: max(-shift, 0) */
+        "mov     r11, #0x40000000          \n\t" /* (x * multiplier + 2^30) >> 31 */
+        "movs    r12, #0                   \n\t"
+        "smlal   r11, r12, r8, r10         \n\t"
+        "lsrs    r11, r11, #31             \n\t"
+        "qadd    r12, r12, r12             \n\t"
+        "orr     r11, r11, r12             \n\t"
+        "movs    r12, #1                   \n\t" /* rounding division by 2^right */
+        "lsl     r12, r12, r9              \n\t"
+        "subs    r12, r12, #1              \n\t" /* remainder mask */
+        "and     r10, r11, r12             \n\t" /* remainder */
+        "lsrs    r12, r12, #1              \n\t"
+        "add     r12, r12, r11, lsr #31    \n\t" /* threshold: half, plus one below zero */
+        "asr     r11, r11, r9              \n\t"
+        "sub     r12, r12, r10             \n\t"
+        "add     r11, r11, r12, lsr #31    \n\t" /* +1 when remainder > threshold */
+        "ldrd    r9, r10, [lr, #24]        \n\t" /* output offset, low */
+        "ldr     r12, [lr, #32]            \n\t" /* high */
+        "add     r11, r11, r9              \n\t"
+        "cmp     r11, r10                  \n\t"
+        "it      lt                        \n\t"
+        "movlt   r11, r10                  \n\t"
+        "cmp     r11, r12                  \n\t"
+        "it      gt                        \n\t"
+        "movgt   r11, r12                  \n\t"
+        "strb    r11, [r5], #1             \n\t"
+        "cmp     r0, r1                    \n\t"
+        "bne     1b                        \n\t"
+        "stm     lr, {r2, r3, r4, r5}      \n\t"
+        "pop     {r4-r11, pc}              \n\t");
 }
 
 /* One output channel of the first-layer kernel with a fused pool: its
@@ -633,15 +752,22 @@ static SI4_DSP_OWN_FRAME void si4_dsp_columns_tail(const int8_t *filter_oc,
 }
 
 /* The four column accumulators of one output channel (filter_oc: its OHWI
- * taps) over a widened block: the assembly loop for whole groups, then the
- * last taps when their number is not a multiple of four. */
+ * taps, `readable` bytes of filter from there on) over a widened block.
+ * When taps is not a multiple of four, the last group's filter word reaches
+ * into the next channel's taps; the block's lanes there are 0, so the
+ * product is exact, and the assembly loop does every group. Only the last
+ * channel (its word would run past the filter) takes the C tail. */
 static inline void si4_dsp_columns_channel(const int8_t *filter_oc,
+                                           int32_t readable,
                                            const uint32_t *block,
                                            int32_t taps,
                                            int32_t acc[SI4_DSP_COLUMN_POSITIONS])
 {
-    si4_dsp_dot_columns(filter_oc, block, taps >> 2, acc);
-    if ((taps & 3) != 0) {
+    const int32_t groups = (taps + 3) >> 2;
+    if ((taps & 3) == 0 || 4 * groups <= readable) {
+        si4_dsp_dot_columns(filter_oc, block, groups, acc);
+    } else {
+        si4_dsp_dot_columns(filter_oc, block, taps >> 2, acc);
         si4_dsp_columns_tail(filter_oc, block, taps, acc);
     }
 }

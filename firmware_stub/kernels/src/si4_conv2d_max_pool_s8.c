@@ -68,8 +68,23 @@ void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                         const int8_t *filter_oc = filter + block_start * filter_stride;
                         si4_conv2d_window_at(conv, conv_y_origin + fy, conv_x_origin + fx, &window);
                         gathered = si4_conv2d_gather_window(conv, &window, input, taps);
-                        /* Output channels two at a time, sharing input loads. */
-                        for (j = 0; j + 1 < block_size; j += 2) {
+                        /* Output channels four at a time, then two, sharing input loads. */
+                        for (j = 0; j + 3 < block_size; j += 4) {
+                            int32_t acc[4] = {0, 0, 0, 0};
+                            int32_t k;
+                            if (gathered != 0) {
+                                si4_dot_s8_quad(filter_oc, filter_stride, taps, gathered, conv->input_offset, acc);
+                            } else {
+                                si4_conv2d_window_dot_quad(conv, &window, input, filter_oc, filter_stride, acc);
+                            }
+                            for (k = 0; k < 4; ++k) {
+                                if (acc[k] > max_acc[j + k]) {
+                                    max_acc[j + k] = acc[k];
+                                }
+                            }
+                            filter_oc += 4 * filter_stride;
+                        }
+                        for (; j + 1 < block_size; j += 2) {
                             int32_t acc_a = 0;
                             int32_t acc_b = 0;
                             if (gathered != 0) {

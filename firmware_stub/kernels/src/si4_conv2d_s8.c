@@ -8,9 +8,10 @@
  * reference_integer_ops::ConvPerChannel bit for bit, including its
  * double-rounding MultiplyByQuantizedMultiplier (si4_requant.h).
  *
- * Loop order: output position, pairs of output channels, kernel row; the
- * inner loop is a contiguous dot product over a window row (kernel_width *
- * input_channels bytes when dilation_width is 1) feeding two channels.
+ * Loop order: output position, groups of four output channels (then a
+ * pair, then one), kernel row; the inner loop is a contiguous dot product
+ * over a window row (kernel_width * input_channels bytes when
+ * dilation_width is 1) feeding four channels.
  */
 #include "si4_nn.h"
 
@@ -34,19 +35,25 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
         for (out_x = 0; out_x < params->output_width; ++out_x) {
             si4_conv2d_window window;
             int32_t oc;
+            int32_t group = 1;
             si4_conv2d_window_at(params, out_y, out_x, &window);
-            /* Output channels two at a time, sharing each input load. */
-            for (oc = 0; oc < output_channels; oc += 2) {
-                int32_t acc[2];
-                const int32_t pair = oc + 1 < output_channels ? 2 : 1;
+            /* Output channels four at a time, then two, sharing each input load. */
+            for (oc = 0; oc < output_channels; oc += group) {
+                int32_t acc[4];
                 int32_t k;
-                if (pair == 2) {
+                if (oc + 4 <= output_channels) {
+                    group = 4;
+                    si4_conv2d_window_dot_quad(params, &window, input, filter + oc * filter_stride, filter_stride,
+                                               acc);
+                } else if (oc + 2 <= output_channels) {
+                    group = 2;
                     si4_conv2d_window_dot_pair(params, &window, input, filter + oc * filter_stride,
                                                filter + (oc + 1) * filter_stride, &acc[0], &acc[1]);
                 } else {
+                    group = 1;
                     acc[0] = si4_conv2d_window_dot(params, &window, input, filter + oc * filter_stride);
                 }
-                for (k = 0; k < pair; ++k) {
+                for (k = 0; k < group; ++k) {
                     const int32_t channel = oc + k;
                     const int32_t quant_index = params->per_channel ? channel : 0;
                     const int32_t total = bias != 0 ? acc[k] + bias[channel] : acc[k];

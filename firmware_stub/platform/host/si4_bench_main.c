@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <valgrind/callgrind.h>
 
-#include "model.h"
-#include "test_vectors.h"
+/* model.h and test_vectors.h, or those of the model built with --name. */
+#include "si4_model_binding.h"
 
 static int8_t bench_output[SI4_MODEL_OUTPUT_SIZE];
 

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "model.h"
+/* model.h, or that of the model built with --name (the engine only: no test vectors). */
+#define SI4_BIND_NO_VECTORS
+#include "si4_model_binding.h"
 
 int32_t si4_host_input_size(void) { return SI4_MODEL_INPUT_SIZE; }
 

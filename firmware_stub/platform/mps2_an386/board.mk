@@ -40,7 +40,7 @@ ARM_LINK_FLAGS   := -nostartfiles --specs=nano.specs --specs=rdimon.specs -Wl,--
 
 MPS2_PLATFORM_SOURCES := $(MPS2_DIR)/startup.c $(MPS2_DIR)/platform_mps2.c $(CORTEX_M_COMMON_SOURCES)
 MPS2_PLATFORM_DEPS    := $(MPS2_PLATFORM_SOURCES) $(CORTEX_M_COMMON_DEPS) $(CORTEX_M_COMMON_DIR)/semihosting.h \
-	$(MPS2_DIR)/mps2_an386.ld platform.h
+	$(MPS2_DIR)/mps2_an386.ld platform.h si4_model_binding.h
 
 # KERNELS=dsp: kernels/dsp/<name>.c replaces kernels/src/<name>.c; the other
 # portable files are used as they are. Each DSP file falls back to its
@@ -79,11 +79,11 @@ run-mps2-an385: $(BUILD)/mps2_an385-$(KERNELS)/si4_firmware.elf
 	$(QEMU_RUN) mps2-an385 -kernel $<
 
 $(BUILD)/mps2_an386-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
-		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(MPS2_PLATFORM_DEPS)
+		$(KERNEL_HEADERS) $(MODEL_HEADER) $(VECTORS_HEADER) $(MPS2_PLATFORM_DEPS)
 	$(call arm_build_firmware,$(CPU_CORTEX_M4),main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*),$(@D)/obj,$@)
 
 $(BUILD)/mps2_an385-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
-		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(MPS2_PLATFORM_DEPS)
+		$(KERNEL_HEADERS) $(MODEL_HEADER) $(VECTORS_HEADER) $(MPS2_PLATFORM_DEPS)
 	$(call arm_build_firmware,$(CPU_CORTEX_M3),main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*),$(@D)/obj,$@)
 
 # --- DSP vs portable kernel test -----------------------------------------------
@@ -124,7 +124,7 @@ run-mps2-counter-test: $(COUNTER_TEST_DIR)/counter_test.elf
 # The kernels (portable and DSP files, which fall back to portable code without
 # the DSP extension) always; main.c and the model when assets exist.
 PORTABILITY_SOURCES = $(KERNEL_SOURCES) $(DSP_KERNEL_SOURCES) \
-	$(if $(wildcard $(ASSETS)/model.h),main.c $(MODEL_SOURCES))
+	$(if $(wildcard $(MODEL_HEADER)),main.c $(MODEL_SOURCES))
 
 cortex-m0plus cortex-m7:
 	@rm -rf $(BUILD)/$@ && mkdir -p $(BUILD)/$@

@@ -15,7 +15,7 @@ NETDUINOPLUS2_DIR := platform/netduinoplus2
 netduinoplus2: $(BUILD)/netduinoplus2-$(KERNELS)/si4_firmware.elf
 
 $(BUILD)/netduinoplus2-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
-		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(STM32F4_PLATFORM_DEPS) \
+		$(KERNEL_HEADERS) $(MODEL_HEADER) $(VECTORS_HEADER) $(STM32F4_PLATFORM_DEPS) \
 		$(NETDUINOPLUS2_DIR)/stm32_board.h $(NETDUINOPLUS2_DIR)/netduinoplus2.ld
 	$(call stm32f4_build_firmware,$(NETDUINOPLUS2_DIR),netduinoplus2.ld,,main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*),$@)
 

@@ -25,6 +25,6 @@ $(BUILD)/nucleo_f446re-%/si4_firmware.bin: $(BUILD)/nucleo_f446re-%/si4_firmware
 	$(ARM_OBJCOPY) -O binary $< $@
 
 $(BUILD)/nucleo_f446re-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_sources_for,$$*) \
-		$(KERNEL_HEADERS) $(ASSETS)/model.h $(ASSETS)/test_vectors.h $(STM32F4_PLATFORM_DEPS) \
+		$(KERNEL_HEADERS) $(MODEL_HEADER) $(VECTORS_HEADER) $(STM32F4_PLATFORM_DEPS) \
 		$(NUCLEO_DIR)/stm32_board.h $(NUCLEO_DIR)/nucleo_f446re.ld
 	$(call stm32f4_build_firmware,$(NUCLEO_DIR),nucleo_f446re.ld,$(NUCLEO_DEFINES),main.c $(MODEL_SOURCES) $(call kernel_sources_for,$*),$@)

@@ -13,7 +13,7 @@ STM32F4_MK_INCLUDED := 1
 STM32F4_DIR := platform/stm32f4
 STM32F4_PLATFORM_SOURCES := $(STM32F4_DIR)/stm32f4_startup.c $(STM32F4_DIR)/stm32f4_platform.c $(CORTEX_M_COMMON_SOURCES)
 STM32F4_PLATFORM_DEPS := $(STM32F4_PLATFORM_SOURCES) $(wildcard $(STM32F4_DIR)/*.h $(STM32F4_DIR)/*.ld) \
-	$(CORTEX_M_COMMON_DEPS) $(CORTEX_M_COMMON_DIR)/semihosting.h platform.h
+	$(CORTEX_M_COMMON_DEPS) $(CORTEX_M_COMMON_DIR)/semihosting.h platform.h si4_model_binding.h
 STM32F4_LINK_FLAGS := -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections -L$(STM32F4_DIR)
 
 # $(1) board folder  $(2) its linker script  $(3) extra engine flags

@@ -11,7 +11,8 @@ and rescales the sum to the output:
 Broadcasting: TFLM broadcasts any two shapes of up to 6 dimensions (BroadcastAdd6DSlow). Here
 the shapes (batch 1 dropped) are collapsed to at most 4 dimensions, merging neighbours that
 broadcast alike; each input is read through a stride per dimension (0 where it broadcasts),
-so the C kernel is four plain loops. The output may overwrite an input of its own shape
+so the C kernel is four plain loops. One operand may be a constant tensor (a const array in
+model_weights.c, see broadcast.binary_operands). The output may overwrite an input of its own shape
 (OpSpec.in_place): element i of the output reads element i of that input before writing it.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from si4tool.compiler import fixed_point, quant_math
+from si4tool.compiler.ops import broadcast
 from si4tool.compiler.ops.base import Constraints, OpSpec
 from si4tool.compiler.tflite_reader import OptionLayout
 
@@ -120,13 +122,12 @@ def prepare_add(input1, input2, output, activation: int) -> AddParams:
 
 
 def lower_add(ctx, operator):
-    input1 = ctx.input_activation(operator, 0)
-    input2 = ctx.input_activation(operator, 1)
+    operands, activations, constants = broadcast.binary_operands(ctx, operator)
     output = ctx.output_activation(operator)
     activation = operator.options.get("activation", 0)
     ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
-    params = ctx.quantized(operator, prepare_add, input1, input2, output, activation)
-    return ctx.layer("add", operator, [input1, input2], output, params)
+    params = ctx.quantized(operator, prepare_add, *operands, output, activation)
+    return ctx.layer("add", operator, activations, output, params, constants)
 
 
 def reference_add(p: AddParams, input1, input2) -> np.ndarray:
@@ -151,13 +152,16 @@ SPEC = OpSpec(
     params_type=AddParams,
     kernel="si4_add_s8",
     lower=lower_add,
-    reference=lambda layer, inputs: reference_add(layer.params, inputs[0], inputs[1]),
+    reference=lambda layer, inputs: reference_add(layer.params, *broadcast.binary_reference_inputs(layer, inputs)),
+    constants=broadcast.BINARY_CONSTANTS,
+    optional_constants=("input1", "input2"),
     options=(ADD_OPTIONS,),
     keras_layers=("Add",),
     constraints=Constraints(
-        dtypes="int8 (two activation tensors)",
+        dtypes="int8 (two activations, or an activation and a constant tensor)",
         activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
         notes="broadcasting as TFLite (shapes collapsed to 4 loops); may write over an input of the output's shape",
     ),
     in_place=True,
+    render_call=broadcast.binary_call("si4_add_s8"),
 )

@@ -25,9 +25,9 @@ per file, declared in si4_nn.h) and optionally its Cortex-M DSP twin
 `firmware_stub/kernels/dsp/<kernel>.c` with the same signature. The default call rendered into
 model.c is
 
-    kernel(&params, [&pool_params,] input_0, ..., input_n, constant_0, ..., [scratch,] output)
+    kernel(&params, [&pool_params,] [&extra_params...,] input_0, ..., input_n, constant_0, ..., [scratch,] output)
 
-with the constants in `OpSpec.constants` order; an operator whose kernel takes something else
+with the constants in `OpSpec.constants` order (those of `OpSpec.layer_constants`); an operator whose kernel takes something else
 gives `render_call`.
 """
 
@@ -86,6 +86,9 @@ class OpSpec:
     # reference(layer, inputs) -> output: inputs as flat int8 arrays in Layer.inputs order
     reference: Callable[["Layer", Sequence[np.ndarray]], np.ndarray]
     constants: tuple[tuple[str, str], ...] = ()  # (Layer.constants key, C element type), in call order
+    # keys of `constants` a layer may lack (ADD, SUB, MUL: "input1"/"input2", present only when
+    # that operand is a constant tensor); every other key must be in Layer.constants
+    optional_constants: tuple[str, ...] = ()
     options: tuple[OptionLayout, ...] = ()  # builtin option tables the lowering reads
     data_inputs: int | None = None  # leading operator inputs that carry data (None: all); RESHAPE: 1
     macs: Callable[["Layer"], int] = field(default=lambda layer: 0)
@@ -104,6 +107,12 @@ class OpSpec:
     def dsp(self) -> bool:
         """Whether a Cortex-M DSP twin of the kernel exists in firmware_stub/kernels/dsp/."""
         return self.kernel is not None and (firmware_stub_dir() / "kernels" / "dsp" / f"{self.kernel}.c").is_file()
+
+    def layer_constants(self, layer: "Layer") -> tuple[tuple[str, str], ...]:
+        """The (key, C type) of the const arrays one layer has, in call order."""
+        return tuple(
+            (key, c_type) for key, c_type in self.constants if key in layer.constants or key not in self.optional_constants
+        )
 
     def default_call(self, buffers: CallBuffers) -> str:
         arguments = [*buffers.params, *buffers.inputs, *buffers.constants]

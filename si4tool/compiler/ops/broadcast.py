@@ -87,3 +87,93 @@ def broadcast_inputs(params: BroadcastParams, input1, input2) -> tuple[np.ndarra
         return flat[index]
 
     return expand(input1, "input1"), expand(input2, "input2")
+
+
+# ----------------------------------------------------------------------------
+# The operands of a binary operator (ADD, SUB, MUL): activations or one constant tensor
+
+
+@dataclass(frozen=True)
+class ConstantOperand:
+    """A constant int8 input of a binary operator (TFLite models often add or multiply by one).
+
+    shape: as broadcasting sees it against the activations, whose batch dimension is dropped:
+    a constant of the output's full rank loses its leading 1 too, a lower rank is kept (it
+    aligns right). values: flat int8, emitted as a const array in model_weights.c."""
+
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+    values: np.ndarray
+
+
+def binary_operands(ctx, operator) -> tuple[list, list, dict[str, np.ndarray]]:
+    """(operands in kernel order: TensorInfo or ConstantOperand, the activations among them,
+    Layer.constants: "input1"/"input2" -> int8 values of a constant operand)."""
+    from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8
+
+    output = ctx.output_activation(operator)
+    full_rank = len(output.shape) + 1
+    operands, activations, constants = [], [], {}
+    for position in range(2):
+        tensor = ctx.tensor(operator, position)
+        if tensor.data is None:
+            info = ctx.activation(operator, tensor)
+            operands.append(info)
+            activations.append(info)
+            continue
+        name = ctx.names[tensor.index]
+        values = ctx.constant(operator, tensor, TENSOR_TYPE_INT8, np.int8, "constant operand")
+        quantization = tensor.quantization
+        if quantization is None or len(quantization.scale) != 1 or len(quantization.zero_point) != 1:
+            raise ctx.fail(operator, f"has a constant operand '{name}' without per-tensor quantization parameters")
+        scale, zero_point = float(quantization.scale[0]), int(quantization.zero_point[0])
+        if not (np.isfinite(scale) and scale > 0) or not -128 <= zero_point <= 127:
+            raise ctx.fail(operator, f"has a constant operand '{name}' with an invalid scale or zero point")
+        shape = tuple(int(d) for d in tensor.shape)
+        if len(shape) > full_rank or (len(shape) == full_rank and shape[0] != 1):
+            raise ctx.fail(operator, f"has a constant operand '{name}' of shape {list(shape)} for an output of "
+                           f"shape {[1, *output.shape]}; si4tool supports batch 1 only")  # fmt: skip
+        if len(shape) == full_rank:
+            shape = shape[1:]
+        operands.append(ConstantOperand(shape, scale, zero_point, np.ascontiguousarray(values.reshape(-1))))
+        constants[f"input{position + 1}"] = operands[-1].values
+    if not activations:
+        raise ctx.fail(operator, "has two constant operands (the converter folds such operators; si4tool does not)")
+    return operands, activations, constants
+
+
+def check_output_shape(ctx, operator, operands, output) -> None:
+    """TFLM requires the output to have the broadcast shape of the inputs."""
+    try:
+        expected = tuple(int(d) for d in np.broadcast_shapes(*(operand.shape for operand in operands)))
+    except ValueError:
+        raise ctx.fail(operator, f"has input shapes {[list(o.shape) for o in operands]} that do not broadcast") from None
+    if (1,) * (len(output.shape) - len(expected)) + expected != tuple(output.shape):
+        raise ctx.fail(operator, f"has output shape {[1, *output.shape]}, but its inputs broadcast to {[1, *expected]}")
+
+
+def binary_call(kernel: str):
+    """render_call of a binary kernel: its operands in order, each an arena buffer or, for a
+    constant operand, its const array; the params structs first."""
+
+    def render(layer, buffers) -> str:
+        from si4tool.compiler import ops
+
+        keys = [key for key, _ in ops.spec(layer.op).layer_constants(layer)]
+        arrays = dict(zip(keys, buffers.constants))
+        activations = iter(buffers.inputs)
+        operands = [arrays[key] if key in arrays else next(activations) for key in ("input1", "input2")]
+        return f"{kernel}(" + ",\n        ".join([*buffers.params, *operands, buffers.output]) + ")"
+
+    return render
+
+
+def binary_reference_inputs(layer, inputs) -> list[np.ndarray]:
+    """The two operands of a binary layer for its NumPy reference: activations (Layer.inputs
+    order) and constants (Layer.constants) in kernel order."""
+    activations = iter(inputs)
+    return [layer.constants[key] if key in layer.constants else next(activations) for key in ("input1", "input2")]
+
+
+BINARY_CONSTANTS = (("input1", "int8_t"), ("input2", "int8_t"))

@@ -6,7 +6,8 @@ QuantizeMultiplier((double)input_scale / (double)output_scale). Eval folds
 M' = (int64(M) << k) / n (truncating), s' = s - k; then per output
 out = clamp(MBQM(sum(x) - input_zp * n, M', s') + output_zp). That folding
 happens once here. keep_dims changes only the output shape, not the bytes.
-C: si4_mean_s8.c.
+The lowering accepts what models use MEAN for, global average pooling: axes 1 and 2
+(height and width) of a 4-D NHWC tensor, keep_dims either way. C: si4_mean_s8.c.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.option_tables import REDUCER_OPTIONS
 from si4tool.compiler.quant_math import quantize_multiplier
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT32
 from si4tool.errors import UserError
 
 # n * 255 must fit the kernel's int32 sum.
@@ -69,3 +73,48 @@ def reference_mean(params: MeanParams, input) -> np.ndarray:
     total = x.sum(axis=1) + params.sum_offset
     value = wrap_int32(mbqm(total, params.output_multiplier, params.output_shift) + params.output_zero_point)
     return clamp_int8(value).reshape(-1)
+
+
+SPATIAL_AXES = [1, 2]
+
+
+def lower_mean(ctx, operator):
+    source = ctx.input_activation(operator, 0)
+    output = ctx.output_activation(operator)
+    axes = [int(a) for a in ctx.constant(operator, ctx.tensor(operator, 1), TENSOR_TYPE_INT32, np.int32, "axis tensor").reshape(-1)]
+    full_shape = (1, *source.shape)
+    rank = len(full_shape)
+    resolved = sorted({a % rank for a in axes if -rank <= a < rank})
+    if rank != 4 or len(resolved) != len(set(axes)) or resolved != SPATIAL_AXES:
+        raise ctx.fail(
+            operator,
+            f"averages axes {axes} of a {rank}-D tensor; si4tool's MEAN reduces height and width only "
+            "(axes [1, 2] of an NHWC tensor, global average pooling)",
+        )
+    keep_dims = bool(operator.options.get("keep_dims", 0))
+    expected = mean_output_shape(full_shape, axes, keep_dims)
+    if expected[1:] != tuple(output.shape):
+        raise ctx.fail(operator, f"has output shape {[1, *output.shape]}, but axes {axes} give {list(expected)}")
+    params = ctx.quantized(
+        operator, prepare_mean, full_shape, axes, source.scale, source.zero_point, output.scale, output.zero_point
+    )
+    return ctx.layer("mean", operator, [source], output, params)
+
+
+SPEC = OpSpec(
+    op="mean",
+    summary="average over height and width (global average pooling)",
+    builtins=("MEAN",),
+    params_type=MeanParams,
+    kernel="si4_mean_s8",
+    lower=lower_mean,
+    reference=lambda layer, inputs: reference_mean(layer.params, inputs[0]),
+    data_inputs=1,
+    options=(REDUCER_OPTIONS,),
+    macs=lambda layer: layer.params.outer_size * layer.params.reduced_size * layer.params.inner_size,
+    keras_layers=("GlobalAveragePooling2D",),
+    constraints=Constraints(
+        dtypes="int8",
+        notes="axes [1, 2] of NHWC (height and width), keep_dims true or false; other axes are refused",
+    ),
+)

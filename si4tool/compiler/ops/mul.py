@@ -3,7 +3,9 @@
 out = clamp(output_zp + MBQM((x1 - zp1) * (x2 - zp2), M, s), act_min, act_max),
 M * 2^(s - 31) = (double)s1 * (double)s2 / (double)s_out, the clamp from the
 fused activation (CalculateOpDataMul, micro/kernels/mul_common.cc).
-C: si4_mul_s8.c. MACs: one multiply per output element.
+C: si4_mul_s8.c, called with the params and the BroadcastParams structs (Layer.extra_params).
+One operand may be a constant tensor (broadcast.binary_operands). MACs: one multiply per
+output element.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
-from si4tool.compiler.quant_math import checked_multiplier
-from si4tool.compiler.quant_math import activation_range
+from si4tool.compiler.ops import broadcast as binary
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
+from si4tool.compiler.ops.option_tables import MUL_OPTIONS
+from si4tool.compiler.quant_math import activation_range, checked_multiplier
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,41 @@ def reference_mul(params: MulParams, broadcast: BroadcastParams, input1, input2)
 
 def mul_macs(broadcast: BroadcastParams) -> int:
     return int(np.prod(broadcast.output_shape))
+
+
+def lower_mul(ctx, operator):
+    operands, activations, constants = binary.binary_operands(ctx, operator)
+    output = ctx.output_activation(operator)
+    binary.check_output_shape(ctx, operator, operands, output)
+    ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
+    a, b = operands
+    params, broadcast = ctx.quantized(
+        operator, prepare_mul, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
+        output.zero_point, operator.options.get("activation", 0),
+    )  # fmt: skip
+    return ctx.layer("mul", operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+
+
+SPEC = OpSpec(
+    op="mul",
+    summary="elementwise product of two tensors, with broadcasting",
+    builtins=("MUL",),
+    params_type=MulParams,
+    kernel="si4_mul_s8",
+    lower=lower_mul,
+    reference=lambda layer, inputs: reference_mul(
+        layer.params, dict(layer.extra_params)["broadcast"], *binary.binary_reference_inputs(layer, inputs)
+    ),
+    constants=binary.BINARY_CONSTANTS,
+    optional_constants=("input1", "input2"),
+    options=(MUL_OPTIONS,),
+    macs=lambda layer: mul_macs(dict(layer.extra_params)["broadcast"]),
+    keras_layers=("Multiply",),
+    constraints=Constraints(
+        dtypes="int8 (two activations, or an activation and a constant tensor)",
+        activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
+        notes="broadcasting as TFLite (up to 6 dimensions); may write over an input of the output's shape",
+    ),
+    in_place=True,
+    render_call=binary.binary_call("si4_mul_s8"),
+)

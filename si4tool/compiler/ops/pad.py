@@ -3,7 +3,9 @@
 Bytes are moved, not requantized: the pad value is the output zero point for
 PAD and the constant_values byte for PADV2 (TFLM requires that tensor's
 quantization to equal the output's, and checks nothing about the input's).
-Up to five dimensions (PadKernelMaxDimensionCount). C: si4_pad_s8.c.
+Up to five dimensions (PadKernelMaxDimensionCount). The paddings (int32) and PADV2's
+constant_values (one int8) must be constant tensors; the batch dimension is not padded.
+C: si4_pad_s8.c.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, TENSOR_TYPE_INT32
 from si4tool.errors import UserError
 
 PAD_DIMS = 5
@@ -83,3 +87,53 @@ def reference_pad(params: PadParams, input) -> np.ndarray:
     x = np.asarray(input, dtype=np.int8).reshape(params.input_shape)
     widths = [(getattr(params, f"pad_before{d}"), getattr(params, f"pad_after{d}")) for d in range(PAD_DIMS)]
     return np.pad(x, widths, mode="constant", constant_values=np.int8(params.pad_value)).reshape(-1)
+
+
+def lower_pad(ctx, operator):
+    """PAD (pad with the output zero point) and PADV2 (pad with its constant_values byte)."""
+    source = ctx.input_activation(operator, 0)
+    output = ctx.output_activation(operator)
+    paddings_tensor = ctx.tensor(operator, 1)
+    if paddings_tensor.data is None:
+        raise ctx.fail(operator, "has paddings computed at run time; si4tool needs a constant paddings tensor")
+    paddings = ctx.constant(operator, paddings_tensor, TENSOR_TYPE_INT32, np.int32, "paddings tensor")
+    full_shape = (1, *source.shape)
+    pairs = paddings.reshape(-1, 2) if paddings.size % 2 == 0 else paddings.reshape(-1, 1)
+    if pairs.shape != (len(full_shape), 2):
+        raise ctx.fail(operator, f"has paddings of shape {list(paddings.shape)} for a {len(full_shape)}-D input")
+    if pairs[0].any():
+        raise ctx.fail(operator, "pads the batch dimension; si4tool supports batch 1 only")
+    value = quantization = None
+    if operator.name == "PADV2" and ctx.tensor(operator, 2, optional=True) is not None:
+        constant = ctx.tensor(operator, 2)
+        if constant.data is None:
+            raise ctx.fail(operator, "has a pad value computed at run time; si4tool needs a constant")
+        values = ctx.constant(operator, constant, TENSOR_TYPE_INT8, np.int8, "pad value").reshape(-1)
+        if values.size != 1:
+            raise ctx.fail(operator, f"has {values.size} pad values; TFLite pads with one")
+        value = int(values[0])
+        q = constant.quantization
+        quantization = None if q is None or not q.scale else (float(q.scale[0]), int(q.zero_point[0]))
+    params = ctx.quantized(operator, prepare_pad, full_shape, pairs, output.zero_point, value, quantization, output.scale)
+    padded = params.output_shape[PAD_DIMS - len(full_shape) + 1 :]
+    if tuple(padded) != tuple(output.shape):
+        raise ctx.fail(operator, f"has output shape {[1, *output.shape]}, but its paddings give {[1, *padded]}")
+    return ctx.layer("pad", operator, [source], output, params)
+
+
+SPEC = OpSpec(
+    op="pad",
+    summary="constant padding (PAD: the zero point; PADV2: a constant value)",
+    builtins=("PAD", "PADV2"),
+    params_type=PadParams,
+    kernel="si4_pad_s8",
+    lower=lower_pad,
+    reference=lambda layer, inputs: reference_pad(layer.params, inputs[0]),
+    data_inputs=1,
+    keras_layers=("ZeroPadding2D",),
+    constraints=Constraints(
+        dtypes="int8",
+        paddings="constant int32 paddings, up to 5 dimensions, none on the batch",
+        notes="PADV2's pad value: one constant int8 quantized as the output",
+    ),
+)

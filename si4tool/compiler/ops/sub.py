@@ -7,7 +7,8 @@ in double precision, see prepare_sub):
   real_out = twice_max / ((1 << 20) * s_out), each QuantizeMultiplierSmallerThanOneExp'd.
 Per element: v_i = MBQM((x_i - zp_i) << 20, real_i); out = clamp(MBQM(v1 - v2,
 real_out) + output_zp, act_min, act_max). The same arithmetic as ADD with a
-minus. C: si4_sub_s8.c.
+minus. C: si4_sub_s8.c, called with the params and the BroadcastParams structs
+(Layer.extra_params). Either operand may be a constant tensor (broadcast.binary_operands).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.ops import broadcast as binary
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
+from si4tool.compiler.ops.option_tables import SUB_OPTIONS
 from si4tool.compiler.quant_math import activation_range, quantize_multiplier
 from si4tool.errors import UserError
 
@@ -72,3 +76,40 @@ def reference_sub(params: SubParams, broadcast: BroadcastParams, input1, input2)
     raw = wrap_int32(scaled1 - scaled2)
     value = wrap_int32(mbqm(raw, params.output_multiplier, params.output_shift) + params.output_offset)
     return clamp_int8(np.clip(value, params.activation_min, params.activation_max)).reshape(-1)
+
+
+def lower_sub(ctx, operator):
+    operands, activations, constants = binary.binary_operands(ctx, operator)
+    output = ctx.output_activation(operator)
+    binary.check_output_shape(ctx, operator, operands, output)
+    ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
+    a, b = operands
+    params, broadcast = ctx.quantized(
+        operator, prepare_sub, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
+        output.zero_point, operator.options.get("activation", 0),
+    )  # fmt: skip
+    return ctx.layer("sub", operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+
+
+SPEC = OpSpec(
+    op="sub",
+    summary="elementwise difference of two tensors, with broadcasting",
+    builtins=("SUB",),
+    params_type=SubParams,
+    kernel="si4_sub_s8",
+    lower=lower_sub,
+    reference=lambda layer, inputs: reference_sub(
+        layer.params, dict(layer.extra_params)["broadcast"], *binary.binary_reference_inputs(layer, inputs)
+    ),
+    constants=binary.BINARY_CONSTANTS,
+    optional_constants=("input1", "input2"),
+    options=(SUB_OPTIONS,),
+    keras_layers=("Subtract",),
+    constraints=Constraints(
+        dtypes="int8 (two activations, or an activation and a constant tensor)",
+        activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
+        notes="broadcasting as TFLite (up to 6 dimensions); may write over an input of the output's shape",
+    ),
+    in_place=True,
+    render_call=binary.binary_call("si4_sub_s8"),
+)

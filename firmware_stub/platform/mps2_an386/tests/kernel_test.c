@@ -463,6 +463,83 @@ static int32_t test_seed_shapes(void)
     return failures;
 }
 
+/* The shape classes the MLPerf Tiny models run through the DSP conv and
+ * fully connected kernels (channel counts cut to fit the buffers): a window
+ * larger than the column block (3x3x64, chunked by kernel rows), 3-channel
+ * first layers (rows that are not whole words), stride 2 with padding on
+ * every side, KWS's 10x4 one-channel window, pointwise 1x1 layers with odd
+ * channel counts and odd widths; fully connected layers with 1 to 7 rows
+ * and ragged inputs. Each shape runs with and without bias and with a zero
+ * and a non-zero input offset. */
+static int32_t test_model_shapes(void)
+{
+    static const si4_conv2d_params convs[] = {
+        {8, 8, 64, 8, 8, 18, 3, 3, 1, 1, 1, 1, 1, 1, 0, -5, -128, 127, 1},     /* resnet8 conv2d_7 */
+        {7, 5, 64, 4, 3, 11, 3, 3, 2, 2, 1, 1, 1, 1, 3, 0, -128, 127, 1},      /* chunked, stride 2 */
+        {6, 6, 48, 6, 6, 7, 5, 5, 1, 1, 1, 1, 2, 2, 0, 3, -128, 127, 1},       /* 5x5x48: 240 taps a row */
+        {16, 16, 3, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 128, -128, -128, 127, 1}, /* resnet8 conv2d_0 */
+        {15, 17, 3, 8, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1, -1, -128, -128, 127, 1},  /* vww conv2d_0, odd sizes */
+        {49, 10, 1, 25, 5, 16, 10, 4, 2, 2, 1, 1, 4, 1, 83, -128, -128, 127, 1}, /* kws conv2d_0 */
+        {9, 7, 13, 9, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 128, 5, -128, 127, 1},     /* pointwise, odd */
+        {5, 5, 64, 5, 5, 64, 1, 1, 1, 1, 1, 1, 0, 0, 128, -128, -128, 127, 1}, /* kws pointwise */
+        {6, 6, 128, 6, 6, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, -128, -128, 127, 0},   /* vww pointwise, per tensor */
+        {7, 7, 5, 7, 7, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 1},        /* pointwise, 5 taps */
+    };
+    static const si4_fully_connected_params fcs[] = {
+        {640, 7, 0, 0, 12, -128, 127, 1},    /* ad01's first layer, 4 + 2 + 1 rows */
+        {128, 5, 128, 0, -128, -128, 127, 0}, /* per tensor */
+        {13, 6, -3, 0, 0, -128, 127, 1},     /* ragged input */
+        {3, 1, 1, 0, -128, -128, 127, 1},    /* shorter than a word */
+    };
+    int32_t failures = 0;
+    int32_t cases = 0;
+    int32_t i;
+    int32_t variant;
+    for (i = 0; i < (int32_t)(sizeof convs / sizeof convs[0]); ++i) {
+        for (variant = 0; variant < 4; ++variant) {
+            si4_conv2d_params conv = convs[i];
+            const int32_t taps = conv.kernel_height * conv.kernel_width * conv.input_channels;
+            const int32_t bytes = conv.output_height * conv.output_width * conv.output_channels;
+            char shape[160];
+            if (variant >= 2) {
+                conv.input_offset = conv.input_offset == 0 ? 128 : 0;
+            }
+            fill_s8(input, conv.input_height * conv.input_width * conv.input_channels);
+            fill_s8(filter, conv.output_channels * taps);
+            fill_requant(conv.output_channels, taps);
+            memset(output_portable, 0x55, (size_t)bytes);
+            memset(output_dsp, 0x55, (size_t)bytes);
+            si4_ref_conv2d_s8(&conv, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_portable);
+            si4_conv2d_s8(&conv, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_dsp);
+            describe_conv(shape, sizeof shape, &conv);
+            failures += compare("model_shapes conv2d", i * 4 + variant, bytes, shape);
+            ++cases;
+        }
+    }
+    for (i = 0; i < (int32_t)(sizeof fcs / sizeof fcs[0]); ++i) {
+        for (variant = 0; variant < 4; ++variant) {
+            si4_fully_connected_params fc = fcs[i];
+            char shape[64];
+            if (variant >= 2) {
+                fc.input_offset = fc.input_offset == 0 ? -128 : 0;
+            }
+            fill_s8(input, fc.input_size);
+            fill_s8(filter, fc.input_size * fc.output_size);
+            fill_requant(fc.output_size, fc.input_size);
+            memset(output_portable, 0x55, (size_t)fc.output_size);
+            memset(output_dsp, 0x55, (size_t)fc.output_size);
+            si4_ref_fully_connected_s8(&fc, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_portable);
+            si4_fully_connected_s8(&fc, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_dsp);
+            snprintf(shape, sizeof shape, "fc %ld -> %ld in_off %ld", (long)fc.input_size, (long)fc.output_size,
+                     (long)fc.input_offset);
+            failures += compare("model_shapes fully_connected", i * 4 + variant, fc.output_size, shape);
+            ++cases;
+        }
+    }
+    printf("kernel-test model_shapes cases %ld mismatches %ld\n", (long)cases, (long)failures);
+    return failures;
+}
+
 typedef int32_t (*case_fn)(int32_t case_index);
 
 static int32_t run_cases(const char *op, case_fn run)
@@ -488,6 +565,7 @@ int main(void)
     platform_init();
     mismatches += test_seed_shapes();
     mismatches += test_requant_edges();
+    mismatches += test_model_shapes();
     mismatches += run_cases("conv2d", test_conv);
     mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
     mismatches += run_cases("fully_connected", test_fully_connected);

@@ -1,0 +1,293 @@
+/*
+ * depthwise_test.c - the DSP depthwise kernel against the portable one, byte
+ * for byte, under QEMU (tests/test_dsp_depthwise.py builds and runs it).
+ *
+ * Linked with both variants: the portable file is compiled with its function
+ * renamed si4_ref_depthwise_conv2d_s8, the DSP file keeps the name. Seeded
+ * random shapes (3x3 stride 1 and 2 most of the time, other kernels,
+ * dilation, depth multipliers), channel counts 1, 3, 5, 8, 64 and others,
+ * odd widths, padding on every side (TFLM's SAME padding puts the extra row
+ * or column at the bottom and right; pad_top/pad_left of 0..2 with any input
+ * size covers every side), zero points, multipliers 0 and INT32_MIN, right
+ * shifts 1..31 and 0, left shifts. Prints one line per mismatch and:
+ *
+ *   mismatch depthwise case <i> byte <j> portable <a> dsp <b> (<shape>)
+ *   depthwise-bench <shape> macs <n> portable <i> dsp <j> instructions
+ *   depthwise-test cases <n> mismatches <m> fast <k>
+ *   result PASS|FAIL
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/include/si4_nn.h"
+#include "platform.h"
+
+void si4_ref_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params, const int8_t *input,
+                                 const int8_t *filter, const int32_t *bias, const int32_t *output_multiplier,
+                                 const int32_t *output_shift, int8_t *output);
+
+#ifndef DEPTHWISE_TEST_CASES
+#define DEPTHWISE_TEST_CASES 400
+#endif
+#define BUFFER_BYTES 36864 /* the largest bench shape, 48x48x16 */
+#define MAX_CHANNELS 128
+
+static int8_t input[BUFFER_BYTES];
+static int8_t filter[BUFFER_BYTES];
+static int32_t bias[MAX_CHANNELS];
+static int32_t multiplier[MAX_CHANNELS];
+static int32_t shift[MAX_CHANNELS];
+static int8_t output_portable[BUFFER_BYTES];
+static int8_t output_dsp[BUFFER_BYTES];
+
+static uint32_t random_state = 0x9E3779B9u;
+
+static uint32_t random_u32(void)
+{
+    /* xorshift32 */
+    random_state ^= random_state << 13;
+    random_state ^= random_state >> 17;
+    random_state ^= random_state << 5;
+    return random_state;
+}
+
+/* Uniform in [low, high]. */
+static int32_t random_between(int32_t low, int32_t high)
+{
+    return low + (int32_t)(random_u32() % (uint32_t)(high - low + 1));
+}
+
+static void fill_s8(int8_t *buffer, int32_t count)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        buffer[i] = (int8_t)random_between(-128, 127);
+    }
+}
+
+/* Multipliers in [2^30, 2^31) with right shifts that bring a 9-tap
+ * accumulator near the int8 range, and now and then the ends of the
+ * requantization's domain: multiplier 0 and INT32_MIN, right shift 0 and
+ * 31, left shifts (small, and large enough to overflow), huge biases. */
+static void fill_requant(int32_t channels)
+{
+    int32_t i;
+    for (i = 0; i < channels; ++i) {
+        multiplier[i] = (int32_t)(0x40000000u + (random_u32() & 0x3FFFFFFFu));
+        shift[i] = -random_between(6, 12);
+        bias[i] = random_between(-20000, 20000);
+        switch (random_between(0, 15)) {
+        case 0:
+            multiplier[i] = 0;
+            break;
+        case 1:
+            multiplier[i] = INT32_MIN;
+            break;
+        case 2:
+            shift[i] = -31;
+            break;
+        case 3:
+            shift[i] = 0;
+            break;
+        case 4:
+            shift[i] = random_between(1, 3);
+            break;
+        case 5:
+            shift[i] = random_between(20, 31);
+            break;
+        case 6:
+            bias[i] = (int32_t)random_u32();
+            break;
+        case 7:
+            shift[i] = -1;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void random_activation(int32_t *activation_min, int32_t *activation_max, int32_t output_offset)
+{
+    switch (random_between(0, 3)) {
+    case 0:
+        *activation_min = -128;
+        *activation_max = 127;
+        break;
+    case 1: /* relu */
+        *activation_min = output_offset;
+        *activation_max = 127;
+        break;
+    case 2: /* relu6-like */
+        *activation_min = output_offset;
+        *activation_max = output_offset + random_between(0, 127 - output_offset);
+        break;
+    default: /* any int8 bounds, even inverted */
+        *activation_min = random_between(-128, 127);
+        *activation_max = random_between(-128, 127);
+        break;
+    }
+}
+
+static int32_t output_size(int32_t input_size, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad_before,
+                           int32_t pad_after)
+{
+    return (input_size + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+/* One random case; -1 when the draw does not fit the buffers. */
+static int32_t run_case(int32_t case_index, int32_t *fast)
+{
+    static const int32_t channel_choices[] = {1, 3, 5, 8, 64, 4, 2, 7, 12, 16, 32, 6, 9, 20};
+    si4_depthwise_conv2d_params p;
+    const int32_t *case_bias;
+    char shape[200];
+    int32_t pad_bottom;
+    int32_t pad_right;
+    int32_t channels;
+    int32_t bytes;
+    int32_t i;
+    memset(&p, 0, sizeof p);
+    p.input_channels = channel_choices[case_index < 14 ? case_index : random_between(0, 13)];
+    p.depth_multiplier = random_between(0, 7) == 0 ? random_between(2, 3) : 1;
+    p.kernel_height = 3;
+    p.kernel_width = 3;
+    if (random_between(0, 4) == 0) {
+        p.kernel_height = random_between(1, 6);
+        p.kernel_width = random_between(1, 6);
+    }
+    p.stride_height = random_between(1, 2);
+    p.stride_width = random_between(1, 2);
+    p.dilation_height = random_between(0, 7) == 0 ? 2 : 1;
+    p.dilation_width = random_between(0, 7) == 0 ? 2 : 1;
+    p.input_height = random_between(1, 13);
+    p.input_width = random_between(1, 13);
+    p.pad_top = random_between(0, 2);
+    p.pad_left = random_between(0, 2);
+    pad_bottom = random_between(0, 2);
+    pad_right = random_between(0, 2);
+    p.output_height = output_size(p.input_height, p.kernel_height, p.stride_height, p.dilation_height, p.pad_top,
+                                  pad_bottom);
+    p.output_width = output_size(p.input_width, p.kernel_width, p.stride_width, p.dilation_width, p.pad_left,
+                                 pad_right);
+    p.output_channels = p.input_channels * p.depth_multiplier;
+    channels = p.output_channels;
+    if (p.output_height < 1 || p.output_width < 1 || channels > MAX_CHANNELS ||
+        p.input_height * p.input_width * p.input_channels > BUFFER_BYTES ||
+        p.output_height * p.output_width * channels > BUFFER_BYTES ||
+        p.kernel_height * p.kernel_width * channels > BUFFER_BYTES) {
+        return -1;
+    }
+    p.input_offset = random_between(0, 3) == 0 ? 0 : random_between(-127, 128);
+    p.output_offset = random_between(-128, 127);
+    random_activation(&p.activation_min, &p.activation_max, p.output_offset);
+    p.per_channel = random_between(0, 5) != 0;
+    fill_s8(input, p.input_height * p.input_width * p.input_channels);
+    fill_s8(filter, p.kernel_height * p.kernel_width * channels);
+    if (random_between(0, 9) == 0) { /* extreme weights: the accumulator bound */
+        for (i = 0; i < p.kernel_height * p.kernel_width * channels; ++i) {
+            filter[i] = (int8_t)(random_between(0, 1) ? -128 : 127);
+        }
+    }
+    fill_requant(channels);
+    memset(output_portable, 0x55, (size_t)(p.output_height * p.output_width * channels) + 4u);
+    memset(output_dsp, 0x55, (size_t)(p.output_height * p.output_width * channels) + 4u);
+    case_bias = random_between(0, 9) == 0 ? 0 : bias; /* sometimes no bias at all */
+    si4_ref_depthwise_conv2d_s8(&p, input, filter, case_bias, multiplier, shift, output_portable);
+    si4_depthwise_conv2d_s8(&p, input, filter, case_bias, multiplier, shift, output_dsp);
+    *fast += p.depth_multiplier == 1 && p.kernel_height == 3 && p.kernel_width == 3 && p.input_channels >= 4;
+    bytes = p.output_height * p.output_width * channels + 4; /* and nothing written past the end */
+    for (i = 0; i < bytes; ++i) {
+        if (output_portable[i] != output_dsp[i]) {
+            snprintf(shape, sizeof shape,
+                     "in %ldx%ldx%ld k %ldx%ld s %ld,%ld d %ld,%ld pad t%ld l%ld b%ld r%ld dm %ld off %ld/%ld act %ld..%ld",
+                     (long)p.input_height, (long)p.input_width, (long)p.input_channels, (long)p.kernel_height,
+                     (long)p.kernel_width, (long)p.stride_height, (long)p.stride_width, (long)p.dilation_height,
+                     (long)p.dilation_width, (long)p.pad_top, (long)p.pad_left, (long)pad_bottom, (long)pad_right,
+                     (long)p.depth_multiplier, (long)p.input_offset, (long)p.output_offset, (long)p.activation_min,
+                     (long)p.activation_max);
+            printf("mismatch depthwise case %ld byte %ld portable %d dsp %d (%s)\n", (long)case_index, (long)i,
+                   output_portable[i], output_dsp[i], shape);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Instructions (QEMU -icount) of both kernels on the MLPerf Tiny depthwise
+ * shapes, 3x3 with SAME padding: kws (25x5x64, stride 1), vww's first
+ * (48x48x8 stride 1) and a stride-2 one (48x48x16 -> 24x24x16). Random data;
+ * the two outputs are compared too. */
+static int32_t bench_shape(const char *name, int32_t height, int32_t width, int32_t channels, int32_t stride)
+{
+    si4_depthwise_conv2d_params p;
+    uint64_t start;
+    uint64_t portable;
+    uint64_t dsp;
+    int32_t bytes;
+    int32_t i;
+    memset(&p, 0, sizeof p);
+    p.input_height = height;
+    p.input_width = width;
+    p.input_channels = channels;
+    p.output_channels = channels;
+    p.depth_multiplier = 1;
+    p.kernel_height = 3;
+    p.kernel_width = 3;
+    p.stride_height = stride;
+    p.stride_width = stride;
+    p.dilation_height = 1;
+    p.dilation_width = 1;
+    p.output_height = (height + stride - 1) / stride;
+    p.output_width = (width + stride - 1) / stride;
+    p.pad_top = ((p.output_height - 1) * stride + 3 - height) / 2;
+    p.pad_left = ((p.output_width - 1) * stride + 3 - width) / 2;
+    p.input_offset = 128;
+    p.output_offset = -128;
+    p.activation_min = -128;
+    p.activation_max = 127;
+    p.per_channel = 1;
+    fill_s8(input, height * width * channels);
+    fill_s8(filter, 9 * channels);
+    for (i = 0; i < channels; ++i) {
+        multiplier[i] = (int32_t)(0x40000000u + (random_u32() & 0x3FFFFFFFu));
+        shift[i] = -random_between(7, 9);
+        bias[i] = random_between(-5000, 5000);
+    }
+    start = platform_counter_read();
+    si4_ref_depthwise_conv2d_s8(&p, input, filter, bias, multiplier, shift, output_portable);
+    portable = platform_counter_read() - start;
+    start = platform_counter_read();
+    si4_depthwise_conv2d_s8(&p, input, filter, bias, multiplier, shift, output_dsp);
+    dsp = platform_counter_read() - start;
+    bytes = p.output_height * p.output_width * channels;
+    printf("depthwise-bench %s macs %ld portable %lu dsp %lu %s\n", name, (long)(bytes * 9), (unsigned long)portable,
+           (unsigned long)dsp, platform_counter_unit());
+    return memcmp(output_portable, output_dsp, (size_t)bytes) != 0;
+}
+
+int main(void)
+{
+    int32_t mismatches = 0;
+    int32_t done = 0;
+    int32_t attempt = 0;
+    int32_t fast = 0;
+    platform_stack_paint();
+    platform_init();
+    while (done < DEPTHWISE_TEST_CASES && attempt < 20 * DEPTHWISE_TEST_CASES) {
+        const int32_t outcome = run_case(attempt++, &fast);
+        if (outcome >= 0) {
+            ++done;
+            mismatches += outcome;
+        }
+    }
+    mismatches += bench_shape("kws_25x5x64_s1", 25, 5, 64, 1);
+    mismatches += bench_shape("vww_48x48x8_s1", 48, 48, 8, 1);
+    mismatches += bench_shape("vww_48x48x16_s2", 48, 48, 16, 2);
+    mismatches += bench_shape("vww_6x6x128_s1", 6, 6, 128, 1);
+    printf("depthwise-test cases %ld mismatches %ld fast %ld\n", (long)done, (long)mismatches, (long)fast);
+    printf("result %s\n", mismatches == 0 ? "PASS" : "FAIL");
+    platform_exit(mismatches == 0 ? 0 : 1);
+    return 0;
+}
