@@ -517,6 +517,9 @@ def set_dilations(tflite: bytes, description: dict) -> bytes:
         if codes[operator.opcodeIndex] not in DILATED_BUILTINS:
             continue
         output_name = subgraph.tensors[operator.outputs[0]].name.decode()
+        if operator.outputs[0] in list(subgraph.outputs):
+            # the converter renames the model's output tensor (StatefulPartitionedCall:0)
+            output_name = layer_name(len(description["layers"]) - 1)
         for name, (dilation_h, dilation_w) in dilated.items():
             if name in output_name:
                 operator.builtinOptions.dilationHFactor = int(dilation_h)
@@ -603,19 +606,26 @@ def kernel_objects() -> tuple[Path, ...]:
 
 
 def host_engine(assets: Path, build_dir: Path):
-    """The host engine of si4tool.targets.host_engine (same generated files, kernels and runner),
-    linked against the kernel objects built once."""
-    from si4tool.targets.host_engine import HostEngine
-    from si4tool.targets.toolchain import compile_shared_library, firmware_stub_dir, kernel_include_dir
+    """build_host_engine of si4tool.targets.host_engine (same generated files, runner, include
+    folders and binding flags), except that the kernels are the objects built once."""
+    from si4tool.artefacts import assets_model_names
+    from si4tool.targets.host_engine import HostEngine, engine_sources
+    from si4tool.targets.toolchain import (
+        compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources,
+    )  # fmt: skip
 
+    names = assets_model_names(assets)
+    kernels = set(portable_kernel_sources())
+    model_sources = [source for source in engine_sources(assets) if source not in kernels]
     runner = firmware_stub_dir() / "platform" / "host" / "si4_host_runner.c"
     library = compile_shared_library(
-        [assets / "model.c", assets / "model_weights.c", runner, *kernel_objects()],
+        [*model_sources, runner, *kernel_objects()],
         build_dir / "libsi4_model.so",
-        include_dirs=[assets, kernel_include_dir()],
+        include_dirs=[assets, kernel_include_dir(), firmware_stub_dir()],
+        extra_flags=list(names.binding_flags()),
         optimize="-O1",
     )
-    return HostEngine(library)
+    return HostEngine(library, names)
 
 
 def tflm_interpreter(tflite: bytes):
