@@ -126,6 +126,10 @@ def _draw_pad(draw, shapes):
     return {"padding": [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in range(2)]}
 
 
+def _draw_pad_constant(draw, shapes):
+    return dict(_draw_pad(draw, shapes), value=draw(st.sampled_from([-2.0, -0.5, 0.25, 1.0, 3.0])))
+
+
 def _draw_mean(draw, shapes):
     return {"keepdims": draw(st.booleans())}
 
@@ -316,6 +320,14 @@ def _keras_pad(layers, options, inputs):
     return layers.ZeroPadding2D(tuple(tuple(p) for p in options["padding"]))(inputs[0])
 
 
+def _keras_pad_constant(layers, options, inputs):
+    import keras
+
+    (top, bottom), (left, right) = options["padding"]
+    widths, value = [[0, 0], [top, bottom], [left, right], [0, 0]], options["value"]
+    return layers.Lambda(lambda x: keras.ops.pad(x, widths, constant_values=value))(inputs[0])
+
+
 def _keras_mean(layers, options, inputs):
     return layers.GlobalAveragePooling2D(keepdims=options["keepdims"])(inputs[0])
 
@@ -372,6 +384,7 @@ GENERATORS: tuple[Generator, ...] = (
     Generator("mul", ("MUL",), _two_alike, _draw_activation, _broadcast_shape, _keras_mul),
     Generator("concatenate", ("CONCATENATION",), _two_concatenable, _draw_concat, _concat_shape, _keras_concat, weight=2),
     Generator("pad", ("PAD",), _one_image, _draw_pad, _pad_shape, _keras_pad),
+    Generator("pad_constant", ("PADV2",), _one_image, _draw_pad_constant, _pad_shape, _keras_pad_constant),
     Generator("mean", ("MEAN",), _one_image, _draw_mean, _mean_shape, _keras_mean),
     Generator("relu", ("RELU",), _one_any, _draw_nothing, _same_shape, _keras_relu),
     Generator("relu6", ("RELU6",), _one_any, _draw_nothing, _same_shape, _keras_relu6),
