@@ -165,10 +165,6 @@ def _one_any(shapes: list[Shape], draw) -> list[int] | None:
     return _one_of(list(range(len(shapes))), draw)
 
 
-def _one_flat(shapes: list[Shape], draw) -> list[int] | None:
-    return _one_of([i for i, s in enumerate(shapes) if len(s) == 1], draw)
-
-
 def _softmax_input(shapes: list[Shape], draw) -> list[int] | None:
     return _one_of([i for i, s in enumerate(shapes) if s[-1] < 512], draw)
 
@@ -285,7 +281,9 @@ def _keras_avg_pool(layers, options, inputs):
 
 
 def _keras_dense(layers, options, inputs):
-    return layers.Dense(options["units"], activation=options["activation"], use_bias=options["use_bias"])(inputs[0])
+    # a Dense over an image flattens it first (RESHAPE + FULLY_CONNECTED, as a classifier head)
+    x = inputs[0] if len(inputs[0].shape) == 2 else layers.Flatten()(inputs[0])
+    return layers.Dense(options["units"], activation=options["activation"], use_bias=options["use_bias"])(x)
 
 
 def _keras_flatten(layers, options, inputs):
@@ -377,7 +375,7 @@ GENERATORS: tuple[Generator, ...] = (
     Generator("max_pool", ("MAX_POOL_2D",), _one_image, _draw_pool, _pool_shape, _keras_max_pool, weight=2),
     Generator("avg_pool", ("AVERAGE_POOL_2D",), _one_image, _draw_pool, _pool_shape, _keras_avg_pool),
     Generator("flatten", ("RESHAPE",), _one_image, _draw_nothing, _flatten_shape, _keras_flatten),
-    Generator("dense", ("FULLY_CONNECTED",), _one_flat, _draw_dense, _dense_shape, _keras_dense, weight=2),
+    Generator("dense", ("FULLY_CONNECTED", "RESHAPE"), _one_any, _draw_dense, _dense_shape, _keras_dense, weight=2),
     Generator("softmax", ("SOFTMAX",), _softmax_input, _draw_nothing, _same_shape, _keras_softmax),
     Generator("add", ("ADD",), _two_alike, _draw_activation, _broadcast_shape, _keras_add, weight=3),
     Generator("sub", ("SUB",), _two_alike, _draw_activation, _broadcast_shape, _keras_sub),
