@@ -115,7 +115,7 @@ def _with_multiplier(tflite: bytes, kind: str, real: float, input_zero_point: in
     return h.with_quantization(tflite, changes)
 
 
-def _images(tflite: bytes, count: int = 24) -> np.ndarray:
+def _images(tflite: bytes, count: int = 12) -> np.ndarray:
     graph = fuzz_graphs.lower(tflite)
     source = graph.tensors[graph.input]
     rng = np.random.default_rng(17)
