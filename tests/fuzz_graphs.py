@@ -3,6 +3,7 @@
 A *description* is a JSON-able dict:
 
     {"input_shape": [H, W, C] or [N], "seed": int, "calibration": [low, high],
+     "per_channel": bool (optional, default true: per-channel conv and dense weights),
      "layers": [{"op": "conv2d", "inputs": [0], ...options...}, ...]}
 
 Node 0 is the model input and node k + 1 the output of layers[k]; a layer's "inputs" are node
@@ -428,7 +429,8 @@ def graphs(draw, max_layers: int = 6, generators: tuple[Generator, ...] | None =
     low = draw(st.sampled_from([-4.0, -1.0, -0.25, 0.0, 0.5]))
     width = draw(st.sampled_from([0.5, 1.0, 3.0, 8.0]))
     description = {"input_shape": list(input_shape), "seed": draw(st.integers(0, 2**31 - 1)),
-                   "calibration": [low, low + width], "layers": []}  # fmt: skip
+                   "calibration": [low, low + width], "per_channel": draw(st.integers(0, 3)) > 0,
+                   "layers": []}  # fmt: skip
     shapes: list[Shape] = [input_shape]
     weights = [g.weight for g in generators]
     count = draw(st.integers(1, max_layers))
@@ -556,6 +558,9 @@ def convert(description: dict, samples: int = 32) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    if not description.get("per_channel", True):  # per-tensor conv and dense weights, TFLM's other path
+        converter._experimental_disable_per_channel = True
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return set_dilations(bytes(converter.convert()), description)
