@@ -1,6 +1,6 @@
 """The kernels through the host engine against TFLite Micro at extreme parameters: requantization
 multiplier 0, shifts at -31, +30 and +31, 7x7 kernels and windows, 1x1 inputs, channel counts not a
-multiple of 4, zero points at -128 and 127.
+multiple of 4, zero points at -128 and 127; pools and MEAN (global average) over 7x7 and 1x1.
 
 Each case is a tiny Keras model converted to int8 (tests/ops_harness.single_op_tflite), whose
 quantization parameters are then edited (ops_harness.with_quantization) so that TFLite's
@@ -45,6 +45,8 @@ def _keras_model(kind: str):
         "max_pool_7x7_on_1x1": (1, 1, 3),
         "avg_pool_7x7": (7, 7, 5),
         "avg_pool_7x7_on_1x1": (1, 1, 3),
+        "mean_7x7": (7, 7, 5),
+        "mean_on_1x1": (1, 1, 3),
     }
     builders = {
         "conv_7x7": lambda: layers.Conv2D(3, (7, 7)),
@@ -57,6 +59,8 @@ def _keras_model(kind: str):
         "max_pool_7x7_on_1x1": lambda: layers.MaxPool2D((7, 7), padding="same"),
         "avg_pool_7x7": lambda: layers.AveragePooling2D((7, 7)),
         "avg_pool_7x7_on_1x1": lambda: layers.AveragePooling2D((7, 7), padding="same"),
+        "mean_7x7": lambda: layers.GlobalAveragePooling2D(keepdims=True),
+        "mean_on_1x1": lambda: layers.GlobalAveragePooling2D(),
     }
     image = keras.Input(shapes[kind])
     model = keras.Model(image, builders[kind]()(image))
@@ -77,7 +81,7 @@ def _tflite(kind: str) -> bytes:
 
 
 BUILTIN = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D", "dense": "FULLY_CONNECTED",
-           "max": "MAX_POOL_2D", "avg": "AVERAGE_POOL_2D"}  # fmt: skip
+           "max": "MAX_POOL_2D", "avg": "AVERAGE_POOL_2D", "mean": "MEAN"}  # fmt: skip
 
 
 def _operator(tflite: bytes, kind: str):
@@ -132,12 +136,32 @@ def _compare(tflite: bytes, tmp_path) -> object:
 
 
 WEIGHTED = ["conv_7x7", "conv_7x7_on_1x1", "conv_1x1_on_1x1", "depthwise_7x7", "depthwise_7x7_on_1x1", "dense_7_to_5"]
-POOLS = ["max_pool_7x7", "max_pool_7x7_on_1x1", "avg_pool_7x7", "avg_pool_7x7_on_1x1"]
+POOLS = ["max_pool_7x7", "max_pool_7x7_on_1x1", "avg_pool_7x7", "avg_pool_7x7_on_1x1", "mean_7x7", "mean_on_1x1"]
+
+
+def _registered(kind: str) -> None:
+    from si4tool.compiler import ops
+
+    builtin = BUILTIN[kind.split("_")[0]]
+    if ops.for_builtin(builtin) is None:
+        pytest.skip(f"{builtin} is not registered yet")
 
 
 @pytest.mark.parametrize("kind", WEIGHTED + POOLS)
 def test_as_converted(kind, tmp_path):
+    _registered(kind)
     _compare(_tflite(kind), tmp_path)
+
+
+@pytest.mark.parametrize("zero_point", [-128, 127])
+@pytest.mark.parametrize("kind", POOLS)
+def test_windows_with_zero_points_at_the_extremes(kind, zero_point, tmp_path):
+    """Pools and MEAN keep the input's quantization (MEAN may rescale): both ends moved together."""
+    _registered(kind)
+    view = _operator(_tflite(kind), kind)
+    source, output = view.inputs[0], view.outputs[0]
+    changes = {source.index: (view.scale(source), zero_point), output.index: (view.scale(output), zero_point)}
+    _compare(h.with_quantization(_tflite(kind), changes), tmp_path)
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
