@@ -97,7 +97,7 @@ class Tally:
         self.builtins.update(set(outcome.builtins))
         if outcome.refused is not None:
             self.refused += 1
-            self.reasons[outcome.refused.split(":")[0][:120]] += 1
+            self.reasons[outcome.refused[:160]] += 1
             return
         self.ops.update(set(outcome.ops))
         self.tensors += outcome.tensors_compared
