@@ -134,7 +134,7 @@ def fully_connected_s8(
 ) -> np.ndarray:
     x, w = _int8(input), _int8(filter)
     m, s, b = _quant_arrays(output_multiplier, output_shift, bias)
-    out = np.zeros(p.output_size, dtype=np.int8)
+    out = np.zeros(p.batches * p.output_size, dtype=np.int8)
     struct = _to_struct(p)
     library().si4_fully_connected_s8(
         ctypes.byref(struct), _ptr(x, ctypes.c_int8), _ptr(w, ctypes.c_int8), _bias_ptr(b),

@@ -206,6 +206,7 @@ static void run_fully_connected_and_softmax_case(void)
     int8_t *filter;
     int8_t *output;
     int8_t *probabilities;
+    fc.batches = 1;
     fc.input_size = random_between(1, 300);
     fc.output_size = random_between(1, 40);
     fc.input_offset = random_between(-127, 128);

@@ -137,7 +137,7 @@ def asymmetric_model_tflite() -> bytes:
 
 @functools.cache
 def tanh_model_tflite() -> bytes:
-    """A model with an operator si4tool does not support (TANH)."""
+    """A small model with a standalone TANH (supported since issue 10: a table kernel)."""
     keras = _seeded(3)
     layers = keras.layers
     model = keras.Sequential(
@@ -146,6 +146,22 @@ def tanh_model_tflite() -> bytes:
             layers.Conv2D(4, (3, 3)),
             layers.Activation("tanh", name="squash"),
             layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+    return convert_to_int8(model, (8, 8, 1), seed=3)
+
+
+@functools.cache
+def unsupported_model_tflite() -> bytes:
+    """A model with an operator si4tool does not support (REDUCE_MAX, from a global max pooling)."""
+    keras = _seeded(3)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(4, (3, 3)),
+            layers.GlobalMaxPooling2D(name="pick_max"),
             layers.Dense(10),
         ]
     )

@@ -136,7 +136,7 @@ CXX_CALLER = r"""
 
 int main()
 {
-    static const si4_fully_connected_params params = {4, 1, 0, 0, 0, -128, 127, 0};
+    static const si4_fully_connected_params params = {4, 1, 0, 0, 0, -128, 127, 0, 1};
     static const int8_t input[4] = {1, 2, 3, 4};
     static const int8_t filter[4] = {1, 1, 1, 1};
     static const int32_t multiplier[1] = {1 << 30};

@@ -1,5 +1,5 @@
 """The DSP depthwise kernel (firmware_stub/kernels/dsp/si4_depthwise_conv2d_s8.c) against its
-portable twin, byte for byte, under QEMU (Cortex-M4, mps2-an386).
+portable twin, byte for byte, under QEMU (Cortex-M4, mps2-an386); the DSP average pool and add too.
 
 One firmware holds both kernels (the portable one compiled with its function renamed
 si4_ref_depthwise_conv2d_s8) and runs a few hundred seeded random cases in one go
@@ -42,6 +42,10 @@ def _build_depthwise_test(out: Path, optimize: str) -> Path:
         (engine + ["-Dsi4_depthwise_conv2d_s8=si4_ref_depthwise_conv2d_s8"],
          stub / "kernels/src/si4_depthwise_conv2d_s8.c", "ref_depthwise.o"),
         (engine, stub / "kernels/dsp/si4_depthwise_conv2d_s8.c", "dsp_depthwise.o"),
+        (engine + ["-Dsi4_avg_pool_s8=si4_ref_avg_pool_s8"], stub / "kernels/src/si4_avg_pool_s8.c", "ref_avg_pool.o"),
+        (engine, stub / "kernels/dsp/si4_avg_pool_s8.c", "dsp_avg_pool.o"),
+        (engine + ["-Dsi4_add_s8=si4_ref_add_s8"], stub / "kernels/src/si4_add_s8.c", "ref_add.o"),
+        (engine, stub / "kernels/dsp/si4_add_s8.c", "dsp_add.o"),
         (engine, board / "tests/depthwise_test.c", "depthwise_test.o"),
         (platform, board / "startup.c", "startup.o"),
         (platform, board / "platform_mps2.c", "platform_mps2.o"),
@@ -75,4 +79,8 @@ def test_dsp_depthwise_matches_portable_under_qemu(tmp_path, optimize):
     cases, failed, fast = (int(group) for group in summary.groups())
     assert cases >= 300 and failed == 0
     assert fast >= 100  # most cases take the 3x3 channel-group path, not the fallback
+    pool = re.search(r"avg-pool-test cases (\d+) mismatches (\d+)", output)
+    assert pool and int(pool.group(1)) >= 150 and int(pool.group(2)) == 0, output
+    add = re.search(r"add-test cases (\d+) mismatches (\d+)", output)
+    assert add and int(add.group(1)) >= 150 and int(add.group(2)) == 0, output
     assert status == 0 and "result PASS" in output

@@ -206,12 +206,11 @@ def test_interpreter_inputs_for_both_kinds_of_model(float_io_tflite, mnist, tmp_
     assert len(list(tmp_path.glob("tflm-*.npz"))) == 1
 
 
-def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monkeypatch):
-    """An int8 -> int8 QUANTIZE with a new scale is not an edge op: the engine has no requantize kernel."""
+def test_a_requantizing_quantize_is_a_layer_of_its_own(small_float_edges_tflite, monkeypatch):
+    """An int8 -> int8 QUANTIZE with a new scale is not an edge op: it runs the requantize kernel."""
     import dataclasses
 
     from si4tool.compiler import lowering
-    from si4tool.errors import UserError
     from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8, Quantization
 
     model = read_tflite(small_float_edges_tflite)
@@ -222,9 +221,10 @@ def test_a_requantizing_quantize_is_a_clear_error(small_float_edges_tflite, monk
     )
     requantizing = dataclasses.replace(model, tensors=tuple(tensors))
     monkeypatch.setattr(lowering, "read_tflite", lambda data, source="the model", option_layouts=(): requantizing)
-    expected = r"QUANTIZE \(operator 0, output tensor 'tfl.quantize'\) requantizes an int8 tensor \(scale 0.5.*no requantize kernel"
-    with pytest.raises(UserError, match=expected):
-        lower_tflite(small_float_edges_tflite)
+    graph = lower_tflite(small_float_edges_tflite)
+    first = graph.layers[0]
+    assert first.op == "quantize" and first.inputs == (graph.input,)
+    assert first.params.input_zero_point == 0 and first.params.output_multiplier > 0
 
 
 def test_bench_latency_handles_a_float_io_model(float_io_assets, mnist, tmp_path):

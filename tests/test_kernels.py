@@ -232,7 +232,7 @@ def activation_range(draw, output_offset: int):
 
 
 @st.composite
-def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=2):
+def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=3):
     """(input, kernel, stride, dilation, output, pad) for one axis, VALID or SAME."""
     kernel = draw(st.integers(1, kernel_max))
     stride = draw(st.integers(1, stride_max))
@@ -455,15 +455,16 @@ def fully_connected_cases(draw):
     activation_min, activation_max = draw(activation_range(output_offset))
     per_channel, multipliers, shifts = draw(quantization(output_size))
     filter_offset = draw(st.one_of(st.just(0), st.integers(-127, 127)))
+    batches = draw(st.integers(1, 3))
     params = FullyConnectedParams(
         input_size=input_size, output_size=output_size, input_offset=draw(st.integers(-127, 128)),
         filter_offset=filter_offset, output_offset=output_offset,
-        activation_min=activation_min, activation_max=activation_max, per_channel=per_channel,
+        activation_min=activation_min, activation_max=activation_max, per_channel=per_channel, batches=batches,
     )  # fmt: skip
     rng = np.random.default_rng(draw(seeds))
     bias_magnitude = draw(st.sampled_from([0, 1 << 8, 1 << 16, 1 << 22]))
     arrays = dict(
-        input=rng.integers(-128, 128, size=input_size),
+        input=rng.integers(-128, 128, size=batches * input_size),
         filter=rng.integers(-127, 128, size=(output_size, input_size)),
         bias=rng.integers(-bias_magnitude, bias_magnitude + 1, size=output_size),
         output_multiplier=multipliers,

@@ -49,8 +49,8 @@ def test_refuses_wrong_input_shape():
 def test_refuses_unsupported_layer_by_name():
     from keras import layers
 
-    model = _sequential(layers.Conv2D(4, 3), layers.ZeroPadding2D(1, name="pad_here"), layers.Flatten(), layers.Dense(10))
-    with pytest.raises(UserError, match=r"'pad_here' is a ZeroPadding2D.*supported: InputLayer, .*Conv2D"):
+    model = _sequential(layers.Conv2D(4, 3), layers.UpSampling2D(name="pad_here"), layers.Flatten(), layers.Dense(10))
+    with pytest.raises(UserError, match=r"'pad_here' is a UpSampling2D.*supported: InputLayer, .*Conv2D"):
         check_model_supported(model)
 
 

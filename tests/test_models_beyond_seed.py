@@ -97,7 +97,7 @@ def test_the_new_layers_are_accepted():
         (lambda L: [L.DepthwiseConv2D(3, dilation_rate=2, name="dw")], "'dw' uses dilation"),
         (lambda L: [L.DepthwiseConv2D(3, activation="tanh", name="dw")], "'dw' uses the activation 'tanh'"),
         (lambda L: [L.Conv2D(4, 3), L.LayerNormalization(name="ln")], r"'ln' is a LayerNormalization.*supported: .*DepthwiseConv2D"),
-        (lambda L: [L.Conv2D(4, 3), L.GlobalAveragePooling2D(name="gap")], "'gap' is a GlobalAveragePooling2D"),
+        (lambda L: [L.Conv2D(4, 3), L.UpSampling2D(name="up")], "'up' is a UpSampling2D"),
     ],
 )
 def test_unsupported_patterns_fail_early_by_name(make_layers, pattern):
@@ -120,10 +120,10 @@ def test_unsupported_layer_fails_before_quantization(tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("quantize_model ran on an unsupported model")
 
-    path = tmp_path / "gap.keras"
-    _sequential(layers.Conv2D(4, 3), layers.GlobalAveragePooling2D(name="gap"), layers.Dense(10)).save(path)
+    path = tmp_path / "up.keras"
+    _sequential(layers.Conv2D(4, 3), layers.UpSampling2D(name="up"), layers.Flatten(), layers.Dense(10)).save(path)
     monkeypatch.setattr(quantize, "quantize_model", must_not_run)
-    with pytest.raises(UserError, match="'gap' is a GlobalAveragePooling2D"):
+    with pytest.raises(UserError, match="'up' is a UpSampling2D"):
         build_firmware_assets(tmp_path / "out", model_path=path, dataset_name=str(_tiny_npz(tmp_path)), vectors=5, quiet=True)
     assert not (tmp_path / "out").exists()
 

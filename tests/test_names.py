@@ -246,3 +246,13 @@ def test_validate_qemu_runs_a_named_model(two_assets, tmp_path):
     assets = two_assets["kws"]
     run = qemu.run_variant(assets, tmp_path, Manifest.read(assets / "manifest.json"), "portable")
     assert run.bit_exact == VECTORS and run.flash_weights_bytes > 0 and run.engine_static_bytes >= 0
+
+
+def test_validate_host_runs_a_named_model_and_records_the_tflite_micro_build(two_assets, tmp_path):
+    from si4tool.validation.validate import validate_host
+    from si4tool.versions import installed_tflite_micro_version
+
+    result = validate_host(two_assets["anomaly"], tmp_path / "validation", tmp_path / "build", quiet=True)
+    assert result.passed and result.bit_exact == result.images
+    recorded = json.loads((tmp_path / "validation" / "host.json").read_text())
+    assert recorded["tflite_micro_version"] == installed_tflite_micro_version() is not None

@@ -35,7 +35,8 @@ def test_struct_names_follow_the_class_names():
 
 
 def test_every_kernel_has_its_file_and_declaration():
-    header = (kernel_include_dir() / "si4_nn.h").read_text()
+    # si4_nn.h (the network kernels) and si4_nn_ops.h (the elementwise, shape and reduction ones).
+    header = "\n".join(path.read_text() for path in sorted(kernel_include_dir().glob("si4_nn*.h")))
     for spec in ops.registry():
         if spec.kernel is None:
             assert spec.shape_only, spec.op  # only shape-only ops call no kernel
@@ -45,7 +46,8 @@ def test_every_kernel_has_its_file_and_declaration():
         assert spec.dsp == (firmware_stub_dir() / "kernels" / "dsp" / f"{spec.kernel}.c").is_file()
         if spec.params_type is not None:
             assert f"}} {spec.c_struct};" in header, spec.c_struct
-    assert {spec.op for spec in ops.registry() if spec.dsp} >= {"conv2d", "conv2d_max_pool", "fully_connected", "max_pool"}
+    assert {spec.op for spec in ops.registry() if spec.dsp} >= {"conv2d", "conv2d_max_pool", "fully_connected", "max_pool",
+                                                               "depthwise_conv2d", "avg_pool", "add"}
 
 
 def test_builtins_and_option_tables_are_registered_once():
@@ -66,9 +68,9 @@ def test_keras_precheck_derives_from_the_registry():
 
 def test_unsupported_operator_points_at_si4tool_ops():
     with pytest.raises(UserError) as error:
-        lower_tflite(model_zoo.tanh_model_tflite())
+        lower_tflite(model_zoo.unsupported_model_tflite())
     message = str(error.value)
-    assert "TANH" in message and "`si4tool ops`" in message
+    assert "REDUCE_MAX" in message and "`si4tool ops`" in message
     assert all(builtin in message for builtin in supported_operators())
 
 
@@ -82,7 +84,7 @@ def test_ops_command_lists_the_registry():
     assert [row["tflite_operator"] for row in rows] == [row["tflite_operator"] for row in operator_table()]
     by_name = {row["tflite_operator"]: row for row in rows}
     assert by_name["CONV_2D"]["kernel"] == "si4_conv2d_s8" and by_name["CONV_2D"]["dsp"] is True
-    assert by_name["ADD"]["kernel"] == "si4_add_s8" and by_name["ADD"]["dsp"] is False
+    assert by_name["SOFTMAX"]["kernel"] == "si4_softmax_s8" and by_name["SOFTMAX"]["dsp"] is False
     assert by_name["CONV_2D"]["paddings"] == "SAME, VALID"
     table = subprocess.run(
         [sys.executable, "-m", "si4tool", "ops"], capture_output=True, text=True, cwd=REPO,

@@ -142,7 +142,7 @@ def model_names(name: str | None) -> ModelNames:
         raise UserError(
             f"--name {name!r} is not a C identifier: use letters, digits and _, starting with a letter, such as kws"
         )
-    if name in C_KEYWORDS or name.lower() in C_KEYWORDS:
+    if name in C_KEYWORDS:
         raise UserError(f"--name {name!r} is a C or C++ keyword; choose another name, such as {name}_model")
     if name.lower().startswith("si4"):
         raise UserError(

@@ -6,7 +6,8 @@ operators the output depends on through data, and hands each to its operator's `
 function (OpSpec.lower) with a LoweringContext: the helpers every operator needs to read its
 tensors, options and quantization and to fail with one sentence naming the operator. The
 layers come out in the model's execution order, over any DAG (residual branches, several
-readers of a tensor); an identity QUANTIZE/DEQUANTIZE only renames a tensor.
+readers of a tensor); an identity QUANTIZE/DEQUANTIZE only renames a tensor, and an int8 -> int8
+QUANTIZE that rescales is a layer of its own (the requantize kernel, ops/quantize.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class LoweringContext:
         self.names: dict[int, str] = {}
         self.tensors: dict[str, TensorInfo] = {}
         self.counts: dict[str, int] = {}
+        # Tensors whose first dimension is a count of rows, not a batch of 1 (a FULLY_CONNECTED
+        # without keep_num_dims writes [rows, outputs]), and the model's edges, which never are.
+        self.row_tensors: set[str] = set()
+        self.edge_tensors: set[int] = set()
         seen: set[str] = set()
         for tensor in model.tensors:
             name = tensor.name if tensor.name not in seen else f"{tensor.name}#{tensor.index}"
@@ -104,16 +109,23 @@ class LoweringContext:
             raise self.fail(operator, f"has {len(operator.outputs)} outputs, expected 1")
         return self.model.tensors[operator.outputs[0]]
 
-    def input_activation(self, operator: Operator, position: int = 0) -> TensorInfo:
-        return self.activation(operator, self.tensor(operator, position))
+    def input_activation(self, operator: Operator, position: int = 0, rows_ok: bool = False) -> TensorInfo:
+        return self.activation(operator, self.tensor(operator, position), rows_ok)
 
-    def output_activation(self, operator: Operator) -> TensorInfo:
-        return self.activation(operator, self.output_tensor(operator))
+    def output_activation(self, operator: Operator, rows_ok: bool = False) -> TensorInfo:
+        return self.activation(operator, self.output_tensor(operator), rows_ok)
 
-    def activation(self, operator: Operator, tensor: Tensor) -> TensorInfo:
-        """Register an int8 activation tensor (batch 1) and return its info."""
+    def activation(self, operator: Operator, tensor: Tensor, rows_ok: bool = False) -> TensorInfo:
+        """Register an int8 activation tensor (batch 1) and return its info.
+
+        rows_ok: the operator reads its tensors as flat rows (FULLY_CONNECTED, the elementwise
+        ops, RESHAPE), so a first dimension above 1 inside the graph is rows of one inference
+        (TFLite's [rows, outputs] of a FULLY_CONNECTED without keep_num_dims): the TensorInfo's
+        shape is then the whole shape, and only such operators may read that tensor."""
         name = self.names[tensor.index]
         if name in self.tensors:
+            if name in self.row_tensors and not rows_ok:
+                raise self._batch_error(operator, name, tensor.shape)
             return self.tensors[name]
         if tensor.data is not None:
             raise self.fail(operator, f"reads the constant tensor '{name}' where si4tool supports only activations")
@@ -121,14 +133,16 @@ class LoweringContext:
             raise self.fail(
                 operator,
                 f"uses tensor '{name}' of type {tensor.type_name}; si4tool needs a full-integer int8 model "
-                "(convert with TFLiteConverter, Optimize.DEFAULT, a representative dataset and int8 input/output)",
+                "(convert with TFLiteConverter, Optimize.DEFAULT, a representative dataset and int8 input/output; "
+                "see `si4tool ops`)",
             )
         quantization = tensor.quantization
         if quantization is None or len(quantization.scale) != 1 or len(quantization.zero_point) != 1:
             raise self.fail(operator, f"uses tensor '{name}' without per-tensor quantization parameters")
         shape = tensor.shape
-        if not shape or shape[0] != 1:
-            raise self.fail(operator, f"uses tensor '{name}' of shape {list(shape)}; si4tool supports batch 1 only")
+        rows = bool(shape) and shape[0] != 1 and rows_ok and tensor.index not in self.edge_tensors
+        if not shape or (shape[0] != 1 and not rows):
+            raise self._batch_error(operator, name, shape)
         self.check_dims(operator, name, shape)
         scale = float(quantization.scale[0])
         if not (np.isfinite(scale) and scale > 0):
@@ -136,9 +150,16 @@ class LoweringContext:
         zero_point = int(quantization.zero_point[0])
         if not quant_math.INT8_MIN <= zero_point <= quant_math.INT8_MAX:
             raise self.fail(operator, f"uses tensor '{name}' with an int8 zero point out of range ({zero_point})")
-        info = TensorInfo(name, tuple(int(d) for d in shape[1:]), scale, zero_point, tensor.index)
+        info = TensorInfo(name, tuple(int(d) for d in (shape if rows else shape[1:])), scale, zero_point, tensor.index)
         self.tensors[name] = info
+        if rows:
+            self.row_tensors.add(name)
         return info
+
+    def _batch_error(self, operator: Operator, name: str, shape) -> UserError:
+        return self.fail(
+            operator, f"uses tensor '{name}' of shape {list(shape)}; si4tool supports batch 1 only (see `si4tool ops`)"
+        )
 
     def check_dims(self, operator: Operator, name: str, shape: tuple[int, ...]) -> None:
         if any(d < 1 or d > _MAX_DIMENSION for d in shape) or int(np.prod(shape, dtype=np.int64)) > _MAX_ELEMENTS:
@@ -340,6 +361,7 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
     model = read_tflite(data, source, ops.option_layouts())
     edges = model_edges(model, source)
     context = LoweringContext(model)
+    context.edge_tensors = {edges.input_index, edges.output_index}
     edge_operators = {edges.input_quantize, edges.output_dequantize} - {None}
 
     aliases: dict[str, str] = {}  # tensor -> the tensor it is identical to (an identity QUANTIZE)
@@ -353,14 +375,15 @@ def lower_tflite(data: bytes, source: str = "the model") -> Graph:
             if identity is not None:
                 aliases[identity[1].name] = aliases.get(identity[0].name, identity[0].name)
                 continue
-            if spec is None:
+            if spec is None:  # DEQUANTIZE: an int8 -> int8 one that rescales is QUANTIZE's job, not its
                 source_info, output_info = context.input_activation(operator), context.output_activation(operator)
                 raise context.fail(
                     operator,
                     f"requantizes an int8 tensor (scale {source_info.scale:.6g}, zero point {source_info.zero_point} -> "
-                    f"scale {output_info.scale:.6g}, zero point {output_info.zero_point}); si4tool has no requantize "
-                    "kernel and drops only QUANTIZE/DEQUANTIZE at float32 edges or ones that change nothing",
+                    f"scale {output_info.scale:.6g}, zero point {output_info.zero_point}); si4tool drops a DEQUANTIZE "
+                    "only at a float32 output or when it changes nothing (see `si4tool ops`)",
                 )
+            # A rescaling int8 -> int8 QUANTIZE lowers to its kernel (ops/quantize.py) below.
         if spec is None or spec.lower is None:
             raise context.fail(
                 operator,
@@ -415,7 +438,7 @@ def operator_table() -> list[dict]:
                     "paddings": "-",
                     "strides": "-",
                     "activations": "-",
-                    "notes": "a requantizing int8 -> int8 QUANTIZE is refused",
+                    "notes": "a rescaling int8 -> int8 QUANTIZE runs the requantize kernel; a rescaling DEQUANTIZE is refused",
                 }
             )
     return sorted(rows, key=lambda row: row["tflite_operator"])

@@ -87,10 +87,15 @@ static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
     const int32_t positions = params->output_height * params->output_width;
     const int32_t taps = si4_dsp_conv_taps(params);
     uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
+    si4_dsp_column_quant quant;
     si4_dsp_output out;
     int32_t first;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
+    quant.output_step = output_channels;
+    quant.output_offset = out.output_offset;
+    quant.low = out.low;
+    quant.high = out.high;
     for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
         const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;
         int8_t *block_output = output + first * output_channels;
@@ -103,15 +108,12 @@ static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
         }
         for (channel = 0; channel < output_channels; ++channel) {
             const int32_t quant_index = params->per_channel ? channel : 0;
-            const int32_t channel_bias = bias != 0 ? bias[channel] : 0;
             int32_t acc[SI4_DSP_COLUMN_POSITIONS];
-            si4_dsp_scale scale;
             si4_dsp_columns_channel(filter + channel * taps, (output_channels - channel) * taps, block, taps, acc);
-            si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &scale);
-            for (index = 0; index < real; ++index) {
-                block_output[index * output_channels + channel] =
-                    si4_dsp_output_s8(si4_dsp_scale_apply(acc[index] + channel_bias, &scale), &out);
-            }
+            quant.bias = bias != 0 ? bias[channel] : 0;
+            quant.multiplier = output_multiplier[quant_index];
+            quant.shift = output_shift[quant_index];
+            si4_dsp_requantize_columns(acc, real, &quant, block_output + channel);
         }
     }
 }
@@ -139,10 +141,15 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
     const int32_t chunk_rows = (4 * SI4_DSP_COLUMN_GROUPS) / run;
     uint32_t block[8 * SI4_DSP_COLUMN_GROUPS];
     int32_t acc[CHUNK_CHANNELS][SI4_DSP_COLUMN_POSITIONS];
+    si4_dsp_column_quant quant;
     si4_dsp_output out;
     int32_t first;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
+    quant.output_step = output_channels;
+    quant.output_offset = out.output_offset;
+    quant.low = out.low;
+    quant.high = out.high;
     for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
         const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;
         int8_t *block_output = output + first * output_channels;
@@ -174,13 +181,10 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
             for (channel = 0; channel < count; ++channel) {
                 const int32_t output_channel = first_channel + channel;
                 const int32_t quant_index = params->per_channel ? output_channel : 0;
-                const int32_t channel_bias = bias != 0 ? bias[output_channel] : 0;
-                si4_dsp_scale scale;
-                si4_dsp_scale_init(output_multiplier[quant_index], output_shift[quant_index], &scale);
-                for (index = 0; index < real; ++index) {
-                    block_output[index * output_channels + output_channel] =
-                        si4_dsp_output_s8(si4_dsp_scale_apply(acc[channel][index] + channel_bias, &scale), &out);
-                }
+                quant.bias = bias != 0 ? bias[output_channel] : 0;
+                quant.multiplier = output_multiplier[quant_index];
+                quant.shift = output_shift[quant_index];
+                si4_dsp_requantize_columns(acc[channel], real, &quant, block_output + output_channel);
             }
         }
     }

@@ -7,17 +7,25 @@
  * Depth multiplier 1 (every MLPerf Tiny depthwise layer): channels are
  * independent, so four neighbouring channels share one input word and one
  * filter word per tap. The loop runs channel group (four channels) outside,
- * output positions inside: the group's filter taps are widened to int16
- * lanes once (si4_dsp_dw_group), its bias and requantization constants are
- * derived once, and every position then costs, per tap, one input load, two
- * SXTAB16 (the input offset comes free) and four 16x16 MACs on the lanes
- * (SMLABB / SMLATT: the lanes belong to different channels, so SMLAD's sum
- * of the two would mix them). 3x3 windows inside the input are unrolled.
- * The four results are requantized, packed into one word and clamped with
- * SSUB8/SEL, one store.
+ * output positions inside, and per tap costs one input load, two SXTAB16
+ * (the input offset comes free), one LDRD of the group's widened taps and
+ * four 16x16 MACs on the lanes (SMLABB / SMLATT: the lanes belong to
+ * different channels, so SMLAD's sum of the two would mix them).
  *
- * Channels after the last whole group, other depth multipliers, and kernels
- * of more than SI4_DSP_DW_MAX_TAPS taps take the portable loop.
+ * 3x3, dilation 1 (kws, vww): an assembly loop (si4_dsp_dw_3x3_runs) walks
+ * the runs of output positions listed once per chunk of rows for all
+ * groups; requantization, packing and the clamp stay in registers (113
+ * instructions per position and group of four channels, 36 MACs). Windows
+ * that reach one row or column into the padding read a block moved inside
+ * the input with a taps table moved the other way (zeros for the missing
+ * taps), so the padding costs nothing extra.
+ *
+ * Everything else (other kernel sizes, dilation, other depth multipliers,
+ * channels whose constants the pre-scaled accumulator cannot hold, windows
+ * that cannot move inside, the channels after the last group of four) takes
+ * the portable kernel's scalar loop (si4_dsp_dw_scalar_position), compiled
+ * for size: the MLPerf Tiny layers never need it, and the engine's code
+ * stays small.
  */
 #include "si4_nn.h"
 
@@ -28,223 +36,10 @@
 
 #include <stddef.h>
 
-/* The portable kernel, under another name: the cases this file does not
- * speed up, and the channels after the last group of four. */
-#define si4_depthwise_conv2d_s8 si4_depthwise_conv2d_s8_portable
-static void si4_depthwise_conv2d_s8_portable(const si4_depthwise_conv2d_params *params,
-                                             const int8_t *input,
-                                             const int8_t *filter,
-                                             const int32_t *bias,
-                                             const int32_t *output_multiplier,
-                                             const int32_t *output_shift,
-                                             int8_t *output);
-#include "../src/si4_depthwise_conv2d_s8.c"
-#undef si4_depthwise_conv2d_s8
-
-/* ------------------------------------------------------------------------
- * Requantization of one depthwise output, the double rounding kept exact.
- *
- * When the accumulator is known to stay below 2^(30 - left_shift) in
- * magnitude (bound = |bias| + 255 * sum |w|, computed once per channel),
- * a = acc << left_shift satisfies |2a| < 2^31, so
- *   floor((a * m + 2^30) / 2^31) = floor((2a * m + 2^31) / 2^32) = SMMULR(2a, m)
- * (the high multiply of si4_dsp_scale_apply, without its saturation, which
- * needs a = INT32_MIN), and |high| < 2^30, so RoundingDivideByPOT by
- * r >= 1 is (high + 2^(r-1) + (high < 0 ? -1 : 0)) >> r (ties away from
- * zero) without overflow. Channels outside that (r = 0 or a large bound)
- * use si4_dsp_scale_apply.
- */
-typedef struct {
-    int32_t bias;
-    int32_t fast;           /* the SMMULR path applies */
-    int32_t doubling_shift; /* left_shift + 1 */
-    int32_t multiplier;
-    int32_t round;          /* 2^(right_shift - 1) */
-    int32_t right_shift;
-    si4_dsp_scale scale;    /* the general path */
-} si4_dsp_dw_channel;
-
-static inline int32_t si4_dsp_smmulr(int32_t a, int32_t b)
-{
-    int32_t result;
-    __asm__("smmulr %0, %1, %2" : "=r"(result) : "r"(a), "r"(b));
-    return result;
-}
-
-static void si4_dsp_dw_channel_init(const si4_depthwise_conv2d_params *params,
-                                    const int8_t *filter,
-                                    const int32_t *bias,
-                                    const int32_t *output_multiplier,
-                                    const int32_t *output_shift,
-                                    int32_t channel,
-                                    si4_dsp_dw_channel *constants)
-{
-    const int32_t taps = params->kernel_height * params->kernel_width;
-    const int32_t quant_index = params->per_channel ? channel : 0;
-    const int32_t multiplier = output_multiplier[quant_index];
-    const int32_t shift = output_shift[quant_index];
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    int64_t bound;
-    int32_t tap;
-    constants->bias = bias != 0 ? bias[channel] : 0;
-    bound = constants->bias < 0 ? -(int64_t)constants->bias : (int64_t)constants->bias;
-    for (tap = 0; tap < taps; ++tap) {
-        const int32_t w = filter[tap * params->output_channels + channel];
-        bound += 255 * (int64_t)(w < 0 ? -w : w);
-    }
-    constants->fast = right_shift >= 1 && right_shift <= 31 && left_shift < 30 &&
-                      bound < ((int64_t)1 << (30 - left_shift));
-    constants->doubling_shift = left_shift + 1;
-    constants->multiplier = multiplier;
-    constants->right_shift = right_shift;
-    constants->round = right_shift >= 1 ? (int32_t)((uint32_t)1 << (right_shift - 1)) : 0;
-    si4_dsp_scale_init(multiplier, shift, &constants->scale);
-}
-
-/* The scaled accumulator plus the output zero point, saturated to int8 (the
- * clamp to the activation range follows on the packed word). */
-static inline int32_t si4_dsp_dw_requantize(int32_t acc, const si4_dsp_dw_channel *constants, int32_t output_offset)
-{
-    int32_t scaled;
-    if (constants->fast) {
-        const int32_t high = si4_dsp_smmulr((int32_t)((uint32_t)acc << constants->doubling_shift), constants->multiplier);
-        scaled = (high + constants->round + (high >> 31)) >> constants->right_shift;
-    } else {
-        scaled = si4_dsp_scale_apply(acc, &constants->scale);
-    }
-    return __ssat((int32_t)((uint32_t)scaled + (uint32_t)output_offset), 8);
-}
-
-/* Four int8 lanes (each already in [-128, 127]) as one word. */
-static inline uint32_t si4_dsp_pack_s8x4(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
-{
-    const uint32_t low = ((uint32_t)v0 & 0xFFu) | (((uint32_t)v1 & 0xFFu) << 8);
-    const uint32_t high = ((uint32_t)v2 & 0xFFu) | (((uint32_t)v3 & 0xFFu) << 8);
-    return low | (high << 16);
-}
-
-/* max / min of four int8 lanes: SSUB8 sets the GE flags per lane, SEL picks. */
-static inline uint32_t si4_dsp_max_s8x4(uint32_t a, uint32_t b)
-{
-    (void)__ssub8((int8x4_t)a, (int8x4_t)b);
-    return __sel(a, b);
-}
-
-static inline uint32_t si4_dsp_min_s8x4(uint32_t a, uint32_t b)
-{
-    (void)__ssub8((int8x4_t)a, (int8x4_t)b);
-    return __sel(b, a);
-}
-
-/* Taps of the widened filter table: 5x5 at most (200 bytes of stack). */
-#define SI4_DSP_DW_MAX_TAPS 25
-
-/* One channel group: the widened taps (per tap, lanes of channels 0 and 2,
- * then of channels 1 and 3: SXTB16 of the filter word and of it rotated by
- * 8, the order SXTAB16 gives the input word) and the four channels'
- * constants. */
-typedef struct {
-    uint32_t taps[2 * SI4_DSP_DW_MAX_TAPS];
-    si4_dsp_dw_channel channel[4];
-} si4_dsp_dw_group;
-
-/* Four channels' accumulators over the window rows ky_start..ky_end - 1,
- * columns kx_start..kx_end - 1; `source` is the input word of the window's
- * (0, 0) tap (which may lie in the padding: only valid taps are read). */
-typedef struct {
-    int32_t acc0;
-    int32_t acc1;
-    int32_t acc2;
-    int32_t acc3;
-} si4_dsp_dw_acc;
-
-static inline void si4_dsp_dw_window(const si4_depthwise_conv2d_params *params,
-                                     const si4_dsp_dw_group *group,
-                                     const int8_t *input,
-                                     int32_t in_y_origin,
-                                     int32_t in_x_origin,
-                                     int32_t ky_start,
-                                     int32_t ky_end,
-                                     int32_t kx_start,
-                                     int32_t kx_end,
-                                     uint32_t offset_pair,
-                                     si4_dsp_dw_acc *acc)
-{
-    const int32_t channels = params->input_channels;
-    int32_t a0 = acc->acc0;
-    int32_t a1 = acc->acc1;
-    int32_t a2 = acc->acc2;
-    int32_t a3 = acc->acc3;
-    int32_t ky;
-    for (ky = ky_start; ky < ky_end; ++ky) {
-        const int32_t in_y = in_y_origin + params->dilation_height * ky;
-        const uint32_t *taps = group->taps + 2 * ky * params->kernel_width;
-        int32_t kx;
-        for (kx = kx_start; kx < kx_end; ++kx) {
-            const int32_t in_x = in_x_origin + params->dilation_width * kx;
-            const uint32_t word = si4_dsp_load_s8x4(input + (in_y * params->input_width + in_x) * channels);
-            const int32_t x02 = __sxtab16((int16x2_t)offset_pair, (int8x4_t)word);
-            const int32_t x13 = si4_dsp_sxtab16_ror8(offset_pair, word);
-            const int32_t w02 = (int32_t)taps[2 * kx];
-            const int32_t w13 = (int32_t)taps[2 * kx + 1];
-            a0 = __smlabb(x02, w02, a0);
-            a2 = __smlatt(x02, w02, a2);
-            a1 = __smlabb(x13, w13, a1);
-            a3 = __smlatt(x13, w13, a3);
-        }
-    }
-    acc->acc0 = a0;
-    acc->acc1 = a1;
-    acc->acc2 = a2;
-    acc->acc3 = a3;
-}
-
-/* One tap of the unrolled 3x3 window: input word at `source`, widened taps
- * at taps[2 * t], taps[2 * t + 1]. */
-#define SI4_DSP_DW_TAP(source, t)                                                                   \
-    do {                                                                                            \
-        const uint32_t word_ = si4_dsp_load_s8x4(source);                                           \
-        const int32_t x02_ = __sxtab16((int16x2_t)offset_pair, (int8x4_t)word_);                    \
-        const int32_t x13_ = si4_dsp_sxtab16_ror8(offset_pair, word_);                              \
-        const int32_t w02_ = (int32_t)taps[2 * (t)];                                                \
-        const int32_t w13_ = (int32_t)taps[2 * (t) + 1];                                            \
-        a0 = __smlabb(x02_, w02_, a0);                                                              \
-        a2 = __smlatt(x02_, w02_, a2);                                                              \
-        a1 = __smlabb(x13_, w13_, a1);                                                              \
-        a3 = __smlatt(x13_, w13_, a3);                                                              \
-    } while (0)
-
-/* A whole 3x3 window, dilation 1: `source` is the input word of tap (0, 0),
- * `column` the distance between horizontal neighbours, `row` between
- * vertical ones. */
-static inline void si4_dsp_dw_window_3x3(const uint32_t *taps,
-                                         const int8_t *source,
-                                         int32_t column,
-                                         int32_t row,
-                                         uint32_t offset_pair,
-                                         si4_dsp_dw_acc *acc)
-{
-    int32_t a0 = acc->acc0;
-    int32_t a1 = acc->acc1;
-    int32_t a2 = acc->acc2;
-    int32_t a3 = acc->acc3;
-    const int8_t *row_1 = source + row;
-    const int8_t *row_2 = row_1 + row;
-    SI4_DSP_DW_TAP(source, 0);
-    SI4_DSP_DW_TAP(source + column, 1);
-    SI4_DSP_DW_TAP(source + 2 * column, 2);
-    SI4_DSP_DW_TAP(row_1, 3);
-    SI4_DSP_DW_TAP(row_1 + column, 4);
-    SI4_DSP_DW_TAP(row_1 + 2 * column, 5);
-    SI4_DSP_DW_TAP(row_2, 6);
-    SI4_DSP_DW_TAP(row_2 + column, 7);
-    SI4_DSP_DW_TAP(row_2 + 2 * column, 8);
-    acc->acc0 = a0;
-    acc->acc1 = a1;
-    acc->acc2 = a2;
-    acc->acc3 = a3;
-}
+/* The paths the MLPerf Tiny layers do not take (other kernels, constants the
+ * runs cannot hold, windows that cannot move inside, the last channels):
+ * compiled for size, out of line. */
+#define SI4_DSP_DW_COLD __attribute__((cold, noinline))
 
 /* ------------------------------------------------------------------------
  * The 3x3 run: the hot path, in assembly.
@@ -423,6 +218,27 @@ static int32_t si4_dsp_dw_run_fits(const si4_depthwise_conv2d_params *params,
            bound < ((int64_t)1 << (30 - left_shift));
 }
 
+/* Table (dy, dx) from the unmoved one: its row r is row r + dy of the
+ * unmoved table moved by dx taps. Only the taps that have a filter tap are
+ * written: the others are zero from si4_dsp_dw_zero_tables and stay so
+ * (constant arguments: inlined, the loops unroll into word copies). */
+static inline void si4_dsp_dw_moved_table(uint32_t *table, const uint32_t *unmoved, int32_t dy, int32_t dx)
+{
+    int32_t row;
+    for (row = 0; row < 3; ++row) {
+        const int32_t from_row = row + dy;
+        if (from_row >= 0 && from_row <= 2) {
+            const uint32_t *from = unmoved + 6 * from_row + (dx > 0 ? 2 : 0);
+            uint32_t *to = table + 6 * row + (dx < 0 ? 2 : 0);
+            const int32_t words = dx == 0 ? 6 : 4;
+            int32_t word;
+            for (word = 0; word < words; ++word) {
+                to[word] = from[word];
+            }
+        }
+    }
+}
+
 /* The run's constants of channels first_channel .. + 3, and its nine taps
  * tables: table[(dy + 1) * 3 + dx + 1] serves windows moved by dy rows and
  * dx columns (tap (r, c) of the table is the filter's (r + dy, c + dx), 0
@@ -439,7 +255,6 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
 {
     int32_t scale_bits[4];
     int32_t c;
-    int32_t table;
     int32_t tap;
     for (c = 0; c < 4; ++c) {
         const int32_t channel = first_channel + c;
@@ -460,38 +275,21 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
     job->output_step = params->output_channels;
     job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
     job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
-    /* The unmoved table (index 4) from the filter, the moved ones by copying its words. */
+    /* The unmoved table (index 4) from the filter, the moved ones by copying its words; the
+     * taps the moved ones lack are zero already (si4_dsp_dw_list_runs' caller clears them). */
     for (tap = 0; tap < 9; ++tap) {
         const int8_t *w = filter + tap * params->output_channels + first_channel;
         tables[4][2 * tap] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
         tables[4][2 * tap + 1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
     }
-    /* Row r of table (dy, dx) is row r + dy of the unmoved one (zeros outside), moved by dx taps. */
-    for (table = 0; table < SI4_DSP_DW_TABLES; ++table) {
-        const int32_t dy = table / SI4_DSP_DW_SHIFTS - 1;
-        const int32_t dx = table % SI4_DSP_DW_SHIFTS - 1;
-        int32_t row;
-        if (table == 4) {
-            continue;
-        }
-        for (row = 0; row < 3; ++row) {
-            uint32_t *to = tables[table] + 6 * row;
-            const uint32_t *from = tables[4] + 6 * (row + dy);
-            if (row + dy < 0 || row + dy > 2) {
-                memset(to, 0, 6 * sizeof *to);
-            } else if (dx == 0) {
-                memcpy(to, from, 6 * sizeof *to);
-            } else if (dx > 0) { /* tap c reads tap c + 1 */
-                memcpy(to, from + 2, 4 * sizeof *to);
-                to[4] = 0;
-                to[5] = 0;
-            } else {
-                to[0] = 0;
-                to[1] = 0;
-                memcpy(to + 2, from, 4 * sizeof *to);
-            }
-        }
-    }
+    si4_dsp_dw_moved_table(tables[0], tables[4], -1, -1);
+    si4_dsp_dw_moved_table(tables[1], tables[4], -1, 0);
+    si4_dsp_dw_moved_table(tables[2], tables[4], -1, 1);
+    si4_dsp_dw_moved_table(tables[3], tables[4], 0, -1);
+    si4_dsp_dw_moved_table(tables[5], tables[4], 0, 1);
+    si4_dsp_dw_moved_table(tables[6], tables[4], 1, -1);
+    si4_dsp_dw_moved_table(tables[7], tables[4], 1, 0);
+    si4_dsp_dw_moved_table(tables[8], tables[4], 1, 1);
 }
 
 /* How far a 3x3 window at `origin` (input extent `extent` >= 3) moves to lie
@@ -501,75 +299,6 @@ static inline int32_t si4_dsp_dw_move(int32_t origin, int32_t extent)
     const int32_t inside = origin < 0 ? 0 : (origin > extent - 3 ? extent - 3 : origin);
     const int32_t move = inside - origin;
     return move >= -1 && move <= 1 ? move : 2;
-}
-
-/* The C path's widened taps and constants of channels first_channel .. + 3. */
-static void si4_dsp_dw_group_init(const si4_depthwise_conv2d_params *params,
-                                  const int8_t *filter,
-                                  const int32_t *bias,
-                                  const int32_t *output_multiplier,
-                                  const int32_t *output_shift,
-                                  int32_t first_channel,
-                                  si4_dsp_dw_group *group)
-{
-    const int32_t taps = params->kernel_height * params->kernel_width;
-    int32_t tap;
-    int32_t c;
-    for (tap = 0; tap < taps; ++tap) {
-        const uint32_t word = si4_dsp_load_s8x4(filter + tap * params->output_channels + first_channel);
-        group->taps[2 * tap] = (uint32_t)__sxtb16((int8x4_t)word);
-        group->taps[2 * tap + 1] = (uint32_t)si4_dsp_sxtb16_ror8(word);
-    }
-    for (c = 0; c < 4; ++c) {
-        si4_dsp_dw_channel_init(params, filter, bias, output_multiplier, output_shift, first_channel + c,
-                                &group->channel[c]);
-    }
-}
-
-/* Four channels of one output position through the C loops (any window). */
-static void si4_dsp_dw_position(const si4_depthwise_conv2d_params *params,
-                                const si4_dsp_dw_group *group,
-                                const int8_t *input,
-                                int32_t out_y,
-                                int32_t out_x,
-                                const si4_dsp_output *out,
-                                int8_t *output)
-{
-    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-    const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
-    const uint32_t low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
-    const uint32_t high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
-    int32_t ky_start;
-    int32_t ky_end;
-    int32_t kx_start;
-    int32_t kx_end;
-    si4_dsp_dw_acc acc;
-    uint32_t packed;
-    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                           &ky_start, &ky_end);
-    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
-                           &kx_start, &kx_end);
-    acc.acc0 = group->channel[0].bias;
-    acc.acc1 = group->channel[1].bias;
-    acc.acc2 = group->channel[2].bias;
-    acc.acc3 = group->channel[3].bias;
-    if (params->kernel_height == 3 && params->kernel_width == 3 && params->dilation_height == 1 &&
-        params->dilation_width == 1 && ky_start == 0 && ky_end == 3 && kx_start == 0 && kx_end == 3) {
-        si4_dsp_dw_window_3x3(group->taps, input + (in_y_origin * params->input_width + in_x_origin) *
-                                                     params->input_channels,
-                              params->input_channels, params->input_width * params->input_channels, offset_pair,
-                              &acc);
-    } else {
-        si4_dsp_dw_window(params, group, input, in_y_origin, in_x_origin, ky_start, ky_end, kx_start, kx_end,
-                          offset_pair, &acc);
-    }
-    packed = si4_dsp_pack_s8x4(si4_dsp_dw_requantize(acc.acc0, &group->channel[0], out->output_offset),
-                               si4_dsp_dw_requantize(acc.acc1, &group->channel[1], out->output_offset),
-                               si4_dsp_dw_requantize(acc.acc2, &group->channel[2], out->output_offset),
-                               si4_dsp_dw_requantize(acc.acc3, &group->channel[3], out->output_offset));
-    packed = si4_dsp_min_s8x4(si4_dsp_max_s8x4(packed, low_word), high_word);
-    si4_dsp_store_s8x4(output + (out_y * params->output_width + out_x) * params->output_channels, packed);
 }
 
 /* Whether the 3x3 runs serve this layer at all (each group still checks
@@ -629,38 +358,79 @@ static int32_t si4_dsp_dw_list_runs(const si4_depthwise_conv2d_params *params,
     return out_y;
 }
 
-/* The positions of rows first_row .. end_row - 1 that no listed run covers
- * (all of them when `all` is set), through the C loops. */
-static void si4_dsp_dw_c_positions(const si4_depthwise_conv2d_params *params,
-                                   const si4_dsp_dw_group *group,
-                                   const int8_t *input,
-                                   const int32_t *runs,
-                                   int32_t words,
-                                   int32_t first_row,
-                                   int32_t end_row,
-                                   int32_t all,
-                                   const si4_dsp_output *out,
-                                   int8_t *output)
+/* Output channels first_channel .. end_channel - 1 of position (out_y,
+ * out_x), any kernel, dilation and depth multiplier: the portable kernel's
+ * loop over the valid taps. */
+static SI4_DSP_DW_COLD void si4_dsp_dw_scalar_position(const si4_depthwise_conv2d_params *params,
+                                                       const int8_t *input,
+                                                       const int8_t *filter,
+                                                       const int32_t *bias,
+                                                       const int32_t *output_multiplier,
+                                                       const int32_t *output_shift,
+                                                       int32_t out_y,
+                                                       int32_t out_x,
+                                                       int32_t first_channel,
+                                                       int32_t end_channel,
+                                                       int8_t *output)
+{
+    const int32_t channels = params->output_channels;
+    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
+    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
+    int32_t ky_start;
+    int32_t ky_end;
+    int32_t kx_start;
+    int32_t kx_end;
+    int32_t oc;
+    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
+                           &ky_start, &ky_end);
+    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width, &kx_start,
+                           &kx_end);
+    for (oc = first_channel; oc < end_channel; ++oc) {
+        const int32_t quant_index = params->per_channel ? oc : 0;
+        const int32_t ic = oc / params->depth_multiplier;
+        int32_t acc = bias != 0 ? bias[oc] : 0;
+        int32_t ky;
+        for (ky = ky_start; ky < ky_end; ++ky) {
+            const int32_t in_y = in_y_origin + params->dilation_height * ky;
+            int32_t kx;
+            for (kx = kx_start; kx < kx_end; ++kx) {
+                const int32_t in_x = in_x_origin + params->dilation_width * kx;
+                acc += filter[(ky * params->kernel_width + kx) * channels + oc] *
+                       (input[(in_y * params->input_width + in_x) * params->input_channels + ic] + params->input_offset);
+            }
+        }
+        output[(out_y * params->output_width + out_x) * channels + oc] =
+            si4_dsp_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                  params->output_offset, params->activation_min, params->activation_max);
+    }
+}
+
+/* Channels first_channel .. end_channel - 1 of every position of rows
+ * first_row .. end_row - 1, scalar. */
+static SI4_DSP_DW_COLD void si4_dsp_dw_scalar_rows(const si4_depthwise_conv2d_params *params,
+                                                   const int8_t *input,
+                                                   const int8_t *filter,
+                                                   const int32_t *bias,
+                                                   const int32_t *output_multiplier,
+                                                   const int32_t *output_shift,
+                                                   int32_t first_row,
+                                                   int32_t end_row,
+                                                   int32_t first_channel,
+                                                   int32_t end_channel,
+                                                   int8_t *output)
 {
     int32_t out_y;
-    int32_t word = 0;
     for (out_y = first_row; out_y < end_row; ++out_y) {
         int32_t out_x;
         for (out_x = 0; out_x < params->output_width; ++out_x) {
-            const int32_t output_offset = (out_y * params->output_width + out_x) * params->output_channels;
-            /* Runs are listed in raster order: skip the positions they cover. */
-            if (!all && word < words && runs[word + 1] == output_offset) {
-                out_x += runs[word + 2] - 1;
-                word += SI4_DSP_DW_RUN_WORDS;
-                continue;
-            }
-            si4_dsp_dw_position(params, group, input, out_y, out_x, out, output);
+            si4_dsp_dw_scalar_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x,
+                                       first_channel, end_channel, output);
         }
     }
 }
 
 /* Channels first_channel .. first_channel + 3 of output rows first_row ..
- * end_row - 1, whose runs (when the layer has them) are listed. */
+ * end_row - 1, whose runs are listed in `runs`. */
 static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
                                                        const int8_t *filter,
@@ -676,79 +446,46 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        uint32_t (*tables)[18],
                                                        int8_t *output)
 {
-    si4_dsp_dw_group group;
     si4_dsp_dw_run_job job;
-    int32_t fits = runs != 0;
+    int32_t fits = 1;
     int32_t listed = 0;
     int32_t word;
+    int32_t out_y;
     int32_t c;
     for (c = 0; c < 4 && fits; ++c) {
         fits = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
     }
-    input += first_channel;
-    output += first_channel;
-    if (fits) {
-        si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
-        job.next = runs;
-        job.end = runs + words;
-        job.input = input;
-        job.output_base = output;
-        si4_dsp_dw_3x3_runs(&job, &job);
-        /* Positions no run covers (windows that cannot move inside) are the C path's. */
-        for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
-            listed += runs[word + 2];
-        }
-        if (listed == (end_row - first_row) * params->output_width) {
-            return;
-        }
+    if (!fits) {
+        si4_dsp_dw_scalar_rows(params, input, filter, bias, output_multiplier, output_shift, first_row, end_row,
+                               first_channel, first_channel + 4, output);
+        return;
     }
-    si4_dsp_dw_group_init(params, filter, bias, output_multiplier, output_shift, first_channel, &group);
-    si4_dsp_dw_c_positions(params, &group, input, runs, words, first_row, end_row, !fits, out, output);
-}
-
-/* The channels from first_channel on (fewer than four), portable loop. */
-static SI4_DSP_OWN_FRAME void si4_dsp_dw_tail_channels(const si4_depthwise_conv2d_params *params,
-                                                       const int8_t *input,
-                                                       const int8_t *filter,
-                                                       const int32_t *bias,
-                                                       const int32_t *output_multiplier,
-                                                       const int32_t *output_shift,
-                                                       int32_t first_channel,
-                                                       int8_t *output)
-{
-    const int32_t channels = params->output_channels;
-    int32_t out_y;
-    for (out_y = 0; out_y < params->output_height; ++out_y) {
-        const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        int32_t ky_start;
-        int32_t ky_end;
+    si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
+    job.next = runs;
+    job.end = runs + words;
+    job.input = input + first_channel;
+    job.output_base = output + first_channel;
+    si4_dsp_dw_3x3_runs(&job, &job);
+    for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
+        listed += runs[word + 2];
+    }
+    if (listed == (end_row - first_row) * params->output_width) {
+        return;
+    }
+    /* The positions no run covers (windows that cannot move inside): the runs
+     * are listed in raster order, so walk them alongside. */
+    word = 0;
+    for (out_y = first_row; out_y < end_row; ++out_y) {
         int32_t out_x;
-        si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                               &ky_start, &ky_end);
         for (out_x = 0; out_x < params->output_width; ++out_x) {
-            const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-            int32_t kx_start;
-            int32_t kx_end;
-            int32_t oc;
-            si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
-                                   &kx_start, &kx_end);
-            for (oc = first_channel; oc < channels; ++oc) {
-                const int32_t quant_index = params->per_channel ? oc : 0;
-                int32_t acc = bias != 0 ? bias[oc] : 0;
-                int32_t ky;
-                for (ky = ky_start; ky < ky_end; ++ky) {
-                    const int32_t in_y = in_y_origin + params->dilation_height * ky;
-                    int32_t kx;
-                    for (kx = kx_start; kx < kx_end; ++kx) {
-                        const int32_t in_x = in_x_origin + params->dilation_width * kx;
-                        acc += filter[(ky * params->kernel_width + kx) * channels + oc] *
-                               (input[(in_y * params->input_width + in_x) * channels + oc] + params->input_offset);
-                    }
-                }
-                output[(out_y * params->output_width + out_x) * channels + oc] =
-                    si4_dsp_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
-                                          params->output_offset, params->activation_min, params->activation_max);
+            const int32_t output_offset = (out_y * params->output_width + out_x) * params->output_channels;
+            if (word < words && runs[word + 1] == output_offset) {
+                out_x += runs[word + 2] - 1;
+                word += SI4_DSP_DW_RUN_WORDS;
+                continue;
             }
+            si4_dsp_dw_scalar_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x,
+                                       first_channel, first_channel + 4, output);
         }
     }
 }
@@ -767,31 +504,32 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
     /* The packed clamp needs int8 bounds (TFLM's int8 activation ranges always are). */
-    if (params->depth_multiplier != 1 || params->kernel_height * params->kernel_width > SI4_DSP_DW_MAX_TAPS ||
-        out.low < -128 || out.high > 127) {
-        si4_depthwise_conv2d_s8_portable(params, input, filter, bias, output_multiplier, output_shift, output);
+    if (params->depth_multiplier != 1 || !si4_dsp_dw_runs_apply(params) || out.low < -128 || out.high > 127 ||
+        channels < 4) {
+        si4_dsp_dw_scalar_rows(params, input, filter, bias, output_multiplier, output_shift, 0,
+                               params->output_height, 0, channels, output);
         return;
     }
-    if (channels >= 4) {
+    {
         /* The runs are listed once for a chunk of rows and serve every channel group. */
         uint32_t tables[SI4_DSP_DW_TABLES][18];
         int32_t runs[SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS];
-        const int32_t listing = si4_dsp_dw_runs_apply(params);
         int32_t first_row = 0;
         while (first_row < params->output_height) {
             int32_t words = 0;
-            const int32_t end_row = listing ? si4_dsp_dw_list_runs(params, first_row, tables, runs, &words)
-                                            : params->output_height;
+            const int32_t end_row = si4_dsp_dw_list_runs(params, first_row, tables, runs, &words);
+            memset(tables, 0, sizeof tables); /* the taps no group's moved tables write */
             for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
                 si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel,
-                                         &out, listing ? runs : 0, words, first_row, end_row, tables, output);
+                                         &out, runs, words, first_row, end_row, tables, output);
             }
             first_row = end_row;
         }
     }
     first_channel = channels & ~3;
     if (first_channel < channels) {
-        si4_dsp_dw_tail_channels(params, input, filter, bias, output_multiplier, output_shift, first_channel, output);
+        si4_dsp_dw_scalar_rows(params, input, filter, bias, output_multiplier, output_shift, 0,
+                               params->output_height, first_channel, channels, output);
     }
 }
 

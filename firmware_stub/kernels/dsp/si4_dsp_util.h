@@ -277,6 +277,10 @@ static void __attribute__((naked, unused)) si4_dsp_widen_run(const int8_t *sourc
 }
 #pragma GCC diagnostic pop
 
+/* Windows of rows that are not whole words gathered into one run first, up
+ * to this many taps (64 bytes of stack). */
+#define SI4_DSP_GATHER_TAPS 64
+
 /* Stores value (an int16 lane) as tap `tap` of one column (the layout
  * above: word 8g + (tap & 1), half (tap >> 1) & 1); a byte-wise copy, so the
  * word block is never read through another type. */
@@ -318,9 +322,28 @@ static inline void si4_dsp_widen_column_rows(const si4_conv2d_params *params,
                 si4_dsp_widen_run(input + input_index, column + 8 * words * row, words, offset_pair);
                 input_index += window.input_row_step;
             }
+        } else if (taps <= SI4_DSP_GATHER_TAPS && -params->input_offset >= INT8_MIN && -params->input_offset <= INT8_MAX) {
+            /* Rows that are not whole words (a 3-channel first layer): the
+             * window's bytes copied into one run, padded to a whole word with
+             * -input_offset (which widens to 0), then widened a word at a time. */
+            uint32_t words[SI4_DSP_GATHER_TAPS / 4];
+            int8_t *gathered = (int8_t *)words;
+            int32_t tap = 0;
+            for (row = 0; row < row_end - row_begin; ++row) {
+                const int8_t *source = input + input_index;
+                int32_t k;
+                for (k = 0; k < run; ++k) {
+                    gathered[tap++] = source[k];
+                }
+                input_index += window.input_row_step;
+            }
+            for (; (tap & 3) != 0; ++tap) {
+                gathered[tap] = (int8_t)-params->input_offset;
+            }
+            si4_dsp_widen_run(gathered, column, tap >> 2, si4_dsp_offset_pair(params->input_offset));
         } else {
-            /* Rows that are not whole words (a 3-channel first layer): tap by
-             * tap, and the last group's unused lanes zeroed. */
+            /* Rows that are not whole words, larger windows: tap by tap, and
+             * the last group's unused lanes zeroed. */
             const int32_t last_group = (taps - 1) >> 2;
             int32_t tap = 0;
             column[8 * last_group] = 0;
@@ -576,6 +599,69 @@ static void __attribute__((naked, unused)) si4_dsp_requantize_rows(const int32_t
         "cmp     r0, r1                    \n\t"
         "bne     1b                        \n\t"
         "stm     lr, {r2, r3, r4, r5}      \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
+/* One output channel's requantization for the column kernels: its
+ * constants, the bytes between its outputs (one per position) and
+ * si4_dsp_output's fields, in the order si4_dsp_requantize_columns reads. */
+typedef struct {
+    int32_t bias;          /* 0 (0 without a bias) */
+    int32_t multiplier;    /* 4 */
+    int32_t shift;         /* 8 */
+    int32_t output_step;   /* 12: output channels */
+    int32_t output_offset; /* 16 */
+    int32_t low;           /* 20 */
+    int32_t high;          /* 24 */
+} si4_dsp_column_quant;
+
+/* output[p * output_step] = si4_dsp_output_s8(si4_dsp_scale_apply(acc[p] +
+ * bias, scale), out) for p < count (count >= 1), one channel: its constants
+ * derived once, then about 26 instructions a position; the high multiply as
+ * si4_dsp_requantize_rows does it. */
+static void __attribute__((naked, unused)) si4_dsp_requantize_columns(const int32_t *acc,
+                                                                       int32_t count,
+                                                                       const si4_dsp_column_quant *quant,
+                                                                       int8_t *output)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r2, {r4, r5, r6, r7}      \n\t" /* bias, multiplier, shift, output step */
+        "bic     r8, r6, r6, asr #31       \n\t" /* left shift: max(shift, 0) */
+        "rsb     r6, r6, #0                \n\t"
+        "bic     r6, r6, r6, asr #31       \n\t" /* right shift: max(-shift, 0) */
+        "movs    r9, #1                    \n\t"
+        "lsl     r9, r9, r6                \n\t"
+        "subs    r9, r9, #1                \n\t" /* remainder mask */
+        "lsr     r10, r9, #1               \n\t" /* half */
+        "1:                                \n\t"
+        "ldr     r11, [r0], #4             \n\t"
+        "add     r11, r11, r4              \n\t"
+        "lsl     r11, r11, r8              \n\t"
+        "mov     r12, #0x40000000          \n\t" /* (x * multiplier + 2^30) >> 31 */
+        "movs    lr, #0                    \n\t"
+        "smlal   r12, lr, r11, r5          \n\t"
+        "lsrs    r12, r12, #31             \n\t"
+        "qadd    lr, lr, lr                \n\t"
+        "orr     r12, r12, lr              \n\t"
+        "and     r11, r12, r9              \n\t" /* remainder */
+        "add     lr, r10, r12, lsr #31     \n\t" /* threshold: half, plus one below zero */
+        "asr     r12, r12, r6              \n\t"
+        "sub     lr, lr, r11               \n\t"
+        "add     r12, r12, lr, lsr #31     \n\t" /* +1 when remainder > threshold */
+        "ldr     r11, [r2, #16]            \n\t"
+        "add     r12, r12, r11             \n\t"
+        "ldrd    r11, lr, [r2, #20]        \n\t" /* low, high */
+        "cmp     r12, r11                  \n\t"
+        "it      lt                        \n\t"
+        "movlt   r12, r11                  \n\t"
+        "cmp     r12, lr                   \n\t"
+        "it      gt                        \n\t"
+        "movgt   r12, lr                   \n\t"
+        "strb    r12, [r3]                 \n\t"
+        "add     r3, r3, r7                \n\t"
+        "subs    r1, r1, #1                \n\t"
+        "bne     1b                        \n\t"
         "pop     {r4-r11, pc}              \n\t");
 }
 

@@ -1,5 +1,5 @@
 /*
- * si4_fully_connected_s8.c (DSP) - FULLY_CONNECTED, batch 1, for cores with
+ * si4_fully_connected_s8.c (DSP) - FULLY_CONNECTED, for cores with
  * the DSP extension. Same contract and results, bit for bit, as
  * kernels/src/si4_fully_connected_s8.c (TFLM's reference FullyConnected /
  * FullyConnectedPerChannel arithmetic).
@@ -11,7 +11,8 @@
  * rows are requantized by an assembly loop that derives each row's constants
  * on the way (si4_dsp_requantize_rows, about 35 instructions a row). A
  * non-zero filter offset (never produced by the TFLite converter: weights
- * are symmetric) takes a plain loop.
+ * are symmetric) takes a plain loop. The input's params->batches rows are
+ * done one after the other.
  */
 #include "si4_nn.h"
 
@@ -58,13 +59,13 @@ static void dot_2_rows(const int8_t *input,
 /* A zero bias for layers without one (read with step 0). */
 static const int32_t no_bias = 0;
 
-void si4_fully_connected_s8(const si4_fully_connected_params *params,
-                            const int8_t *input,
-                            const int8_t *filter,
-                            const int32_t *bias,
-                            const int32_t *output_multiplier,
-                            const int32_t *output_shift,
-                            int8_t *output)
+static void fully_connected_row(const si4_fully_connected_params *params,
+                                const int8_t *input,
+                                const int8_t *filter,
+                                const int32_t *bias,
+                                const int32_t *output_multiplier,
+                                const int32_t *output_shift,
+                                int8_t *output)
 {
     const int32_t input_size = params->input_size;
     const int32_t output_size = params->output_size;
@@ -122,6 +123,21 @@ void si4_fully_connected_s8(const si4_fully_connected_params *params,
             }
         }
         si4_dsp_requantize_rows(acc, o_1 != o ? 2 : 1, &quant);
+    }
+}
+
+void si4_fully_connected_s8(const si4_fully_connected_params *params,
+                            const int8_t *input,
+                            const int8_t *filter,
+                            const int32_t *bias,
+                            const int32_t *output_multiplier,
+                            const int32_t *output_shift,
+                            int8_t *output)
+{
+    int32_t batch;
+    for (batch = 0; batch < params->batches; ++batch) {
+        fully_connected_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
+                            output + batch * params->output_size);
     }
 }
 

@@ -63,7 +63,9 @@ typedef struct {
     int32_t activation_max;
 } si4_pool_params;
 
-/* FULLY_CONNECTED with batch 1. Filter layout [output_size][input_size]. */
+/* FULLY_CONNECTED. Filter layout [output_size][input_size]; the input is batches rows of
+ * input_size values (TFLite flattens every dimension but the last), the output batches rows
+ * of output_size. */
 typedef struct {
     int32_t input_size;
     int32_t output_size;
@@ -73,6 +75,7 @@ typedef struct {
     int32_t activation_min;
     int32_t activation_max;
     int32_t per_channel;    /* 1: multiplier/shift have output_size entries; 0: one entry */
+    int32_t batches;        /* rows of the input (at least 1) */
 } si4_fully_connected_params;
 
 /* SOFTMAX, int8 in, int8 out (output scale 1/256, zero point -128, as TFLM requires). */

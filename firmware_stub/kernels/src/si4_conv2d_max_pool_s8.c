@@ -20,8 +20,8 @@
 
 /* Output channels handled per pass over a pool window: each convolution
  * window is located once per block, and the running maxima live in a small
- * int32 array on the stack (64 bytes). */
-#define SI4_FUSED_CHANNEL_BLOCK 16
+ * int32 array on the stack (256 bytes). */
+#define SI4_FUSED_CHANNEL_BLOCK 64
 
 void si4_conv2d_max_pool_s8(const si4_conv2d_params *conv,
                             const si4_pool_params *pool,

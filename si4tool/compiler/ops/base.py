@@ -66,10 +66,11 @@ class CallBuffers:
     """The C expressions of a layer's buffers in model.c, as `render_call` receives them."""
 
     params: tuple[str, ...]  # "&conv2d_0_params", then "&conv2d_0_pool_params" for a fused pool
-    inputs: tuple[str, ...]  # "input" (the caller's) or "si4_model_arena + <offset>"
+    # "active_arena" (ModelNames.arena_base) is the static arena, or the caller's (invoke_with_arena).
+    inputs: tuple[str, ...]  # "input" (the caller's) or "active_arena + <offset>"
     constants: tuple[str, ...]  # the const arrays, in OpSpec.constants order
-    scratch: str | None  # "si4_model_arena + <offset>" when the layer has scratch bytes
-    output: str  # "output" (the caller's) or "si4_model_arena + <offset>"
+    scratch: str | None  # "active_arena + <offset>" when the layer has scratch bytes
+    output: str  # "output" (the caller's) or "active_arena + <offset>"
     size_macro: str  # "<PREFIX>_OUTPUT_SIZE": bytes of the output tensor
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8
 from si4tool.errors import UserError
 
 BROADCAST_DIMS = 6
@@ -110,8 +111,6 @@ class ConstantOperand:
 def binary_operands(ctx, operator) -> tuple[list, list, dict[str, np.ndarray]]:
     """(operands in kernel order: TensorInfo or ConstantOperand, the activations among them,
     Layer.constants: "input1"/"input2" -> int8 values of a constant operand)."""
-    from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT8
-
     output = ctx.output_activation(operator)
     full_rank = len(output.shape) + 1
     operands, activations, constants = [], [], {}
@@ -158,7 +157,7 @@ def binary_call(kernel: str):
     constant operand, its const array; the params structs first."""
 
     def render(layer, buffers) -> str:
-        from si4tool.compiler import ops
+        from si4tool.compiler import ops  # the registry imports this module: resolve at call time
 
         keys = [key for key, _ in ops.spec(layer.op).layer_constants(layer)]
         arrays = dict(zip(keys, buffers.constants))
@@ -177,3 +176,30 @@ def binary_reference_inputs(layer, inputs) -> list[np.ndarray]:
 
 
 BINARY_CONSTANTS = (("input1", "int8_t"), ("input2", "int8_t"))
+
+
+def broadcast_lowering(op: str, prepare):
+    """lower_<op> of SUB and MUL: two operands (activations or constants) broadcast to the output,
+    a fused activation, and `prepare(shape1, scale1, zp1, shape2, scale2, zp2, out_scale, out_zp,
+    activation) -> (params, BroadcastParams)`; the broadcast params travel as an extra struct."""
+
+    def lower(ctx, operator):
+        operands, activations, constants = binary_operands(ctx, operator)
+        output = ctx.output_activation(operator)
+        check_output_shape(ctx, operator, operands, output)
+        ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
+        a, b = operands
+        params, broadcast = ctx.quantized(
+            operator, prepare, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
+            output.zero_point, operator.options.get("activation", 0),
+        )  # fmt: skip
+        return ctx.layer(op, operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+
+    lower.__name__ = f"lower_{op}"
+    return lower
+
+
+def broadcast_reference(reference):
+    """OpSpec.reference of SUB and MUL from `reference(params, broadcast, input1, input2)`."""
+    return lambda layer, inputs: reference(layer.params, dict(layer.extra_params)["broadcast"],
+                                           *binary_reference_inputs(layer, inputs))

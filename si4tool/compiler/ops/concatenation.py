@@ -67,7 +67,9 @@ def lower_concatenation(ctx, operator):
     rank = len(output.shape) + 1
     axis = int(operator.options.get("axis", 0))
     if not -rank <= axis < rank or axis % rank == 0:
-        raise ctx.fail(operator, f"concatenates along axis {axis} of {rank}-D tensors; si4tool has batch 1, axes 1 to {rank - 1}")
+        raise ctx.fail(
+            operator, f"concatenates along axis {axis} of {rank}-D tensors; si4tool has batch 1, axes 1 to {rank - 1}"
+        )
     if any(len(s.shape) != len(output.shape) for s in sources):
         raise ctx.fail(operator, f"has inputs of shapes {[[1, *s.shape] for s in sources]} and ranks unlike its output's")
     parts = ctx.quantized(

@@ -1,4 +1,14 @@
-"""FULLY_CONNECTED, batch 1 (TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel)."""
+"""FULLY_CONNECTED (TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel).
+
+TFLite flattens every dimension of the input but the last into rows ("batches"): TFLM takes
+batches = the output's elements / its last dimension (the filter's rows) and reads the input as
+batches rows of the filter's columns. The model's batch dimension is 1; the rows come from the
+other leading dimensions: an input [1, N, K] with keep_num_dims gives an output [1, N, O], the
+converter's form of a Dense over a sequence (N rows); without keep_num_dims the output is
+[rows, O] (a tensor of one inference whose first dimension counts rows, read only by operators
+that take flat rows: LoweringContext.activation), and an input [1, H, W, C] that is one row
+(H*W*C = K) gives [1, O]. The C kernel loops over the rows.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +36,13 @@ class FullyConnectedParams:
     activation_min: int
     activation_max: int
     per_channel: int
+    batches: int  # rows of the input, each input_size values, each giving output_size outputs
 
 
 def lower_fully_connected(ctx, operator):
-    source = ctx.input_activation(operator)
-    output = ctx.output_activation(operator)
+    # Rows: [rows, inputs] in and [rows, outputs] out without keep_num_dims (ctx.activation).
+    source = ctx.input_activation(operator, rows_ok=True)
+    output = ctx.output_activation(operator, rows_ok=True)
     if operator.options.get("weights_format", 0) != 0:
         raise ctx.fail(operator, "uses shuffled weights; only the DEFAULT weights format is supported")
     filter_tensor = ctx.tensor(operator, 1)
@@ -38,12 +50,15 @@ def lower_fully_connected(ctx, operator):
     if weights.ndim != 2:
         raise ctx.fail(operator, f"has a filter of shape {list(weights.shape)}, expected [outputs, inputs]")
     output_size, input_size = weights.shape
-    # TFLM flattens the input to [batches, input_size]; the kernel handles batch 1.
-    if source.size_bytes != input_size or output.size_bytes != output_size:
+    # TFLM: batches = the output's elements / its last dimension; the input is batches rows of input_size.
+    output_depth = output.shape[-1] if output.shape else 1
+    batches = output.size_bytes // output_size if output_depth == output_size else 0
+    if batches < 1 or output.size_bytes != batches * output_size or source.size_bytes != batches * input_size:
         raise ctx.fail(
             operator,
-            f"maps {source.size_bytes} input values to {output.size_bytes} outputs with a {output_size}x{input_size} "
-            "filter; only one row (batch 1) is supported",
+            f"maps an input of shape {[1, *source.shape]} to an output of shape {[1, *output.shape]} with a "
+            f"{output_size}x{input_size} filter; TFLite needs the input as rows of {input_size} values and the "
+            f"output as as many rows of {output_size}",
         )
     scales = ctx.filter_scales(operator, filter_tensor, output_size, axis=0)
     if len(scales) > 1:
@@ -58,25 +73,26 @@ def lower_fully_connected(ctx, operator):
         input_size=input_size, output_size=output_size,
         input_offset=-source.zero_point, filter_offset=0, output_offset=output.zero_point,
         activation_min=activation_min, activation_max=activation_max, per_channel=int(len(scales) > 1),
+        batches=batches,
     )  # fmt: skip
     arrays = constants(weights, ctx.bias(operator, output_size), multipliers, shifts)
     return ctx.layer("fully_connected", operator, [source], output, params, arrays)
 
 
 def reference_fully_connected(p: FullyConnectedParams, input, filter, bias, output_multiplier, output_shift) -> np.ndarray:
-    """TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel, batch 1."""
-    x = np.asarray(input, dtype=np.int64).reshape(p.input_size) + p.input_offset
+    """TFLM reference_integer_ops::FullyConnected / FullyConnectedPerChannel, p.batches rows, flat output."""
+    x = np.asarray(input, dtype=np.int64).reshape(p.batches, p.input_size) + p.input_offset
     w = np.asarray(filter, dtype=np.int64).reshape(p.output_size, p.input_size) + p.filter_offset
-    acc = w @ x
+    acc = x @ w.T  # [batches, output_size]
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64).reshape(-1)[: p.output_size]
     multiplier, shift = fixed_point.channel_quantization(output_multiplier, output_shift, p.output_size, p.per_channel)
-    return fixed_point.requantize(acc, multiplier, shift, p.output_offset, p.activation_min, p.activation_max)
+    return fixed_point.requantize(acc, multiplier, shift, p.output_offset, p.activation_min, p.activation_max).reshape(-1)
 
 
 SPEC = OpSpec(
     op="fully_connected",
-    summary="dense layer, batch 1, filter [outputs][inputs]",
+    summary="dense layer over the input's rows, filter [outputs][inputs]",
     builtins=("FULLY_CONNECTED",),
     params_type=FullyConnectedParams,
     kernel="si4_fully_connected_s8",
@@ -86,11 +102,12 @@ SPEC = OpSpec(
     ),
     constants=CONSTANTS,
     options=(FULLY_CONNECTED_OPTIONS,),
-    macs=lambda layer: layer.params.input_size * layer.params.output_size,
+    macs=lambda layer: layer.params.batches * layer.params.input_size * layer.params.output_size,
     keras_layers=("Dense",),
     constraints=Constraints(
         dtypes="int8 activations, int8 symmetric weights (per-channel or per-tensor), int32 bias",
         activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
-        notes="input flattened to one row; DEFAULT weights format",
+        notes="any input rank: all but the last dimension are rows (keep_num_dims keeps them in the output shape); "
+        "DEFAULT weights format",
     ),
 )

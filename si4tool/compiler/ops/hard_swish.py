@@ -17,12 +17,16 @@ import numpy as np
 from si4tool.compiler.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table
 from si4tool.compiler.quant_math import quantize_multiplier
 from si4tool.errors import UserError
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.unary import TABLE_CONSTANTS, prepared, table_call, unary_tensors
 
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 
 
 @dataclass(frozen=True)
 class HardSwishParams:
+    C_STRUCT = "si4_table_params"  # not annotated: a class attribute, not a field
+
     size: int
 
 
@@ -121,3 +125,24 @@ def prepare_hard_swish(size: int, input_scale: float, input_zero_point: int, out
 
 def reference_hard_swish(params: HardSwishParams, table: np.ndarray, input) -> np.ndarray:
     return apply_int8_table(table, np.asarray(input).reshape(-1)[: params.size]).reshape(np.shape(input))
+
+
+def lower_hard_swish(ctx, operator):
+    source, output = unary_tensors(ctx, operator)
+    params, table = prepared(ctx, operator, prepare_hard_swish, source.size_bytes, source.scale, source.zero_point, output.scale, output.zero_point)
+    return ctx.layer("hard_swish", operator, [source], output, params, {"table": table})
+
+
+SPEC = OpSpec(
+    op="hard_swish",
+    summary="x * relu6(x + 3) / 6, by a 256-byte table",
+    builtins=("HARD_SWISH",),
+    params_type=HardSwishParams,
+    kernel="si4_hard_swish_s8",
+    lower=lower_hard_swish,
+    reference=lambda layer, inputs: reference_hard_swish(layer.params, layer.constants["table"], inputs[0]),
+    constants=TABLE_CONSTANTS,
+    constraints=Constraints(dtypes="int8", notes="TFLM's int16 fixed-point arithmetic, tabulated; table of 256 bytes in flash; may run in place"),
+    in_place=True,
+    render_call=table_call,
+)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.option_tables import LEAKY_RELU_OPTIONS
+from si4tool.compiler.ops.unary import prepared, unary_tensors
 from si4tool.compiler.quant_math import checked_multiplier
 
 
@@ -45,3 +48,25 @@ def reference_leaky_relu(params: LeakyReluParams, input) -> np.ndarray:
     sign = -1 if params.alpha_multiplier < 0 else 1
     alpha = sign * mbqm(d, abs(params.alpha_multiplier), params.alpha_shift)
     return clamp_int8(wrap_int32(params.output_zero_point + np.where(d >= 0, identity, alpha)))
+
+
+def lower_leaky_relu(ctx, operator):
+    source, output = unary_tensors(ctx, operator)
+    alpha = float(operator.options.get("alpha", 0.0))
+    params = prepared(ctx, operator, prepare_leaky_relu, source.size_bytes, alpha, source.scale, source.zero_point,
+                      output.scale, output.zero_point)  # fmt: skip
+    return ctx.layer("leaky_relu", operator, [source], output, params)
+
+
+SPEC = OpSpec(
+    op="leaky_relu",
+    summary="x for x >= 0, alpha * x below, requantized",
+    builtins=("LEAKY_RELU",),
+    params_type=LeakyReluParams,
+    kernel="si4_leaky_relu_s8",
+    lower=lower_leaky_relu,
+    reference=lambda layer, inputs: reference_leaky_relu(layer.params, inputs[0]),
+    options=(LEAKY_RELU_OPTIONS,),
+    constraints=Constraints(dtypes="int8", notes="any alpha, negative included; may run in place"),
+    in_place=True,
+)

@@ -22,12 +22,16 @@ from si4tool.compiler.ops.softmax import exp_on_negative_values, one_over_one_pl
 from si4tool.compiler.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
 from si4tool.compiler.quant_math import round_half_away_from_zero
 from si4tool.errors import UserError
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.unary import TABLE_CONSTANTS, prepared, table_call, unary_tensors
 
 INPUT_INTEGER_BITS = 4
 
 
 @dataclass(frozen=True)
 class LogisticParams:
+    C_STRUCT = "si4_table_params"  # not annotated: a class attribute, not a field
+
     size: int
 
 
@@ -86,3 +90,24 @@ def prepare_logistic(size: int, input_scale: float, input_zero_point: int, outpu
 
 def reference_logistic(params: LogisticParams, table: np.ndarray, input) -> np.ndarray:
     return apply_int8_table(table, np.asarray(input).reshape(-1)[: params.size]).reshape(np.shape(input))
+
+
+def lower_logistic(ctx, operator):
+    source, output = unary_tensors(ctx, operator)
+    params, table = prepared(ctx, operator, prepare_logistic, source.size_bytes, source.scale, source.zero_point, output.scale, output.zero_point)
+    return ctx.layer("logistic", operator, [source], output, params, {"table": table})
+
+
+SPEC = OpSpec(
+    op="logistic",
+    summary="1 / (1 + exp(-x)), by a 256-byte table",
+    builtins=("LOGISTIC",),
+    params_type=LogisticParams,
+    kernel="si4_logistic_s8",
+    lower=lower_logistic,
+    reference=lambda layer, inputs: reference_logistic(layer.params, layer.constants["table"], inputs[0]),
+    constants=TABLE_CONSTANTS,
+    constraints=Constraints(dtypes="int8", notes="output zero point -128 (scale 1/256), as TFLM requires; table of 256 bytes in flash; may run in place"),
+    in_place=True,
+    render_call=table_call,
+)

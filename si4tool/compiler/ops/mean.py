@@ -81,7 +81,8 @@ SPATIAL_AXES = [1, 2]
 def lower_mean(ctx, operator):
     source = ctx.input_activation(operator, 0)
     output = ctx.output_activation(operator)
-    axes = [int(a) for a in ctx.constant(operator, ctx.tensor(operator, 1), TENSOR_TYPE_INT32, np.int32, "axis tensor").reshape(-1)]
+    axis_tensor = ctx.tensor(operator, 1)
+    axes = [int(a) for a in ctx.constant(operator, axis_tensor, TENSOR_TYPE_INT32, np.int32, "axis tensor").reshape(-1)]
     full_shape = (1, *source.shape)
     rank = len(full_shape)
     resolved = sorted({a % rank for a in axes if -rank <= a < rank})

@@ -55,17 +55,7 @@ def mul_macs(broadcast: BroadcastParams) -> int:
     return int(np.prod(broadcast.output_shape))
 
 
-def lower_mul(ctx, operator):
-    operands, activations, constants = binary.binary_operands(ctx, operator)
-    output = ctx.output_activation(operator)
-    binary.check_output_shape(ctx, operator, operands, output)
-    ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
-    a, b = operands
-    params, broadcast = ctx.quantized(
-        operator, prepare_mul, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
-        output.zero_point, operator.options.get("activation", 0),
-    )  # fmt: skip
-    return ctx.layer("mul", operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+lower_mul = binary.broadcast_lowering("mul", prepare_mul)
 
 
 SPEC = OpSpec(
@@ -75,9 +65,7 @@ SPEC = OpSpec(
     params_type=MulParams,
     kernel="si4_mul_s8",
     lower=lower_mul,
-    reference=lambda layer, inputs: reference_mul(
-        layer.params, dict(layer.extra_params)["broadcast"], *binary.binary_reference_inputs(layer, inputs)
-    ),
+    reference=binary.broadcast_reference(reference_mul),
     constants=binary.BINARY_CONSTANTS,
     optional_constants=("input1", "input2"),
     options=(MUL_OPTIONS,),

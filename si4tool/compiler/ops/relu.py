@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.unary import prepared, unary_tensors
 from si4tool.compiler.quant_math import checked_multiplier
 
 
@@ -41,3 +43,23 @@ def reference_relu(params: ReluParams, input) -> np.ndarray:
     value = wrap_int32(params.output_zero_point + mbqm(x - params.input_zero_point, params.output_multiplier,
                                                        params.output_shift))
     return clamp_int8(np.clip(value, params.activation_min, params.activation_max))
+
+
+def lower_relu(ctx, operator):
+    source, output = unary_tensors(ctx, operator)
+    params = prepared(ctx, operator, prepare_relu, source.size_bytes, source.scale, source.zero_point, output.scale,
+                      output.zero_point)  # fmt: skip
+    return ctx.layer("relu", operator, [source], output, params)
+
+
+SPEC = OpSpec(
+    op="relu",
+    summary="max(x, 0), requantized to the output's scale",
+    builtins=("RELU",),
+    params_type=ReluParams,
+    kernel="si4_relu_s8",
+    lower=lower_relu,
+    reference=lambda layer, inputs: reference_relu(layer.params, inputs[0]),
+    constraints=Constraints(dtypes="int8", notes="a standalone RELU (one the converter did not fuse); may run in place"),
+    in_place=True,
+)

@@ -19,8 +19,8 @@ SQUEEZE_OPTIONS = OptionLayout(30, "SqueezeOptions", (("squeeze_dims", 0, "[i", 
 
 
 def lower_reshape(ctx, operator):
-    source = ctx.input_activation(operator)
-    output = ctx.output_activation(operator)
+    source = ctx.input_activation(operator, rows_ok=True)  # bytes in, the same bytes out
+    output = ctx.output_activation(operator, rows_ok=True)
     if source.size_bytes != output.size_bytes:
         raise ctx.fail(operator, f"reshapes {source.size_bytes} values into {output.size_bytes}")
     if (source.scale, source.zero_point) != (output.scale, output.zero_point):

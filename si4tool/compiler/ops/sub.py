@@ -78,17 +78,7 @@ def reference_sub(params: SubParams, broadcast: BroadcastParams, input1, input2)
     return clamp_int8(np.clip(value, params.activation_min, params.activation_max)).reshape(-1)
 
 
-def lower_sub(ctx, operator):
-    operands, activations, constants = binary.binary_operands(ctx, operator)
-    output = ctx.output_activation(operator)
-    binary.check_output_shape(ctx, operator, operands, output)
-    ctx.clamp(operator, output)  # refuses activations other than NONE, RELU, RELU6, RELU_N1_TO_1
-    a, b = operands
-    params, broadcast = ctx.quantized(
-        operator, prepare_sub, a.shape, a.scale, a.zero_point, b.shape, b.scale, b.zero_point, output.scale,
-        output.zero_point, operator.options.get("activation", 0),
-    )  # fmt: skip
-    return ctx.layer("sub", operator, activations, output, params, constants, extra_params=(("broadcast", broadcast),))
+lower_sub = binary.broadcast_lowering("sub", prepare_sub)
 
 
 SPEC = OpSpec(
@@ -98,9 +88,7 @@ SPEC = OpSpec(
     params_type=SubParams,
     kernel="si4_sub_s8",
     lower=lower_sub,
-    reference=lambda layer, inputs: reference_sub(
-        layer.params, dict(layer.extra_params)["broadcast"], *binary.binary_reference_inputs(layer, inputs)
-    ),
+    reference=binary.broadcast_reference(reference_sub),
     constants=binary.BINARY_CONSTANTS,
     optional_constants=("input1", "input2"),
     options=(SUB_OPTIONS,),

@@ -19,10 +19,14 @@ from si4tool.compiler import fixed_point
 from si4tool.compiler.ops.softmax import exp_on_negative_values, one_over_one_plus_x_for_x_in_0_1
 from si4tool.compiler.fixed_point import INT8_VALUES, apply_int8_table, as_int8_table, mbqm
 from si4tool.compiler.ops.logistic import q4_input_scaling
+from si4tool.compiler.ops.base import Constraints, OpSpec
+from si4tool.compiler.ops.unary import TABLE_CONSTANTS, prepared, table_call, unary_tensors
 
 
 @dataclass(frozen=True)
 class TanhParams:
+    C_STRUCT = "si4_table_params"  # not annotated: a class attribute, not a field
+
     size: int
 
 
@@ -67,3 +71,24 @@ def prepare_tanh(size: int, input_scale: float, input_zero_point: int) -> tuple[
 
 def reference_tanh(params: TanhParams, table: np.ndarray, input) -> np.ndarray:
     return apply_int8_table(table, np.asarray(input).reshape(-1)[: params.size]).reshape(np.shape(input))
+
+
+def lower_tanh(ctx, operator):
+    source, output = unary_tensors(ctx, operator)
+    params, table = prepared(ctx, operator, prepare_tanh, source.size_bytes, source.scale, source.zero_point)
+    return ctx.layer("tanh", operator, [source], output, params, {"table": table})
+
+
+SPEC = OpSpec(
+    op="tanh",
+    summary="tanh(x), by a 256-byte table",
+    builtins=("TANH",),
+    params_type=TanhParams,
+    kernel="si4_tanh_s8",
+    lower=lower_tanh,
+    reference=lambda layer, inputs: reference_tanh(layer.params, layer.constants["table"], inputs[0]),
+    constants=TABLE_CONSTANTS,
+    constraints=Constraints(dtypes="int8", notes="output on scale 1/128, zero point 0, as TFLM computes it; table of 256 bytes in flash; may run in place"),
+    in_place=True,
+    render_call=table_call,
+)

@@ -1,6 +1,7 @@
 /*
- * depthwise_test.c - the DSP depthwise kernel against the portable one, byte
- * for byte, under QEMU (tests/test_dsp_depthwise.py builds and runs it).
+ * depthwise_test.c - the DSP depthwise kernel (and the DSP average pool and add)
+ * against the portable ones, byte for byte, under QEMU
+ * (tests/test_dsp_depthwise.py builds and runs it).
  *
  * Linked with both variants: the portable file is compiled with its function
  * renamed si4_ref_depthwise_conv2d_s8, the DSP file keeps the name. Seeded
@@ -14,6 +15,10 @@
  *   mismatch depthwise case <i> byte <j> portable <a> dsp <b> (<shape>)
  *   depthwise-bench <shape> macs <n> portable <i> dsp <j> instructions
  *   depthwise-test cases <n> mismatches <m> fast <k>
+ *   avg-pool-bench <shape> portable <i> dsp <j> instructions
+ *   avg-pool-test cases <n> mismatches <m>
+ *   add-bench <shape> portable <i> dsp <j> instructions
+ *   add-test cases <n> mismatches <m>
  *   result PASS|FAIL
  */
 #include <stdint.h>
@@ -23,6 +28,8 @@
 #include "kernels/include/si4_nn.h"
 #include "platform.h"
 
+void si4_ref_add_s8(const si4_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
+void si4_ref_avg_pool_s8(const si4_pool_params *params, const int8_t *input, int8_t *output);
 void si4_ref_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, const int32_t *output_multiplier,
                                  const int32_t *output_shift, int8_t *output);
@@ -267,6 +274,198 @@ static int32_t bench_shape(const char *name, int32_t height, int32_t width, int3
     return memcmp(output_portable, output_dsp, (size_t)bytes) != 0;
 }
 
+/* AVERAGE_POOL_2D, DSP twin against portable: random windows (up to 17x17,
+ * beyond the 256 positions a 16-bit lane sum holds), strides, padding,
+ * channel counts, clamps; and the MLPerf Tiny global pools' instructions. */
+static int32_t run_avg_pool_case(int32_t case_index)
+{
+    static const int32_t channel_choices[] = {1, 3, 4, 5, 8, 64, 7, 16, 12, 2};
+    si4_pool_params p;
+    int32_t bytes;
+    int32_t i;
+    memset(&p, 0, sizeof p);
+    p.channels = channel_choices[random_between(0, 9)];
+    p.filter_height = random_between(1, case_index % 8 == 0 ? 17 : 4);
+    p.filter_width = random_between(1, case_index % 8 == 0 ? 17 : 4);
+    p.stride_height = random_between(1, 3);
+    p.stride_width = random_between(1, 3);
+    p.input_height = random_between(p.filter_height, p.filter_height + 8);
+    p.input_width = random_between(p.filter_width, p.filter_width + 8);
+    p.pad_top = random_between(0, (p.filter_height - 1) / 2);
+    p.pad_left = random_between(0, (p.filter_width - 1) / 2);
+    p.output_height = (p.input_height + p.pad_top - p.filter_height) / p.stride_height + 1;
+    p.output_width = (p.input_width + p.pad_left - p.filter_width) / p.stride_width + 1;
+    random_activation(&p.activation_min, &p.activation_max, random_between(-128, 127));
+    if (p.input_height * p.input_width * p.channels > BUFFER_BYTES ||
+        p.output_height * p.output_width * p.channels > BUFFER_BYTES) {
+        return -1;
+    }
+    fill_s8(input, p.input_height * p.input_width * p.channels);
+    if (random_between(0, 5) == 0) { /* all -128 or all 127: the lane sums' ends */
+        const int8_t value = (int8_t)(random_between(0, 1) ? -128 : 127);
+        memset(input, value, (size_t)(p.input_height * p.input_width * p.channels));
+    }
+    bytes = p.output_height * p.output_width * p.channels;
+    memset(output_portable, 0x55, (size_t)bytes + 4u);
+    memset(output_dsp, 0x55, (size_t)bytes + 4u);
+    si4_ref_avg_pool_s8(&p, input, output_portable);
+    si4_avg_pool_s8(&p, input, output_dsp);
+    for (i = 0; i < bytes + 4; ++i) {
+        if (output_portable[i] != output_dsp[i]) {
+            printf("mismatch avg_pool case %ld byte %ld portable %d dsp %d (in %ldx%ldx%ld window %ldx%ld)\n",
+                   (long)case_index, (long)i, output_portable[i], output_dsp[i], (long)p.input_height,
+                   (long)p.input_width, (long)p.channels, (long)p.filter_height, (long)p.filter_width);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int32_t bench_avg_pool(const char *name, int32_t height, int32_t width, int32_t channels)
+{
+    si4_pool_params p;
+    uint64_t start;
+    uint64_t portable;
+    uint64_t dsp;
+    memset(&p, 0, sizeof p);
+    p.input_height = height;
+    p.input_width = width;
+    p.channels = channels;
+    p.output_height = 1;
+    p.output_width = 1;
+    p.filter_height = height;
+    p.filter_width = width;
+    p.stride_height = 1;
+    p.stride_width = 1;
+    p.activation_min = -128;
+    p.activation_max = 127;
+    fill_s8(input, height * width * channels);
+    start = platform_counter_read();
+    si4_ref_avg_pool_s8(&p, input, output_portable);
+    portable = platform_counter_read() - start;
+    start = platform_counter_read();
+    si4_avg_pool_s8(&p, input, output_dsp);
+    dsp = platform_counter_read() - start;
+    printf("avg-pool-bench %s portable %lu dsp %lu %s\n", name, (unsigned long)portable, (unsigned long)dsp,
+           platform_counter_unit());
+    return memcmp(output_portable, output_dsp, (size_t)channels) != 0;
+}
+
+/* ADD, DSP twin against portable: random 4-D shapes, input 2 broadcast
+ * along some axes now and then, zero points, multipliers (0 and INT32_MIN
+ * too) and shifts (a left shift of an input now and then: the slow path),
+ * in place over input 1. */
+static int32_t random_multiplier(void)
+{
+    switch (random_between(0, 11)) {
+    case 0:
+        return 0;
+    case 1:
+        return INT32_MIN;
+    default:
+        return (int32_t)(0x40000000u + (random_u32() & 0x3FFFFFFFu));
+    }
+}
+
+static int32_t run_add_case(int32_t case_index)
+{
+    si4_add_params p;
+    static int8_t second[BUFFER_BYTES];
+    int32_t bytes;
+    int32_t in_place;
+    int32_t i;
+    memset(&p, 0, sizeof p);
+    p.dim_0 = random_between(1, 2);
+    p.dim_1 = random_between(1, 6);
+    p.dim_2 = random_between(1, 6);
+    p.dim_3 = random_between(1, 20);
+    bytes = p.dim_0 * p.dim_1 * p.dim_2 * p.dim_3;
+    p.input1_stride_3 = 1;
+    p.input1_stride_2 = p.dim_3;
+    p.input1_stride_1 = p.dim_3 * p.dim_2;
+    p.input1_stride_0 = p.dim_3 * p.dim_2 * p.dim_1;
+    p.input2_stride_3 = random_between(0, 3) == 0 ? 0 : 1;
+    p.input2_stride_2 = random_between(0, 3) == 0 ? 0 : p.dim_3;
+    p.input2_stride_1 = random_between(0, 3) == 0 ? 0 : p.dim_3 * p.dim_2;
+    p.input2_stride_0 = random_between(0, 3) == 0 ? 0 : p.dim_3 * p.dim_2 * p.dim_1;
+    p.input1_offset = random_between(-127, 128);
+    p.input2_offset = random_between(-127, 128);
+    /* TFLM's headroom is 20 bits, which hides the inputs' rounding behind the
+     * output's; small headrooms and shifts make every rounding step show. */
+    p.left_shift = random_between(0, 2) == 0 ? 20 : random_between(0, 3);
+    p.input1_multiplier = random_multiplier();
+    p.input2_multiplier = random_multiplier();
+    p.input1_shift = random_between(0, 9) == 0 ? random_between(0, 2) : -random_between(0, random_between(0, 1) ? 3 : 31);
+    p.input2_shift = random_between(0, 9) == 0 ? random_between(0, 2) : -random_between(0, random_between(0, 1) ? 3 : 31);
+    p.output_multiplier = random_multiplier();
+    p.output_shift = random_between(0, 5) == 0 ? random_between(0, 3) : -random_between(0, p.left_shift + 3);
+    p.output_offset = random_between(-128, 127);
+    random_activation(&p.activation_min, &p.activation_max, p.output_offset);
+    fill_s8(input, bytes);
+    fill_s8(second, bytes);
+    in_place = case_index % 5 == 0;
+    memset(output_portable, 0x55, (size_t)bytes + 4u);
+    memset(output_dsp, 0x55, (size_t)bytes + 4u);
+    si4_ref_add_s8(&p, input, second, output_portable);
+    if (in_place) {
+        memcpy(output_dsp, input, (size_t)bytes);
+        si4_add_s8(&p, output_dsp, second, output_dsp);
+    } else {
+        si4_add_s8(&p, input, second, output_dsp);
+    }
+    for (i = 0; i < bytes + 4; ++i) {
+        if (output_portable[i] != output_dsp[i]) {
+            printf("mismatch add case %ld byte %ld portable %d dsp %d (shifts %ld %ld %ld left %ld)\n", (long)case_index,
+                   (long)i, output_portable[i], output_dsp[i], (long)p.input1_shift, (long)p.input2_shift,
+                   (long)p.output_shift, (long)p.left_shift);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int32_t bench_add(void)
+{
+    /* resnet8's first residual add: 32x32x16, no broadcast. */
+    si4_add_params p;
+    static int8_t second[16384];
+    uint64_t start;
+    uint64_t portable;
+    uint64_t dsp;
+    memset(&p, 0, sizeof p);
+    p.dim_0 = 1;
+    p.dim_1 = 32;
+    p.dim_2 = 32;
+    p.dim_3 = 16;
+    p.input1_stride_3 = p.input2_stride_3 = 1;
+    p.input1_stride_2 = p.input2_stride_2 = 16;
+    p.input1_stride_1 = p.input2_stride_1 = 512;
+    p.input1_stride_0 = p.input2_stride_0 = 16384;
+    p.input1_offset = 128;
+    p.input2_offset = 3;
+    p.left_shift = 20;
+    p.input1_multiplier = 1518500250;
+    p.input1_shift = -1;
+    p.input2_multiplier = 1073741824;
+    p.input2_shift = 0;
+    p.output_multiplier = 1431655765;
+    p.output_shift = -19;
+    p.output_offset = -128;
+    p.activation_min = -128;
+    p.activation_max = 127;
+    fill_s8(input, 16384);
+    fill_s8(second, 16384);
+    start = platform_counter_read();
+    si4_ref_add_s8(&p, input, second, output_portable);
+    portable = platform_counter_read() - start;
+    start = platform_counter_read();
+    si4_add_s8(&p, input, second, output_dsp);
+    dsp = platform_counter_read() - start;
+    printf("add-bench resnet8_32x32x16 portable %lu dsp %lu %s\n", (unsigned long)portable, (unsigned long)dsp,
+           platform_counter_unit());
+    return memcmp(output_portable, output_dsp, 16384) != 0;
+}
+
 int main(void)
 {
     int32_t mismatches = 0;
@@ -287,6 +486,32 @@ int main(void)
     mismatches += bench_shape("vww_48x48x16_s2", 48, 48, 16, 2);
     mismatches += bench_shape("vww_6x6x128_s1", 6, 6, 128, 1);
     printf("depthwise-test cases %ld mismatches %ld fast %ld\n", (long)done, (long)mismatches, (long)fast);
+    {
+        int32_t pool_mismatches = 0;
+        int32_t pool_done = 0;
+        attempt = 0;
+        while (pool_done < DEPTHWISE_TEST_CASES / 2 && attempt < 20 * DEPTHWISE_TEST_CASES) {
+            const int32_t outcome = run_avg_pool_case(attempt++);
+            if (outcome >= 0) {
+                ++pool_done;
+                pool_mismatches += outcome;
+            }
+        }
+        pool_mismatches += bench_avg_pool("kws_25x5x64", 25, 5, 64);
+        pool_mismatches += bench_avg_pool("vww_3x3x256", 3, 3, 256);
+        printf("avg-pool-test cases %ld mismatches %ld\n", (long)pool_done, (long)pool_mismatches);
+        mismatches += pool_mismatches;
+    }
+    {
+        int32_t add_mismatches = 0;
+        int32_t add_done;
+        for (add_done = 0; add_done < DEPTHWISE_TEST_CASES / 2; ++add_done) {
+            add_mismatches += run_add_case(add_done);
+        }
+        add_mismatches += bench_add();
+        printf("add-test cases %ld mismatches %ld\n", (long)add_done, (long)add_mismatches);
+        mismatches += add_mismatches;
+    }
     printf("result %s\n", mismatches == 0 ? "PASS" : "FAIL");
     platform_exit(mismatches == 0 ? 0 : 1);
     return 0;

@@ -165,8 +165,8 @@ static int32_t random_conv(si4_conv2d_params *conv, int32_t case_index)
     }
     conv->stride_height = random_between(1, 2);
     conv->stride_width = random_between(1, 2);
-    conv->dilation_height = random_between(0, 5) == 0 ? 2 : 1;
-    conv->dilation_width = random_between(0, 5) == 0 ? 2 : 1;
+    conv->dilation_height = random_between(0, 5) == 0 ? random_between(2, 3) : 1;
+    conv->dilation_width = random_between(0, 5) == 0 ? random_between(2, 3) : 1;
     conv->input_height = random_between(conv->kernel_height, 14);
     conv->input_width = random_between(conv->kernel_width, 14);
     if (random_between(0, 1)) {
@@ -264,6 +264,7 @@ static int32_t test_fully_connected(int32_t case_index)
     si4_fully_connected_params fc;
     char shape[96];
     memset(&fc, 0, sizeof fc);
+    fc.batches = 1;
     fc.input_size = random_between(1, 400);
     fc.output_size = random_between(1, 20);
     fc.input_offset = random_between(0, 1) ? 0 : random_between(-127, 128);
@@ -362,6 +363,7 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
     if (op == 0) {
         si4_fully_connected_params fc;
         memset(&fc, 0, sizeof fc);
+        fc.batches = 1;
         fc.input_size = 4;
         fc.output_size = 8;
         fc.output_offset = output_offset;
@@ -435,7 +437,7 @@ static int32_t test_seed_shapes(void)
     static const si4_pool_params pool1 = {26, 26, 32, 13, 13, 2, 2, 2, 2, 0, 0, -128, 127};
     static const si4_conv2d_params conv2 = {13, 13, 32, 11, 11, 64, 3, 3, 1, 1, 1, 1, 0, 0, 0, -128, -128, 127, 1};
     static const si4_pool_params pool2 = {11, 11, 64, 5, 5, 2, 2, 2, 2, 0, 0, -128, 127};
-    static const si4_fully_connected_params fc1 = {1600, 128, 128, 0, -128, -128, 127, 0};
+    static const si4_fully_connected_params fc1 = {1600, 128, 128, 0, -128, -128, 127, 0, 1};
     int32_t failures = 0;
     fill_s8(input, 28 * 28);
     fill_s8(filter, 32 * 9);
@@ -486,10 +488,10 @@ static int32_t test_model_shapes(void)
         {7, 7, 5, 7, 7, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, -128, 127, 1},        /* pointwise, 5 taps */
     };
     static const si4_fully_connected_params fcs[] = {
-        {640, 7, 0, 0, 12, -128, 127, 1},    /* ad01's first layer, 4 + 2 + 1 rows */
-        {128, 5, 128, 0, -128, -128, 127, 0}, /* per tensor */
-        {13, 6, -3, 0, 0, -128, 127, 1},     /* ragged input */
-        {3, 1, 1, 0, -128, -128, 127, 1},    /* shorter than a word */
+        {640, 7, 0, 0, 12, -128, 127, 1, 1},    /* ad01's first layer, 4 + 2 + 1 rows */
+        {128, 5, 128, 0, -128, -128, 127, 0, 1}, /* per tensor */
+        {13, 6, -3, 0, 0, -128, 127, 1, 1},     /* ragged input */
+        {3, 1, 1, 0, -128, -128, 127, 1, 1},    /* shorter than a word */
     };
     int32_t failures = 0;
     int32_t cases = 0;
