@@ -648,10 +648,16 @@ def host_engine(assets: Path, build_dir: Path):
     return HostEngine(library, names)
 
 
+# The runtime's default arena is 10 x the model's size: too small for a weightless graph (one RELU
+# over a 7x11x6 input fails "Failed to allocate tail memory"), so the check gives it room.
+TFLM_ARENA_BYTES = 1 << 20
+
+
 def tflm_interpreter(tflite: bytes):
     from tflite_micro.python.tflite_micro import runtime
 
-    return runtime.Interpreter.from_bytes(tflite, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    return runtime.Interpreter.from_bytes(tflite, arena_size=max(TFLM_ARENA_BYTES, 10 * len(tflite)),
+                                          intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)  # fmt: skip
 
 
 def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path) -> int:
