@@ -153,6 +153,10 @@ class Manifest(_Record):
     # H5 (issue 10): what the test vectors ran on, frontend/inputs.py's record: {"kind": "dataset" | "random"
     # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
     inputs: dict | None = None
+    # Issue 12: the --memory choice and what it picked: {"choice": "fast" | "balanced" | "small",
+    # "schedule": "layer by layer" | "row-streamed", "candidates": [schedule.ScheduleCandidate dicts]};
+    # None: written before schedules existed (layer by layer).
+    memory: dict | None = None
     # issue 13: --name, the prefix of the model's files, symbols and macros (codegen.ModelNames);
     # None: the default names (model.h, si4_model_invoke, SI4_MODEL_*).
     name: str | None = None

@@ -150,18 +150,20 @@ def build_firmware_assets(
     quiet: bool = False,
     console=None,
     progress: Callable[[str], None] | None = None,
+    memory: str = "fast",
 ) -> AssetsResult:
     """Train (when no model is given), quantize, lower, plan and render the C assets into `out_dir`.
 
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
     overrides the file a named dataset is read from. inputs_spec (`--inputs`): "random", an .npy/.npz
     path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs).
+    memory (`--memory`): fast, balanced or small, the schedule rule of compiler/schedule.py.
     name (`--name`): prefixes the model's files, symbols and macros (codegen.ModelNames); None keeps
     the default si4_model names."""
     from si4tool.compiler import codegen
     from si4tool.frontend import data
     from si4tool.compiler import passes
-    from si4tool.compiler import planner
+    from si4tool.compiler import schedule
     from si4tool.frontend import quantize
     from si4tool.validation import reference
     from si4tool.frontend import model as model_stage
@@ -174,6 +176,8 @@ def build_firmware_assets(
     if vectors is not None and vectors < 1:
         raise UserError(f"--vectors must be at least 1, not {vectors}")
     inputs_stage.check_spec(inputs_spec)
+    if memory not in schedule.MEMORY_CHOICES:
+        raise UserError(f"--memory must be one of {', '.join(schedule.MEMORY_CHOICES)}, not {memory!r}")
     # Training and calibration need the dataset; an int8 .tflite needs it only as its inputs (loaded below).
     takes_float_model = model_path is None or Path(model_path).suffix.lower() in (".keras", ".h5", ".hdf5")
     dataset = data.load_dataset(dataset_name, data_path) if takes_float_model else None
@@ -232,7 +236,7 @@ def build_firmware_assets(
     graph = lower_tflite(tflite_bytes, source=source_name if model_path is not None else "the quantized model")
     input_tensor = graph.tensors[graph.input]
     graph = passes.run_passes(graph)
-    plan = planner.plan_memory(graph)
+    plan, schedule_candidates = schedule.choose_plan(graph, memory)
 
     input_q = (float(input_tensor.scale), int(input_tensor.zero_point))
     output_tensor = graph.tensors[graph.output]
@@ -333,6 +337,19 @@ def build_firmware_assets(
         },
         test_vectors=vectors,
         files=file_records(files),
+        memory={
+            "choice": memory,
+            "schedule": plan.schedule,
+            "candidates": [candidate.to_dict() for candidate in schedule_candidates],
+            # A streamed schedule's own buffers (ring of rows, partial pooled row, int32 sums), which
+            # no layer record holds: the report's memory timeline draws them.
+            "stream_buffers": [
+                {"name": name, "offset": a.offset, "bytes": a.size, "first": a.first_layer, "last": a.last_layer}
+                for stream in plan.streams
+                for name in stream.buffer_names(graph).values()
+                for a in [plan.allocations[name]]
+            ],
+        },
     )
     files["manifest.json"] = manifest.to_json().encode()
 

@@ -257,6 +257,14 @@ def build_firmware_assets_command(
     calibration_samples: Annotated[
         int, typer.Option("--calibration-samples", min=1, help="Training images used to calibrate int8 ranges.")
     ] = 1000,
+    memory: Annotated[
+        str,
+        typer.Option(
+            "--memory",
+            help="Schedule: fast (layer by layer), small (the smallest arena: row-streamed where the model allows) "
+            "or balanced (the smallest arena within 1.1x fast's multiply-accumulates).",
+        ),
+    ] = "fast",
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
@@ -285,6 +293,7 @@ def build_firmware_assets_command(
         quiet=quiet,
         console=console,
         progress=_progress_printer(quiet),
+        memory=memory,
     )
     manifest = result.manifest
     accuracy = manifest.accuracy

@@ -243,17 +243,26 @@ def _struct(name: str, prefix: str, params) -> dict:
     return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
 
 
+def _arena_pointer(offset: int, names: ModelNames) -> str:
+    """The one place model.c's arena pointers are spelled (the base is names.arena_base)."""
+    return f"{names.arena_base} + {offset}"
+
+
+def _buffer_expression(graph: Graph, plan: MemoryPlan, tensor: str, names: ModelNames) -> str:
+    if tensor == graph.input:
+        return "input"
+    if tensor == graph.output:
+        return "output"
+    return _arena_pointer(plan.allocations[tensor].offset, names)
+
+
 def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names: ModelNames) -> dict:
     """What model.c says about one layer: its params structs and the kernel call."""
     spec = ops.spec(layer.op)
     prefix = _macro_prefix(layer, names)
 
     def buffer(tensor: str) -> str:
-        if tensor == graph.input:
-            return "input"
-        if tensor == graph.output:
-            return "output"
-        return f"{names.arena_base} + {plan.allocations[tensor].offset}"
+        return _buffer_expression(graph, plan, tensor, names)
 
     structs = []
     params = []
@@ -271,7 +280,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
         params=tuple(params),
         inputs=tuple(buffer(tensor) for tensor in layer.inputs),
         constants=tuple(_array_name(layer, key, names) for key, _ in spec.layer_constants(layer)),
-        scratch=None if scratch is None else f"{names.arena_base} + {scratch.offset}",
+        scratch=None if scratch is None else _arena_pointer(scratch.offset, names),
         output=buffer(layer.output),
         size_macro=f"{prefix}_OUTPUT_SIZE",
     )
@@ -285,6 +294,9 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
         "unused": [name for name in ("input", "output") if name not in used],
         "call": call,
         "aliases": None if call is not None else c_comment_text(f"{layer.output} is {layer.inputs[0]}'s bytes"),
+        "stream": None,  # a row-streamed chain's last layer (stream_codegen.py)
+        "in_place": None,  # a layer run over its own input (stream_codegen.py)
+        "streamed": None,  # a layer that runs inside such a chain
     }
 
 
@@ -294,8 +306,18 @@ def arena_declaration_bytes(plan: MemoryPlan) -> int:
 
 
 def _layer_output_offset(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
-    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer."""
-    return -1 if layer.output == graph.output else plan.allocations[layer.output].offset
+    """Where the layer's output lives: an arena offset, or -1 for the caller's output buffer
+    (and for a streamed layer, whose output is never materialised: its size is 0)."""
+    if layer.output == graph.output or layer.output not in plan.allocations:
+        return -1
+    return plan.allocations[layer.output].offset
+
+
+def _layer_output_size(graph: Graph, plan: MemoryPlan, layer: Layer) -> int:
+    """Bytes a tracer may read after the layer: 0 for a tensor a row-streamed schedule never materialises."""
+    if layer.output != graph.output and layer.output not in plan.allocations:
+        return 0
+    return graph.tensors[layer.output].size_bytes
 
 
 def _image_dimensions(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -332,13 +354,27 @@ def render_model_sources(
         "sha256_short": model_sha256[:8],
     }
     weights_layers = [_weights_layer(graph, layer, names) for layer in graph.layers]
-    model_layers = [_model_layer(graph, plan, index, layer, names) for index, layer in enumerate(graph.layers)]
+    in_streams = {i for stream in plan.streams for i in (stream.producer, stream.consumer, stream.dense)}
+    model_layers = [
+        {"function": f"layer_{index}_{layer.op}", "name": layer.name, "description": c_comment_text(layer.describe_source())}
+        if index in in_streams
+        else _model_layer(graph, plan, index, layer, names)  # the stream's entries come from stream_codegen
+        for index, layer in enumerate(graph.layers)
+    ]
+    if plan.streams:
+        from si4tool.compiler.stream_codegen import apply_row_streams
+
+        model_layers = apply_row_streams(graph, plan, model_layers, names)
+    if plan.in_place:
+        from si4tool.compiler.stream_codegen import apply_in_place
+
+        model_layers = apply_in_place(graph, plan, model_layers, names)
     layer_table = [
         {
             "function": entry["function"],
             "name": layer.name,
             "output_offset": _layer_output_offset(graph, plan, layer),
-            "output_size": graph.tensors[layer.output].size_bytes,
+            "output_size": _layer_output_size(graph, plan, layer),
         }
         for entry, layer in zip(model_layers, graph.layers)
     ]
@@ -353,6 +389,9 @@ def render_model_sources(
         "model_layers": model_layers,
         "layer_table": layer_table,
         "arena_map": arena_map,
+        "schedule": plan.schedule,
+        "has_streams": bool(plan.streams),
+        "has_in_place": bool(plan.in_place),
         "names": names,
     }
     return {
@@ -386,7 +425,9 @@ def layer_summaries(graph: Graph, plan: MemoryPlan) -> list[dict]:
                 "output_bytes": graph.tensors[layer.output].size_bytes,
                 "scratch_bytes": layer.scratch_bytes,
                 "scratch_offset": scratch.offset if scratch is not None else None,
-                "output_in": "arena" if allocation is not None else "caller's output buffer",
+                "output_in": "arena" if allocation is not None else (
+                    "caller's output buffer" if layer.output == graph.output else "streamed (never materialised)"
+                ),
                 "arena_offset": allocation.offset if allocation is not None else None,
                 "arena_size": allocation.size if allocation is not None else 0,
                 "live_range": [allocation.first_layer, allocation.last_layer] if allocation is not None else None,

@@ -16,6 +16,12 @@ size x lifetime first) times placements (first fit: the lowest 16-byte-aligned o
 fits; best fit: the smallest gap that fits), and, for graphs of at most EXHAUSTIVE_BUFFERS
 buffers, first fit over every ordering.
 
+A row-streamed schedule (si4tool/compiler/schedule.py, `--memory small`) runs a chain of layers
+inside its last layer's function: the chain's inner tensors are never materialised, their
+layers read their inputs when the last one runs, and the stream's own buffers (a ring of rows,
+a partial pooled row, int32 sums) live at that layer; the last layer's output is written over
+the ring once the ring is no longer read (a share, as in place).
+
 Not in the arena: the model input, which the layers read directly from the caller's const
 pointer, and the model output, which its layer writes straight into the caller's buffer.
 `MemoryPlan.input_bytes` says how large the caller's input is, for comparisons with TFLite
@@ -60,6 +66,9 @@ class MemoryPlan:
     input_bytes: int = 0  # the model input, read from the caller's buffer (not in the arena)
     shares: dict[str, str] = field(default_factory=dict)  # tensor -> the tensor whose bytes it reuses
     strategy: str = "largest first, first fit"
+    schedule: str = "layer by layer"
+    streams: tuple = ()  # schedule.RowStream for each chain run row by row
+    in_place: tuple = ()  # schedule.InPlaceLayer for each layer run over its own input
 
     @property
     def arena_plus_input_bytes(self) -> int:
@@ -75,19 +84,30 @@ def _align(value: int) -> int:
     return (value + ARENA_ALIGNMENT - 1) // ARENA_ALIGNMENT * ARENA_ALIGNMENT
 
 
-def buffer_lifetimes(graph: Graph) -> dict[str, tuple[int, int, int]]:
+def streamed_tensors(graph: Graph, streams=()) -> set[str]:
+    """The tensors a row-streamed schedule never materialises."""
+    return {graph.layers[index].output for stream in streams for index in stream.streamed_layers}
+
+
+def buffer_lifetimes(graph: Graph, streams=()) -> dict[str, tuple[int, int, int]]:
     """name -> (size, first_layer, last_layer) of every tensor and scratch buffer that needs arena space."""
+    run_at = {index: stream.dense for stream in streams for index in stream.streamed_layers}
+    hidden = streamed_tensors(graph, streams)
     buffers: dict[str, tuple[int, int, int]] = {}
-    for index, layer in enumerate(graph.layers):
+    for position, layer in enumerate(graph.layers):
+        index = run_at.get(position, position)  # a streamed layer runs inside its stream's last layer
         for tensor in layer.inputs:
             if tensor in buffers:
-                size, first, _last = buffers[tensor]
-                buffers[tensor] = (size, first, index)
+                size, first, last = buffers[tensor]
+                buffers[tensor] = (size, first, max(last, index))
         for tensor in layer.outputs:
-            if tensor != graph.output and tensor not in buffers:
+            if tensor != graph.output and tensor not in buffers and tensor not in hidden:
                 buffers[tensor] = (graph.tensors[tensor].size_bytes, index, index)
         if layer.scratch_bytes > 0:
             buffers[scratch_name(layer.name)] = (layer.scratch_bytes, index, index)
+    for stream in streams:
+        for name, size in stream.buffer_sizes(graph).items():
+            buffers[name] = (size, stream.dense, stream.dense)
     return buffers
 
 
@@ -128,7 +148,7 @@ class _Buffer:
     last: int
 
 
-def _buffers(lifetimes, shares) -> list[_Buffer]:
+def _buffers(lifetimes, shares, guard_bytes: int = 0) -> list[_Buffer]:
     groups: dict[str, list[str]] = {}
     for name in lifetimes:
         base = name
@@ -138,7 +158,7 @@ def _buffers(lifetimes, shares) -> list[_Buffer]:
     return [
         _Buffer(
             tuple(names),
-            max(lifetimes[n][0] for n in names),
+            max(lifetimes[n][0] for n in names) + guard_bytes,
             min(lifetimes[n][1] for n in names),
             max(lifetimes[n][2] for n in names),
         )
@@ -180,10 +200,23 @@ _ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
 ]
 
 
-def plan_memory(graph: Graph) -> MemoryPlan:
-    lifetimes = buffer_lifetimes(graph)
+def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> MemoryPlan:
+    """The smallest arena this planner finds for the layer-by-layer schedule, or, given
+    schedule.RowStream chains, for the row-streamed one. guard_bytes > 0 (tests only) leaves that
+    many unused bytes after every buffer, so a write past a buffer's end lands in a guard."""
+    lifetimes = buffer_lifetimes(graph, streams)
+    for layer in in_place:  # schedule.InPlaceLayer: its ring of output rows lives at its layer
+        lifetimes[layer.buffer_name(graph)] = (layer.temp_bytes, layer.index, layer.index)
     shares = shared_buffers(graph, lifetimes)
-    buffers = _buffers(lifetimes, shares)
+    for layer in in_place:  # ... and its output takes over its input's bytes
+        shares[graph.layers[layer.index].output] = graph.layers[layer.index].inputs[0]
+    for stream in streams:
+        # The stream's last layer writes its output after the ring's last read: over the ring.
+        output = graph.layers[stream.dense].output
+        ring = stream.buffer_names(graph)["ring"]
+        if output in lifetimes and lifetimes[output][0] <= lifetimes[ring][0] and output not in shares:
+            shares[output] = ring
+    buffers = _buffers(lifetimes, shares, guard_bytes)
     candidates = []
     for (name, key), best_fit in itertools.product(_ORDERINGS, (False, True)):
         arena, placed = _place(sorted(buffers, key=key), best_fit)
@@ -199,7 +232,10 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
     input_bytes = graph.tensors[graph.input].size_bytes
-    plan = MemoryPlan(arena_bytes, allocations, input_bytes, shares, strategy)
+    schedule = streams[0].schedule if streams else ("layer by layer, in place" if in_place else "layer by layer")
+    plan = MemoryPlan(
+        arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place)
+    )
     check_no_overlap(plan)
     return plan
 

@@ -295,6 +295,9 @@ def run_bench(
     # 4. Memory.
     say("memory: arena against TFLite Micro's", section="memory")
     figures["memory.arena_bytes"] = int(manifest.totals["arena_bytes"])
+    if manifest.memory:  # issue 12: every schedule the planner built, and the one --memory chose
+        details["memory_schedules"] = {"choice": manifest.memory["choice"], "schedule": manifest.memory["schedule"],
+                                       "candidates": manifest.memory["candidates"]}
     try:
         figures["memory.tflm_arena_bytes"] = reference.tflm_arena_bytes(tflite_bytes)
     except (RuntimeError, UserError) as error:
@@ -466,6 +469,12 @@ def bench_context(result: BenchResult) -> dict:
             cycles.bench_markdown_lines(f, M4_KERNELS, settings.get("clock_mhz", cycles.DEFAULT_CLOCK_MHZ))
         ),
         "memory_rows": memory_rows,
+        "schedule_rows": [
+            (c["schedule"], _fmt(c["arena_bytes"]), _fmt(c["arena_plus_input_bytes"]), _fmt(c["estimated_macs"]),
+             "yes" if c["schedule"] == result.details["memory_schedules"]["schedule"] else "")
+            for c in result.details.get("memory_schedules", {}).get("candidates", [])
+        ] if len(result.details.get("memory_schedules", {}).get("candidates", [])) > 1 else [],
+        "schedule_choice": result.details.get("memory_schedules", {}).get("choice", "fast"),
         "flash_columns": [FLASH_COLUMNS[column] for column in flash_columns],
         "flash_rows": flash_rows,
         "pipeline": {

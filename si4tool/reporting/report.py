@@ -181,12 +181,14 @@ def layer_rows(manifest: Manifest) -> list[dict]:
     return rows
 
 
-def arena_buffers(rows: list[dict]) -> list[dict]:
+def arena_buffers(rows: list[dict], stream_buffers: list[dict] = ()) -> list[dict]:
     """The arena's buffers for the memory timeline: name, offset, bytes, first and last layer index.
 
-    Each layer output in the arena lives over its planned live range; a scratch buffer only during its layer.
+    Each layer output in the arena lives over its planned live range; a scratch buffer only during its layer;
+    a row-streamed schedule's ring, partial row and sums (manifest.memory["stream_buffers"]) during the layer
+    that runs the stream.
     """
-    buffers = []
+    buffers = [dict(buffer) for buffer in stream_buffers]
     for row in rows:
         if row["arena_offset"] is not None and row["arena_bytes"]:
             first, last = row["live_range"]
@@ -493,7 +495,26 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         "plot": {name: name in plots for name in captions},
         "notes": inputs.notes,
         "misclassified_count": len(inputs.host.misclassified) if inputs.host else 0,
+        "schedules": schedule_rows(manifest),
+        "schedules_choice": (manifest.memory or {}).get("choice", "fast"),
     }
+
+
+def schedule_rows(manifest) -> list[dict]:
+    """One row per schedule the planner built for the model (manifest.memory, issue 12), the chosen one marked."""
+    record = manifest.memory
+    if not record or len(record["candidates"]) < 2:
+        return []  # layer by layer is the only schedule: nothing to choose
+    return [
+        {
+            "schedule": candidate["schedule"],
+            "chosen": candidate["schedule"] == record["schedule"],
+            "arena": _count(candidate["arena_bytes"]),
+            "arena_plus_input": _count(candidate["arena_plus_input_bytes"]),
+            "estimated_macs": _count(candidate["estimated_macs"]),
+        }
+        for candidate in record["candidates"]
+    ]
 
 
 def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_path: Path | None = None) -> dict:
@@ -508,7 +529,7 @@ def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_pat
     check_replaceable_folder(out_dir, REPORT_FILES)  # before the plots are drawn
     inputs = load_report_inputs(assets_dir, validation_dir, data_path)
     rows = layer_rows(inputs.manifest)
-    buffers = arena_buffers(rows)
+    buffers = arena_buffers(rows, (inputs.manifest.memory or {}).get("stream_buffers", []))
     memory = memory_figures(inputs)
     plots = report_plots(inputs, rows, buffers, memory)
     context = report_context(inputs, plots, rows, memory)

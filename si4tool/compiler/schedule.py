@@ -1,0 +1,392 @@
+"""Execution schedules and the `--memory fast|balanced|small` choice (issue 12).
+
+A schedule says in which order the engine computes a graph's values and so which of them must
+exist at the same time. Two exist today:
+
+- "layer by layer" (`fast`): each layer runs once over its whole input tensor, as TFLite Micro
+  runs it; planner.plan_memory places the tensors.
+- "row-streamed": a chain `conv2d_max_pool A -> conv2d_max_pool B -> fully_connected F` (the
+  seed model's conv1+pool1 -> conv2+pool2 -> flatten -> fc1) runs depth-first inside F's layer
+  function: A produces its output rows into a ring, B reads the ring, and F accumulates its int32
+  sums as B's pooled values arrive. A's and B's output tensors never exist whole. Every value is
+  computed by the unchanged kernels on bands of rows (docs/memory.md says why that is exact), so
+  the schedule is bit-exact with the layer-by-layer one. Two forms:
+  - "row-streamed, whole pool windows": the ring holds the kernel_height + pool_height - 1 rows
+    one pooled row of B needs; B runs one pooled pixel per call (its whole 2x2 window) and F adds
+    each pixel's channels;
+  - "row-streamed, split pool windows": the ring holds only B's kernel height; B computes one
+    convolution row at a time, max-pooled across only, into a partial pooled row (the first row
+    of a window written whole, the others pixel by pixel and folded in by max), and F adds each
+    finished pooled row. One ring row less, but a kernel that computes a fixed number of pool
+    positions per call (the DSP kernel's column path computes four) does the split windows' work
+    twice.
+
+`choose_plan(graph, memory)` builds every schedule the graph allows and picks by the rule of
+`memory`:
+- fast: layer by layer (today's engine, unchanged);
+- small: the smallest arena (the first schedule on a tie, so fast when nothing streams);
+- balanced: the smallest arena among the schedules whose estimated work is within
+  BALANCED_WORK_BOUND of fast's. The estimate counts multiply-accumulates, recomputed ones
+  included; the row-streamed schedule recomputes none (each value is computed once), so it
+  passes, and its measured extra instructions (band calls, the ring's memmove) are reported by
+  `validate-qemu` / `bench`, not guessed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from si4tool.compiler import ops
+from si4tool.compiler.ir import Graph, Layer
+from si4tool.compiler.ops.conv2d import Conv2DParams
+from si4tool.compiler.ops.pooling import PoolParams
+
+MEMORY_CHOICES = ("fast", "balanced", "small")
+DEFAULT_MEMORY = "fast"
+BALANCED_WORK_BOUND = 1.1
+
+LAYER_BY_LAYER = "layer by layer"
+ROW_STREAMED_WHOLE = "row-streamed, whole pool windows"
+ROW_STREAMED_SPLIT = "row-streamed, split pool windows"
+
+
+@dataclass(frozen=True)
+class ProducerBand:
+    """One call of A's kernel that writes A's output row `row`: the band of the input it reads."""
+
+    row: int
+    input_row: int  # first input row of the band (the kernel's input pointer points there)
+    conv: Conv2DParams  # input_height / pad_top / output_height describe the band
+    pool: PoolParams
+
+
+@dataclass(frozen=True)
+class RowStream:
+    """A -> B -> F run depth-first inside F's layer function (see the module docstring)."""
+
+    producer: int  # layer indices: A, B = A + 1, F = A + 2
+    consumer: int
+    dense: int
+    split_windows: bool  # the "split pool windows" form (else "whole pool windows")
+    producer_bands: tuple[ProducerBand, ...]
+    # Split form: B's whole convolution row pooled across only (the first row of a pool window).
+    row_conv: Conv2DParams
+    row_pool: PoolParams
+    # One pooled pixel (a column band): the whole window, or (split) one row of it.
+    pixel_conv: Conv2DParams
+    pixel_pool: PoolParams
+    pixel_input_step: int  # bytes between the ring positions of two neighbouring pooled pixels
+    steps: int  # loop trips: B's convolution rows some pool window reads (split) or B's output rows
+    ring_advance: int  # A rows the ring moves per step
+    pool_filter_height: int
+    ring_rows: int
+    ring_row_bytes: int  # one output row of A
+    pooled_row_bytes: int  # one output row of B
+    pixel_bytes: int  # one pooled pixel of B (its channels)
+    pooled_width: int
+    sums_bytes: int  # F's int32 sums
+
+    @property
+    def schedule(self) -> str:
+        return ROW_STREAMED_SPLIT if self.split_windows else ROW_STREAMED_WHOLE
+
+    def buffer_names(self, graph: Graph) -> dict[str, str]:
+        a, b, f = (graph.layers[i].name for i in (self.producer, self.consumer, self.dense))
+        names = {"ring": f"{a}.rows", "pixel": f"{b}.pixel", "sums": f"{f}.sums"}
+        if self.split_windows:
+            names["pooled_row"] = f"{b}.pooled_row"
+        return names
+
+    def buffer_sizes(self, graph: Graph) -> dict[str, int]:
+        sizes = {
+            "ring": self.ring_rows * self.ring_row_bytes,
+            "pooled_row": self.pooled_row_bytes,
+            "pixel": self.pixel_bytes,
+            "sums": self.sums_bytes,
+        }
+        return {name: sizes[key] for key, name in self.buffer_names(graph).items()}
+
+    @property
+    def streamed_layers(self) -> tuple[int, int]:
+        """The layers whose outputs are never materialised (they run inside F's function)."""
+        return (self.producer, self.consumer)
+
+
+def _valid_pool_rows(conv: Conv2DParams, pool: PoolParams) -> bool:
+    """The pool is unpadded and every window lies inside the convolution output (no clipping)."""
+    return (
+        pool.pad_top == 0
+        and pool.pad_left == 0
+        and (pool.output_height - 1) * pool.stride_height + pool.filter_height <= conv.output_height
+        and (pool.output_width - 1) * pool.stride_width + pool.filter_width <= conv.output_width
+    )
+
+
+def producer_band(layer: Layer, row: int) -> ProducerBand:
+    """A's kernel call for its output row `row`: the input rows its pool window's convolution rows read.
+
+    Convolution row c reads input rows c*s - p .. c*s - p + (k-1)*d. The band starts at
+    max(0, first) with pad_top' = max(0, -first) (rows above the input are padding, as they are
+    for the whole tensor) and ends at min(H, last + 1): rows past the band are then treated as
+    padding only where they are past the input's bottom edge, i.e. where they are padding."""
+    conv, pool = layer.params, layer.pool_params
+    first_conv_row = row * pool.stride_height
+    first = first_conv_row * conv.stride_height - conv.pad_top
+    last = (first_conv_row + pool.filter_height - 1) * conv.stride_height - conv.pad_top
+    last += (conv.kernel_height - 1) * conv.dilation_height
+    start, end = max(0, first), min(conv.input_height, last + 1)
+    band_conv = dataclasses.replace(
+        conv, input_height=end - start, output_height=pool.filter_height, pad_top=start - first
+    )
+    band_pool = dataclasses.replace(pool, input_height=pool.filter_height, output_height=1)
+    return ProducerBand(row, start, band_conv, band_pool)
+
+
+def find_row_stream(graph: Graph, index: int, split_windows: bool = False) -> RowStream | None:
+    """The row-streamed form of the chain starting at layer `index`, or None when it does not apply."""
+    if index + 2 >= len(graph.layers):
+        return None
+    a, b, f = graph.layers[index : index + 3]
+    if a.op != "conv2d_max_pool" or b.op != "conv2d_max_pool" or f.op != "fully_connected":
+        return None
+    if b.inputs != (a.output,) or f.inputs != (b.output,):
+        return None
+    if a.output == graph.output or b.output == graph.output:
+        return None
+    if [layer.name for layer in graph.consumers(a.output)] != [b.name]:
+        return None
+    if [layer.name for layer in graph.consumers(b.output)] != [f.name]:
+        return None
+    if not (_valid_pool_rows(a.params, a.pool_params) and _valid_pool_rows(b.params, b.pool_params)):
+        return None
+    bc, bp = b.params, b.pool_params
+    # B reads a sliding window of A's rows: stride 1, no dilation, no padding (so that a column
+    # band's edges are never the tensor's edges), and pool windows that tile the rows exactly.
+    if (bc.stride_height, bc.dilation_height, bc.dilation_width, bc.pad_top, bc.pad_left) != (1, 1, 1, 0, 0):
+        return None
+    if bp.filter_height != bp.stride_height or bp.filter_width != bp.stride_width:
+        return None
+    if f.params.input_size != graph.tensors[b.output].size_bytes:
+        return None
+    a_height, a_width, a_channels = graph.tensors[a.output].shape
+    b_height, b_width, b_channels = graph.tensors[b.output].shape
+    row_conv = dataclasses.replace(bc, input_height=bc.kernel_height, output_height=1)
+    row_pool = dataclasses.replace(bp, input_height=1, filter_height=1, stride_height=1, output_height=1)
+    if split_windows:
+        ring_rows = bc.kernel_height
+        pixel_conv = dataclasses.replace(row_conv, output_width=bp.filter_width)
+        pixel_pool = dataclasses.replace(row_pool, input_width=bp.filter_width, output_width=1)
+    else:
+        ring_rows = bc.kernel_height + bp.filter_height - 1
+        pixel_conv = dataclasses.replace(
+            bc, input_height=ring_rows, output_height=bp.filter_height, output_width=bp.filter_width
+        )
+        pixel_pool = dataclasses.replace(
+            bp, input_height=bp.filter_height, input_width=bp.filter_width, output_height=1, output_width=1
+        )
+    return RowStream(
+        producer=index,
+        consumer=index + 1,
+        dense=index + 2,
+        split_windows=split_windows,
+        producer_bands=tuple(producer_band(a, row) for row in range(a_height)),
+        row_conv=row_conv,
+        row_pool=row_pool,
+        pixel_conv=pixel_conv,
+        pixel_pool=pixel_pool,
+        pixel_input_step=bp.stride_width * bc.stride_width * bc.input_channels,
+        steps=b_height * bp.filter_height if split_windows else b_height,
+        ring_advance=1 if split_windows else bp.stride_height,
+        pool_filter_height=bp.filter_height,
+        ring_rows=ring_rows,
+        ring_row_bytes=a_width * a_channels,
+        pooled_row_bytes=b_width * b_channels,
+        pixel_bytes=b_channels,
+        pooled_width=b_width,
+        sums_bytes=4 * f.params.output_size,
+    )
+
+
+def find_row_streams(graph: Graph, split_windows: bool = False) -> tuple[RowStream, ...]:
+    streams = []
+    index = 0
+    while index < len(graph.layers):
+        stream = find_row_stream(graph, index, split_windows)
+        if stream is not None:
+            streams.append(stream)
+            index += 3
+        else:
+            index += 1
+    return tuple(streams)
+
+
+def estimated_macs(graph: Graph, streams=()) -> int:
+    """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
+    with: no value is recomputed, but a split pool window costs the DSP kernel's column path
+    (four positions per call, whatever the window holds) its consumer's work twice."""
+    total = sum(ops.layer_macs(layer) for layer in graph.layers)
+    total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if stream.split_windows)
+    return int(total)
+
+
+@dataclass(frozen=True)
+class ScheduleCandidate:
+    schedule: str
+    arena_bytes: int
+    arena_plus_input_bytes: int
+    estimated_macs: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def candidate_plans(graph: Graph):
+    """[(candidate, plan)] for every schedule the graph allows, fast's first."""
+    from si4tool.compiler.planner import plan_memory
+
+    plans = [plan_memory(graph)]
+    for split_windows in (False, True):
+        streams = find_row_streams(graph, split_windows)
+        if streams:
+            plans.append(plan_memory(graph, streams=streams))
+    in_place = find_in_place_layers(graph)
+    if in_place:
+        plans.append(plan_memory(graph, in_place=in_place))
+    return [
+        (
+            ScheduleCandidate(
+                plan.schedule, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, plan.streams)
+            ),
+            plan,
+        )
+        for plan in plans
+    ]
+
+
+def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
+    """(the MemoryPlan `memory` picks, every candidate) for the manifest and the report."""
+    if memory not in MEMORY_CHOICES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_CHOICES)}, not {memory!r}")
+    candidates = candidate_plans(graph)
+    fast_candidate, fast_plan = candidates[0]
+    if memory == "fast":
+        chosen = fast_plan
+    else:
+        allowed = candidates
+        if memory == "balanced":
+            bound = BALANCED_WORK_BOUND * fast_candidate.estimated_macs
+            allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
+        chosen = min(allowed, key=lambda item: item[0].arena_bytes)[1]  # first of the smallest
+    return chosen, [candidate for candidate, _ in candidates]
+
+
+# ------------------------------------------------------------------------------------------
+# In-place layers (MobileNet-style models: kws): a depthwise or 1x1 convolution writes its output
+# over its own input, a few rows behind the rows it still reads, so one map of each size exists
+# instead of two.
+
+IN_PLACE = "layer by layer, in place"
+
+
+@dataclass(frozen=True)
+class RowBand:
+    """One kernel call that writes output row `row`: the band of the input it reads."""
+
+    row: int
+    input_row: int
+    params: object  # Conv2DParams / DepthwiseConv2DParams describing the band
+
+
+@dataclass(frozen=True)
+class InPlaceLayer:
+    """Layer `index` runs row by row over its input's bytes (same base offset). Output row r is
+    computed into a ring of `temp_rows` rows and copied to output row r's place `delay` rows
+    later, once no output row still to be computed reads the bytes it covers. `reverse`: rows
+    from the bottom up (a 1x1 layer whose output rows are longer than its input rows)."""
+
+    index: int
+    bands: tuple[RowBand, ...]
+    temp_rows: int
+    delay: int
+    reverse: bool
+    input_row_bytes: int
+    row_bytes: int  # one output row
+
+    def buffer_name(self, graph: Graph) -> str:
+        return f"{graph.layers[self.index].name}.rows"
+
+    @property
+    def temp_bytes(self) -> int:
+        return self.temp_rows * self.row_bytes
+
+
+def row_band(params, row: int) -> RowBand:
+    """The band of input rows output row `row` reads (producer_band without the pool): it starts at
+    max(0, first) with pad_top' = max(0, -first) and ends at min(H, last + 1)."""
+    first = row * params.stride_height - params.pad_top
+    last = first + (params.kernel_height - 1) * params.dilation_height
+    start, end = max(0, first), min(params.input_height, last + 1)
+    band = dataclasses.replace(params, input_height=end - start, output_height=1, pad_top=start - first)
+    return RowBand(row, start, band)
+
+
+def _copies_are_safe(params, out_rows: int, in_row: int, out_row: int, delay: int, reverse: bool) -> bool:
+    """Whether copying output row r (after computing row r + delay) never overwrites an input
+    byte a row still to be computed reads: checked row by row, not assumed."""
+    def first_input_row(row: int) -> int:
+        return max(0, row * params.stride_height - params.pad_top)
+
+    def last_input_row(row: int) -> int:
+        last = row * params.stride_height - params.pad_top + (params.kernel_height - 1) * params.dilation_height
+        return min(params.input_height - 1, last)
+
+    for row in range(out_rows):
+        if reverse:  # rows below were copied; the rows still to compute are above
+            remaining = range(0, row)
+            if remaining and (last_input_row(row - 1) + 1) * in_row > row * out_row:
+                return False
+        else:
+            computed = row + delay  # copying row `row` happens once this row is computed
+            remaining = range(computed + 1, out_rows)
+            if remaining and (row + 1) * out_row > first_input_row(computed + 1) * in_row:
+                return False
+    return True
+
+
+def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
+    layer = graph.layers[index]
+    if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output == graph.output:
+        return None
+    source = layer.inputs[0]
+    if source == graph.input or graph.last_reader(source) != index or layer.scratch_bytes:
+        return None
+    p = layer.params
+    if layer.op == "depthwise_conv2d" and p.depth_multiplier != 1:
+        return None  # several output channels per input channel: not handled
+    in_h, in_w, in_c = graph.tensors[source].shape
+    out_h, out_w, out_c = graph.tensors[layer.output].shape
+    in_row, out_row = in_w * in_c, out_w * out_c
+    # Top down with the fewest pending rows that is safe (a stride-1 3x3 layer: one, i.e. pad_top),
+    # else bottom up (an expansion: longer output rows); a layer neither allows keeps its own buffer.
+    order = next(
+        ((delay, False) for delay in range(p.kernel_height + 1) if _copies_are_safe(p, out_h, in_row, out_row, delay, False)),
+        (0, True) if _copies_are_safe(p, out_h, in_row, out_row, 0, True) else None,
+    )
+    if order is None:
+        return None
+    delay, reverse = order
+    return InPlaceLayer(
+        index=index,
+        bands=tuple(row_band(p, row) for row in range(out_h)),
+        temp_rows=delay + 1,
+        delay=delay,
+        reverse=reverse,
+        input_row_bytes=in_row,
+        row_bytes=out_row,
+    )
+
+
+def find_in_place_layers(graph: Graph) -> tuple[InPlaceLayer, ...]:
+    found = (find_in_place_layer(graph, index) for index in range(len(graph.layers)))
+    return tuple(layer for layer in found if layer is not None)
