@@ -5,6 +5,7 @@
 #   make validate-host     compile the engine for this machine, compare with TFLM/LiteRT/Keras
 #   make validate-qemu     build for Cortex-M4, run under QEMU, report instructions/RAM/flash
 #   make bench             side-by-side figures against LiteRT and TFLite Micro, every model on the M4
+#   make fuzz              the differential fuzzer for longer (FUZZ_EXAMPLES random graphs vs TFLM)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +23,7 @@ endif
 
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
 
-.PHONY: venv firmware-assets test validate-host validate-qemu bench report docs toolchain clean distclean
+.PHONY: venv firmware-assets test fuzz validate-host validate-qemu bench report docs toolchain clean distclean
 
 venv: $(VENV)/.installed
 
@@ -78,6 +79,14 @@ toolchain:
 PYTEST_WORKERS ?= auto
 test: venv toolchain
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
+
+# tests/test_fuzz.py with many random graphs (make test runs a small fixed set); hypothesis
+# keeps what it found in build/hypothesis-fuzz, counts go to build/fuzz_stats.json.
+FUZZ_EXAMPLES ?= 500
+fuzz: venv
+	SI4_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SI4_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/test_fuzz.py -k random_graphs
+	@cat build/fuzz_stats.json
 
 # docs/cli.md is generated from the Typer app (a test checks it is current).
 docs: venv

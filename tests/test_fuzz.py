@@ -1,0 +1,185 @@
+"""The differential fuzzer: random small graphs (tests/fuzz_graphs.py) through si4tool's host
+engine, every layer output and the model output identical to TFLite Micro's (all tensors
+preserved), on a few seeded random inputs; the NumPy references of the registry too.
+
+`make test` draws a small fixed set (derandomized: the same graphs on every machine, about a
+minute on one core; SI4_FUZZ_EXAMPLES to change it); `make fuzz` draws many more, with
+hypothesis' database under build/hypothesis-fuzz so a failure found once is tried first next
+time. A graph si4tool refuses with a UserError counts as refused, not failed, but the run fails
+when more than a quarter of the draws are refused (the generator must draw supported graphs).
+
+Every graph that ever failed is kept in tests/fuzz_regressions/*.json and replayed on every run;
+a new failure is written to build/fuzz_failures/<key>.json, ready to be copied there.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+import fuzz_graphs
+import model_zoo
+from fuzz_graphs import FuzzMismatch
+from si4tool.errors import UserError
+
+pytest.importorskip("tflite_micro", reason="TFLite Micro's Python runtime (the reference) is not installed")
+
+# make test: a small derandomized set; make fuzz sets SI4_FUZZ_EXAMPLES and SI4_FUZZ_RANDOM=1
+EXAMPLES = int(os.environ.get("SI4_FUZZ_EXAMPLES", "12"))
+RANDOM = os.environ.get("SI4_FUZZ_RANDOM", "") == "1"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
+FAILURES_DIR = REPO_ROOT / "build" / "fuzz_failures"
+# make fuzz's counts; make test's small run writes its own file beside them
+STATS_FILE = REPO_ROOT / "build" / ("fuzz_stats.json" if RANDOM else "fuzz_stats_test.json")
+INPUTS_PER_GRAPH = 3  # seeded random int8 inputs, plus one all -128 and one all 127
+MAX_REFUSED_FRACTION = 0.25
+
+
+@dataclass
+class Outcome:
+    refused: str | None = None  # the UserError's sentence when si4tool refuses the graph
+    ops: list[str] = field(default_factory=list)  # the lowered graph's layers (after the passes)
+    builtins: list[str] = field(default_factory=list)  # the .tflite's operators
+    tensors_compared: int = 0
+
+
+def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
+    random = model_zoo.random_images(INPUTS_PER_GRAPH, shape, seed=int(description["seed"]) + 2)
+    extremes = np.stack([np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)])
+    return np.concatenate([random, extremes])
+
+
+def check_description(description: dict, work_dir: Path) -> Outcome:
+    """Build one description and compare it with TFLite Micro (fuzz_graphs.compare_with_tflm):
+    raise FuzzMismatch naming the first differing tensor, or return the Outcome (refused or not)."""
+    from si4tool.compiler.tflite_reader import operator_names
+
+    tflite = fuzz_graphs.build_tflite(description)
+    outcome = Outcome(builtins=list(operator_names(tflite)))
+    try:
+        graph = fuzz_graphs.lower(tflite)
+    except UserError as error:
+        outcome.refused = str(error)
+        return outcome
+    outcome.ops = [layer.op for layer in graph.layers]
+    images = _inputs(description, graph.tensors[graph.input].shape)
+    outcome.tensors_compared = fuzz_graphs.compare_with_tflm(tflite, graph, images, work_dir)
+    return outcome
+
+
+def _keep_failure(description: dict, error: Exception) -> Path:
+    FAILURES_DIR.mkdir(parents=True, exist_ok=True)
+    path = FAILURES_DIR / f"{fuzz_graphs.description_key(description)}.json"
+    path.write_text(json.dumps({"note": str(error), "description": description}, indent=1) + "\n")
+    return path
+
+
+class Tally:
+    def __init__(self):
+        self.examples = self.refused = self.tensors = 0
+        self.ops: collections.Counter = collections.Counter()
+        self.builtins: collections.Counter = collections.Counter()
+        self.reasons: collections.Counter = collections.Counter()
+
+    def add(self, outcome: Outcome) -> None:
+        self.examples += 1
+        self.builtins.update(set(outcome.builtins))
+        if outcome.refused is not None:
+            self.refused += 1
+            self.reasons[outcome.refused[:160]] += 1
+            return
+        self.ops.update(set(outcome.ops))
+        self.tensors += outcome.tensors_compared
+
+    def record(self, seconds: float) -> dict:
+        return {"examples": self.examples, "refused": self.refused, "tensors_compared": self.tensors,
+                "seconds": round(seconds, 1), "graphs_with_op": dict(self.ops.most_common()),
+                "graphs_with_builtin": dict(self.builtins.most_common()),
+                "refusals": dict(self.reasons.most_common())}  # fmt: skip
+
+
+def test_random_graphs_are_bit_exact_with_tflite_micro(tmp_path):
+    tally = Tally()
+    started = time.monotonic()
+    counter = iter(range(10**9))
+    kwargs = dict(max_examples=EXAMPLES, deadline=None, print_blob=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                         HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])  # fmt: skip
+    if RANDOM:
+        kwargs["database"] = DirectoryBasedExampleDatabase(str(REPO_ROOT / "build" / "hypothesis-fuzz"))
+    else:
+        kwargs.update(derandomize=True, database=None)
+
+    @settings(**kwargs)
+    @given(description=fuzz_graphs.graphs())
+    def one_graph(description):
+        note(json.dumps(description))
+        try:
+            outcome = check_description(description, tmp_path / str(next(counter)))
+        except Exception as error:
+            note(f"kept as {_keep_failure(description, error)}")
+            raise
+        tally.add(outcome)
+
+    try:
+        one_graph()
+    finally:
+        STATS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATS_FILE.write_text(json.dumps(tally.record(time.monotonic() - started), indent=1) + "\n")
+    assert tally.examples > 0
+    assert tally.refused <= MAX_REFUSED_FRACTION * tally.examples, (
+        f"{tally.refused} of {tally.examples} drawn graphs were refused: {dict(tally.reasons)}"
+    )
+
+
+def _regressions() -> list[Path]:
+    return sorted(REGRESSIONS.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _regressions(), ids=lambda p: p.stem)
+def test_kept_regression_graphs(path, tmp_path):
+    """Each kept case: {"note": what it found, "description": ..., "expect": "pass" | "refused" |
+    "xfail: <why>"} (xfail is strict: when the bug is fixed the case says so, and becomes "pass")."""
+    case = json.loads(path.read_text())
+    expect = case.get("expect", "pass")
+    if expect.startswith("xfail"):
+        try:
+            check_description(case["description"], tmp_path)
+        except FuzzMismatch:
+            pytest.xfail(expect)
+        pytest.fail(f"{path.name} is marked '{expect}' but now passes: set \"expect\": \"pass\"")
+    outcome = check_description(case["description"], tmp_path)
+    if expect == "refused":
+        assert outcome.refused is not None, f"{path.name} is no longer refused"
+    else:
+        assert outcome.refused is None, f"{path.name} is refused: {outcome.refused}"
+
+
+def test_the_generator_is_gated_on_the_registry():
+    from si4tool.compiler import ops
+
+    enabled = {g.op for g in fuzz_graphs.enabled_generators()}
+    for generator in fuzz_graphs.GENERATORS:
+        registered = all(ops.for_builtin(b) is not None for b in generator.builtins)
+        assert (generator.op in enabled) == registered, generator.op
+    assert {"conv2d", "depthwise_conv2d", "max_pool", "avg_pool", "dense", "flatten", "softmax", "add"} <= enabled
+
+
+def test_one_description_gives_one_tflite():
+    description = {"input_shape": [5, 6, 2], "seed": 7, "calibration": [-1.0, 2.0],
+                   "layers": [{"op": "conv2d", "inputs": [0], "kernel": [3, 2], "strides": [1, 2],
+                               "padding": "same", "dilation": [1, 1], "filters": 3, "activation": "relu",
+                               "use_bias": True}]}  # fmt: skip
+    first = fuzz_graphs.build_tflite(description, cache_dir=None)
+    assert fuzz_graphs.build_tflite(description, cache_dir=None) == first
