@@ -74,7 +74,7 @@ def supported_builtins() -> tuple[str, ...]:
 @functools.cache
 def option_layouts():
     """The builtin options tables of every registered operator, and any other OptionLayout an
-    ops module declares at module level (option_tables.py), for tflite_reader.read_tflite."""
+    ops module declares at module level (a table its SPEC does not list), for tflite_reader.read_tflite."""
     from si4tool.compiler.tflite_reader import OptionLayout
 
     layouts = {}

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from si4tool.compiler.ops.base import Constraints, OpSpec
-from si4tool.compiler.ops.option_tables import CONCATENATION_OPTIONS
+from si4tool.compiler.tflite_reader import OptionLayout
 from si4tool.errors import UserError
+
+CONCATENATION_OPTIONS = OptionLayout(10, "ConcatenationOptions", (("axis", 0, "i", 0), ("activation", 1, "b", 0)))
 
 
 @dataclass(frozen=True)

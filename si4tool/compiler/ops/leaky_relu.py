@@ -15,9 +15,11 @@ import numpy as np
 
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
 from si4tool.compiler.ops.base import Constraints, OpSpec
-from si4tool.compiler.ops.option_tables import LEAKY_RELU_OPTIONS
+from si4tool.compiler.tflite_reader import OptionLayout
 from si4tool.compiler.ops.unary import prepared, unary_tensors
 from si4tool.compiler.quant_math import checked_multiplier
+
+LEAKY_RELU_OPTIONS = OptionLayout(75, "LeakyReluOptions", (("alpha", 0, "f", 0.0),))
 
 
 @dataclass(frozen=True)

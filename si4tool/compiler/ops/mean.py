@@ -18,10 +18,12 @@ import numpy as np
 
 from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
 from si4tool.compiler.ops.base import Constraints, OpSpec
-from si4tool.compiler.ops.option_tables import REDUCER_OPTIONS
 from si4tool.compiler.quant_math import quantize_multiplier
-from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT32
+from si4tool.compiler.tflite_reader import TENSOR_TYPE_INT32, OptionLayout
 from si4tool.errors import UserError
+
+REDUCER_OPTIONS = OptionLayout(27, "ReducerOptions", (("keep_dims", 0, "B", 0),))
+
 
 # n * 255 must fit the kernel's int32 sum.
 MAX_REDUCED_ELEMENTS = 1 << 22

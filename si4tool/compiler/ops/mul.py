@@ -18,8 +18,10 @@ from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
 from si4tool.compiler.ops import broadcast as binary
 from si4tool.compiler.ops.base import Constraints, OpSpec
 from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
-from si4tool.compiler.ops.option_tables import MUL_OPTIONS
+from si4tool.compiler.tflite_reader import OptionLayout
 from si4tool.compiler.quant_math import activation_range, checked_multiplier
+
+MUL_OPTIONS = OptionLayout(21, "MulOptions", (("activation", 0, "b", 0),))
 
 
 @dataclass(frozen=True)

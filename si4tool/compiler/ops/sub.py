@@ -21,9 +21,11 @@ from si4tool.compiler.fixed_point import clamp_int8, mbqm, wrap_int32
 from si4tool.compiler.ops import broadcast as binary
 from si4tool.compiler.ops.base import Constraints, OpSpec
 from si4tool.compiler.ops.broadcast import BroadcastParams, broadcast_inputs, prepare_broadcast
-from si4tool.compiler.ops.option_tables import SUB_OPTIONS
+from si4tool.compiler.tflite_reader import OptionLayout
 from si4tool.compiler.quant_math import activation_range, quantize_multiplier
 from si4tool.errors import UserError
+
+SUB_OPTIONS = OptionLayout(28, "SubOptions", (("activation", 0, "b", 0),))
 
 LEFT_SHIFT = 20  # int8 (TFLM uses 15 for int16)
 
