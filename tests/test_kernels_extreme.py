@@ -196,8 +196,6 @@ def test_a_left_shift_of_32_is_refused_naming_the_operator(kind):
     assert message.count(". ") == 0 and "\n" not in message  # one sentence
 
 
-@pytest.mark.xfail(strict=True, reason="si4tool does not check FULLY_CONNECTED's bias scale as TFLM's Prepare "
-                   "does (|input x filter - bias scale| / output scale <= 0.02): it compiles a model TFLM refuses")
 def test_a_bias_scale_tflm_refuses_is_refused():
     """TFLite Micro refuses this model at Prepare; si4tool should refuse it too, in one sentence."""
     tflite = _with_multiplier(_tflite("dense_7_to_5"), "dense_7_to_5", 0.75 * 2.0**30, bias_matches=False)

@@ -39,8 +39,11 @@ class TraceResult:
 def _tflm_tensor_reader(tflite_bytes: bytes):
     from tflite_micro.python.tflite_micro import runtime
 
+    # With every tensor preserved, small weightless models outgrow the runtime's default arena
+    # (10 times the model's size): "Failed to allocate tail memory". A megabyte floor fits them.
     interpreter = runtime.Interpreter.from_bytes(
-        tflite_bytes, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
+        tflite_bytes, arena_size=max(1 << 20, 10 * len(tflite_bytes)),
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors,
     )
 
     def run(image: np.ndarray) -> None:

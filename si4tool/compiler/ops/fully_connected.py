@@ -39,6 +39,27 @@ class FullyConnectedParams:
     batches: int  # rows of the input, each input_size values, each giving output_size outputs
 
 
+# TFLM's Prepare (GetQuantizedConvolutionMultipler) refuses a per-tensor FULLY_CONNECTED whose bias
+# scale strays from input scale x filter scale by more than this fraction of the output scale: the
+# kernel adds the bias as if it had the product's scale.
+MAX_BIAS_SCALE_DIFFERENCE = 0.02
+
+
+def _check_bias_scale(ctx, operator, product_scale: float, output_scale: float) -> None:
+    bias = ctx.tensor(operator, 2, optional=True)
+    if bias is None or bias.quantization is None or not bias.quantization.scale:
+        return
+    # In double precision from the float32 scales, as TFLM computes it.
+    product = float(np.float32(np.float32(product_scale)))
+    difference = abs(product - float(np.float32(bias.quantization.scale[0])))
+    if difference / float(np.float32(output_scale)) > MAX_BIAS_SCALE_DIFFERENCE:
+        raise ctx.fail(
+            operator,
+            f"has a bias scale of {bias.quantization.scale[0]:g} where input scale x filter scale is {product:g}; "
+            f"TFLite Micro refuses a difference above {MAX_BIAS_SCALE_DIFFERENCE:g} of the output scale",
+        )
+
+
 def lower_fully_connected(ctx, operator):
     # Rows: [rows, inputs] in and [rows, outputs] out without keep_num_dims (ctx.activation).
     source = ctx.input_activation(operator, rows_ok=True)
@@ -64,6 +85,7 @@ def lower_fully_connected(ctx, operator):
     if len(scales) > 1:
         multipliers, shifts = ctx.quantized(operator, quant_math.per_channel_multipliers, source.scale, scales, output.scale)
     else:
+        _check_bias_scale(ctx, operator, source.scale * scales[0], output.scale)
         multiplier, shift = ctx.quantized(
             operator, quant_math.fully_connected_multiplier, source.scale, scales[0], output.scale
         )
