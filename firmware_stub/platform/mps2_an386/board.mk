@@ -92,7 +92,7 @@ $(BUILD)/mps2_an385-%/si4_firmware.elf: main.c $(MODEL_SOURCES) $$(call kernel_s
 KERNEL_TEST_DIR := $(BUILD)/mps2_an386-kernel-test
 mps2-kernel-test: $(KERNEL_TEST_DIR)/kernel_test.elf
 
-$(KERNEL_TEST_DIR)/kernel_test.elf: $(MPS2_DIR)/tests/kernel_test.c $(KERNEL_SOURCES) $(DSP_KERNEL_SOURCES) \
+$(KERNEL_TEST_DIR)/kernel_test.elf: $(MPS2_DIR)/tests/kernel_test.c $(MPS2_DIR)/tests/test_support.h $(KERNEL_SOURCES) $(DSP_KERNEL_SOURCES) \
 		$(KERNEL_HEADERS) $(MPS2_PLATFORM_DEPS)
 	@rm -rf $(@D) && mkdir -p $(@D)/obj $(@D)/ref
 	@set -e; for src in $(KERNEL_SOURCES); do \

@@ -40,38 +40,8 @@ void si4_ref_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params, cons
 #define BUFFER_BYTES 36864 /* the largest bench shape, 48x48x16 */
 #define MAX_CHANNELS 128
 
-static int8_t input[BUFFER_BYTES];
-static int8_t filter[BUFFER_BYTES];
-static int32_t bias[MAX_CHANNELS];
-static int32_t multiplier[MAX_CHANNELS];
-static int32_t shift[MAX_CHANNELS];
-static int8_t output_portable[BUFFER_BYTES];
-static int8_t output_dsp[BUFFER_BYTES];
-
-static uint32_t random_state = 0x9E3779B9u;
-
-static uint32_t random_u32(void)
-{
-    /* xorshift32 */
-    random_state ^= random_state << 13;
-    random_state ^= random_state >> 17;
-    random_state ^= random_state << 5;
-    return random_state;
-}
-
-/* Uniform in [low, high]. */
-static int32_t random_between(int32_t low, int32_t high)
-{
-    return low + (int32_t)(random_u32() % (uint32_t)(high - low + 1));
-}
-
-static void fill_s8(int8_t *buffer, int32_t count)
-{
-    int32_t i;
-    for (i = 0; i < count; ++i) {
-        buffer[i] = (int8_t)random_between(-128, 127);
-    }
-}
+#define TEST_RANDOM_SEED 0x9E3779B9u
+#include "test_support.h"
 
 /* Multipliers in [2^30, 2^31) with right shifts that bring a 9-tap
  * accumulator near the int8 range, and now and then the ends of the
