@@ -435,9 +435,10 @@ def _trace(
     result = trace_layers(assets, chosen.x, indices, DEFAULT_FIRMWARE_BUILD)
     difference = result.first_difference
     if difference is None:
+        streamed = f" ({result.streamed} streamed layers never exist whole: nothing to compare)" if result.streamed else ""
         console.print(
-            f"trace: all {len(result.layers)} layers identical to {result.reference} on image(s) "
-            f"{', '.join(map(str, indices))}"
+            f"trace: all {len(result.layers) - result.streamed} layers identical to {result.reference} on image(s) "
+            f"{', '.join(map(str, indices))}{streamed}"
         )
         return
     raise ValidationFailed(

@@ -325,3 +325,11 @@ def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, reference_
     assert [run.kernel for run in validation.runs] == ["portable", "dsp"]
     for run in validation.runs:
         assert run.bit_exact == run.vectors == 20
+
+
+def test_a_trace_counts_only_the_layers_a_schedule_materialises():
+    from si4tool.validation.trace import TraceResult
+
+    layers = ["conv2d_max_pool_0", "conv2d_max_pool_1", "fully_connected_0", "fully_connected_1"]
+    assert TraceResult([0], layers, None, compared=2).streamed == 2
+    assert TraceResult([0], layers, None).streamed == 0  # a layer-by-layer trace compares every layer

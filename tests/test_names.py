@@ -51,7 +51,7 @@ def two_assets(tmp_path_factory) -> dict[str, Path]:
 # --------------------------------------------------------------------------- the names themselves
 
 
-@pytest.mark.parametrize("bad", ["1kws", "kws-model", "k ws", "", "_kws", "kwś", "int", "class", "while", "si4_kws", "SI4", "si4model"])
+@pytest.mark.parametrize("bad", ["1kws", "kws-model", "k ws", "", "_kws", "kwś", "int", "class", "while", "si4_kws", "SI4", "si4model", "stdin", "errno", "bool"])
 def test_a_bad_name_is_refused_in_one_sentence(bad):
     with pytest.raises(UserError) as error:
         codegen.model_names(bad)

@@ -30,6 +30,12 @@ C_KEYWORDS = frozenset(
     operator or or_eq private protected public reinterpret_cast static_assert static_cast template this
     thread_local throw true try typeid typename using virtual wchar_t xor xor_eq""".split()
 )
+# Standard library names a prefix must not be: several are macros (stdin, errno, assert, bool),
+# which the preprocessor would expand inside every <name>_... token built from them.
+C_LIBRARY_NAMES = frozenset(
+    """assert errno stdin stdout stderr NULL EOF BUFSIZ FILE offsetof setjmp longjmp va_arg va_start va_end
+    va_copy va_list bool true false complex imaginary I main malloc free size_t ptrdiff_t wchar_t""".split()
+)
 _C_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -144,6 +150,11 @@ def model_names(name: str | None) -> ModelNames:
         )
     if name in C_KEYWORDS:
         raise UserError(f"--name {name!r} is a C or C++ keyword; choose another name, such as {name}_model")
+    if name in C_LIBRARY_NAMES:
+        raise UserError(
+            f"--name {name!r} is a name of the C standard library (often a macro, which would rewrite every "
+            f"generated symbol); choose another name, such as {name}_model"
+        )
     if name.lower().startswith("si4"):
         raise UserError(
             f"--name {name!r} would clash with si4tool's own names (si4_* kernels, SI4_* macros); "

@@ -34,6 +34,12 @@ class TraceResult:
     layers: list[str]
     first_difference: LayerDifference | None
     reference: str = "TFLite Micro (all tensors preserved)"
+    compared: int | None = None  # layers compared: fewer than `layers` when a schedule streams some
+
+    @property
+    def streamed(self) -> int:
+        """Layers whose output a row-streamed schedule never materialises (so nothing to compare)."""
+        return 0 if self.compared is None else len(self.layers) - self.compared
 
 
 def _tflm_tensor_reader(tflite_bytes: bytes):
@@ -131,11 +137,13 @@ def trace_layers(assets_dir: Path, images: np.ndarray, image_indices: list[int],
     Micro gets what its input tensor takes (the float images for a model with a QUANTIZE
     first, see reference.interpreter_inputs)."""
     comparer = _LayerComparer(assets_dir, build_dir)
+    compared: set[int] = set()
     for image_index in image_indices:
-        for _, difference in comparer.differences(images, image_index):
+        for layer_index, difference in comparer.differences(images, image_index):
+            compared.add(layer_index)
             if difference is not None:
-                return TraceResult(images=list(image_indices), layers=comparer.layer_names, first_difference=difference)
-    return TraceResult(images=list(image_indices), layers=comparer.layer_names, first_difference=None)
+                return TraceResult(list(image_indices), comparer.layer_names, difference, compared=len(compared))
+    return TraceResult(list(image_indices), comparer.layer_names, None, compared=len(compared))
 
 
 def check_intermediates(assets_dir: Path, images: np.ndarray, count: int, build_dir: Path) -> IntermediateCheck:
