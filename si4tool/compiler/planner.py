@@ -232,7 +232,13 @@ def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> 
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
     input_bytes = graph.tensors[graph.input].size_bytes
-    schedule = streams[0].schedule if streams else ("layer by layer, in place" if in_place else "layer by layer")
+    if streams:
+        schedule = streams[0].schedule
+    elif in_place:
+        pixels = any(layer.pixel_bands for layer in in_place)
+        schedule = "layer by layer, in place" + (", pixel bands" if pixels else "")
+    else:
+        schedule = "layer by layer"
     plan = MemoryPlan(
         arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place)
     )

@@ -253,6 +253,7 @@ def candidate_plans(graph: Graph):
     in_place = find_in_place_layers(graph)
     if in_place:
         plans.append(plan_memory(graph, in_place=in_place))
+        plans.extend(in_place_pixel_plans(graph, in_place))
     return [
         (
             ScheduleCandidate(
@@ -287,6 +288,7 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
 # instead of two.
 
 IN_PLACE = "layer by layer, in place"
+IN_PLACE_PIXELS = "layer by layer, in place, pixel bands"
 
 
 @dataclass(frozen=True)
@@ -300,21 +302,23 @@ class RowBand:
 
 @dataclass(frozen=True)
 class InPlaceLayer:
-    """Layer `index` runs row by row over its input's bytes (same base offset). Output row r is
-    computed into a ring of `temp_rows` rows and copied to output row r's place `delay` rows
-    later, once no output row still to be computed reads the bytes it covers. `reverse`: rows
-    from the bottom up (a 1x1 layer whose output rows are longer than its input rows)."""
+    """Layer `index` runs unit by unit over its input's bytes (same base offset); a unit is one
+    output row, or one output pixel (`pixel_bands`). Output unit u is computed into a ring of
+    `temp_rows` units and copied to its place `delay` units later, once no unit still to be
+    computed reads the bytes it covers. `reverse`: units from the bottom up (a 1x1 layer whose
+    output rows are longer than its input rows)."""
 
     index: int
-    bands: tuple[RowBand, ...]
-    temp_rows: int
-    delay: int
+    bands: tuple[RowBand, ...]  # one per unit, in the order they are computed (top down)
+    temp_rows: int  # the ring, in units
+    delay: int  # in units
     reverse: bool
     input_row_bytes: int
-    row_bytes: int  # one output row
+    row_bytes: int  # one output unit (a row, or a pixel's channels when pixel_bands)
+    pixel_bands: bool = False
 
     def buffer_name(self, graph: Graph) -> str:
-        return f"{graph.layers[self.index].name}.rows"
+        return f"{graph.layers[self.index].name}.{'pixels' if self.pixel_bands else 'rows'}"
 
     @property
     def temp_bytes(self) -> int:
@@ -331,30 +335,67 @@ def row_band(params, row: int) -> RowBand:
     return RowBand(row, start, band)
 
 
-def _copies_are_safe(params, out_rows: int, in_row: int, out_row: int, delay: int, reverse: bool) -> bool:
-    """Whether copying output row r (after computing row r + delay) never overwrites an input
-    byte a row still to be computed reads: checked row by row, not assumed."""
-    def first_input_row(row: int) -> int:
-        return max(0, row * params.stride_height - params.pad_top)
+def pixel_band(params, row: int, column: int) -> RowBand:
+    """Output pixel (row, column) alone: row_band's rows, the pointer left at the band's first
+    column, and pad_left' = pad_left - column * stride_width, so the kernel's window origin
+    column * s - p is unchanged and its column clip stays the map's own edges (pad_left' is
+    negative past the first columns: the origin lies right of the pointer)."""
+    band = row_band(params, row)
+    pixel = dataclasses.replace(
+        band.params, output_width=1, pad_left=params.pad_left - column * params.stride_width
+    )
+    return RowBand(row, band.input_row, pixel)
 
-    def last_input_row(row: int) -> int:
-        last = row * params.stride_height - params.pad_top + (params.kernel_height - 1) * params.dilation_height
-        return min(params.input_height - 1, last)
 
+def _unit_extents(params, in_row: int, in_c: int, out_rows: int, out_w: int, pixels: bool):
+    """(first byte, end byte) of the input each unit's taps read, units in top-down order. Only
+    the taps count: a correct kernel's output depends on nothing else (the DSP depthwise kernel
+    reads a block moved inside the map at the edges, its extra bytes under zero taps)."""
+    def rows(row: int) -> tuple[int, int]:
+        first = row * params.stride_height - params.pad_top
+        last = first + (params.kernel_height - 1) * params.dilation_height
+        return max(0, first), min(params.input_height - 1, last)
+
+    def columns(column: int) -> tuple[int, int]:
+        first = column * params.stride_width - params.pad_left
+        last = first + (params.kernel_width - 1) * params.dilation_width
+        return max(0, first), min(params.input_width - 1, last)
+
+    extents = []
     for row in range(out_rows):
-        if reverse:  # rows below were copied; the rows still to compute are above
-            remaining = range(0, row)
-            if remaining and (last_input_row(row - 1) + 1) * in_row > row * out_row:
+        top, bottom = rows(row)
+        if not pixels:
+            extents.append((top * in_row, (bottom + 1) * in_row))
+            continue
+        for column in range(out_w):
+            left, right = columns(column)
+            extents.append((top * in_row + left * in_c, bottom * in_row + (right + 1) * in_c))
+    return extents
+
+
+def _copies_are_safe(extents, unit_bytes: int, delay: int, reverse: bool) -> bool:
+    """Whether copying output unit u (after computing unit u + delay, or, bottom up, unit u) never
+    overwrites an input byte a unit still to be computed reads: checked unit by unit, not assumed."""
+    count = len(extents)
+    if reverse:  # units below were copied; the units still to compute are above
+        last_end = 0
+        for unit in range(count):
+            if unit and last_end > unit * unit_bytes:
                 return False
-        else:
-            computed = row + delay  # copying row `row` happens once this row is computed
-            remaining = range(computed + 1, out_rows)
-            if remaining and (row + 1) * out_row > first_input_row(computed + 1) * in_row:
-                return False
+            last_end = max(last_end, extents[unit][1])
+        return True
+    first_after = [0] * (count + 1)  # the lowest byte units unit.. read
+    first_after[count] = 1 << 62
+    for unit in range(count - 1, -1, -1):
+        first_after[unit] = min(first_after[unit + 1], extents[unit][0])
+    for unit in range(count):
+        computed = unit + delay  # copying unit `unit` happens once this unit is computed
+        if computed + 1 < count and (unit + 1) * unit_bytes > first_after[computed + 1]:
+            return False
     return True
 
 
-def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
+def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPlaceLayer | None:
     layer = graph.layers[index]
     if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output in graph.outputs:
         return None
@@ -369,26 +410,61 @@ def find_in_place_layer(graph: Graph, index: int) -> InPlaceLayer | None:
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
     in_row, out_row = in_w * in_c, out_w * out_c
-    # Top down with the fewest pending rows that is safe (a stride-1 3x3 layer: one, i.e. pad_top),
-    # else bottom up (an expansion: longer output rows); a layer neither allows keeps its own buffer.
+    unit_bytes = out_c if pixels else out_row
+    extents = _unit_extents(p, in_row, in_c, out_h, out_w, pixels)
+    # Top down with the fewest pending units that is safe (a stride-1 3x3 layer: one row, or a
+    # row and one pixel), else bottom up (an expansion); a layer neither allows keeps its own buffer.
+    most = (p.kernel_height + 1) * (out_w if pixels else 1)
     order = next(
-        ((delay, False) for delay in range(p.kernel_height + 1) if _copies_are_safe(p, out_h, in_row, out_row, delay, False)),
-        (0, True) if _copies_are_safe(p, out_h, in_row, out_row, 0, True) else None,
+        ((delay, False) for delay in range(most + 1) if _copies_are_safe(extents, unit_bytes, delay, False)),
+        (0, True) if _copies_are_safe(extents, unit_bytes, 0, True) else None,
     )
     if order is None:
         return None
     delay, reverse = order
+    if pixels:
+        bands = tuple(pixel_band(p, row, column) for row in range(out_h) for column in range(out_w))
+    else:
+        bands = tuple(row_band(p, row) for row in range(out_h))
     return InPlaceLayer(
         index=index,
-        bands=tuple(row_band(p, row) for row in range(out_h)),
+        bands=bands,
         temp_rows=delay + 1,
         delay=delay,
         reverse=reverse,
         input_row_bytes=in_row,
-        row_bytes=out_row,
+        row_bytes=unit_bytes,
+        pixel_bands=pixels,
     )
 
 
 def find_in_place_layers(graph: Graph) -> tuple[InPlaceLayer, ...]:
     found = (find_in_place_layer(graph, index) for index in range(len(graph.layers)))
     return tuple(layer for layer in found if layer is not None)
+
+
+def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...]):
+    """Plans where the in-place layers with the largest rings compute one pixel per kernel call
+    instead of one row (a ring of a row and a pixel or so instead of two rows): the layers whose
+    row ring is at least t bytes, for each t, largest first; only plans smaller than rows' kept.
+    Pixel calls cost the kernels' per-call set-up once per pixel, so only the layers that set the
+    arena are switched."""
+    from si4tool.compiler.planner import plan_memory
+
+    pixel_forms = {}
+    for layer in rows:
+        pixel = find_in_place_layer(graph, layer.index, pixels=True)
+        if pixel is not None and pixel.temp_bytes < layer.temp_bytes:
+            pixel_forms[layer.index] = pixel
+    plans = []
+    best = plan_memory(graph, in_place=rows).arena_bytes if pixel_forms else 0
+    for threshold in sorted({layer.temp_bytes for layer in rows if layer.index in pixel_forms}, reverse=True):
+        mixed = tuple(
+            pixel_forms[layer.index] if layer.index in pixel_forms and layer.temp_bytes >= threshold else layer
+            for layer in rows
+        )
+        plan = plan_memory(graph, in_place=mixed)
+        if plan.arena_bytes < best:
+            best = plan.arena_bytes
+            plans.append(plan)
+    return plans[-1:]  # the smallest

@@ -151,6 +151,7 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
                 "band_refs": refs,
                 "band_input_offsets": [band.input_row * in_place.input_row_bytes for band in in_place.bands],
                 "reverse": in_place.reverse,
+                "pixel_bands": in_place.pixel_bands,
                 "delay": in_place.delay,
                 "rows": len(in_place.bands),
                 "map": _arena_pointer(plan.allocations[layer.inputs[0]].offset, names),
