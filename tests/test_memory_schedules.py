@@ -256,8 +256,8 @@ requires_mlperf = pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_D
 SMALL_ARENAS = {
     "ad01_int8.tflite": 272,
     "kws_ref_model.tflite": 8448,
-    "pretrainedResnet_quant.tflite": 33312,
-    "vww_96_int8.tflite": 38144,
+    "pretrainedResnet_quant.tflite": 33792,
+    "vww_96_int8.tflite": 38400,
 }
 
 
@@ -287,9 +287,8 @@ def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
     images = model_zoo.random_images(count, graph.tensors[graph.input].shape, seed=13)
     expected = _tflm(tflite, images)
     candidates = schedule.candidate_plans(graph)
-    assert [c.schedule for c, _ in candidates] == [
-        schedule.LAYER_BY_LAYER, schedule.IN_PLACE, schedule.IN_PLACE_PIXELS
-    ]
+    pixels = [schedule.IN_PLACE_PIXELS] if file == "kws_ref_model.tflite" else []  # where it is smaller
+    assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE, *pixels]
     for candidate, plan in candidates:
         engine = _engine(graph, plan, tmp_path / candidate.schedule.replace(" ", "_").replace(",", ""))
         assert np.array_equal(engine.run(images), expected), candidate.schedule
@@ -301,7 +300,8 @@ def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
         for layer in in_place.in_place:
             source, output = graph.layers[layer.index].inputs[0], graph.layers[layer.index].output
             assert in_place.allocations[source].offset == in_place.allocations[output].offset
-    assert any(layer.pixel_bands for layer in candidates[2][1].in_place)
+    if pixels:  # kws: each depthwise layer one pixel per call, a ring of 7 pixels (448 B)
+        assert [layer.temp_bytes for layer in candidates[2][1].in_place if layer.pixel_bands] == [448] * 4
 
 
 @pytest.mark.qemu

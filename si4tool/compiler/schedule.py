@@ -309,13 +309,15 @@ class InPlaceLayer:
     output rows are longer than its input rows)."""
 
     index: int
-    bands: tuple[RowBand, ...]  # one per unit, in the order they are computed (top down)
+    bands: tuple[RowBand, ...]  # one per output row (none for pixel_bands: the kernel takes the position)
     temp_rows: int  # the ring, in units
     delay: int  # in units
     reverse: bool
     input_row_bytes: int
     row_bytes: int  # one output unit (a row, or a pixel's channels when pixel_bands)
-    pixel_bands: bool = False
+    pixel_bands: bool = False  # depthwise only: one si4_depthwise_conv2d_pixel_s8 call per output pixel
+    units: int = 0  # output rows, or output pixels
+    output_width: int = 0
 
     def buffer_name(self, graph: Graph) -> str:
         return f"{graph.layers[self.index].name}.{'pixels' if self.pixel_bands else 'rows'}"
@@ -333,18 +335,6 @@ def row_band(params, row: int) -> RowBand:
     start, end = max(0, first), min(params.input_height, last + 1)
     band = dataclasses.replace(params, input_height=end - start, output_height=1, pad_top=start - first)
     return RowBand(row, start, band)
-
-
-def pixel_band(params, row: int, column: int) -> RowBand:
-    """Output pixel (row, column) alone: row_band's rows, the pointer left at the band's first
-    column, and pad_left' = pad_left - column * stride_width, so the kernel's window origin
-    column * s - p is unchanged and its column clip stays the map's own edges (pad_left' is
-    negative past the first columns: the origin lies right of the pointer)."""
-    band = row_band(params, row)
-    pixel = dataclasses.replace(
-        band.params, output_width=1, pad_left=params.pad_left - column * params.stride_width
-    )
-    return RowBand(row, band.input_row, pixel)
 
 
 def _unit_extents(params, in_row: int, in_c: int, out_rows: int, out_w: int, pixels: bool):
@@ -407,6 +397,8 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPla
     p = layer.params
     if layer.op == "depthwise_conv2d" and p.depth_multiplier != 1:
         return None  # several output channels per input channel: not handled
+    if pixels and layer.op != "depthwise_conv2d":
+        return None  # a convolution would pay its kernel's per-call set-up once per pixel
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
     in_row, out_row = in_w * in_c, out_w * out_c
@@ -422,10 +414,8 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPla
     if order is None:
         return None
     delay, reverse = order
-    if pixels:
-        bands = tuple(pixel_band(p, row, column) for row in range(out_h) for column in range(out_w))
-    else:
-        bands = tuple(row_band(p, row) for row in range(out_h))
+    # Pixels: si4_depthwise_conv2d_pixel_s8 computes a position of the whole layer (no band).
+    bands = () if pixels else tuple(row_band(p, row) for row in range(out_h))
     return InPlaceLayer(
         index=index,
         bands=bands,
@@ -435,6 +425,8 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPla
         input_row_bytes=in_row,
         row_bytes=unit_bytes,
         pixel_bands=pixels,
+        units=out_h * out_w if pixels else out_h,
+        output_width=out_w,
     )
 
 
@@ -444,11 +436,11 @@ def find_in_place_layers(graph: Graph) -> tuple[InPlaceLayer, ...]:
 
 
 def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...]):
-    """Plans where the in-place layers with the largest rings compute one pixel per kernel call
-    instead of one row (a ring of a row and a pixel or so instead of two rows): the layers whose
-    row ring is at least t bytes, for each t, largest first; only plans smaller than rows' kept.
-    Pixel calls cost the kernels' per-call set-up once per pixel, so only the layers that set the
-    arena are switched."""
+    """Plans where the in-place depthwise layers with the largest rings compute one pixel per call
+    (si4_depthwise_conv2d_pixel_s8) instead of one row: a ring of a row and a pixel or so instead
+    of two rows. The layers whose row ring is at least t bytes switch, for each t, largest first;
+    the smallest plan is kept if it is smaller than the rows' one. Only the layers that set the
+    arena switch: a call per pixel costs more than a call per row (each loads its taps again)."""
     from si4tool.compiler.planner import plan_memory
 
     pixel_forms = {}

@@ -128,13 +128,16 @@ def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], 
 
 
 def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
-    """Replace the entries of schedule.InPlaceLayer layers: a loop of row-band kernel calls
-    into a ring of output rows, each copied over its input row once no later row reads it."""
+    """Replace the entries of schedule.InPlaceLayer layers: a loop of row-band kernel calls (or
+    of si4_depthwise_conv2d_pixel_s8 calls, one per output pixel) into a ring of output units,
+    each copied over its input's bytes once no later unit reads them."""
     entries = list(model_layers)
     for in_place in plan.in_place:
         layer = graph.layers[in_place.index]
         spec = ops.spec(layer.op)
         structs, band_names, refs = [], {}, []
+        if in_place.pixel_bands:  # the whole layer's params: the pixel kernel takes the position
+            structs.append(_literal_struct(f"{layer.name}_params", layer.params))
         for band in in_place.bands:
             if band.params not in band_names:
                 band_names[band.params] = f"{layer.name}_band_{len(band_names)}_params"
@@ -153,7 +156,9 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
                 "reverse": in_place.reverse,
                 "pixel_bands": in_place.pixel_bands,
                 "delay": in_place.delay,
-                "rows": len(in_place.bands),
+                "rows": in_place.units,
+                "output_width": in_place.output_width,
+                "params": f"&{layer.name}_params",
                 "map": _arena_pointer(plan.allocations[layer.inputs[0]].offset, names),
                 "ring": _arena_pointer(plan.allocations[in_place.buffer_name(graph)].offset, names),
                 "temp_rows": in_place.temp_rows,

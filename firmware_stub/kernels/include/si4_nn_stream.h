@@ -6,8 +6,9 @@
  * rows; these entry points are the two pieces that a band call cannot
  * express: a FULLY_CONNECTED whose input arrives a few values at a time
  * (int32 sums kept between calls, one requantization at the end, identical
- * to si4_fully_connected_s8) and the elementwise maximum that joins two
- * partial rows of a max pool.
+ * to si4_fully_connected_s8), the elementwise maximum that joins two
+ * partial rows of a max pool, and one position of a depthwise convolution
+ * without a whole-layer kernel's per-call set-up.
  */
 #ifndef SI4_NN_STREAM_H
 #define SI4_NN_STREAM_H
@@ -41,6 +42,19 @@ void si4_fully_connected_rows_s8_finish(const si4_fully_connected_params *params
                                         const int32_t *output_multiplier,
                                         const int32_t *output_shift,
                                         int8_t *output);
+
+/* Output position (out_y, out_x) of the depthwise layer `params` describes (the whole layer's
+ * params and input): its output_channels values, as si4_depthwise_conv2d_s8 computes them,
+ * into output. For in-place schedules that compute a layer one pixel at a time. */
+void si4_depthwise_conv2d_pixel_s8(const si4_depthwise_conv2d_params *params,
+                                   const int8_t *input,
+                                   const int8_t *filter,
+                                   const int32_t *bias,
+                                   const int32_t *output_multiplier,
+                                   const int32_t *output_shift,
+                                   int32_t out_y,
+                                   int32_t out_x,
+                                   int8_t *output);
 
 /* accumulator[i] = max(accumulator[i], values[i]) for i < size: max pooling over int8
  * values is associative, so a pool window may be reduced in parts. */
