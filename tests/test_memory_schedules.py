@@ -205,7 +205,11 @@ def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(form, tmp
             pytest.skip(f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
         tflite = (MLPERF_DIR / "kws_ref_model.tflite").read_bytes()
         graph = _graph(tflite)
-        plan = planner.plan_memory(graph, in_place=schedule.find_in_place_layers(graph), guard_bytes=32)
+        in_place = schedule.find_in_place_layers(graph)
+        # as --memory small runs it: the depthwise layers one pixel per call, the 1x1 layers by rows
+        in_place = tuple(schedule.find_in_place_layer(graph, l.index, pixels=True) or l for l in in_place)
+        assert sum(layer.pixel_bands for layer in in_place) == 4
+        plan = planner.plan_memory(graph, in_place=in_place, guard_bytes=32)
         own_buffers = [layer.buffer_name(graph) for layer in plan.in_place]
     else:
         tflite = model_zoo.seed_model_tflite()
@@ -337,3 +341,28 @@ def test_a_trace_counts_only_the_layers_a_schedule_materialises():
     layers = ["conv2d_max_pool_0", "conv2d_max_pool_1", "fully_connected_0", "fully_connected_1"]
     assert TraceResult([0], layers, None, compared=2).streamed == 2
     assert TraceResult([0], layers, None).streamed == 0  # a layer-by-layer trace compares every layer
+
+
+@requires_mlperf
+@pytest.mark.qemu
+def test_qemu_self_check_of_the_small_kws_schedule(reference_cache_dir, tmp_path):
+    """kws --memory small (its depthwise layers through si4_depthwise_conv2d_pixel_s8, the DSP twin
+    in the DSP build), both kernel builds: bit-exact with TFLite Micro under QEMU, under 9,000 B."""
+    from si4tool.assets import build_firmware_assets
+    from si4tool.targets import qemu
+
+    if not qemu.toolchain_available():
+        pytest.skip("arm-none-eabi-gcc/newlib or qemu-system-arm missing")
+    out = tmp_path / "small"
+    result = build_firmware_assets(
+        out, model_path=MLPERF_DIR / "kws_ref_model.tflite", inputs_spec="random", vectors=3,
+        cache_dir=reference_cache_dir, quiet=True, memory="small",
+    )  # fmt: skip
+    assert result.manifest.memory["schedule"] == schedule.IN_PLACE_PIXELS
+    assert result.manifest.totals["arena_plus_input_bytes"] == 8938 <= 9000
+    assert "si4_depthwise_conv2d_pixel_s8(" in (out / "model.c").read_text()
+    validation = qemu.validate_qemu(out, out_dir=tmp_path / "validation", build_dir=tmp_path / "build", quiet=True)
+    assert qemu.failures(validation) is None
+    assert [run.kernel for run in validation.runs] == ["portable", "dsp"]
+    for run in validation.runs:
+        assert run.bit_exact == run.vectors == 3
