@@ -7,6 +7,7 @@ outputs of the layer-by-layer one, which is TFLite Micro's; fast must stay today
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import subprocess
@@ -264,6 +265,15 @@ SMALL_ARENAS = {
     "vww_96_int8.tflite": 38400,
 }
 
+# ... and with its input: the first layer runs in place over the input, moved into the arena
+# (vww: 38,400 B in all instead of 66,048; the issue asks <= 48,000); ad01's dense first layer cannot.
+SMALL_RAM = {
+    "ad01_int8.tflite": 912,
+    "kws_ref_model.tflite": 8448,
+    "pretrainedResnet_quant.tflite": 33792,
+    "vww_96_int8.tflite": 38400,
+}
+
 
 @requires_mlperf
 @pytest.mark.parametrize("file", MLPERF_MODELS)
@@ -275,7 +285,9 @@ def test_mlperf_models_plan_every_schedule(file):
         planner.check_no_overlap(plan)
         assert plan.arena_bytes <= fast.arena_bytes
         assert [c.schedule for c in candidates][0] == schedule.LAYER_BY_LAYER
-    assert schedule.choose_plan(graph, "small")[0].arena_bytes == SMALL_ARENAS[file]
+    small = schedule.choose_plan(graph, "small")[0]
+    assert small.arena_bytes == SMALL_ARENAS[file]
+    assert small.arena_plus_input_bytes == SMALL_RAM[file]
 
 
 @requires_mlperf
@@ -292,20 +304,38 @@ def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
     expected = _tflm(tflite, images)
     candidates = schedule.candidate_plans(graph)
     pixels = [schedule.IN_PLACE_PIXELS] if file == "kws_ref_model.tflite" else []  # where it is smaller
-    assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE, *pixels]
+    arena_input = [name + ", input in the arena" for name in (schedule.IN_PLACE, *pixels)]
+    assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE, *pixels, *arena_input]
     for candidate, plan in candidates:
         engine = _engine(graph, plan, tmp_path / candidate.schedule.replace(" ", "_").replace(",", ""))
         assert np.array_equal(engine.run(images), expected), candidate.schedule
         reference = model_zoo.reference_forward(graph, images[0])
         for layer, values in zip(graph.layers, engine.run_layers(images[0])):
             np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
-    for _, in_place in candidates[1:]:
+    for candidate, in_place in candidates[1:]:
+        if in_place.input_in_arena:  # the input counted once, inside the arena; the first layer over it
+            assert candidate.input_in_arena and candidate.arena_plus_input_bytes == candidate.arena_bytes
+            assert in_place.in_place[0].index == 0
         # one map: every in-place layer's output has its input's offset
         for layer in in_place.in_place:
             source, output = graph.layers[layer.index].inputs[0], graph.layers[layer.index].output
             assert in_place.allocations[source].offset == in_place.allocations[output].offset
     if pixels:  # kws: each depthwise layer one pixel per call, a ring of 7 pixels (448 B)
         assert [layer.temp_bytes for layer in candidates[2][1].in_place if layer.pixel_bands] == [448] * 4
+    # input in the arena: above, the first layer copied the caller's input in; here the caller
+    # writes it at <MACRO>_INPUT_ARENA_OFFSET and passes that pointer (no buffer of its own)
+    plan = candidates[-1][1]
+    engine = _engine(graph, plan, tmp_path / "caller_writes_the_arena")
+    offset = plan.allocations[graph.input].offset
+    assert f"_INPUT_ARENA_OFFSET {offset}\n" in (tmp_path / "caller_writes_the_arena" / "model.h").read_text()
+    names = codegen.ModelNames()
+    arena = (ctypes.c_int8 * engine.arena_bytes).in_dll(engine._lib, names.arena)
+    invoke = getattr(engine._lib, f"{names.prefix}_invoke")
+    output = np.zeros(expected.shape[1], dtype=np.int8)
+    for image, want in zip(images[:8], expected[:8]):
+        ctypes.memmove(ctypes.addressof(arena) + offset, image.astype(np.int8).tobytes(), image.size)
+        assert invoke(ctypes.byref(arena, offset), output.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))) == 0
+        np.testing.assert_array_equal(output, want)
 
 
 @pytest.mark.qemu

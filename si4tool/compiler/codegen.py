@@ -260,8 +260,8 @@ def _arena_pointer(offset: int, names: ModelNames) -> str:
 
 
 def _buffer_expression(graph: Graph, plan: MemoryPlan, tensor: str, names: ModelNames) -> str:
-    if tensor == graph.input:
-        return "input"
+    if tensor == graph.input:  # the caller's buffer, or (input_in_arena) the first layer's copy of it
+        return _arena_pointer(plan.allocations[tensor].offset, names) if plan.input_in_arena else "input"
     output_offsets = graph.output_offsets()
     if tensor in output_offsets:  # graph outputs live in the caller's buffer, concatenated
         return "output" if output_offsets[tensor] == 0 else f"output + {output_offsets[tensor]}"
@@ -397,6 +397,10 @@ def render_model_sources(
         from si4tool.compiler.stream_codegen import apply_in_place
 
         model_layers = apply_in_place(graph, plan, model_layers, names)
+    if plan.input_in_arena:
+        from si4tool.compiler.stream_codegen import apply_input_in_arena
+
+        model_layers = apply_input_in_arena(graph, plan, model_layers, names)
     layer_table = [
         {
             "function": entry["function"],
@@ -420,6 +424,7 @@ def render_model_sources(
         "schedule": plan.schedule,
         "has_streams": bool(plan.streams),
         "has_in_place": bool(plan.in_place),
+        "input_arena_offset": plan.allocations[graph.input].offset if plan.input_in_arena else None,
         "names": names,
     }
     return {

@@ -23,7 +23,8 @@ a partial pooled row, int32 sums) live at that layer; the last layer's output is
 the ring once the ring is no longer read (a share, as in place).
 
 Not in the arena: the model input, which the layers read directly from the caller's const
-pointer, and the model output, which its layer writes straight into the caller's buffer.
+pointer (except in an `input_in_arena` plan: there the first layer copies it into the arena, or
+finds it there, and may run in place over it), and the model output, which its layer writes straight into the caller's buffer.
 `MemoryPlan.input_bytes` says how large the caller's input is, for comparisons with TFLite
 Micro, whose arena holds its input tensor.
 """
@@ -69,6 +70,7 @@ class MemoryPlan:
     schedule: str = "layer by layer"
     streams: tuple = ()  # schedule.RowStream for each chain run row by row
     in_place: tuple = ()  # schedule.InPlaceLayer for each layer run over its own input
+    input_in_arena: bool = False  # the model input has arena bytes (the first layer copies it there)
 
     @property
     def arena_plus_input_bytes(self) -> int:
@@ -200,11 +202,18 @@ _ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
 ]
 
 
-def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> MemoryPlan:
+def plan_memory(
+    graph: Graph, streams=(), guard_bytes: int = 0, in_place=(), input_in_arena: bool = False
+) -> MemoryPlan:
     """The smallest arena this planner finds for the layer-by-layer schedule, or, given
     schedule.RowStream chains, for the row-streamed one. guard_bytes > 0 (tests only) leaves that
-    many unused bytes after every buffer, so a write past a buffer's end lands in a guard."""
+    many unused bytes after every buffer, so a write past a buffer's end lands in a guard.
+    input_in_arena: the model input gets arena bytes, live until its last reader (the first layer
+    copies it there unless the caller wrote it there already), so a first layer run in place can
+    write over it; the input then counts once, inside the arena."""
     lifetimes = buffer_lifetimes(graph, streams)
+    if input_in_arena:
+        lifetimes[graph.input] = (graph.tensors[graph.input].size_bytes, 0, graph.last_reader(graph.input))
     for layer in in_place:  # schedule.InPlaceLayer: its ring of output rows lives at its layer
         lifetimes[layer.buffer_name(graph)] = (layer.temp_bytes, layer.index, layer.index)
     shares = shared_buffers(graph, lifetimes)
@@ -231,7 +240,7 @@ def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> 
         name: Allocation(offsets[name], lifetimes[name][0], lifetimes[name][1], lifetimes[name][2])
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
-    input_bytes = graph.tensors[graph.input].size_bytes
+    input_bytes = 0 if input_in_arena else graph.tensors[graph.input].size_bytes
     if streams:
         schedule = streams[0].schedule
     elif in_place:
@@ -239,8 +248,11 @@ def plan_memory(graph: Graph, streams=(), guard_bytes: int = 0, in_place=()) -> 
         schedule = "layer by layer, in place" + (", pixel bands" if pixels else "")
     else:
         schedule = "layer by layer"
+    if input_in_arena:
+        schedule += ", input in the arena"
     plan = MemoryPlan(
-        arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place)
+        arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place),
+        input_in_arena,
     )
     check_no_overlap(plan)
     return plan

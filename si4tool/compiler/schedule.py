@@ -236,6 +236,7 @@ class ScheduleCandidate:
     arena_bytes: int
     arena_plus_input_bytes: int
     estimated_macs: int
+    input_in_arena: bool = False  # the caller writes the input into the arena (<MACRO>_INPUT_ARENA_OFFSET)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -254,10 +255,15 @@ def candidate_plans(graph: Graph):
     if in_place:
         plans.append(plan_memory(graph, in_place=in_place))
         plans.extend(in_place_pixel_plans(graph, in_place))
+    if input_in_arena_applies(graph):
+        in_place = find_in_place_layers(graph, input_in_arena=True)
+        plans.append(plan_memory(graph, in_place=in_place, input_in_arena=True))
+        plans.extend(in_place_pixel_plans(graph, in_place, input_in_arena=True))
     return [
         (
             ScheduleCandidate(
-                plan.schedule, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, plan.streams)
+                plan.schedule, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, plan.streams),
+                plan.input_in_arena,
             ),
             plan,
         )
@@ -278,7 +284,8 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
         if memory == "balanced":
             bound = BALANCED_WORK_BOUND * fast_candidate.estimated_macs
             allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
-        chosen = min(allowed, key=lambda item: item[0].arena_bytes)[1]  # first of the smallest
+        # arena + input: an input-in-the-arena plan counts its input inside its arena
+        chosen = min(allowed, key=lambda item: item[0].arena_plus_input_bytes)[1]  # first of the smallest
     return chosen, [candidate for candidate, _ in candidates]
 
 
@@ -385,13 +392,13 @@ def _copies_are_safe(extents, unit_bytes: int, delay: int, reverse: bool) -> boo
     return True
 
 
-def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPlaceLayer | None:
+def find_in_place_layer(graph: Graph, index: int, pixels: bool = False, input_in_arena: bool = False) -> InPlaceLayer | None:
     layer = graph.layers[index]
     if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output in graph.outputs:
         return None
     source = layer.inputs[0]
-    if source == graph.input or source in graph.outputs:  # read from the caller's buffers, not the arena
-        return None
+    if (source == graph.input and not input_in_arena) or source in graph.outputs:
+        return None  # read from the caller's buffers, not the arena
     if graph.last_reader(source) != index or layer.scratch_bytes:
         return None
     p = layer.params
@@ -430,12 +437,21 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False) -> InPla
     )
 
 
-def find_in_place_layers(graph: Graph) -> tuple[InPlaceLayer, ...]:
-    found = (find_in_place_layer(graph, index) for index in range(len(graph.layers)))
+def find_in_place_layers(graph: Graph, input_in_arena: bool = False) -> tuple[InPlaceLayer, ...]:
+    found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena) for index in range(len(graph.layers)))
     return tuple(layer for layer in found if layer is not None)
 
 
-def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...]):
+def input_in_arena_applies(graph: Graph) -> bool:
+    """The input may move into the arena when only the first layer reads it (that layer copies it
+    in) and that layer can then run in place over it: otherwise the copy would only add bytes."""
+    readers = [index for index, layer in enumerate(graph.layers) if graph.input in layer.inputs]
+    if readers != [0] or graph.input in graph.outputs:
+        return False
+    return find_in_place_layer(graph, 0, input_in_arena=True) is not None
+
+
+def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...], input_in_arena: bool = False):
     """Plans where the in-place depthwise layers with the largest rings compute one pixel per call
     (si4_depthwise_conv2d_pixel_s8) instead of one row: a ring of a row and a pixel or so instead
     of two rows. The layers whose row ring is at least t bytes switch, for each t, largest first;
@@ -445,17 +461,17 @@ def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...]):
 
     pixel_forms = {}
     for layer in rows:
-        pixel = find_in_place_layer(graph, layer.index, pixels=True)
+        pixel = find_in_place_layer(graph, layer.index, pixels=True, input_in_arena=input_in_arena)
         if pixel is not None and pixel.temp_bytes < layer.temp_bytes:
             pixel_forms[layer.index] = pixel
     plans = []
-    best = plan_memory(graph, in_place=rows).arena_bytes if pixel_forms else 0
+    best = plan_memory(graph, in_place=rows, input_in_arena=input_in_arena).arena_bytes if pixel_forms else 0
     for threshold in sorted({layer.temp_bytes for layer in rows if layer.index in pixel_forms}, reverse=True):
         mixed = tuple(
             pixel_forms[layer.index] if layer.index in pixel_forms and layer.temp_bytes >= threshold else layer
             for layer in rows
         )
-        plan = plan_memory(graph, in_place=mixed)
+        plan = plan_memory(graph, in_place=mixed, input_in_arena=input_in_arena)
         if plan.arena_bytes < best:
             best = plan.arena_bytes
             plans.append(plan)

@@ -168,3 +168,18 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
             },
         }
     return entries
+
+
+def apply_input_in_arena(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
+    """An input-in-the-arena plan: the first layer (the input's only reader) starts by copying the
+    caller's input to its arena bytes, unless the caller passed those bytes (it wrote the input at
+    <MACRO>_INPUT_ARENA_OFFSET), and reads it there; a first layer run in place then writes over it."""
+    entries = list(model_layers)
+    entries[0] = {
+        **entries[0],
+        "load_input": {
+            "slot": _arena_pointer(plan.allocations[graph.input].offset, names),
+            "bytes": graph.tensors[graph.input].size_bytes,
+        },
+    }
+    return entries
