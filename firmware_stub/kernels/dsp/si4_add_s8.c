@@ -3,21 +3,22 @@
  * and results, bit for bit, as kernels/src/si4_add_s8.c (TFLM's
  * reference_integer_ops::Add with broadcasting).
  *
- * The arithmetic cannot be done in SIMD lanes exactly (each input is
- * rescaled with a 32-bit multiplier), so the gain is in the scalar work:
- * every constant is derived once per call instead of once per element, and
- * each input's rescaling is one SMMULR plus the rounding shift:
- * |(v + offset) << left_shift| < 2^29 (left shift 20, |v + offset| <= 255),
- * so doubling it cannot overflow and
+ * Each input's rescaling depends only on its int8 value, so a call of 64
+ * elements or more builds two 256-entry tables (2 KB of stack, in its own
+ * frame) with the per-element steps below and looks the inputs up; the
+ * output's rescaling is then one SMMLAR and a shift per element, four
+ * elements a word in an assembly loop (the table path, further down).
+ * The per-element steps: each input's rescaling is one SMMULR plus the
+ * rounding shift: |(v + offset) << left_shift| < 2^29 (left shift 20,
+ * |v + offset| <= 255), so doubling it cannot overflow and
  *   floor((a * m + 2^30) / 2^31) = floor((2a * m + 2^31) / 2^32) = SMMULR(2a, m),
  * gemmlowp's high multiply without its saturation (which needs a = INT32_MIN);
  * |high| < 2^29, so RoundingDivideByPOT by r >= 1 is
- * (high + 2^(r-1) + (high < 0 ? -1 : 0)) >> r, ties away from zero. The
- * sum of the two is below 2^29 too, so the output's scaling is the same step
- * when its shift is a right shift; otherwise it goes through
+ * (high + 2^(r-1) + (high < 0 ? -1 : 0)) >> r, ties away from zero. Other
+ * input shifts (a left shift, a larger headroom) take the portable
+ * arithmetic. Smaller calls, and output scalings outside the table path's
+ * bounds, rescale per element and requantize the sum with
  * si4_dsp_scale_apply (si4_multiply_by_quantized_multiplier, bit for bit).
- * Other input shifts (a left shift, a larger headroom) take the portable
- * arithmetic per element.
  */
 #include "si4_nn.h"
 
