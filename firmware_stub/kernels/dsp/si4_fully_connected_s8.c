@@ -143,17 +143,13 @@ static void __attribute__((naked, noinline)) fused_4_rows_requantize(fused_job *
         "add     r3, r1, r2, lsl #1        \n\t" /* row 2 */
         "tst     lr, #1                    \n\t"
         "add     lr, r0, lr, lsl #3        \n\t" /* end of the widened input */
-        "beq     2f                        \n\t"
-        FUSED_ROWS_GROUP
-        "2:                                \n\t"
-        "cmp     r0, lr                    \n\t"
-        "beq     3f                        \n\t"
+        "bne     2f                        \n\t" /* an odd count enters at the second group */
         "1:                                \n\t"
         FUSED_ROWS_GROUP
+        "2:                                \n\t"
         FUSED_ROWS_GROUP
         "cmp     r0, lr                    \n\t"
         "bne     1b                        \n\t"
-        "3:                                \n\t"
         "add     r1, r1, r2                \n\t" /* r1 was row 1: row 4 */
         "add     r1, r1, r2, lsl #1        \n\t"
         "ldr     r12, [sp]                 \n\t"
