@@ -551,17 +551,23 @@ def bench_models_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where models.json, models.md and each model's assets go.")] = DEFAULT_BENCH / "models",
     vectors: Annotated[int, typer.Option("--vectors", min=1, help="Random input vectors embedded per MLPerf model.")] = 10,
+    schedules: Annotated[
+        str,
+        typer.Option("--schedules", help="The --memory choices whose schedules are measured per model, comma-separated "
+                     "(fast is always measured: the ratios' reference; a choice that picks a schedule already "
+                     "measured adds no QEMU run)."),
+    ] = "fast,balanced,small",
     clock_mhz: ClockOption = 120.0,
     quiet: QuietOption = False,
 ) -> None:
-    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's."""
-    from si4tool.reporting.model_suite import run_model_suite
+    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's, and each memory schedule's RAM and instructions."""
+    from si4tool.reporting.model_suite import PLOT_SCHEDULES, parse_schedules, run_model_suite
 
     run_model_suite(
         seed_assets=assets, models_dir=models_dir, out_dir=out, cache_dir=DEFAULT_REFERENCE_CACHE, vectors=vectors,
-        clock_mhz=clock_mhz, console=None if quiet else console,
+        clock_mhz=clock_mhz, console=None if quiet else console, schedules=parse_schedules(schedules),
     )
-    console.print(f"bench-models: {out / 'models.md'} and {out / 'models.json'}")
+    console.print(f"bench-models: {out / 'models.md'}, {out / 'models.json'} and {out / PLOT_SCHEDULES}")
 
 
 @app.command("ops")

@@ -207,3 +207,31 @@ def plot_instructions_per_layer(runs: list[QemuRun], layer_names: list[str]) -> 
     axes.legend()
     figure.tight_layout()
     return _png_bytes(figure)
+
+
+def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], value_label: str = "instructions per inference") -> bytes:
+    """RAM (x) against instructions (y), one series per model, each point labelled by its schedule;
+    one panel per kernel build. series: model -> [(label, ram bytes, {kernel: value})]. Log axes: the
+    models span 1 KB to 50 KB and 0.4 M to 50 M instructions."""
+    kernels = [kernel for kernel in ("portable", "dsp") if any(kernel in point[2] for points in series.values() for point in points)]
+    kernels = kernels or ["portable"]
+    figure = _new_figure(5.2 * len(kernels), 4.4)
+    panels = figure.subplots(1, len(kernels), squeeze=False)[0]
+    for axes, kernel in zip(panels, kernels):
+        for model, points in series.items():
+            shown = [(label, ram, values[kernel]) for label, ram, values in points if values.get(kernel) is not None]
+            if not shown:
+                continue
+            shown.sort(key=lambda point: point[1])
+            axes.plot([p[1] for p in shown], [p[2] for p in shown], "-o", markersize=4, label=model)
+            for label, ram, value in shown:
+                axes.annotate(label, (ram, value), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_title(f"{'DSP' if kernel == 'dsp' else kernel} kernels")
+        axes.set_xlabel("RAM: arena + input (bytes)")
+        axes.set_ylabel(value_label)
+        axes.grid(True, which="both", alpha=0.3)
+        if series:
+            axes.legend(fontsize=8)
+    return _png_bytes(figure)
