@@ -108,7 +108,7 @@ class ScheduleRow:
         parts = []
         for kernel in KERNELS:
             ratio = self.ratio_to_fast[kernel]
-            verdict = "met" if ratio <= RATIO_TARGET else f"missed by {ratio - RATIO_TARGET:.2f}x"
+            verdict = "met" if ratio <= RATIO_TARGET else f"{ratio:.2f}x, missed by {ratio - RATIO_TARGET:.2f}x"
             parts.append(f"{kernel} {verdict}")
         return f"<= {RATIO_TARGET}x: " + ", ".join(parts)
 
@@ -360,7 +360,7 @@ def plot_series(rows: list[ScheduleRow]) -> dict[str, list[tuple[str, int, dict]
     """model -> [(schedule label, arena + input bytes, {kernel: instructions})] for the plot."""
     series: dict[str, list[tuple[str, int, dict]]] = {}
     for row in rows:
-        series.setdefault(row.model, []).append(("/".join(row.choices), row.arena_plus_input_bytes, row.instructions))
+        series.setdefault(row.model, []).append(("=".join(row.choices), row.arena_plus_input_bytes, row.instructions))
     return series
 
 

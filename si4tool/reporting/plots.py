@@ -215,7 +215,7 @@ def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], val
     models span 1 KB to 50 KB and 0.4 M to 50 M instructions."""
     kernels = [kernel for kernel in ("portable", "dsp") if any(kernel in point[2] for points in series.values() for point in points)]
     kernels = kernels or ["portable"]
-    figure = _new_figure(5.2 * len(kernels), 4.4)
+    figure = _new_figure(6.0 * len(kernels), 5.0)
     panels = figure.subplots(1, len(kernels), squeeze=False)[0]
     for axes, kernel in zip(panels, kernels):
         for model, points in series.items():
@@ -224,10 +224,14 @@ def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], val
                 continue
             shown.sort(key=lambda point: point[1])
             axes.plot([p[1] for p in shown], [p[2] for p in shown], "-o", markersize=4, label=model)
-            for label, ram, value in shown:
-                axes.annotate(label, (ram, value), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            # Labels alternate above and below: a model's schedules sit close together on log axes.
+            for index, (label, ram, value) in enumerate(shown):
+                offset = (-4, 6) if index % 2 == 0 else (4, -11)
+                axes.annotate(label, (ram, value), textcoords="offset points", xytext=offset, fontsize=7,
+                              ha="right" if index % 2 == 0 else "left")
         axes.set_xscale("log")
         axes.set_yscale("log")
+        axes.margins(0.15)  # room for the labels at the ends
         axes.set_title(f"{'DSP' if kernel == 'dsp' else kernel} kernels")
         axes.set_xlabel("RAM: arena + input (bytes)")
         axes.set_ylabel(value_label)
