@@ -459,7 +459,9 @@ def graphs(draw, max_layers: int = 6, generators: tuple[Generator, ...] | None =
     if not description["layers"]:
         # nothing fitted (e.g. a feature vector and no dense): one ADD of the input with itself
         description["layers"].append({"op": "add", "inputs": [0, 0], "activation": None})
-    description["memory"] = draw(st.sampled_from(MEMORY_CHOICES))
+    # From the drawn seed, not a draw of its own: hypothesis' first examples favour the first
+    # choice of a sampled_from (make test's 12 graphs all ran fast), the seed spreads them evenly.
+    description["memory"] = MEMORY_CHOICES[description["seed"] % len(MEMORY_CHOICES)]
     return prune(description)
 
 
