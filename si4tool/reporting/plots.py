@@ -214,6 +214,8 @@ def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], val
     one panel per kernel build. series: model -> [(label, ram bytes, {kernel: value})]. Log axes: the
     models span 1 KB to 50 KB and 0.4 M to 50 M instructions."""
     kernels = [kernel for kernel in ("portable", "dsp") if any(kernel in point[2] for points in series.values() for point in points)]
+    from matplotlib.ticker import NullFormatter
+
     kernels = kernels or ["portable"]
     figure = _new_figure(6.0 * len(kernels), 5.0)
     panels = figure.subplots(1, len(kernels), squeeze=False)[0]
@@ -224,11 +226,12 @@ def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], val
                 continue
             shown.sort(key=lambda point: point[1])
             axes.plot([p[1] for p in shown], [p[2] for p in shown], "-o", markersize=4, label=model)
-            # Labels alternate above and below: a model's schedules sit close together on log axes.
+            # A label sits on the far side of its point from the series' other points: the leftmost one to
+            # the left (above), the others to the right (below); a lone point's to the right, off the y axis.
             for index, (label, ram, value) in enumerate(shown):
-                offset = (-4, 6) if index % 2 == 0 else (4, -11)
-                axes.annotate(label, (ram, value), textcoords="offset points", xytext=offset, fontsize=7,
-                              ha="right" if index % 2 == 0 else "left")
+                leftwards = index == 0 and len(shown) > 1
+                axes.annotate(label, (ram, value), textcoords="offset points", fontsize=7,
+                              xytext=(-5, 6) if leftwards else (5, -11), ha="right" if leftwards else "left")
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.margins(0.15)  # room for the labels at the ends
@@ -236,6 +239,19 @@ def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], val
         axes.set_xlabel("RAM: arena + input (bytes)")
         axes.set_ylabel(value_label)
         axes.grid(True, which="both", alpha=0.3)
+        # Plain numbers (3,000 B, 8.8 M), not 10^x: on less than a decade the minor ticks are labelled too.
+        for axis, formatter, (low, high) in (
+            (axes.xaxis, _thousands_formatter(), axes.get_xlim()),
+            (axes.yaxis, _millions_formatter(), axes.get_ylim()),
+        ):
+            axis.set_major_formatter(formatter)
+            axis.set_minor_formatter(formatter if high < 10 * low else NullFormatter())
         if series:
             axes.legend(fontsize=8)
     return _png_bytes(figure)
+
+
+def _millions_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _position: f"{value / 1e6:g} M")

@@ -430,7 +430,8 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
         if png is not None:
             plots[PLOT_QEMU_LAYERS] = png
 
-    png = schedule_plot(schedule_rows(inputs.manifest, inputs.qemu, inputs.bench_schedules), "this model")
+    model_name = Path(str(inputs.manifest.source_model.get("path") or "this model")).stem
+    png = schedule_plot(schedule_rows(inputs.manifest, inputs.qemu, inputs.bench_schedules), model_name)
     if png is not None:
         plots[PLOT_SCHEDULES] = png
     return plots
