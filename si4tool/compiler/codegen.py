@@ -267,17 +267,19 @@ def _struct(name: str, prefix: str, params) -> dict:
 
 def share_identical_structs(model_layers: list[dict]) -> list[dict]:
     """Layers whose params struct equals an earlier layer's, field for field, call the kernel with
-    the earlier struct and define none (vww's five 6x6x128 pairs: about 80 bytes each). Only
-    layers rendered as a plain kernel call give theirs up; the struct they point to is always one
-    that model.c defines (streamed and in-place entries are already in place)."""
+    the earlier struct and define none (vww: five depthwise and five pointwise 6x6x128 layers, about
+    80 bytes each). Only layers rendered as a plain kernel call give theirs up; the struct they
+    point to is always one that model.c defines (streamed and in-place entries are in place)."""
     defined: dict[tuple, str] = {}
     entries = []
     for entry in model_layers:
         kept, shared, call = [], [], entry.get("call")
         for struct in entry.get("structs", []):
             key = struct.get("key")
-            if call is not None and key is not None and key in defined:
-                call = re.sub(rf"&{re.escape(struct['name'])}\b", f"&{defined[key]}", call)
+            reference = re.compile(rf"&{re.escape(struct['name'])}\b")
+            # Shared only where the call takes the struct's address and nothing else names it.
+            if call is not None and key in defined and reference.search(call) and call.count(struct["name"]) == len(reference.findall(call)):
+                call = reference.sub(f"&{defined[key]}", call)
                 shared.append(defined[key])
                 continue
             if key is not None:
