@@ -642,6 +642,7 @@ def host_engine(assets: Path, build_dir: Path):
     """build_host_engine of si4tool.targets.host_engine (same generated files, runner, include
     folders and binding flags), except that the kernels are the objects built once."""
     from si4tool.artefacts import assets_model_names
+    from si4tool.compiler.codegen import LAYER_TABLES_FLAG
     from si4tool.targets.host_engine import HostEngine, engine_sources
     from si4tool.targets.toolchain import (
         compile_shared_library, firmware_stub_dir, kernel_include_dir, portable_kernel_sources,
@@ -655,7 +656,7 @@ def host_engine(assets: Path, build_dir: Path):
         [*model_sources, runner, *kernel_objects()],
         build_dir / "libsi4_model.so",
         include_dirs=[assets, kernel_include_dir(), firmware_stub_dir()],
-        extra_flags=list(names.binding_flags()),
+        extra_flags=[*names.binding_flags(), LAYER_TABLES_FLAG],
         optimize="-O1",
     )
     return HostEngine(library, names)

@@ -39,6 +39,10 @@ def test_markdown_says_which_targets_are_met_and_by_how_much_others_are_missed()
     assert "<= 20.00 M missed by 2.00x" in line
     assert "0.39x" in line  # 3.0 M against CMSIS-NN's 7.70 M
     assert "measured outside the project" in text and "Skipped vww: not found." in text
+    assert "target <= 12,288 B: kws 1,200 B met." in text
+    assert "kws 13,288 B missed by 1,000 B" in model_suite.engine_code_note(
+        [model_suite.ModelRow(**{**_row("kws", 1, 1).__dict__, "code_bytes": {"portable": 1, "dsp": 13_288}})]
+    )
 
 
 @pytest.mark.slow
