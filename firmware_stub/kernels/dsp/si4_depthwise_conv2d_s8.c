@@ -17,7 +17,7 @@
  * groups; requantization, packing and the clamp stay in registers (113
  * instructions per position and group of four channels, 36 MACs). Windows
  * that reach one row or column into the padding read a block moved inside
- * the input with a taps table moved the other way (zeros for the missing
+ * the input with a taps window moved the other way (zeros for the missing
  * taps), so the padding costs nothing extra.
  *
  * Everything else (other kernel sizes, dilation, other depth multipliers,
@@ -44,7 +44,7 @@
 /* ------------------------------------------------------------------------
  * The 3x3 run: the hot path, in assembly.
  *
- * For a group whose four channels all satisfy si4_dsp_dw_run_fits, the
+ * For a group whose four channels all fit (si4_dsp_dw_run_init), the
  * accumulator is kept pre-scaled by 2^s (s = left_shift + 1): the widened
  * taps and the bias are multiplied by 2^s offline (|w| * 2^s <= 2^14 fits a
  * lane, the bound keeps the sum in int32), so the high multiply is one
@@ -57,16 +57,21 @@
  * BFI packs the four channels, SSUB8/SEL clamp to the activation range.
  *
  * A window that reaches into the padding (by one row or column) reads a
- * whole 3x3 block moved inside the input instead, with a taps table moved
+ * whole 3x3 block moved inside the input instead, with a taps window moved
  * the other way and zeros where the real window has no tap: the same run,
- * the same sums.
+ * the same sums. The taps live in a 5x5 grid of tap pairs whose border
+ * stays zero (si4_dsp_dw_taps): the 3x3 window of the grid at (1 + dy,
+ * 1 + dx) is the table of a block moved by (dy, dx), so one group writes
+ * only its nine taps, and the moved tables cost nothing to build.
  */
-#define SI4_DSP_DW_SHIFTS 3 /* window moves of -1, 0, +1 rows or columns */
-#define SI4_DSP_DW_TABLES (SI4_DSP_DW_SHIFTS * SI4_DSP_DW_SHIFTS)
+#define SI4_DSP_DW_GRID 5 /* taps grid side: the filter's 3 and a zero border */
+
+/* The taps grid: per tap, lanes of channels 0 and 2, then 1 and 3. */
+typedef uint32_t si4_dsp_dw_taps[SI4_DSP_DW_GRID][SI4_DSP_DW_GRID][2];
 
 typedef struct {
     int32_t bias[4];       /* scaled by 2^s */
-    const uint32_t *taps;  /* 18 words: per tap, lanes of channels 0 and 2, then 1 and 3 */
+    const uint32_t *taps;  /* a 3x3 window of the taps grid (rows 10 words apart) */
     int32_t column;        /* bytes between horizontal input neighbours */
     int32_t row;           /* bytes between vertical ones */
     uint32_t offset_pair;  /* the input offset in both lanes */
@@ -85,7 +90,7 @@ typedef struct {
 
 /* Words per listed run, and runs listed per call (a chunk of rows). */
 #define SI4_DSP_DW_RUN_WORDS 4
-#define SI4_DSP_DW_MAX_RUNS 64
+#define SI4_DSP_DW_MAX_RUNS 96
 
 /* The assembly reads the job at fixed offsets. */
 typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, taps) == 16 &&
@@ -152,13 +157,13 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
         SI4_DSP_DW_RUN_TAP("[r0, r2]", "8")
         SI4_DSP_DW_RUN_TAP("[r0, r2, lsl #1]", "16")
         "add     r12, r0, r3               \n\t"
-        SI4_DSP_DW_RUN_TAP("[r12]", "24")
-        SI4_DSP_DW_RUN_TAP("[r12, r2]", "32")
-        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "40")
+        SI4_DSP_DW_RUN_TAP("[r12]", "40")
+        SI4_DSP_DW_RUN_TAP("[r12, r2]", "48")
+        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "56")
         "add     r12, r12, r3              \n\t"
-        SI4_DSP_DW_RUN_TAP("[r12]", "48")
-        SI4_DSP_DW_RUN_TAP("[r12, r2]", "56")
-        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "64")
+        SI4_DSP_DW_RUN_TAP("[r12]", "80")
+        SI4_DSP_DW_RUN_TAP("[r12, r2]", "88")
+        SI4_DSP_DW_RUN_TAP("[r12, r2, lsl #1]", "96")
         "ldr     lr, [sp, #4]              \n\t"
         SI4_DSP_DW_RUN_REQUANT("r4")
         SI4_DSP_DW_RUN_REQUANT("r5")
@@ -188,86 +193,63 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
 
 #pragma GCC diagnostic pop
 
-/* Whether channel `channel` can take the run: m >= 0, right shift 1..22
- * (round' stays in int32), left shift <= 6 (2^s * |w| fits a lane), and
- * the accumulator times 2^s stays in int32. */
-static int32_t si4_dsp_dw_run_fits(const si4_depthwise_conv2d_params *params,
+/* The run's constants of channels first_channel .. + 3 into the job, and
+ * their taps into the grid's centre (the border stays zero). Returns
+ * whether all four channels fit the run: m >= 0, right shift 1..22 (round'
+ * stays in int32), left shift <= 6 (2^s * |w| fits a lane), and the
+ * accumulator times 2^s stays in int32; when not, the job is not to run. */
+static int32_t si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
                                    const int8_t *filter,
                                    const int32_t *bias,
                                    const int32_t *output_multiplier,
                                    const int32_t *output_shift,
-                                   int32_t channel)
+                                   int32_t first_channel,
+                                   si4_dsp_dw_run_job *job,
+                                   si4_dsp_dw_taps grid)
 {
-    const int32_t quant_index = params->per_channel ? channel : 0;
-    const int32_t shift = output_shift[quant_index];
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    const int8_t *w = filter + channel;
     const int32_t step = params->output_channels;
-    int32_t weight_sum = 0; /* sum |w| <= 9 * 128 */
-    int64_t bound;
-    int32_t tap;
-    for (tap = 0; tap < 9; ++tap, w += step) {
-        weight_sum += *w < 0 ? -*w : *w;
-    }
-    bound = 255 * (int64_t)weight_sum;
-    if (bias != 0) {
-        bound += bias[channel] < 0 ? -(int64_t)bias[channel] : (int64_t)bias[channel];
-    }
-    return output_multiplier[quant_index] >= 0 && right_shift >= 1 && right_shift <= 22 && left_shift <= 6 &&
-           bound < ((int64_t)1 << (30 - left_shift));
-}
-
-/* Table (dy, dx) from the unmoved one: its row r is row r + dy of the
- * unmoved table moved by dx taps. Only the taps that have a filter tap are
- * written: the others are zero from si4_dsp_dw_zero_tables and stay so
- * (constant arguments: inlined, the loops unroll into word copies). */
-static inline void si4_dsp_dw_moved_table(uint32_t *table, const uint32_t *unmoved, int32_t dy, int32_t dx)
-{
-    int32_t row;
-    for (row = 0; row < 3; ++row) {
-        const int32_t from_row = row + dy;
-        if (from_row >= 0 && from_row <= 2) {
-            const uint32_t *from = unmoved + 6 * from_row + (dx > 0 ? 2 : 0);
-            uint32_t *to = table + 6 * row + (dx < 0 ? 2 : 0);
-            const int32_t words = dx == 0 ? 6 : 4;
-            int32_t word;
-            for (word = 0; word < words; ++word) {
-                to[word] = from[word];
-            }
-        }
-    }
-}
-
-/* The run's constants of channels first_channel .. + 3, and its nine taps
- * tables: table[(dy + 1) * 3 + dx + 1] serves windows moved by dy rows and
- * dx columns (tap (r, c) of the table is the filter's (r + dy, c + dx), 0
- * outside the filter). */
-static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
-                                const int8_t *filter,
-                                const int32_t *bias,
-                                const int32_t *output_multiplier,
-                                const int32_t *output_shift,
-                                int32_t first_channel,
-                                const si4_dsp_output *out,
-                                si4_dsp_dw_run_job *job,
-                                uint32_t tables[SI4_DSP_DW_TABLES][18])
-{
     int32_t scale_bits[4];
-    int32_t c;
     int32_t tap;
+    int32_t c;
     for (c = 0; c < 4; ++c) {
         const int32_t channel = first_channel + c;
         const int32_t quant_index = params->per_channel ? channel : 0;
         const int32_t shift = output_shift[quant_index];
+        const int32_t left_shift = shift > 0 ? shift : 0;
         const int32_t right_shift = shift > 0 ? 0 : -shift;
-        scale_bits[c] = (shift > 0 ? shift : 0) + 1;
-        job->bias[c] = (int32_t)((uint32_t)(bias != 0 ? bias[channel] : 0) << scale_bits[c]);
+        const int32_t channel_bias = bias != 0 ? bias[channel] : 0;
+        const int8_t *w = filter + channel;
+        int32_t weight_sum = 0; /* sum |w| <= 9 * 128 */
+        int64_t bound;
+        int32_t tap;
+        for (tap = 0; tap < 9; ++tap, w += step) {
+            weight_sum += *w < 0 ? -*w : *w;
+        }
+        bound = 255 * (int64_t)weight_sum + (channel_bias < 0 ? -(int64_t)channel_bias : (int64_t)channel_bias);
+        if (output_multiplier[quant_index] < 0 || right_shift < 1 || right_shift > 22 || left_shift > 6 ||
+            bound >= ((int64_t)1 << (30 - left_shift))) {
+            return 0;
+        }
+        scale_bits[c] = left_shift + 1;
+        job->bias[c] = (int32_t)((uint32_t)channel_bias << (left_shift + 1));
         job->requant[c][0] = output_multiplier[quant_index];
         job->requant[c][1] = (int32_t)(((uint32_t)1 << (right_shift - 1)) +
                                        ((uint32_t)params->output_offset << right_shift));
         job->requant[c][2] = right_shift;
     }
+    for (tap = 0; tap < 9; ++tap) {
+        const int8_t *w = filter + tap * step + first_channel;
+        uint32_t *pair = grid[1 + tap / 3][1 + tap % 3];
+        pair[0] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
+        pair[1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
+    }
+    return 1;
+}
+
+/* The job's constants every group shares. */
+static void si4_dsp_dw_job_init(const si4_depthwise_conv2d_params *params, const si4_dsp_output *out,
+                                si4_dsp_dw_run_job *job)
+{
     job->column = params->input_channels;
     job->row = params->input_width * params->input_channels;
     job->offset_pair = si4_dsp_offset_pair(params->input_offset);
@@ -275,21 +257,6 @@ static void si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
     job->output_step = params->output_channels;
     job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
     job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
-    /* The unmoved table (index 4) from the filter, the moved ones by copying its words; the
-     * taps the moved ones lack are zero already (si4_dsp_dw_list_runs' caller clears them). */
-    for (tap = 0; tap < 9; ++tap) {
-        const int8_t *w = filter + tap * params->output_channels + first_channel;
-        tables[4][2 * tap] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
-        tables[4][2 * tap + 1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
-    }
-    si4_dsp_dw_moved_table(tables[0], tables[4], -1, -1);
-    si4_dsp_dw_moved_table(tables[1], tables[4], -1, 0);
-    si4_dsp_dw_moved_table(tables[2], tables[4], -1, 1);
-    si4_dsp_dw_moved_table(tables[3], tables[4], 0, -1);
-    si4_dsp_dw_moved_table(tables[5], tables[4], 0, 1);
-    si4_dsp_dw_moved_table(tables[6], tables[4], 1, -1);
-    si4_dsp_dw_moved_table(tables[7], tables[4], 1, 0);
-    si4_dsp_dw_moved_table(tables[8], tables[4], 1, 1);
 }
 
 /* How far a 3x3 window at `origin` (input extent `extent` >= 3) moves to lie
@@ -316,7 +283,7 @@ static int32_t si4_dsp_dw_runs_apply(const si4_depthwise_conv2d_params *params)
  * path does them, si4_dsp_dw_c_positions). */
 static int32_t si4_dsp_dw_list_runs(const si4_depthwise_conv2d_params *params,
                                     int32_t first_row,
-                                    uint32_t (*tables)[18],
+                                    si4_dsp_dw_taps grid,
                                     int32_t *runs,
                                     int32_t *words)
 {
@@ -349,7 +316,7 @@ static int32_t si4_dsp_dw_list_runs(const si4_depthwise_conv2d_params *params,
             runs[*words + row_words] = ((in_y_origin + dy) * params->input_width + in_x_origin + dx) * channels;
             runs[*words + row_words + 1] = (out_y * params->output_width + out_x) * params->output_channels;
             runs[*words + row_words + 2] = end - out_x;
-            runs[*words + row_words + 3] = (int32_t)(uintptr_t)tables[(dy + 1) * SI4_DSP_DW_SHIFTS + dx + 1];
+            runs[*words + row_words + 3] = (int32_t)(uintptr_t)grid[1 + dy][1 + dx];
             row_words += SI4_DSP_DW_RUN_WORDS;
             out_x = end;
         }
@@ -430,7 +397,7 @@ static SI4_DSP_DW_COLD void si4_dsp_dw_scalar_rows(const si4_depthwise_conv2d_pa
 }
 
 /* Channels first_channel .. first_channel + 3 of output rows first_row ..
- * end_row - 1, whose runs are listed in `runs`. */
+ * end_row - 1, whose runs are listed in `runs`; `job` holds the shared constants. */
 static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
                                                        const int8_t *filter,
@@ -438,34 +405,27 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        const int32_t *output_multiplier,
                                                        const int32_t *output_shift,
                                                        int32_t first_channel,
-                                                       const si4_dsp_output *out,
+                                                       si4_dsp_dw_run_job *job,
                                                        const int32_t *runs,
                                                        int32_t words,
                                                        int32_t first_row,
                                                        int32_t end_row,
-                                                       uint32_t (*tables)[18],
+                                                       si4_dsp_dw_taps grid,
                                                        int8_t *output)
 {
-    si4_dsp_dw_run_job job;
-    int32_t fits = 1;
     int32_t listed = 0;
     int32_t word;
     int32_t out_y;
-    int32_t c;
-    for (c = 0; c < 4 && fits; ++c) {
-        fits = si4_dsp_dw_run_fits(params, filter, bias, output_multiplier, output_shift, first_channel + c);
-    }
-    if (!fits) {
+    if (!si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, job, grid)) {
         si4_dsp_dw_scalar_rows(params, input, filter, bias, output_multiplier, output_shift, first_row, end_row,
                                first_channel, first_channel + 4, output);
         return;
     }
-    si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, out, &job, tables);
-    job.next = runs;
-    job.end = runs + words;
-    job.input = input + first_channel;
-    job.output_base = output + first_channel;
-    si4_dsp_dw_3x3_runs(&job, &job);
+    job->next = runs;
+    job->end = runs + words;
+    job->input = input + first_channel;
+    job->output_base = output + first_channel;
+    si4_dsp_dw_3x3_runs(job, job);
     for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
         listed += runs[word + 2];
     }
@@ -511,17 +471,20 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
         return;
     }
     {
-        /* The runs are listed once for a chunk of rows and serve every channel group. */
-        uint32_t tables[SI4_DSP_DW_TABLES][18];
+        /* The runs are listed once for a chunk of rows and serve every channel group;
+         * the grid's border is zeroed once and no group writes it. */
+        si4_dsp_dw_taps grid;
+        si4_dsp_dw_run_job job;
         int32_t runs[SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS];
         int32_t first_row = 0;
+        memset(grid, 0, sizeof grid);
+        si4_dsp_dw_job_init(params, &out, &job);
         while (first_row < params->output_height) {
             int32_t words = 0;
-            const int32_t end_row = si4_dsp_dw_list_runs(params, first_row, tables, runs, &words);
-            memset(tables, 0, sizeof tables); /* the taps no group's moved tables write */
+            const int32_t end_row = si4_dsp_dw_list_runs(params, first_row, grid, runs, &words);
             for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
                 si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel,
-                                         &out, runs, words, first_row, end_row, tables, output);
+                                         &job, runs, words, first_row, end_row, grid, output);
             }
             first_row = end_row;
         }
