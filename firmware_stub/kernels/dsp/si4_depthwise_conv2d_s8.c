@@ -20,12 +20,13 @@
  * the input with a taps window moved the other way (zeros for the missing
  * taps), so the padding costs nothing extra.
  *
- * Everything else (other kernel sizes, dilation, other depth multipliers,
- * channels whose constants the pre-scaled accumulator cannot hold, windows
- * that cannot move inside, the channels after the last group of four) takes
- * the portable kernel's scalar loop (si4_dsp_dw_scalar_position), compiled
- * for size: the MLPerf Tiny layers never need it, and the engine's code
- * stays small.
+ * A channel count not a multiple of four ends with a group that overlaps
+ * the one before. Everything else (other kernel sizes, dilation, other
+ * depth multipliers, channels whose constants the pre-scaled accumulator
+ * cannot hold, windows that cannot move inside, fewer than four channels)
+ * takes the portable kernel's scalar loop (si4_dsp_dw_scalar_position),
+ * compiled for size: the MLPerf Tiny layers never need it, and the engine's
+ * code stays small.
  */
 #include "si4_nn.h"
 
@@ -397,7 +398,8 @@ static SI4_DSP_DW_COLD void si4_dsp_dw_scalar_rows(const si4_depthwise_conv2d_pa
 }
 
 /* Channels first_channel .. first_channel + 3 of output rows first_row ..
- * end_row - 1, whose runs are listed in `runs`; `job` holds the shared constants. */
+ * end_row - 1, whose runs are listed in `runs` (covering every position when
+ * `covered`); `job` holds the shared constants. */
 static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2d_params *params,
                                                        const int8_t *input,
                                                        const int8_t *filter,
@@ -408,12 +410,12 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
                                                        si4_dsp_dw_run_job *job,
                                                        const int32_t *runs,
                                                        int32_t words,
+                                                       int32_t covered,
                                                        int32_t first_row,
                                                        int32_t end_row,
                                                        si4_dsp_dw_taps grid,
                                                        int8_t *output)
 {
-    int32_t listed = 0;
     int32_t word;
     int32_t out_y;
     if (!si4_dsp_dw_run_init(params, filter, bias, output_multiplier, output_shift, first_channel, job, grid)) {
@@ -426,10 +428,7 @@ static SI4_DSP_OWN_FRAME void si4_dsp_dw_channel_group(const si4_depthwise_conv2
     job->input = input + first_channel;
     job->output_base = output + first_channel;
     si4_dsp_dw_3x3_runs(job, job);
-    for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
-        listed += runs[word + 2];
-    }
-    if (listed == (end_row - first_row) * params->output_width) {
+    if (covered) {
         return;
     }
     /* The positions no run covers (windows that cannot move inside): the runs
@@ -481,18 +480,22 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
         si4_dsp_dw_job_init(params, &out, &job);
         while (first_row < params->output_height) {
             int32_t words = 0;
+            int32_t listed = 0;
+            int32_t word;
             const int32_t end_row = si4_dsp_dw_list_runs(params, first_row, grid, runs, &words);
-            for (first_channel = 0; first_channel + 4 <= channels; first_channel += 4) {
-                si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, first_channel,
-                                         &job, runs, words, first_row, end_row, grid, output);
+            for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
+                listed += runs[word + 2];
+            }
+            for (first_channel = 0; first_channel < channels; first_channel += 4) {
+                /* A channel count not a multiple of 4 ends with a group overlapping the one
+                 * before: its first channels are computed twice, to the same values. */
+                const int32_t group = first_channel + 4 <= channels ? first_channel : channels - 4;
+                si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, group, &job,
+                                         runs, words, listed == (end_row - first_row) * params->output_width,
+                                         first_row, end_row, grid, output);
             }
             first_row = end_row;
         }
-    }
-    first_channel = channels & ~3;
-    if (first_channel < channels) {
-        si4_dsp_dw_scalar_rows(params, input, filter, bias, output_multiplier, output_shift, 0,
-                               params->output_height, first_channel, channels, output);
     }
 }
 
