@@ -277,53 +277,94 @@ static int32_t si4_dsp_dw_runs_apply(const si4_depthwise_conv2d_params *params)
            params->dilation_width == 1 && params->input_height >= 3 && params->input_width >= 3;
 }
 
-/* Lists the runs of output rows first_row on, at most SI4_DSP_DW_MAX_RUNS,
- * into `runs`; returns the row after the last one listed, and the number
- * of words in *words. A row's runs are its consecutive positions whose
- * windows move alike; windows that cannot move inside are left out (the C
- * path does them, si4_dsp_dw_c_positions). */
+/* Whether the runs go down the columns: maps taller than wide (kws's 25x5)
+ * have fewer, longer runs that way (each run costs 17 instructions), when
+ * every window can move inside and the columns' runs (at most 3 each) fit
+ * one list. */
+static SI4_DSP_DW_COLD int32_t si4_dsp_dw_runs_down(const si4_depthwise_conv2d_params *params)
+{
+    int32_t out_y;
+    int32_t out_x;
+    if (params->output_height <= params->output_width || 3 * params->output_width > SI4_DSP_DW_MAX_RUNS) {
+        return 0;
+    }
+    for (out_y = 0; out_y < params->output_height; ++out_y) {
+        if (si4_dsp_dw_move(out_y * params->stride_height - params->pad_top, params->input_height) == 2) {
+            return 0;
+        }
+    }
+    for (out_x = 0; out_x < params->output_width; ++out_x) {
+        if (si4_dsp_dw_move(out_x * params->stride_width - params->pad_left, params->input_width) == 2) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Lists the runs of output lines first_line on (rows, or columns when
+ * `down`), at most SI4_DSP_DW_MAX_RUNS, into `runs`; returns the line after
+ * the last one listed, and the number of words in *words. A line's runs are
+ * its consecutive positions whose windows move alike; windows that cannot
+ * move inside are left out (the C path does them: only rows, as
+ * si4_dsp_dw_runs_down never lets columns leave any out). */
 static int32_t si4_dsp_dw_list_runs(const si4_depthwise_conv2d_params *params,
-                                    int32_t first_row,
+                                    int32_t down,
+                                    int32_t first_line,
                                     si4_dsp_dw_taps grid,
                                     int32_t *runs,
                                     int32_t *words)
 {
-    const int32_t channels = params->input_channels;
-    int32_t out_y;
+    const int32_t lines = down ? params->output_width : params->output_height;
+    const int32_t length = down ? params->output_height : params->output_width;
+    const int32_t line_stride = down ? params->stride_width : params->stride_height;
+    const int32_t line_pad = down ? params->pad_left : params->pad_top;
+    const int32_t line_extent = down ? params->input_width : params->input_height;
+    const int32_t stride = down ? params->stride_height : params->stride_width;
+    const int32_t pad = down ? params->pad_top : params->pad_left;
+    const int32_t extent = down ? params->input_height : params->input_width;
+    int32_t line;
     *words = 0;
-    for (out_y = first_row; out_y < params->output_height; ++out_y) {
-        const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-        const int32_t dy = si4_dsp_dw_move(in_y_origin, params->input_height);
-        int32_t row_words = 0;
-        int32_t out_x = 0;
-        while (dy != 2 && out_x < params->output_width) {
-            const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-            const int32_t dx = si4_dsp_dw_move(in_x_origin, params->input_width);
-            int32_t end = out_x + 1;
-            if (dx == 2) {
-                ++out_x;
+    for (line = first_line; line < lines; ++line) {
+        const int32_t line_origin = line * line_stride - line_pad;
+        const int32_t line_move = si4_dsp_dw_move(line_origin, line_extent);
+        int32_t line_words = 0;
+        int32_t position = 0;
+        while (line_move != 2 && position < length) {
+            const int32_t origin = position * stride - pad;
+            const int32_t move = si4_dsp_dw_move(origin, extent);
+            int32_t end = position + 1;
+            int32_t *run = runs + *words + line_words;
+            if (move == 2) {
+                ++position;
                 continue;
             }
-            while (end < params->output_width &&
-                   si4_dsp_dw_move(end * params->stride_width - params->pad_left, params->input_width) == dx) {
+            while (end < length && si4_dsp_dw_move(end * stride - pad, extent) == move) {
                 ++end;
             }
-            if (*words + row_words + SI4_DSP_DW_RUN_WORDS > SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS) {
-                if (out_y == first_row) {
-                    break; /* a row of more runs than the list holds: the rest of it by C */
+            if (*words + line_words + SI4_DSP_DW_RUN_WORDS > SI4_DSP_DW_MAX_RUNS * SI4_DSP_DW_RUN_WORDS) {
+                if (line == first_line) {
+                    break; /* a line of more runs than the list holds: the rest of it by C */
                 }
-                return out_y; /* this row goes into the next list */
+                return line; /* this line goes into the next list */
             }
-            runs[*words + row_words] = ((in_y_origin + dy) * params->input_width + in_x_origin + dx) * channels;
-            runs[*words + row_words + 1] = (out_y * params->output_width + out_x) * params->output_channels;
-            runs[*words + row_words + 2] = end - out_x;
-            runs[*words + row_words + 3] = (int32_t)(uintptr_t)grid[1 + dy][1 + dx];
-            row_words += SI4_DSP_DW_RUN_WORDS;
-            out_x = end;
+            {
+                const int32_t dy = down ? move : line_move;
+                const int32_t dx = down ? line_move : move;
+                const int32_t in_y = (down ? origin : line_origin) + dy;
+                const int32_t in_x = (down ? line_origin : origin) + dx;
+                const int32_t out_y = down ? position : line;
+                const int32_t out_x = down ? line : position;
+                run[0] = (in_y * params->input_width + in_x) * params->input_channels;
+                run[1] = (out_y * params->output_width + out_x) * params->output_channels;
+                run[2] = end - position;
+                run[3] = (int32_t)(uintptr_t)grid[1 + dy][1 + dx];
+            }
+            line_words += SI4_DSP_DW_RUN_WORDS;
+            position = end;
         }
-        *words += row_words;
+        *words += line_words;
     }
-    return out_y;
+    return line;
 }
 
 /* Output channels first_channel .. end_channel - 1 of position (out_y,
@@ -478,11 +519,23 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
         int32_t first_row = 0;
         memset(grid, 0, sizeof grid);
         si4_dsp_dw_job_init(params, &out, &job);
+        if (si4_dsp_dw_runs_down(params)) {
+            int32_t words = 0;
+            (void)si4_dsp_dw_list_runs(params, 1, 0, grid, runs, &words);
+            job.step = params->stride_height * params->input_width * params->input_channels;
+            job.output_step = params->output_width * channels;
+            for (first_channel = 0; first_channel < channels; first_channel += 4) {
+                const int32_t group = first_channel + 4 <= channels ? first_channel : channels - 4;
+                si4_dsp_dw_channel_group(params, input, filter, bias, output_multiplier, output_shift, group, &job,
+                                         runs, words, 1, 0, params->output_height, grid, output);
+            }
+            return;
+        }
         while (first_row < params->output_height) {
             int32_t words = 0;
             int32_t listed = 0;
             int32_t word;
-            const int32_t end_row = si4_dsp_dw_list_runs(params, first_row, grid, runs, &words);
+            const int32_t end_row = si4_dsp_dw_list_runs(params, 0, first_row, grid, runs, &words);
             for (word = 0; word < words; word += SI4_DSP_DW_RUN_WORDS) {
                 listed += runs[word + 2];
             }
