@@ -128,8 +128,9 @@ static inline int8_t si4_depthwise_requantize(int32_t acc, const si4_depthwise_r
 }
 
 /* One channel of the 3x3 windows wholly inside the input: output rows y0 .. y1 - 1,
- * columns x0 .. x1 - 1. `saturating` (a constant where inlined) takes the general
- * requantization, for the multiplier INT32_MIN. */
+ * columns x0 .. x1 - 1. `saturating` takes the general requantization, for the
+ * multiplier INT32_MIN (a branch per output the predictor settles; one copy of
+ * the loop keeps the code small). */
 static inline void si4_depthwise_3x3_channel(const si4_depthwise_conv2d_params *params,
                                              const int8_t *channel_input,
                                              const int8_t *w,
@@ -214,13 +215,8 @@ static void si4_depthwise_3x3_interior(const si4_depthwise_conv2d_params *params
         q.right_shift = shift > 0 ? 0 : -shift;
         q.remainder_mask = (int32_t)(((int64_t)1 << q.right_shift) - 1);
         q.half = q.remainder_mask >> 1;
-        if (q.multiplier == INT32_MIN) {
-            si4_depthwise_3x3_channel(params, channel_input, w, folded_bias, &q, shift, 1, y0, y1, x0, x1,
-                                      output + oc);
-        } else {
-            si4_depthwise_3x3_channel(params, channel_input, w, folded_bias, &q, shift, 0, y0, y1, x0, x1,
-                                      output + oc);
-        }
+        si4_depthwise_3x3_channel(params, channel_input, w, folded_bias, &q, shift, q.multiplier == INT32_MIN, y0,
+                                  y1, x0, x1, output + oc);
     }
 }
 
