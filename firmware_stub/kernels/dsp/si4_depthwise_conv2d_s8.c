@@ -14,8 +14,9 @@
  *
  * 3x3, dilation 1 (kws, vww): an assembly loop (si4_dsp_dw_3x3_runs) walks
  * the runs of output positions listed once per chunk of rows for all
- * groups; requantization, packing and the clamp stay in registers (113
- * instructions per position and group of four channels, 36 MACs). Windows
+ * groups; requantization, packing and the clamp stay in registers (111
+ * instructions per position and group of four channels, 36 MACs; 116 with
+ * a clamp narrower than int8). Windows
  * that reach one row or column into the padding read a block moved inside
  * the input with a taps window moved the other way (zeros for the missing
  * taps), so the padding costs nothing extra.
@@ -87,6 +88,7 @@ typedef struct {
     const int32_t *end;    /* after the last run */
     const int8_t *input;   /* the group's first input channel: run offsets count from here */
     int8_t *output_base;   /* likewise for the outputs */
+    int32_t clamp;         /* 0 when the clamp is all of int8 (SSAT did it) */
 } si4_dsp_dw_run_job;
 
 /* Words per listed run, and runs listed per call (a chunk of rows). */
@@ -100,7 +102,8 @@ typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, taps) == 
                                           offsetof(si4_dsp_dw_run_job, output) == 88 &&
                                           offsetof(si4_dsp_dw_run_job, count) == 100 &&
                                           offsetof(si4_dsp_dw_run_job, next) == 104 &&
-                                          offsetof(si4_dsp_dw_run_job, input) == 112) ? 1 : -1];
+                                          offsetof(si4_dsp_dw_run_job, input) == 112 &&
+                                          offsetof(si4_dsp_dw_run_job, clamp) == 120) ? 1 : -1];
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -128,14 +131,17 @@ typedef char si4_dsp_dw_job_layout_check[(offsetof(si4_dsp_dw_run_job, taps) == 
  * as the kernels of si4_dsp_util.h): each run is `count` positions, the
  * first window's (0, 0) tap at job->input + source offset, its outputs from
  * job->output_base + output offset on. Per position: 9 x 8 instructions for
- * 36 MACs, 20 for four requantizations, 3 to pack, 5 to clamp, 13 to load
- * the biases, store and step (113); 17 per run. */
+ * 36 MACs, 20 for four requantizations, 3 to pack, 2 to see whether to
+ * clamp (5 more when it does: the whole int8 range, every MLPerf Tiny
+ * depthwise layer's, needs none after SSAT), 14 to load the biases, store
+ * and step (111); 17 per run. */
 static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_job *unused, si4_dsp_dw_run_job *job)
 {
     __asm__(
         "push    {r4-r11, lr}              \n\t"
         "add     r2, r1, #32               \n\t"
-        "push    {r1, r2}                  \n\t" /* [sp]: the job, [sp, #4]: its requant */
+        "ldr     r3, [r1, #120]            \n\t"
+        "push    {r1, r2, r3}              \n\t" /* [sp]: the job, [sp, #4]: its requant, [sp, #8]: clamp */
         "0:                                \n\t" /* the next run */
         "ldr     r12, [sp]                 \n\t"
         "ldrd    r2, r3, [r12, #104]       \n\t" /* next, end */
@@ -173,22 +179,26 @@ static void __attribute__((naked, noinline)) si4_dsp_dw_3x3_runs(si4_dsp_dw_run_
         "bfi     r4, r5, #8, #8            \n\t"
         "bfi     r4, r6, #16, #8           \n\t"
         "bfi     r4, r7, #24, #8           \n\t"
-        "ldm     lr!, {r9, r10}            \n\t" /* low, high words */
+        "ldr     r5, [sp, #8]              \n\t" /* r5-r7 are free once packed */
+        "cbz     r5, 2f                    \n\t"
+        "ldrd    r9, r10, [lr]             \n\t" /* low, high words */
         "ssub8   r12, r4, r9               \n\t"
         "sel     r4, r4, r9                \n\t" /* max with low */
         "ssub8   r12, r4, r10              \n\t"
         "sel     r4, r10, r4               \n\t" /* min with high */
-        "ldm     lr, {r9, r10, r11, r12}   \n\t" /* output, output step, step, count */
+        "2:                                \n\t"
+        "ldrd    r9, r10, [lr, #8]         \n\t" /* output, output step */
+        "ldrd    r11, r12, [lr, #16]       \n\t" /* step, count */
         "str     r4, [r9]                  \n\t"
         "add     r9, r9, r10               \n\t"
         "add     r0, r0, r11               \n\t"
-        "str     r9, [lr]                  \n\t"
+        "str     r9, [lr, #8]              \n\t"
         "subs    r12, r12, #1              \n\t"
-        "str     r12, [lr, #12]            \n\t"
+        "str     r12, [lr, #20]            \n\t"
         "bne     1b                        \n\t"
         "b       0b                        \n\t"
         "9:                                \n\t"
-        "add     sp, sp, #8                \n\t"
+        "add     sp, sp, #12               \n\t"
         "pop     {r4-r11, pc}              \n\t");
 }
 
@@ -258,6 +268,7 @@ static void si4_dsp_dw_job_init(const si4_depthwise_conv2d_params *params, const
     job->output_step = params->output_channels;
     job->low_word = ((uint32_t)out->low & 0xFFu) * 0x01010101u;
     job->high_word = ((uint32_t)out->high & 0xFFu) * 0x01010101u;
+    job->clamp = out->low != -128 || out->high != 127;
 }
 
 /* How far a 3x3 window at `origin` (input extent `extent` >= 3) moves to lie
