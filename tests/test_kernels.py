@@ -245,6 +245,19 @@ def spatial(draw, kernel_max=4, size_max=10, stride_max=3, dilation_max=3):
 
 
 @st.composite
+def spatial_3x3(draw):
+    """spatial() for a 3x3 kernel, maps of 1 to 12, dilation 1 mostly, padding of 0..2 on either side."""
+    stride = draw(st.integers(1, 2))
+    dilation = draw(st.sampled_from([1, 1, 1, 2]))
+    size = draw(st.integers(1, 12))
+    pad_before = draw(st.integers(0, 2))
+    pad_after = draw(st.integers(0, 2))
+    output = (size + pad_before + pad_after - 2 * dilation - 1) // stride + 1
+    assume(output >= 1)
+    return size, 3, stride, dilation, output, pad_before, "EXPLICIT"
+
+
+@st.composite
 def conv_cases(draw, max_channels=6):
     height = draw(spatial())
     width = draw(spatial())
@@ -401,10 +414,14 @@ def test_fused_conv_max_pool_seed_model_shapes():
 
 
 @st.composite
-def depthwise_cases(draw):
-    height = draw(spatial())
-    width = draw(spatial())
-    input_channels = draw(st.integers(1, 5))
+def depthwise_cases(draw, three_by_three=False):
+    if three_by_three:  # the portable kernel's interior path: 3x3 windows wholly inside the input
+        height = draw(spatial_3x3())
+        width = draw(spatial_3x3())
+    else:
+        height = draw(spatial())
+        width = draw(spatial())
+    input_channels = draw(st.integers(1, 5) if not three_by_three else st.sampled_from([1, 2, 3, 4, 6, 10, 16]))
     depth_multiplier = draw(st.integers(1, 3))
     output_channels = input_channels * depth_multiplier
     input_zero_point = draw(st.integers(-128, 127))
@@ -437,6 +454,33 @@ def test_depthwise_conv2d_matches_reference(case):
     params, arrays = case
     expected = reference_depthwise_conv2d(params, **arrays)
     assert np.array_equal(kernel_lib.depthwise_conv2d_s8(params, **arrays), expected)
+
+
+@KERNEL_SETTINGS
+@given(case=depthwise_cases(three_by_three=True))
+def test_depthwise_conv2d_3x3_matches_reference(case):
+    """3x3 kernels: the interior path (no clipping, input offset folded into the bias) and the edges."""
+    params, arrays = case
+    expected = reference_depthwise_conv2d(params, **arrays)
+    assert np.array_equal(kernel_lib.depthwise_conv2d_s8(params, **arrays), expected)
+
+
+def test_depthwise_conv2d_3x3_extreme_values():
+    """Weights and inputs at the int8 ends, biases near the int32 ends (the sums still fit), offsets at both
+    ends of their range: the folded bias (bias + input offset * sum of weights) gives the reference's sums."""
+    rng = np.random.default_rng(11)
+    for input_offset in (-127, 128, 0):
+        params = DepthwiseConv2DParams(7, 6, 3, 7, 6, 6, 2, 3, 3, 1, 1, 1, 1, 1, 1, input_offset, -5, -128, 127, 1)
+        pairs = [oracle.quantize_multiplier(s) for s in rng.uniform(1e-6, 0.5, size=6)]
+        arrays = dict(
+            input=rng.choice([-128, 127], size=(7, 6, 3)),
+            filter=rng.choice([-128, 127], size=(1, 3, 3, 6)),
+            bias=[INT32_MAX - 300_000, INT32_MIN + 300_000, 1 << 24, -1, 0, -(1 << 24)],
+            output_multiplier=[m for m, _ in pairs],
+            output_shift=[s for _, s in pairs],
+        )
+        expected = reference_depthwise_conv2d(params, **arrays)
+        assert np.array_equal(kernel_lib.depthwise_conv2d_s8(params, **arrays), expected), input_offset
 
 
 def test_depthwise_conv2d_channel_mapping():

@@ -10,7 +10,10 @@
  * odd widths, padding on every side (TFLM's SAME padding puts the extra row
  * or column at the bottom and right; pad_top/pad_left of 0..2 with any input
  * size covers every side), zero points, multipliers 0 and INT32_MIN, right
- * shifts 1..31 and 0, left shifts. Prints one line per mismatch and:
+ * shifts 1..31 and 0, left shifts; then directed 3x3 shapes the draw reaches
+ * rarely (1-row and 1-column maps, 3x3 maps, channels not a multiple of 4,
+ * one-sided padding, stride 2 on odd sizes, per-tensor), three draws each.
+ * Prints one line per mismatch and:
  *
  *   mismatch depthwise case <i> byte <j> portable <a> dsp <b> (<shape>)
  *   depthwise-bench <shape> macs <n> portable <i> dsp <j> instructions
@@ -113,20 +116,18 @@ static int32_t output_size(int32_t input_size, int32_t kernel, int32_t stride, i
     return (input_size + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
+static int32_t check_case(si4_depthwise_conv2d_params *p, int32_t pad_bottom, int32_t pad_right, int32_t case_index,
+                          int32_t *fast);
+
 /* One random case; -1 when the draw does not fit the buffers. */
 static int32_t run_case(int32_t case_index, int32_t *fast)
 {
-    static const int32_t channel_choices[] = {1, 3, 5, 8, 64, 4, 2, 7, 12, 16, 32, 6, 9, 20};
+    static const int32_t channel_choices[] = {1, 3, 5, 8, 64, 4, 2, 7, 12, 16, 32, 6, 9, 20, 10};
     si4_depthwise_conv2d_params p;
-    const int32_t *case_bias;
-    char shape[200];
     int32_t pad_bottom;
     int32_t pad_right;
-    int32_t channels;
-    int32_t bytes;
-    int32_t i;
     memset(&p, 0, sizeof p);
-    p.input_channels = channel_choices[case_index < 14 ? case_index : random_between(0, 13)];
+    p.input_channels = channel_choices[case_index < 15 ? case_index : random_between(0, 14)];
     p.depth_multiplier = random_between(0, 7) == 0 ? random_between(2, 3) : 1;
     p.kernel_height = 3;
     p.kernel_width = 3;
@@ -149,17 +150,73 @@ static int32_t run_case(int32_t case_index, int32_t *fast)
     p.output_width = output_size(p.input_width, p.kernel_width, p.stride_width, p.dilation_width, p.pad_left,
                                  pad_right);
     p.output_channels = p.input_channels * p.depth_multiplier;
-    channels = p.output_channels;
+    p.input_offset = random_between(0, 3) == 0 ? 0 : random_between(-127, 128);
+    p.output_offset = random_between(-128, 127);
+    random_activation(&p.activation_min, &p.activation_max, p.output_offset);
+    p.per_channel = random_between(0, 5) != 0;
+    return check_case(&p, pad_bottom, pad_right, case_index, fast);
+}
+
+/* Shapes the random draw reaches rarely, each run with random data and
+ * requantization: 1-row and 1-column maps, 3x3 maps, channels not a multiple
+ * of four (the DSP kernel's overlapping last group), padding on one side
+ * only, stride 2 with odd sizes, padding of 2 (windows that cannot move
+ * inside), per-tensor quantization. {height, width, channels, stride_h,
+ * stride_w, pad top, left, bottom, right, per_channel}. */
+static const int32_t directed_shapes[][10] = {
+    {1, 9, 6, 1, 1, 1, 1, 1, 1, 1},   {9, 1, 10, 1, 1, 1, 1, 1, 1, 1},  {1, 1, 3, 1, 1, 1, 1, 1, 1, 1},
+    {3, 3, 10, 1, 1, 1, 1, 1, 1, 1},  {3, 3, 6, 2, 2, 1, 1, 1, 1, 0},   {3, 3, 128, 2, 2, 0, 0, 1, 1, 1},
+    {6, 6, 6, 2, 2, 0, 0, 1, 1, 1},   {7, 5, 10, 2, 2, 1, 1, 1, 1, 1},  {5, 7, 9, 2, 1, 1, 1, 1, 1, 0},
+    {4, 9, 13, 1, 1, 0, 1, 0, 0, 1},  {9, 4, 7, 1, 1, 1, 0, 0, 0, 1},   {5, 5, 6, 1, 1, 0, 0, 1, 1, 1},
+    {6, 8, 5, 1, 1, 2, 2, 2, 2, 1},   {25, 5, 12, 1, 1, 1, 1, 1, 1, 1}, {11, 13, 4, 1, 2, 0, 0, 0, 0, 0},
+    {8, 8, 1, 1, 1, 1, 1, 1, 1, 1},   {3, 4, 3, 1, 1, 0, 0, 0, 0, 1},   {12, 12, 20, 2, 2, 0, 0, 1, 1, 1},
+};
+#define DIRECTED_SHAPES ((int32_t)(sizeof directed_shapes / sizeof directed_shapes[0]))
+
+static int32_t run_directed_case(int32_t index, int32_t *fast)
+{
+    const int32_t *shape = directed_shapes[index % DIRECTED_SHAPES];
+    si4_depthwise_conv2d_params p;
+    memset(&p, 0, sizeof p);
+    p.input_height = shape[0];
+    p.input_width = shape[1];
+    p.input_channels = shape[2];
+    p.output_channels = shape[2];
+    p.depth_multiplier = 1;
+    p.kernel_height = 3;
+    p.kernel_width = 3;
+    p.stride_height = shape[3];
+    p.stride_width = shape[4];
+    p.dilation_height = 1;
+    p.dilation_width = 1;
+    p.pad_top = shape[5];
+    p.pad_left = shape[6];
+    p.per_channel = shape[9];
+    p.output_height = output_size(p.input_height, 3, p.stride_height, 1, p.pad_top, shape[7]);
+    p.output_width = output_size(p.input_width, 3, p.stride_width, 1, p.pad_left, shape[8]);
+    p.input_offset = random_between(-127, 128);
+    p.output_offset = random_between(-128, 127);
+    random_activation(&p.activation_min, &p.activation_max, p.output_offset);
+    return check_case(&p, shape[7], shape[8], 1000 + index, fast);
+}
+
+/* Random data and requantization for shape `p`, both kernels, byte for byte
+ * (and nothing written past the end); -1 when the shape does not fit. */
+static int32_t check_case(si4_depthwise_conv2d_params *p_in, int32_t pad_bottom, int32_t pad_right, int32_t case_index,
+                          int32_t *fast)
+{
+    si4_depthwise_conv2d_params p = *p_in;
+    const int32_t *case_bias;
+    char shape[200];
+    const int32_t channels = p.output_channels;
+    int32_t bytes;
+    int32_t i;
     if (p.output_height < 1 || p.output_width < 1 || channels > MAX_CHANNELS ||
         p.input_height * p.input_width * p.input_channels > BUFFER_BYTES ||
         p.output_height * p.output_width * channels > BUFFER_BYTES ||
         p.kernel_height * p.kernel_width * channels > BUFFER_BYTES) {
         return -1;
     }
-    p.input_offset = random_between(0, 3) == 0 ? 0 : random_between(-127, 128);
-    p.output_offset = random_between(-128, 127);
-    random_activation(&p.activation_min, &p.activation_max, p.output_offset);
-    p.per_channel = random_between(0, 5) != 0;
     fill_s8(input, p.input_height * p.input_width * p.input_channels);
     fill_s8(filter, p.kernel_height * p.kernel_width * channels);
     if (random_between(0, 9) == 0) { /* extreme weights: the accumulator bound */
@@ -173,7 +230,8 @@ static int32_t run_case(int32_t case_index, int32_t *fast)
     case_bias = random_between(0, 9) == 0 ? 0 : bias; /* sometimes no bias at all */
     si4_ref_depthwise_conv2d_s8(&p, input, filter, case_bias, multiplier, shift, output_portable);
     si4_depthwise_conv2d_s8(&p, input, filter, case_bias, multiplier, shift, output_dsp);
-    *fast += p.depth_multiplier == 1 && p.kernel_height == 3 && p.kernel_width == 3 && p.input_channels >= 4;
+    *fast += p.depth_multiplier == 1 && p.kernel_height == 3 && p.kernel_width == 3 && p.input_channels >= 4 &&
+             p.dilation_height == 1 && p.dilation_width == 1;
     bytes = p.output_height * p.output_width * channels + 4; /* and nothing written past the end */
     for (i = 0; i < bytes; ++i) {
         if (output_portable[i] != output_dsp[i]) {
@@ -455,6 +513,13 @@ int main(void)
     platform_init();
     while (done < DEPTHWISE_TEST_CASES && attempt < 20 * DEPTHWISE_TEST_CASES) {
         const int32_t outcome = run_case(attempt++, &fast);
+        if (outcome >= 0) {
+            ++done;
+            mismatches += outcome;
+        }
+    }
+    for (attempt = 0; attempt < 3 * DIRECTED_SHAPES; ++attempt) { /* each shape with three draws */
+        const int32_t outcome = run_directed_case(attempt, &fast);
         if (outcome >= 0) {
             ++done;
             mismatches += outcome;
