@@ -191,6 +191,97 @@ static int32_t test_conv(int32_t case_index)
     return compare("conv2d", case_index, bytes, shape);
 }
 
+/* 1x1 (pointwise) convolutions, the shapes and constants the DSP 1x1 path
+ * takes (si4_conv2d_s8.c: multiplier >= 0, shift in [-22, -1], whole words
+ * of input channels) and the ones it leaves to the other paths: input
+ * channels 1 to 64 (not all multiples of four), output channels past one
+ * 64-channel chunk, odd position counts, stride 2, multiplier 0 and
+ * INT32_MAX, shifts -1 and -22, biases at the accumulator bound, inputs and
+ * weights at their extremes, per tensor and per channel, every clamp. */
+static int32_t test_pointwise(int32_t case_index)
+{
+    static const int32_t input_choices[] = {1, 3, 4, 5, 7, 8, 12, 16, 17, 24, 32, 64};
+    static const int32_t output_choices[] = {1, 2, 3, 4, 5, 7, 8, 12, 17, 33, 64, 65, 70};
+    si4_conv2d_params conv;
+    const int32_t fast = case_index % 4 != 3; /* constants the 1x1 path takes */
+    int32_t bytes;
+    int32_t channel;
+    char shape[160];
+    memset(&conv, 0, sizeof conv);
+    conv.input_channels = input_choices[random_between(0, 11)];
+    conv.output_channels = output_choices[random_between(0, 12)];
+    conv.kernel_height = 1;
+    conv.kernel_width = 1;
+    conv.stride_height = random_between(1, 2);
+    conv.stride_width = random_between(1, 2);
+    conv.dilation_height = 1;
+    conv.dilation_width = 1;
+    conv.input_height = random_between(1, 9);
+    conv.input_width = random_between(1, 9);
+    conv.output_height = (conv.input_height - 1) / conv.stride_height + 1;
+    conv.output_width = (conv.input_width - 1) / conv.stride_width + 1;
+    switch (random_between(0, 3)) {
+    case 0:
+        conv.input_offset = 0;
+        break;
+    case 1:
+        conv.input_offset = 128;
+        break;
+    case 2:
+        conv.input_offset = -127;
+        break;
+    default:
+        conv.input_offset = random_between(-127, 128);
+        break;
+    }
+    conv.output_offset = random_between(0, 3) == 0 ? (random_between(0, 1) ? -128 : 127) : random_between(-128, 127);
+    random_activation(&conv.activation_min, &conv.activation_max, conv.output_offset);
+    conv.per_channel = random_between(0, 3) != 0;
+    bytes = conv.output_height * conv.output_width * conv.output_channels;
+    if (conv.input_height * conv.input_width * conv.input_channels > BUFFER_BYTES ||
+        conv.output_channels * conv.input_channels > BUFFER_BYTES || bytes > BUFFER_BYTES) {
+        return -1;
+    }
+    fill_s8(input, conv.input_height * conv.input_width * conv.input_channels);
+    fill_s8(filter, conv.output_channels * conv.input_channels);
+    if (random_between(0, 4) == 0) { /* the largest accumulators: every product at its extreme */
+        const int8_t x = conv.input_offset > 0 ? 127 : -128;
+        memset(input, x, (size_t)(conv.input_height * conv.input_width * conv.input_channels));
+        memset(filter, random_between(0, 1) ? 127 : -128, (size_t)(conv.output_channels * conv.input_channels));
+    }
+    fill_requant(conv.output_channels, conv.input_channels);
+    for (channel = 0; fast && channel < conv.output_channels; ++channel) {
+        const int32_t bound = (1 << 30) - 1 - conv.input_channels * 128 * 256;
+        multiplier[channel] = multiplier[channel] < 0 ? 0x40000000 : multiplier[channel];
+        shift[channel] = shift[channel] > -1 ? -1 : shift[channel] < -22 ? -22 : shift[channel];
+        switch (random_between(0, 9)) {
+        case 0:
+            multiplier[channel] = 0;
+            break;
+        case 1:
+            multiplier[channel] = INT32_MAX;
+            break;
+        case 2:
+            shift[channel] = -1;
+            break;
+        case 3:
+            shift[channel] = -22;
+            break;
+        case 4:
+            bias[channel] = random_between(0, 1) ? bound : -bound;
+            break;
+        default:
+            break;
+        }
+    }
+    memset(output_portable, 0x55, (size_t)bytes);
+    memset(output_dsp, 0x55, (size_t)bytes);
+    si4_ref_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_portable);
+    si4_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
+    describe_conv(shape, sizeof shape, &conv);
+    return compare("pointwise", case_index, bytes, shape);
+}
+
 static int32_t test_conv_max_pool(int32_t case_index)
 {
     si4_conv2d_params conv;
@@ -539,6 +630,7 @@ int main(void)
     mismatches += test_requant_edges();
     mismatches += test_model_shapes();
     mismatches += run_cases("conv2d", test_conv);
+    mismatches += run_cases("pointwise", test_pointwise);
     mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
     mismatches += run_cases("fully_connected", test_fully_connected);
     mismatches += run_cases("max_pool", test_max_pool);
