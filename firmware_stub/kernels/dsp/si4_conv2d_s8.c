@@ -209,7 +209,7 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
  * The requantization is TFLM's double rounding, exact under the conditions
  * pw_channel_fits checks (every MLPerf Tiny pointwise layer meets them):
  * - multiplier m >= 0 and shift in [-22, -1] (left shift 0, right shift r
- *   in [1, 22]);
+ *   in [1, 22]; larger right shifts in one case, see pw_channel_fits);
  * - the accumulator a (bias included) bounded by |a| < 2^30 for every
  *   possible input (input_channels * 128 * max|x + input_offset| + |bias|).
  * The block holds 2 * (x + input_offset), so the channel accumulates
@@ -354,18 +354,26 @@ static void __attribute__((naked, noinline)) pw_block(const int8_t *filter,
 #pragma GCC diagnostic pop
 
 /* Whether one channel's constants meet the conditions above; terms_bound:
- * input_channels * 128 * max|x + input_offset|. */
+ * input_channels * 128 * max|x + input_offset|, so |acc| <= terms_bound +
+ * |bias|. A right shift of 23 to 31 (a channel the training all but
+ * switched off) qualifies when that bound is below 2^(r-1): the high product
+ * is then below 2^(r-1) in magnitude too (m < 2^31), TFLM's rounding
+ * division gives 0 whatever the input, and pw_channel_init gives the channel
+ * multiplier 0 and right shift 1, which give 0 as well. */
 static int32_t pw_channel_fits(int32_t multiplier, int32_t shift, int32_t bias, int32_t terms_bound)
 {
     const int32_t limit = (1 << 30) - terms_bound;
-    return multiplier >= 0 && shift <= -1 && shift >= -22 && bias < limit && bias > -limit;
+    if (multiplier < 0 || shift > -1 || shift < -31 || bias >= limit || bias <= -limit) {
+        return 0;
+    }
+    return shift >= -22 || terms_bound + (bias < 0 ? -bias : bias) < (int32_t)(1u << (-shift - 1));
 }
 
 static void pw_channel_init(int32_t bias, int32_t multiplier, int32_t shift, int32_t output_offset, pw_channel *channel)
 {
-    const int32_t right_shift = -shift;
+    const int32_t right_shift = shift >= -22 ? -shift : 1;
     channel->bias2 = 2 * bias;
-    channel->multiplier = multiplier;
+    channel->multiplier = shift >= -22 ? multiplier : 0;
     channel->round = (int32_t)(((uint32_t)output_offset << right_shift) + ((uint32_t)1 << (right_shift - 1)));
     channel->right_shift = right_shift;
 }

@@ -196,7 +196,7 @@ static int32_t test_conv(int32_t case_index)
  * of input channels) and the ones it leaves to the other paths: input
  * channels 1 to 64 (not all multiples of four), output channels past one
  * 64-channel chunk, odd position counts, stride 2, multiplier 0 and
- * INT32_MAX, shifts -1 and -22, biases at the accumulator bound, inputs and
+ * INT32_MAX, shifts -1, -22 and -23 to -31, biases at the accumulator bound, inputs and
  * weights at their extremes, per tensor and per channel, every clamp. */
 static int32_t test_pointwise(int32_t case_index)
 {
@@ -269,6 +269,10 @@ static int32_t test_pointwise(int32_t case_index)
             break;
         case 4:
             bias[channel] = random_between(0, 1) ? bound : -bound;
+            break;
+        case 5: /* a nearly dead channel: the right shift past 22 that still qualifies, or just not */
+            shift[channel] = -random_between(23, 31);
+            bias[channel] = random_between(-(1 << 12), 1 << 12);
             break;
         default:
             break;
