@@ -238,8 +238,6 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
  * si4_dsp_output_s8 (the activation bounds are int8).
  */
 #define PW_CHANNELS 64
-/* Once-per-layer work (the checks, the constants): compiled for size. */
-#define PW_SETUP __attribute__((cold, noinline))
 #define PW_WIDE 256 /* flags a wide channel in right_shift; ASR reads only its low byte */
 
 typedef struct {
@@ -397,7 +395,7 @@ static void __attribute__((naked, noinline)) pw_block(const int8_t *filter,
 
 /* Which form channel takes (terms_bound: input_channels * 128 *
  * max|x + input_offset|): 1 short, 2 wide, 0 neither. */
-static PW_SETUP int32_t pw_channel_form(int32_t multiplier, int32_t shift, int32_t bias, int32_t terms_bound)
+static int32_t pw_channel_form(int32_t multiplier, int32_t shift, int32_t bias, int32_t terms_bound)
 {
     const int32_t limit = (1 << 30) - terms_bound;
     if (multiplier == 0 || (shift <= -1 && shift >= -22 && bias < limit && bias > -limit)) {
@@ -406,7 +404,7 @@ static PW_SETUP int32_t pw_channel_form(int32_t multiplier, int32_t shift, int32
     return multiplier > 0 && shift <= -2 && shift >= -31 ? 2 : 0;
 }
 
-static PW_SETUP void pw_channel_init(int32_t bias,
+static void pw_channel_init(int32_t bias,
                             int32_t multiplier,
                             int32_t shift,
                             const si4_conv2d_params *params,
@@ -429,7 +427,7 @@ static PW_SETUP void pw_channel_init(int32_t bias,
 }
 
 /* input_channels * 128 * max|x + input_offset|: |acc - bias| never exceeds it. */
-static PW_SETUP int32_t pw_terms_bound(const si4_conv2d_params *params)
+static int32_t pw_terms_bound(const si4_conv2d_params *params)
 {
     const int32_t low = -128 + params->input_offset;
     const int32_t high = 127 + params->input_offset;
@@ -440,7 +438,7 @@ static PW_SETUP int32_t pw_terms_bound(const si4_conv2d_params *params)
 
 /* Whether conv_pointwise handles this layer: 1x1, no padding, whole words
  * of input channels that fit the block, every channel in one of the forms. */
-static PW_SETUP int32_t pw_fits(const si4_conv2d_params *params,
+static int32_t pw_fits(const si4_conv2d_params *params,
                        const int32_t *bias,
                        const int32_t *output_multiplier,
                        const int32_t *output_shift)
