@@ -60,6 +60,9 @@ static int32_t argmax_s8(const int8_t *values, int32_t count)
     return best;
 }
 
+/* The per-layer tables exist when model.c is compiled with SI4_LAYER_TABLES (the
+ * firmware Makefile does); without them main.c checks whole inferences only. */
+#ifdef SI4_LAYER_TABLES
 static void profile_layers(int32_t vector_index, const int8_t *input)
 {
     int32_t layer;
@@ -71,6 +74,7 @@ static void profile_layers(int32_t vector_index, const int8_t *input)
     }
     printf("\n");
 }
+#endif
 
 int main(void)
 {
@@ -114,9 +118,11 @@ int main(void)
         printf("vector %ld label - predicted %ld exact %d count %lu\n", (long)i, (long)predicted, is_exact,
                (unsigned long)elapsed);
 #endif
+#ifdef SI4_LAYER_TABLES
         if (i < SI4_PROFILED_VECTORS) {
             profile_layers(i, input);
         }
+#endif
     }
 
 #if SI4_TEST_VECTOR_HAS_LABELS

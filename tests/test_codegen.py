@@ -90,6 +90,8 @@ def test_model_header_contract(seed_sources):
         assert re.search(rf"^#define {macro} {re.escape(value)}(\s|$)", header, re.M), macro
     assert "int si4_model_invoke(const int8_t *input, int8_t *output);" in header
     assert "extern const si4_layer_fn si4_model_layers[SI4_MODEL_LAYER_COUNT];" in header
+    # The tables are for tracing and per-layer counts only: declared and defined under one macro.
+    assert header.index("#ifdef SI4_LAYER_TABLES") < header.index("extern const si4_layer_fn si4_model_layers")
     model_c = sources["model.c"]
     assert "static void layer_0_conv2d_max_pool(const int8_t *input, int8_t *output)" in model_c
     assert "malloc" not in model_c
@@ -98,6 +100,53 @@ def test_model_header_contract(seed_sources):
     assert "#define SI4_CONV2D_1_POOL_OUTPUT_HEIGHT 5" in weights_h
     assert "extern const int8_t si4_fully_connected_0_filter[SI4_FULLY_CONNECTED_0_FILTER_SIZE];" in weights_h
     assert "SI4_WEIGHTS_ALIGN = {" in sources["model_weights.c"]
+
+
+def _defined_symbols(obj) -> set[str]:
+    listing = subprocess.run(["nm", "--defined-only", str(obj)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[-1] for line in listing.splitlines() if line.strip()}
+
+
+def test_product_model_c_carries_no_layer_tables(seed_sources, tmp_path):
+    """Without -DSI4_LAYER_TABLES model.o holds the invoke functions and the params, and no table,
+    name string or out-of-line layer function (each is called once and inlined); with it, all four
+    tables are there for the tracer and main.c's per-layer counts."""
+    *_, directory = seed_sources
+    tables = {"si4_model_layers", "si4_model_layer_names", "si4_model_layer_output_offsets", "si4_model_layer_output_sizes"}
+    objects = {}
+    for flags in ([], [codegen.LAYER_TABLES_FLAG]):
+        obj = tmp_path / f"model{len(flags)}.o"
+        subprocess.run([host_compiler(), *STRICT_C_FLAGS, "-O2", *flags, f"-I{directory}", f"-I{kernel_include_dir()}",
+                        "-c", str(directory / "model.c"), "-o", str(obj)], check=True)  # fmt: skip
+        objects[bool(flags)] = _defined_symbols(obj)
+    assert tables <= objects[True]
+    assert not tables & objects[False]
+    assert "si4_model_invoke_with_arena" in objects[False]
+    assert not any(symbol.startswith("layer_") for symbol in objects[False])
+    names = (directory / "model.c").read_text()
+    assert '"conv2d_0"' in names and names.index("#ifdef SI4_LAYER_TABLES") < names.index('"conv2d_0"')
+
+
+def test_identical_params_structs_are_shared():
+    """A later layer whose struct equals an earlier one's field for field calls the kernel with the
+    earlier struct and defines none; a different struct, a streamed entry and literal structs stay."""
+    def entry(name, fields, call=True):
+        struct = {"c_type": "si4_conv2d_params", "name": f"{name}_params", "fields": [],
+                  "key": ("si4_conv2d_params", tuple(fields))}
+        return {"name": name, "structs": [struct], "call": f"si4_conv2d_s8(&{name}_params, x)" if call else None}
+
+    shape = (("input_height", 6), ("output_channels", 128))
+    entries = codegen.share_identical_structs([
+        entry("conv2d_7", shape), entry("conv2d_8", shape), entry("conv2d_9", (("input_height", 3),)),
+        entry("conv2d_10", shape, call=False), entry("conv2d_11", shape),
+        {"name": "conv2d_12", "structs": [{"c_type": "si4_conv2d_params", "name": "conv2d_12_band_0_params", "fields": []}],
+         "call": None},
+    ])  # fmt: skip
+    assert [[s["name"] for s in e["structs"]] for e in entries] == [
+        ["conv2d_7_params"], [], ["conv2d_9_params"], ["conv2d_10_params"], [], ["conv2d_12_band_0_params"]]
+    assert entries[1]["call"] == "si4_conv2d_s8(&conv2d_7_params, x)" and entries[1]["shared_structs"] == ["conv2d_7_params"]
+    assert entries[4]["call"] == "si4_conv2d_s8(&conv2d_7_params, x)"
+    assert entries[2]["call"] == "si4_conv2d_s8(&conv2d_9_params, x)" and entries[2]["shared_structs"] == []
 
 
 def test_layer_summaries(seed_sources):

@@ -40,8 +40,10 @@ def kernel_test_output(tmp_path_factory) -> tuple[int, str]:
 @requires_qemu
 def test_dsp_conv_and_fully_connected_match_portable_on_model_shapes(kernel_test_output):
     """Windows larger than the column block (chunked), 3-channel and 10x4 one-channel first layers,
-    stride 2 with padding, pointwise layers with odd channels, fully connected with 1..7 rows: each
-    with and without bias and input offset, bit-exact."""
+    stride 2 with padding, pointwise layers with odd channels, fully connected with 1..13 rows
+    (per-tensor whole-word layers through the fused dot-and-requantize loop, one bias beyond its bound
+    per shape sending the rest of the rows the general way): each with and without bias and input
+    offset, bit-exact."""
     status, output = kernel_test_output
     mismatches = [line for line in output.splitlines() if line.startswith("mismatch")]
     assert not mismatches, "\n".join(mismatches[:10])
@@ -57,14 +59,18 @@ def test_dsp_conv_and_fully_connected_match_portable_on_model_shapes(kernel_test
 @pytest.mark.qemu
 @requires_qemu
 def test_seed_dsp_engine_code_fits_12_kb(firmware_assets, tmp_path):
-    """The seed model's engine (model.c and the linked kernels, after --gc-sections) in the DSP build,
-    from the link map, cross-checked against arm-none-eabi-size of the engine objects."""
+    """The seed model's engine in the DSP build: model.o as a product compiles it (no per-layer
+    tables) and the kernels as linked (after --gc-sections, from the link map), cross-checked
+    against arm-none-eabi-size of those objects."""
     elf = build_firmware(firmware_assets, tmp_path, "mps2_an386", "dsp", "-O2")
     memory = qemu.memory_report(elf, elf.with_suffix(".map"))
     engine = memory["flash_code_bytes"]
     assert 0 < engine <= ENGINE_CODE_LIMIT_BYTES, engine
+    product_model = qemu.product_model_object(elf)
+    symbols = subprocess.run(["arm-none-eabi-nm", str(product_model)], capture_output=True, text=True, check=True).stdout
+    assert " si4_model_invoke_with_arena\n" in symbols and "si4_model_layer" not in symbols
     # The objects' own sizes bound the linked figure from above (gc-sections only removes code).
-    objects = sorted(Path(elf.parent, "obj").glob("si4_*.o")) + [elf.parent / "obj" / "model.o"]
+    objects = sorted(Path(elf.parent, "obj").glob("si4_*.o")) + [product_model]
     sizes = subprocess.run(["arm-none-eabi-size", *map(str, objects)], capture_output=True, text=True, check=True)
     linked_kernels = {"si4_conv2d_max_pool_s8.o", "si4_fully_connected_s8.o", "si4_softmax_s8.o", "model.o"}
     text_data = {Path(line.split()[-1]).name: int(line.split()[0]) + int(line.split()[1])

@@ -171,3 +171,13 @@ def test_cli_json_output_is_one_object(firmware_assets, mnist_path, si4tool_cli,
     assert figures.images == 200 and figures.bit_exact == 200 and figures.passed is True
     # --report writes where --report-dir says, from the validation just written.
     assert "| C engine outputs identical to TFLite Micro | 200/200 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_accuracy_drop_limit_is_0_3_pp_or_one_image():
+    from si4tool.validation.validate import accuracy_drop_limit_pp
+
+    assert accuracy_drop_limit_pp(10_000) == 0.3
+    assert accuracy_drop_limit_pp(1_000) == 0.3
+    # One flipped image of 200 is 0.5 pp: tolerated; two are not.
+    assert accuracy_drop_limit_pp(200) == 0.5
+    assert 2 * 100 / 200 > accuracy_drop_limit_pp(200)

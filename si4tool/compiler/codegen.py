@@ -2,8 +2,10 @@
 
 All arithmetic happens here; the templates only place values into C that
 reads like the C they produce. model.c is the network as a straight
-sequence of kernel calls (one static function per layer) over one static
-arena; model_weights.* hold every constant as a const (flash) array or macro.
+sequence of kernel calls (one static function per layer, called once, so the
+compiler inlines it) over one static arena; model_weights.* hold every constant
+as a const (flash) array or macro. The per-layer tables for tracing and timing
+layer by layer are compiled only with -DSI4_LAYER_TABLES (LAYER_TABLES_MACRO).
 """
 
 from __future__ import annotations
@@ -249,9 +251,42 @@ def _weights_layer(graph: Graph, layer: Layer, names: ModelNames) -> dict:
     }
 
 
+# Defining it when compiling model.c (and whatever reads the tables) adds the per-layer tables
+# <prefix>_layers, _layer_names, _layer_output_offsets and _layer_output_sizes: the host tracer,
+# main.c's per-layer counts and the callgrind bench use them; a product build leaves them out.
+LAYER_TABLES_MACRO = "SI4_LAYER_TABLES"
+LAYER_TABLES_FLAG = f"-D{LAYER_TABLES_MACRO}"
+
+
 def _struct(name: str, prefix: str, params) -> dict:
     fields = [(field, f"{prefix}_{field.upper()}") for field, _ in params_fields(params)]
-    return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields}
+    # "key": the struct's bytes, so layers with the same shapes and quantization share one.
+    key = (c_struct_name(type(params)), tuple(params_fields(params)))
+    return {"c_type": c_struct_name(type(params)), "name": name, "fields": fields, "key": key}
+
+
+def share_identical_structs(model_layers: list[dict]) -> list[dict]:
+    """Layers whose params struct equals an earlier layer's, field for field, call the kernel with
+    the earlier struct and define none (vww: five depthwise and five pointwise 6x6x128 layers, about
+    80 bytes each). Only layers rendered as a plain kernel call give theirs up; the struct they
+    point to is always one that model.c defines (streamed and in-place entries are in place)."""
+    defined: dict[tuple, str] = {}
+    entries = []
+    for entry in model_layers:
+        kept, shared, call = [], [], entry.get("call")
+        for struct in entry.get("structs", []):
+            key = struct.get("key")
+            reference = re.compile(rf"&{re.escape(struct['name'])}\b")
+            # Shared only where the call takes the struct's address and nothing else names it.
+            if call is not None and key in defined and reference.search(call) and call.count(struct["name"]) == len(reference.findall(call)):
+                call = reference.sub(f"&{defined[key]}", call)
+                shared.append(defined[key])
+                continue
+            if key is not None:
+                defined.setdefault(key, struct["name"])
+            kept.append(struct)
+        entries.append({**entry, "structs": kept, "shared_structs": shared, "call": call})
+    return entries
 
 
 def _arena_pointer(offset: int, names: ModelNames) -> str:
@@ -397,6 +432,7 @@ def render_model_sources(
         from si4tool.compiler.stream_codegen import apply_in_place
 
         model_layers = apply_in_place(graph, plan, model_layers, names)
+    model_layers = share_identical_structs(model_layers)
     layer_table = [
         {
             "function": entry["function"],
@@ -420,6 +456,7 @@ def render_model_sources(
         "schedule": plan.schedule,
         "has_streams": bool(plan.streams),
         "has_in_place": bool(plan.in_place),
+        "layer_tables_macro": LAYER_TABLES_MACRO,
         "names": names,
     }
     return {

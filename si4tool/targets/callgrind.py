@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from si4tool.compiler.codegen import LAYER_TABLES_FLAG
 from si4tool.errors import UserError
 from si4tool.targets.host_engine import engine_sources
 from si4tool.targets.toolchain import STRICT_C_FLAGS, firmware_stub_dir, host_compiler, kernel_include_dir, run_compiler
@@ -59,7 +60,7 @@ def build_callgrind_program(assets_dir: Path, build_dir: Path) -> Path:
     program = Path(build_dir) / "si4_bench"
     program.parent.mkdir(parents=True, exist_ok=True)
     args = [host_compiler(), *STRICT_C_FLAGS, "-O2", f"-I{assets_dir}", f"-I{kernel_include_dir()}", f"-I{firmware_stub_dir()}"]
-    args += names.binding_flags()
+    args += [*names.binding_flags(), LAYER_TABLES_FLAG]  # si4_bench_main.c runs the layers one by one
     args += [str(s) for s in [_bench_source(), *engine_sources(assets_dir), vectors_c]]
     run_compiler(args + ["-o", str(program)], "the callgrind bench program")
     return program

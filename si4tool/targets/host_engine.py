@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from si4tool.artefacts import assets_model_names
+from si4tool.compiler.codegen import LAYER_TABLES_FLAG
 from si4tool.errors import UserError
 from si4tool.targets.toolchain import (
     STRICT_C_FLAGS,
@@ -136,7 +137,7 @@ def build_host_engine(assets_dir: Path, build_dir: Path, extra_flags: list[str] 
         [*engine_sources(assets_dir), runner],
         Path(build_dir) / "libsi4_model.so",
         include_dirs=[assets_dir, kernel_include_dir(), firmware_stub_dir()],
-        extra_flags=[*names.binding_flags(), *extra_flags],
+        extra_flags=[*names.binding_flags(), LAYER_TABLES_FLAG, *extra_flags],  # the runner reads the per-layer tables
     )
     return HostEngine(library, names)
 

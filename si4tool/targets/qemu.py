@@ -184,7 +184,8 @@ def symbol_size(elf: Path, symbol: str) -> int:
 
 
 def image_bytes(elf: Path) -> tuple[int, int]:
-    """(text, data) bytes of the ELF, as arm-none-eabi-size prints them (alignment padding included)."""
+    """(text, data) bytes of the ELF (or of one object), as arm-none-eabi-size prints them
+    (alignment padding included; text holds .rodata)."""
     lines = _binutils("arm-none-eabi-size", elf)
     try:
         text_bytes, data_bytes = (int(value) for value in lines[1].split()[:2])
@@ -206,8 +207,20 @@ def _role(object_name: str, names: ModelNames = DEFAULT_NAMES) -> str:
     return "rest"
 
 
+def product_model_object(elf: Path, names: ModelNames = DEFAULT_NAMES) -> Path:
+    """model.o as a product links it, without the per-layer tables main.c times layers with
+    (board.mk's arm_product_model compiles it beside the firmware's objects, unlinked)."""
+    return elf.parent / "obj" / "product" / names.file("model.o")
+
+
 def memory_report(elf: Path, map_path: Path, names: ModelNames = DEFAULT_NAMES) -> dict[str, int]:
-    """Flash split (weights, vectors, engine code, platform/libc rest) and the engine's static RAM."""
+    """Flash split (weights, vectors, engine code, platform/libc rest) and the engine's static RAM.
+
+    Engine code is what a product links: the kernels as linked here (after --gc-sections) and
+    model.o without the per-layer tables (product_model_object; everything in it is reachable
+    from the invoke functions). The tables and layer functions this firmware carries for its
+    per-layer counts go with the harness (platform, startup, libc), whose share is what the
+    named roles leave of the image."""
     sections = map_sections_by_object(map_path)
     flash = {"weights": 0, "vectors": 0, "engine": 0, "rest": 0}
     engine_static = 0
@@ -223,6 +236,11 @@ def memory_report(elf: Path, map_path: Path, names: ModelNames = DEFAULT_NAMES) 
     arena_symbol_bytes = symbol_size(elf, names.arena)  # ARENA_SYMBOL under the default names
     # The image's own total (alignment padding included); the platform/libc
     # share is what the named roles leave.
+    product_model = product_model_object(elf, names)
+    if product_model.is_file():
+        flash["engine"] += sum(image_bytes(product_model)) - sum(
+            size for section, size in sections.get(names.file("model.o"), {}).items() if section in FLASH_OUTPUT_SECTIONS
+        )
     text_bytes, data_bytes = image_bytes(elf)
     flash["rest"] = text_bytes + data_bytes - flash["weights"] - flash["vectors"] - flash["engine"]
     return {

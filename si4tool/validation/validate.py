@@ -25,6 +25,12 @@ from si4tool.targets.firmware import build_firmware, run_host_firmware
 
 # The int8 model may lose this much top-1 accuracy against the float model.
 MAX_ACCURACY_DROP_PP = 0.3
+
+
+def accuracy_drop_limit_pp(images: int) -> float:
+    """0.3 pp, or one image when fewer than 334 are compared: on 200 images a single image that
+    flips in quantization is 0.5 pp, noise rather than a sign of a broken quantization."""
+    return max(MAX_ACCURACY_DROP_PP, 100.0 / images) if images else MAX_ACCURACY_DROP_PP
 # Random or user inputs: every layer's output is compared with TFLite Micro's on this many first inputs.
 INTERMEDIATE_INPUTS = 20
 
@@ -215,8 +221,9 @@ def validate_host(
     if result.keras_accuracy is not None:
         drop_pp = 100 * (result.keras_accuracy - result.c_accuracy)
         result.accuracy_drop_pp = round(drop_pp, 4)
-        if drop_pp > MAX_ACCURACY_DROP_PP:
-            failures.append(f"int8 accuracy is {drop_pp:.2f} pp below the float model (limit {MAX_ACCURACY_DROP_PP} pp)")
+        limit_pp = accuracy_drop_limit_pp(count)
+        if drop_pp > limit_pp + 1e-9:
+            failures.append(f"int8 accuracy is {drop_pp:.2f} pp below the float model (limit {limit_pp:.2g} pp on {count} images)")
     result.passed = not failures
     result.failures = failures
 

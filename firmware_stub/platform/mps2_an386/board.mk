@@ -60,10 +60,19 @@ define arm_build_firmware
 	@rm -rf $(3) && mkdir -p $(3)
 	@set -e; for src in $(2); do \
 		$(ARM_CC) $(1) $(ARM_ENGINE_FLAGS) -c $$src -o $(3)/$$(basename $$src .c).o; done
+	$(call arm_product_model,$(1),$(2),$(3))
 	@set -e; for src in $(MPS2_PLATFORM_SOURCES); do \
 		$(ARM_CC) $(1) $(ARM_PLATFORM_FLAGS) -c $$src -o $(3)/$$(basename $$src .c).o; done
 	$(ARM_CC) $(1) $(ARM_LINK_FLAGS) -T $(MPS2_DIR)/mps2_an386.ld -Wl,-Map=$(4:.elf=.map) \
 		$(3)/*.o -o $(4)
+endef
+
+# model.c as a product links it, without main.c's per-layer tables: compiled beside
+# the firmware's objects (in $(3)/product/, not linked) for the engine code figure.
+#   $(1) cpu flags  $(2) engine sources  $(3) object dir
+define arm_product_model
+	$(if $(filter $(MODEL_C),$(2)),@mkdir -p $(3)/product && $(ARM_CC) $(1) \
+		$(filter-out $(LAYER_TABLES),$(ARM_ENGINE_FLAGS)) -c $(MODEL_C) -o $(3)/product/$(notdir $(MODEL_C:.c=.o)))
 endef
 
 .PHONY: mps2 run-mps2 mps2-an385 run-mps2-an385 mps2-kernel-test mps2-counter-test cortex-m0plus cortex-m7

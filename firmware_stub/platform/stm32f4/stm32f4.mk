@@ -22,6 +22,7 @@ define stm32f4_build_firmware
 	@rm -rf $(dir $(5))obj && mkdir -p $(dir $(5))obj
 	@set -e; for src in $(4); do \
 		$(ARM_CC) $(CPU_CORTEX_M4) $(ARM_ENGINE_FLAGS) $(3) -c $$src -o $(dir $(5))obj/$$(basename $$src .c).o; done
+	$(call arm_product_model,$(CPU_CORTEX_M4) $(3),$(4),$(dir $(5))obj)
 	@set -e; for src in $(STM32F4_PLATFORM_SOURCES); do \
 		$(ARM_CC) $(CPU_CORTEX_M4) $(ARM_PLATFORM_FLAGS) -I$(1) -I$(STM32F4_DIR) -c $$src \
 			-o $(dir $(5))obj/$$(basename $$src .c).o; done
