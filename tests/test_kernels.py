@@ -258,9 +258,9 @@ def spatial_3x3(draw):
 
 
 @st.composite
-def conv_cases(draw, max_channels=6):
-    height = draw(spatial())
-    width = draw(spatial())
+def conv_cases(draw, max_channels=6, kernel_max=4):
+    height = draw(spatial(kernel_max=kernel_max))
+    width = draw(spatial(kernel_max=kernel_max))
     input_channels = draw(st.integers(1, max_channels))
     output_channels = draw(st.integers(1, max_channels))
     input_zero_point = draw(st.integers(-128, 127))
@@ -294,6 +294,16 @@ def test_conv2d_matches_reference(case):
     params, arrays, _ = case
     expected = reference_conv2d(params, **arrays)
     assert np.array_equal(kernel_lib.conv2d_s8(params, **arrays), expected)
+
+
+@KERNEL_SETTINGS
+@given(case=conv_cases(max_channels=17, kernel_max=1), bias=st.booleans())
+def test_pointwise_conv2d_matches_reference(case, bias):
+    """The 1x1 path (two positions, four channels at a time): odd channel counts and position counts,
+    strides up to 3, with and without bias."""
+    params, arrays, _ = case
+    arrays = arrays if bias else {**arrays, "bias": None}
+    assert np.array_equal(kernel_lib.conv2d_s8(params, **arrays), reference_conv2d(params, **arrays))
 
 
 @KERNEL_SETTINGS

@@ -191,6 +191,171 @@ static int32_t test_conv(int32_t case_index)
     return compare("conv2d", case_index, bytes, shape);
 }
 
+/* 1x1 (pointwise) convolutions, the shapes and constants the DSP 1x1 path
+ * takes (si4_conv2d_s8.c: multiplier >= 0, shifts of -1 to -31, whole
+ * words of input channels) and the ones it leaves to the other paths: input
+ * channels 1 to 64 (not all multiples of four), output channels past one
+ * 64-channel chunk, odd position counts, stride 2, multiplier 0 and
+ * INT32_MAX, shifts -1 and -22, biases at the short form's bound, biases
+ * near 2^30 with shifts -2 to -31 (the wide form), inputs and
+ * weights at their extremes, per tensor and per channel, every clamp. */
+static int32_t test_pointwise(int32_t case_index)
+{
+    static const int32_t input_choices[] = {1, 3, 4, 5, 7, 8, 12, 16, 17, 24, 32, 64};
+    static const int32_t output_choices[] = {1, 2, 3, 4, 5, 7, 8, 12, 17, 33, 64, 65, 70};
+    si4_conv2d_params conv;
+    const int32_t fast = case_index % 4 != 3; /* constants the 1x1 path takes */
+    int32_t bytes;
+    int32_t channel;
+    char shape[160];
+    memset(&conv, 0, sizeof conv);
+    conv.input_channels = input_choices[random_between(0, 11)];
+    conv.output_channels = output_choices[random_between(0, 12)];
+    conv.kernel_height = 1;
+    conv.kernel_width = 1;
+    conv.stride_height = random_between(1, 2);
+    conv.stride_width = random_between(1, 2);
+    conv.dilation_height = 1;
+    conv.dilation_width = 1;
+    conv.input_height = random_between(1, 9);
+    conv.input_width = random_between(1, 9);
+    conv.output_height = (conv.input_height - 1) / conv.stride_height + 1;
+    conv.output_width = (conv.input_width - 1) / conv.stride_width + 1;
+    switch (random_between(0, 3)) {
+    case 0:
+        conv.input_offset = 0;
+        break;
+    case 1:
+        conv.input_offset = 128;
+        break;
+    case 2:
+        conv.input_offset = -127;
+        break;
+    default:
+        conv.input_offset = random_between(-127, 128);
+        break;
+    }
+    conv.output_offset = random_between(0, 3) == 0 ? (random_between(0, 1) ? -128 : 127) : random_between(-128, 127);
+    random_activation(&conv.activation_min, &conv.activation_max, conv.output_offset);
+    conv.per_channel = random_between(0, 3) != 0;
+    bytes = conv.output_height * conv.output_width * conv.output_channels;
+    if (conv.input_height * conv.input_width * conv.input_channels > BUFFER_BYTES ||
+        conv.output_channels * conv.input_channels > BUFFER_BYTES || bytes > BUFFER_BYTES) {
+        return -1;
+    }
+    fill_s8(input, conv.input_height * conv.input_width * conv.input_channels);
+    fill_s8(filter, conv.output_channels * conv.input_channels);
+    if (random_between(0, 4) == 0) { /* the largest accumulators: every product at its extreme */
+        const int8_t x = conv.input_offset > 0 ? 127 : -128;
+        memset(input, x, (size_t)(conv.input_height * conv.input_width * conv.input_channels));
+        memset(filter, random_between(0, 1) ? 127 : -128, (size_t)(conv.output_channels * conv.input_channels));
+    }
+    fill_requant(conv.output_channels, conv.input_channels);
+    for (channel = 0; fast && channel < conv.output_channels; ++channel) {
+        const int32_t bound = (1 << 30) - 1 - conv.input_channels * 128 * 256;
+        multiplier[channel] = multiplier[channel] < 0 ? 0x40000000 : multiplier[channel];
+        shift[channel] = shift[channel] > -1 ? -1 : shift[channel] < -22 ? -22 : shift[channel];
+        switch (random_between(0, 9)) {
+        case 0:
+            multiplier[channel] = 0;
+            break;
+        case 1:
+            multiplier[channel] = INT32_MAX;
+            break;
+        case 2:
+            shift[channel] = -1;
+            break;
+        case 3:
+            shift[channel] = -22;
+            break;
+        case 4:
+            bias[channel] = random_between(0, 1) ? bound : -bound;
+            break;
+        case 5: /* the wide form: vww's biases near 2^30 with shifts of -25 to -31 */
+        case 6:
+            shift[channel] = random_between(0, 2) == 0 ? -random_between(2, 22) : -random_between(23, 31);
+            bias[channel] = random_between(1 << 29, (1 << 30) + (1 << 29)) * (random_between(0, 1) ? 1 : -1);
+            break;
+        default:
+            break;
+        }
+    }
+    memset(output_portable, 0x55, (size_t)bytes);
+    memset(output_dsp, 0x55, (size_t)bytes);
+    si4_ref_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_portable);
+    si4_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
+    describe_conv(shape, sizeof shape, &conv);
+    return compare("pointwise", case_index, bytes, shape);
+}
+
+/* The 1x1 path's rounding ties, which random inputs almost never reach
+ * with large shifts: zero inputs, so the accumulator is the bias, and
+ * multiplier 2^30, so the high product is (bias + 1) / 2; biases put it
+ * exactly half way between two outputs (below and above zero) and one step
+ * either side, for right shifts 1 to 31, short and wide forms in one layer
+ * (and past one 64-channel chunk). */
+static int32_t test_pointwise_ties(void)
+{
+    static const int32_t right_shifts[] = {1, 2, 3, 8, 21, 22, 23, 24, 26, 29, 30, 31};
+    static const int32_t output_offsets[] = {0, -20, 7};
+    si4_conv2d_params conv;
+    int32_t failures = 0;
+    int32_t o;
+    int32_t channels = 0;
+    int32_t s;
+    for (s = 0; s < (int32_t)(sizeof right_shifts / sizeof right_shifts[0]); ++s) {
+        const int32_t r = right_shifts[s];
+        int32_t k;
+        for (k = 0; k < 2; ++k) {
+            int32_t sign;
+            for (sign = -1; sign <= 1; sign += 2) {
+                int32_t delta;
+                for (delta = -2; delta <= 2; delta += 2) {
+                    /* (bias + 1) / 2 = sign * (6k + 1) * 2^(r-1), a tie; past 2^30 the largest bias */
+                    const int64_t tie = (int64_t)sign * (6 * k + 1) * ((int64_t)1 << r) - 1;
+                    const int64_t limit = (int64_t)1 << 30;
+                    bias[channels] = (int32_t)((tie > limit ? limit : tie < -limit ? -limit : tie) + delta);
+                    multiplier[channels] = 0x40000000;
+                    shift[channels] = -r;
+                    ++channels;
+                }
+            }
+        }
+    }
+    memset(&conv, 0, sizeof conv);
+    conv.input_height = 1;
+    conv.input_width = 5;
+    conv.input_channels = 4;
+    conv.output_height = 1;
+    conv.output_width = 5;
+    conv.output_channels = channels;
+    conv.kernel_height = 1;
+    conv.kernel_width = 1;
+    conv.stride_height = 1;
+    conv.stride_width = 1;
+    conv.dilation_height = 1;
+    conv.dilation_width = 1;
+    conv.activation_min = -128;
+    conv.activation_max = 127;
+    conv.per_channel = 1;
+    memset(input, 0, 20);
+    fill_s8(filter, channels * 4);
+    for (o = 0; o < (int32_t)(sizeof output_offsets / sizeof output_offsets[0]); ++o) {
+        const int32_t bytes = 5 * channels;
+        char shape[160];
+        conv.output_offset = output_offsets[o];
+        memset(output_portable, 0x55, (size_t)bytes);
+        memset(output_dsp, 0x55, (size_t)bytes);
+        si4_ref_conv2d_s8(&conv, input, filter, bias, multiplier, shift, output_portable);
+        si4_conv2d_s8(&conv, input, filter, bias, multiplier, shift, output_dsp);
+        describe_conv(shape, sizeof shape, &conv);
+        failures += compare("pointwise_ties", o, bytes, shape);
+    }
+    printf("kernel-test pointwise_ties cases %ld mismatches %ld\n",
+           (long)(sizeof output_offsets / sizeof output_offsets[0]), (long)failures);
+    return failures;
+}
+
 static int32_t test_conv_max_pool(int32_t case_index)
 {
     si4_conv2d_params conv;
@@ -551,6 +716,8 @@ int main(void)
     mismatches += test_requant_edges();
     mismatches += test_model_shapes();
     mismatches += run_cases("conv2d", test_conv);
+    mismatches += run_cases("pointwise", test_pointwise);
+    mismatches += test_pointwise_ties();
     mismatches += run_cases("conv2d_max_pool", test_conv_max_pool);
     mismatches += run_cases("fully_connected", test_fully_connected);
     mismatches += run_cases("max_pool", test_max_pool);
