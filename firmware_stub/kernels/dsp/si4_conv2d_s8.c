@@ -190,6 +190,257 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
     }
 }
 
+/* ======================================================================
+ * Few-channel im2col (first layers: 1 to 4 input channels, up to 64 taps;
+ * si4_dsp_util.h's "few-channel im2col" has the layout and the loops).
+ *
+ * Tap order of a window: for each kernel row, its whole words of input
+ * bytes, each as the pairs SXTAB16 gives (bytes 0 and 2, then 1 and 3);
+ * then the rows' leftover bytes (run % 4 each), in order, two to a pair.
+ * A window inside the input is widened a word at a time; one reaching into
+ * the padding is zeroed and its inside taps stored one by one (the padding
+ * contributes nothing, as in TFLM). The filter takes the same order once
+ * per call, with zero taps where the pairs and groups are padded, so any
+ * column value there is multiplied by 0.
+ * ====================================================================== */
+
+#define FEW_MAX_CHANNELS 4
+#define FEW_MAX_GROUPS 16        /* tap pairs / 2, rounded up: windows of 64 taps */
+#define FEW_FILTER_WORDS 512     /* the widened filter block: 2 KB of stack */
+#define FEW_BLOCK_CHANNELS 32    /* output channels per filter block at most */
+
+typedef struct {
+    int32_t words;    /* whole input words per kernel row */
+    int32_t leftover; /* bytes per kernel row after them */
+    int32_t groups;   /* groups of two tap pairs per window */
+} few_layout;
+
+static void few_layout_init(const si4_conv2d_params *params, few_layout *layout)
+{
+    const int32_t run = params->kernel_width * params->input_channels;
+    const int32_t pairs = params->kernel_height * 2 * (run >> 2) + (params->kernel_height * (run & 3) + 1) / 2;
+    layout->words = run >> 2;
+    layout->leftover = run & 3;
+    layout->groups = (pairs + 1) / 2;
+}
+
+static int32_t few_fits(const si4_conv2d_params *params)
+{
+    few_layout layout;
+    if (params->input_channels > FEW_MAX_CHANNELS || params->dilation_height != 1 || params->dilation_width != 1 ||
+        si4_dsp_conv_taps(params) < 8) {
+        return 0;
+    }
+    few_layout_init(params, &layout);
+    return layout.groups <= FEW_MAX_GROUPS;
+}
+
+/* The halfword of tap k of kernel row ky within one position's (or one
+ * channel's) words: 2 * word + half, before the 2p (2q) word offset. */
+static int32_t few_slot(const few_layout *layout, int32_t kernel_height, int32_t ky, int32_t k)
+{
+    int32_t leftover_index;
+    if (k < 4 * layout->words) {
+        const int32_t byte = k & 3;
+        return ((((ky * layout->words + (k >> 2)) * 4) + (byte & 1)) << 1) | (byte >> 1);
+    }
+    leftover_index = ky * layout->leftover + k - 4 * layout->words;
+    return (kernel_height * layout->words * 4 + (leftover_index >> 2) * 4 + ((leftover_index >> 1) & 1)) * 2 +
+           (leftover_index & 1);
+}
+
+static void few_store(uint32_t *words, int32_t slot, int32_t value)
+{
+    const uint16_t lane = (uint16_t)value;
+    memcpy((unsigned char *)(words + (slot >> 1)) + 2 * (slot & 1), &lane, sizeof lane);
+}
+
+/* The widened filter block of channels first .. first + count - 1 (a
+ * missing partner of the last channel is all zeros). */
+static void few_widen_filters(const si4_conv2d_params *params,
+                              const few_layout *layout,
+                              const int8_t *filter,
+                              const int32_t *bias,
+                              int32_t first,
+                              int32_t count,
+                              uint32_t *filters)
+{
+    const int32_t run = params->kernel_width * params->input_channels;
+    const int32_t taps = si4_dsp_conv_taps(params);
+    const int32_t pair_words = 2 + 4 * layout->groups;
+    int32_t channel;
+    memset(filters, 0, (size_t)(pair_words * ((count + 1) / 2)) * sizeof *filters);
+    for (channel = 0; channel < count; ++channel) {
+        uint32_t *words = filters + (channel >> 1) * pair_words;
+        const int8_t *filter_oc = filter + (first + channel) * taps;
+        int32_t ky;
+        words[channel & 1] = bias != 0 ? (uint32_t)bias[first + channel] : 0u;
+        for (ky = 0; ky < params->kernel_height; ++ky) {
+            int32_t k;
+            for (k = 0; k < run; ++k) {
+                few_store(words + 2 + 2 * (channel & 1), few_slot(layout, params->kernel_height, ky, k),
+                          filter_oc[ky * run + k]);
+            }
+        }
+    }
+}
+
+/* The window of conv position (out_y, out_x) into position `position` (0
+ * or 1) of the columns. */
+static void few_widen_position(const si4_conv2d_params *params,
+                               const few_layout *layout,
+                               const int8_t *input,
+                               int32_t out_y,
+                               int32_t out_x,
+                               int32_t position,
+                               uint32_t *columns)
+{
+    const int32_t channels = params->input_channels;
+    const int32_t run = params->kernel_width * channels;
+    const int32_t in_y = out_y * params->stride_height - params->pad_top;
+    const int32_t in_x = out_x * params->stride_width - params->pad_left;
+    uint32_t *column = columns + 2 * position;
+    int32_t ky;
+    if (in_y >= 0 && in_x >= 0 && in_y + params->kernel_height <= params->input_height &&
+        in_x + params->kernel_width <= params->input_width) {
+        const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+        const int32_t row_step = params->input_width * channels;
+        const int8_t *row = input + (in_y * params->input_width + in_x) * channels;
+        uint32_t *out = column;
+        int32_t leftover_slot = (params->kernel_height * layout->words * 4) * 2;
+        int32_t leftover_index = 0;
+        for (ky = 0; ky < params->kernel_height; ++ky) {
+            int32_t w;
+            int32_t k;
+            for (w = 0; w < layout->words; ++w) {
+                const uint32_t word = si4_dsp_load_s8x4(row + 4 * w);
+                out[0] = (uint32_t)__sxtab16(offset_pair, word);
+                out[1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
+                out += 4;
+            }
+            for (k = 4 * layout->words; k < run; ++k) {
+                few_store(column, leftover_slot + ((leftover_index >> 2) << 3) + (leftover_index & 3),
+                          row[k] + params->input_offset);
+                ++leftover_index;
+            }
+            /* Indices stay inside the input: the last row's pointer is not stepped on. */
+            if (ky + 1 < params->kernel_height) {
+                row += row_step;
+            }
+        }
+    } else {
+        int32_t g;
+        for (g = 0; g < layout->groups; ++g) {
+            column[4 * g] = 0;
+            column[4 * g + 1] = 0;
+        }
+        for (ky = 0; ky < params->kernel_height; ++ky) {
+            const int32_t y = in_y + ky;
+            int32_t kx;
+            if (y < 0 || y >= params->input_height) {
+                continue;
+            }
+            for (kx = 0; kx < params->kernel_width; ++kx) {
+                const int32_t x = in_x + kx;
+                int32_t c;
+                if (x < 0 || x >= params->input_width) {
+                    continue;
+                }
+                for (c = 0; c < channels; ++c) {
+                    few_store(column, few_slot(layout, params->kernel_height, ky, kx * channels + c),
+                              input[(y * params->input_width + x) * channels + c] + params->input_offset);
+                }
+            }
+        }
+    }
+}
+
+/* 1 when it ran the convolution (few_fits), 0 to leave it to the others. */
+static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *params,
+                                                  const int8_t *input,
+                                                  const int8_t *filter,
+                                                  const int32_t *bias,
+                                                  const int32_t *output_multiplier,
+                                                  const int32_t *output_shift,
+                                                  int8_t *output)
+{
+    const int32_t output_channels = params->output_channels;
+    const int32_t positions = params->output_height * params->output_width;
+    const int32_t taps = si4_dsp_conv_taps(params);
+    uint32_t filters[FEW_FILTER_WORDS];
+    uint32_t columns[4 * FEW_MAX_GROUPS];
+    int32_t acc[2 * FEW_BLOCK_CHANNELS];
+    si4_dsp_few_quant quant[FEW_BLOCK_CHANNELS];
+    si4_dsp_output out;
+    few_layout layout;
+    int32_t block_channels;
+    int32_t first_channel;
+    if (!few_fits(params)) {
+        return 0;
+    }
+    few_layout_init(params, &layout);
+    block_channels = 2 * (FEW_FILTER_WORDS / (2 + 4 * layout.groups));
+    block_channels = block_channels < FEW_BLOCK_CHANNELS ? block_channels : FEW_BLOCK_CHANNELS;
+    si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
+                        params->activation_max, &out);
+    memset(columns, 0, sizeof columns);
+    for (first_channel = 0; first_channel < output_channels; first_channel += block_channels) {
+        const int32_t remaining = output_channels - first_channel;
+        const int32_t count = remaining < block_channels ? remaining : block_channels;
+        si4_dsp_few_mac_job job;
+        int32_t fast = out.low == INT8_MIN && out.high == INT8_MAX;
+        int32_t channel;
+        int32_t first;
+        int32_t out_y = 0;
+        int32_t out_x = 0;
+        few_widen_filters(params, &layout, filter, bias, first_channel, count, filters);
+        for (channel = 0; channel < count && fast; ++channel) {
+            const int32_t quant_index = params->per_channel ? first_channel + channel : 0;
+            const int32_t bias_value = bias != 0 ? bias[first_channel + channel] : 0;
+            const int64_t bound = (int64_t)taps * 255 * 128 + (bias_value < 0 ? -(int64_t)bias_value : bias_value);
+            fast = si4_dsp_few_quant_init(output_multiplier[quant_index], output_shift[quant_index],
+                                          params->output_offset, bound, &quant[channel]);
+        }
+        job.acc = acc;
+        job.channel_pairs = (count + 1) / 2;
+        for (first = 0; first < positions; first += 2) {
+            const int32_t real = positions - first < 2 ? 1 : 2;
+            int8_t *block_output = output + first * output_channels + first_channel;
+            few_widen_position(params, &layout, input, out_y, out_x, 0, columns);
+            if (real == 2 && ++out_x == params->output_width) {
+                out_x = 0;
+                ++out_y;
+            }
+            few_widen_position(params, &layout, input, out_y, out_x, 1, columns);
+            if (++out_x == params->output_width) {
+                out_x = 0;
+                ++out_y;
+            }
+            job.acc = acc;
+            si4_dsp_few_mac(filters, columns, columns + 4 * layout.groups, &job);
+            if (fast) {
+                si4_dsp_few_requantize(acc, count, quant, block_output, real == 2 ? output_channels : 0);
+            } else {
+                si4_dsp_column_quant slow;
+                slow.bias = 0; /* in the accumulators */
+                slow.output_step = output_channels;
+                slow.output_offset = out.output_offset;
+                slow.low = out.low;
+                slow.high = out.high;
+                for (channel = 0; channel < count; ++channel) {
+                    const int32_t quant_index = params->per_channel ? first_channel + channel : 0;
+                    slow.multiplier = output_multiplier[quant_index];
+                    slow.shift = output_shift[quant_index];
+                    si4_dsp_requantize_columns(acc + 2 * channel, real, &slow, block_output + channel);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+/* ====================================================================== */
+
 void si4_conv2d_s8(const si4_conv2d_params *params,
                    const int8_t *input,
                    const int8_t *filter,
@@ -203,6 +454,9 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
     int32_t out_y;
     if (si4_dsp_is_conv_1ch_3x3(params)) {
         conv_1ch_3x3(params, input, filter, bias, output_multiplier, output_shift, output);
+        return;
+    }
+    if (few_channel_conv(params, input, filter, bias, output_multiplier, output_shift, output)) {
         return;
     }
     if (si4_dsp_columns_fit(params)) {

@@ -880,4 +880,149 @@ static inline void si4_dsp_channel_constants_init(const int32_t *bias,
     constants->step = per_channel ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------------
+ * few-channel im2col
+ *
+ * First layers with few input channels (3x3x3: 27 taps, 10x4x1: 40) and few
+ * output channels: the window of each of two output positions is widened
+ * into int16 pairs (tap pairs in an order the widening finds cheap, the
+ * filter widened into the same order once per call), then every pair of
+ * output channels is register-blocked against both positions: per group of
+ * two tap pairs three LDMs and eight SMLADs, 16 MACs in 13 instructions
+ * with the loop. The layout (words; p: position, q: channel of a pair,
+ * j: tap pair):
+ *   columns: word 4 * (j / 2) + 2p + (j % 2)
+ *   filters: per channel pair, the two biases, then word
+ *            2 + 4 * (j / 2) + 2q + (j % 2)
+ * so one LDM of four column words serves one group of both positions.
+ */
+
+/* The accumulators of one position pair go to `acc` ([channel][position],
+ * bias included) for `channel_pairs` channel pairs. */
+typedef struct {
+    int32_t *acc;
+    int32_t channel_pairs; /* >= 1 */
+} si4_dsp_few_mac_job;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* filters: the channel pairs' words (layout above); columns .. columns_end:
+ * the groups of the position pair (at least one). */
+static void __attribute__((naked, unused)) si4_dsp_few_mac(const uint32_t *filters,
+                                                            const uint32_t *columns,
+                                                            const uint32_t *columns_end,
+                                                            const si4_dsp_few_mac_job *job)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r3, {r3, lr}              \n\t" /* acc, channel pairs */
+        "push    {r1, r3}                  \n\t" /* [sp]: columns, acc */
+        "mov     r1, r0                    \n\t"
+        "1:                                \n\t"
+        "ldm     r1!, {r3, r5}             \n\t" /* the biases start the accumulators */
+        "mov     r4, r3                    \n\t"
+        "mov     r6, r5                    \n\t"
+        "ldr     r0, [sp]                  \n\t"
+        "2:                                \n\t"
+        "ldm     r0!, {r7, r8, r9, r10}    \n\t" /* a group of positions 0 and 1 */
+        "ldm     r1!, {r11, r12}           \n\t" /* channel 0 */
+        "smlad   r3, r7, r11, r3           \n\t"
+        "smlad   r3, r8, r12, r3           \n\t"
+        "smlad   r4, r9, r11, r4           \n\t"
+        "smlad   r4, r10, r12, r4          \n\t"
+        "ldm     r1!, {r11, r12}           \n\t" /* channel 1 */
+        "smlad   r5, r7, r11, r5           \n\t"
+        "smlad   r5, r8, r12, r5           \n\t"
+        "smlad   r6, r9, r11, r6           \n\t"
+        "smlad   r6, r10, r12, r6          \n\t"
+        "cmp     r0, r2                    \n\t"
+        "bne     2b                        \n\t"
+        "ldr     r7, [sp, #4]              \n\t"
+        "stm     r7!, {r3, r4, r5, r6}     \n\t"
+        "str     r7, [sp, #4]              \n\t"
+        "subs    lr, lr, #1                \n\t"
+        "bne     1b                        \n\t"
+        "add     sp, sp, #8                \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
+/* The requantization of one channel in three words, for the case the
+ * caller checked: multiplier >= 0, shift = -e with e in [2, 31], output
+ * clamp [-128, 127], and accumulators small enough that nothing below
+ * overflows. TFLM computes high = floor((x*m + 2^30) / 2^31) (its two
+ * nudges agree with this one formula) and then round-half-away-from-zero
+ * of high / 2^e, which is floor((high + 2^(e-1) - [high < 0]) / 2^e).
+ * Nested floors of divisions by powers of two are one floor, and adding an
+ * integer before a floor is adding it after, so the result is
+ *   floor((x*m + 2^30 + 2^(30+e) - [high < 0] * 2^31) / 2^(31+e)),
+ * and [high < 0] may be replaced by [x < 0] (they differ only where high
+ * is 0, which rounds to 0 either way). One SMLAL onto a start that depends
+ * on x's sign: low word 2^30 | (x & 2^31), high word 2^(e-2) + (x >> 31),
+ * then the high word shifted right by e-1. The output offset rides in the
+ * high word as offset * 2^(e-1). */
+typedef struct {
+    int32_t multiplier;
+    int32_t high_start; /* 2^(e-2) + output_offset * 2^(e-1) */
+    int32_t high_shift; /* e - 1 */
+} si4_dsp_few_quant;
+
+/* output[c] and output[c + second] (second: the next position's byte
+ * offset, or 0 when the pair repeats one position) of `count` channels
+ * (count >= 1) from acc ([channel][position]). */
+static void __attribute__((naked, unused)) si4_dsp_few_requantize(const int32_t *acc,
+                                                                   int32_t count,
+                                                                   const si4_dsp_few_quant *quant,
+                                                                   int8_t *output,
+                                                                   int32_t second)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldr     r12, [sp, #36]            \n\t" /* second (fifth argument) */
+        "1:                                \n\t"
+        "ldm     r2!, {r4, r5, r6}         \n\t" /* multiplier, high start, high shift */
+        "ldrd    r7, r8, [r0], #8          \n\t"
+        "and     r9, r7, #0x80000000       \n\t"
+        "orr     r9, r9, #0x40000000       \n\t"
+        "add     r10, r5, r7, asr #31      \n\t"
+        "smlal   r9, r10, r7, r4           \n\t"
+        "asr     r10, r10, r6              \n\t"
+        "ssat    r10, #8, r10              \n\t"
+        "and     r9, r8, #0x80000000       \n\t"
+        "orr     r9, r9, #0x40000000       \n\t"
+        "add     r11, r5, r8, asr #31      \n\t"
+        "smlal   r9, r11, r8, r4           \n\t"
+        "asr     r11, r11, r6              \n\t"
+        "ssat    r11, #8, r11              \n\t"
+        "strb    r11, [r3, r12]            \n\t"
+        "strb    r10, [r3], #1             \n\t"
+        "subs    r1, r1, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+#pragma GCC diagnostic pop
+
+/* The fast requantization's constants of one channel, 1 when they apply
+ * (see si4_dsp_few_quant): `bound` bounds |acc + bias|. */
+static inline int32_t si4_dsp_few_quant_init(int32_t multiplier,
+                                             int32_t shift,
+                                             int32_t output_offset,
+                                             int64_t bound,
+                                             si4_dsp_few_quant *quant)
+{
+    const int32_t e = -shift;
+    int64_t start;
+    if (multiplier < 0 || e < 2 || e > 31 || bound >= ((int64_t)1 << 31)) {
+        return 0;
+    }
+    start = ((int64_t)1 << (e - 2)) + (int64_t)output_offset * ((int64_t)1 << (e - 1));
+    /* |high word| <= bound / 2 + 2^(e-2) + 1 before the offset. */
+    if (bound / 2 + ((int64_t)1 << (e - 2)) + 1 + 128 * ((int64_t)1 << (e - 1)) >= ((int64_t)1 << 31)) {
+        return 0;
+    }
+    quant->multiplier = multiplier;
+    quant->high_start = (int32_t)start;
+    quant->high_shift = e - 1;
+    return 1;
+}
+
 #endif /* SI4_DSP_UTIL_H */
