@@ -205,7 +205,8 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
  * ====================================================================== */
 
 #define FEW_MAX_CHANNELS 4
-#define FEW_MAX_GROUPS 16        /* tap pairs / 2, rounded up: windows of 64 taps */
+#define FEW_MAX_TAPS 64
+#define FEW_MAX_GROUPS 16        /* tap pairs / 2, rounded up */
 #define FEW_FILTER_WORDS 512     /* the widened filter block: 2 KB of stack */
 #define FEW_BLOCK_CHANNELS 32    /* output channels per filter block at most */
 
@@ -228,7 +229,7 @@ static int32_t few_fits(const si4_conv2d_params *params)
 {
     few_layout layout;
     if (params->input_channels > FEW_MAX_CHANNELS || params->dilation_height != 1 || params->dilation_width != 1 ||
-        si4_dsp_conv_taps(params) < 8) {
+        si4_dsp_conv_taps(params) < 8 || si4_dsp_conv_taps(params) > FEW_MAX_TAPS) {
         return 0;
     }
     few_layout_init(params, &layout);
@@ -286,9 +287,11 @@ static void few_widen_filters(const si4_conv2d_params *params,
 }
 
 /* The window of conv position (out_y, out_x) into position `position` (0
- * or 1) of the columns. */
+ * or 1) of the columns. A window reaching into the padding is gathered
+ * first, its padding bytes -input_offset (which widen to 0: the padding
+ * contributes nothing, as in TFLM; an int8 zero point keeps it a byte). */
 static void few_widen_position(const si4_conv2d_params *params,
-                               const few_layout *layout,
+                               si4_dsp_few_widen_job *job,
                                const int8_t *input,
                                int32_t out_y,
                                int32_t out_x,
@@ -299,60 +302,28 @@ static void few_widen_position(const si4_conv2d_params *params,
     const int32_t run = params->kernel_width * channels;
     const int32_t in_y = out_y * params->stride_height - params->pad_top;
     const int32_t in_x = out_x * params->stride_width - params->pad_left;
-    uint32_t *column = columns + 2 * position;
+    int8_t gathered[FEW_MAX_TAPS];
     int32_t ky;
     if (in_y >= 0 && in_x >= 0 && in_y + params->kernel_height <= params->input_height &&
         in_x + params->kernel_width <= params->input_width) {
-        const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
-        const int32_t row_step = params->input_width * channels;
-        const int8_t *row = input + (in_y * params->input_width + in_x) * channels;
-        uint32_t *out = column;
-        int32_t leftover_slot = (params->kernel_height * layout->words * 4) * 2;
-        int32_t leftover_index = 0;
-        for (ky = 0; ky < params->kernel_height; ++ky) {
-            int32_t w;
-            int32_t k;
-            for (w = 0; w < layout->words; ++w) {
-                const uint32_t word = si4_dsp_load_s8x4(row + 4 * w);
-                out[0] = (uint32_t)__sxtab16(offset_pair, word);
-                out[1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
-                out += 4;
-            }
-            for (k = 4 * layout->words; k < run; ++k) {
-                few_store(column, leftover_slot + ((leftover_index >> 2) << 3) + (leftover_index & 3),
-                          row[k] + params->input_offset);
-                ++leftover_index;
-            }
-            /* Indices stay inside the input: the last row's pointer is not stepped on. */
-            if (ky + 1 < params->kernel_height) {
-                row += row_step;
-            }
-        }
-    } else {
-        int32_t g;
-        for (g = 0; g < layout->groups; ++g) {
-            column[4 * g] = 0;
-            column[4 * g + 1] = 0;
-        }
-        for (ky = 0; ky < params->kernel_height; ++ky) {
-            const int32_t y = in_y + ky;
-            int32_t kx;
-            if (y < 0 || y >= params->input_height) {
-                continue;
-            }
-            for (kx = 0; kx < params->kernel_width; ++kx) {
-                const int32_t x = in_x + kx;
-                int32_t c;
-                if (x < 0 || x >= params->input_width) {
-                    continue;
-                }
-                for (c = 0; c < channels; ++c) {
-                    few_store(column, few_slot(layout, params->kernel_height, ky, kx * channels + c),
-                              input[(y * params->input_width + x) * channels + c] + params->input_offset);
-                }
-            }
+        job->row_step = params->input_width * channels;
+        si4_dsp_few_widen(input + (in_y * params->input_width + in_x) * channels, columns + 2 * position, job);
+        return;
+    }
+    memset(gathered, -params->input_offset, (size_t)(params->kernel_height * run));
+    for (ky = 0; ky < params->kernel_height; ++ky) {
+        const int32_t y = in_y + ky;
+        const int32_t kx_start = in_x < 0 ? -in_x : 0;
+        const int32_t room = params->input_width - in_x;
+        const int32_t kx_end = room < params->kernel_width ? room : params->kernel_width;
+        if (y >= 0 && y < params->input_height && kx_end > kx_start) {
+            memcpy(gathered + ky * run + kx_start * channels,
+                   input + (y * params->input_width + in_x + kx_start) * channels,
+                   (size_t)((kx_end - kx_start) * channels));
         }
     }
+    job->row_step = run;
+    si4_dsp_few_widen(gathered, columns + 2 * position, job);
 }
 
 /* 1 when it ran the convolution (few_fits), 0 to leave it to the others. */
@@ -373,12 +344,18 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
     si4_dsp_few_quant quant[FEW_BLOCK_CHANNELS];
     si4_dsp_output out;
     few_layout layout;
+    si4_dsp_few_widen_job widen;
     int32_t block_channels;
     int32_t first_channel;
     if (!few_fits(params)) {
         return 0;
     }
     few_layout_init(params, &layout);
+    widen.rows = params->kernel_height;
+    widen.words = layout.words;
+    widen.leftover = layout.leftover;
+    widen.offset_pair = si4_dsp_offset_pair(params->input_offset);
+    widen.input_offset = params->input_offset;
     block_channels = 2 * (FEW_FILTER_WORDS / (2 + 4 * layout.groups));
     block_channels = block_channels < FEW_BLOCK_CHANNELS ? block_channels : FEW_BLOCK_CHANNELS;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
@@ -406,12 +383,12 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
         for (first = 0; first < positions; first += 2) {
             const int32_t real = positions - first < 2 ? 1 : 2;
             int8_t *block_output = output + first * output_channels + first_channel;
-            few_widen_position(params, &layout, input, out_y, out_x, 0, columns);
+            few_widen_position(params, &widen, input, out_y, out_x, 0, columns);
             if (real == 2 && ++out_x == params->output_width) {
                 out_x = 0;
                 ++out_y;
             }
-            few_widen_position(params, &layout, input, out_y, out_x, 1, columns);
+            few_widen_position(params, &widen, input, out_y, out_x, 1, columns);
             if (++out_x == params->output_width) {
                 out_x = 0;
                 ++out_y;

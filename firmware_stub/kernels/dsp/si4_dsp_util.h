@@ -1025,4 +1025,62 @@ static inline int32_t si4_dsp_few_quant_init(int32_t multiplier,
     return 1;
 }
 
+/* How a window of whole kernel rows is widened into one position's words. */
+typedef struct {
+    int32_t row_step;     /* bytes from one kernel row's first input byte to the next's */
+    int32_t rows;         /* >= 1 */
+    int32_t words;        /* whole input words per row */
+    int32_t leftover;     /* bytes per row after them */
+    uint32_t offset_pair; /* si4_dsp_offset_pair(input_offset) */
+    int32_t input_offset;
+} si4_dsp_few_widen_job;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* The window whose first row starts at `row` into `column` (the columns
+ * plus 2p words), in the tap order of the layout above: per row its words
+ * (SXTAB16 pairs, one STRD per word), then every row's leftover bytes plus
+ * the offset as halfwords, four to a group. */
+static void __attribute__((naked, unused)) si4_dsp_few_widen(const int8_t *row,
+                                                              uint32_t *column,
+                                                              const si4_dsp_few_widen_job *job)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r2, {r3, r4, r5, r6, r7, lr} \n\t" /* row step, rows, words, leftover, pair, offset */
+        "mul     r8, r4, r5                \n\t"
+        "add     r8, r1, r8, lsl #4        \n\t" /* the leftovers' first group */
+        "movs    r2, #0                    \n\t" /* leftovers so far */
+        "1:                                \n\t"
+        "mov     r10, r0                   \n\t"
+        "movs    r9, r5                    \n\t"
+        "beq     3f                        \n\t"
+        "2:                                \n\t"
+        "ldr     r11, [r10], #4            \n\t"
+        "sxtab16 r12, r7, r11              \n\t"
+        "sxtab16 r11, r7, r11, ror #8      \n\t"
+        "strd    r12, r11, [r1], #16       \n\t"
+        "subs    r9, r9, #1                \n\t"
+        "bne     2b                        \n\t"
+        "3:                                \n\t"
+        "movs    r9, r6                    \n\t"
+        "beq     5f                        \n\t"
+        "4:                                \n\t"
+        "ldrsb   r11, [r10], #1            \n\t"
+        "add     r11, r11, lr              \n\t"
+        "strh    r11, [r8], #2             \n\t"
+        "adds    r2, r2, #1                \n\t"
+        "tst     r2, #3                    \n\t"
+        "it      eq                        \n\t"
+        "addeq   r8, r8, #8                \n\t" /* the next group */
+        "subs    r9, r9, #1                \n\t"
+        "bne     4b                        \n\t"
+        "5:                                \n\t"
+        "add     r0, r0, r3                \n\t"
+        "subs    r4, r4, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+#pragma GCC diagnostic pop
+
 #endif /* SI4_DSP_UTIL_H */
