@@ -290,26 +290,17 @@ static void few_widen_filters(const si4_conv2d_params *params,
  * or 1) of the columns. A window reaching into the padding is gathered
  * first, its padding bytes -input_offset (which widen to 0: the padding
  * contributes nothing, as in TFLM; an int8 zero point keeps it a byte). */
-static void few_widen_position(const si4_conv2d_params *params,
-                               si4_dsp_few_widen_job *job,
-                               const int8_t *input,
-                               int32_t out_y,
-                               int32_t out_x,
-                               int32_t position,
-                               uint32_t *columns)
+static SI4_DSP_OWN_FRAME void few_widen_padded(const si4_conv2d_params *params,
+                                               si4_dsp_few_widen_job *job,
+                                               const int8_t *input,
+                                               int32_t in_y,
+                                               int32_t in_x,
+                                               uint32_t *column)
 {
     const int32_t channels = params->input_channels;
     const int32_t run = params->kernel_width * channels;
-    const int32_t in_y = out_y * params->stride_height - params->pad_top;
-    const int32_t in_x = out_x * params->stride_width - params->pad_left;
     int8_t gathered[FEW_MAX_TAPS];
     int32_t ky;
-    if (in_y >= 0 && in_x >= 0 && in_y + params->kernel_height <= params->input_height &&
-        in_x + params->kernel_width <= params->input_width) {
-        job->row_step = params->input_width * channels;
-        si4_dsp_few_widen(input + (in_y * params->input_width + in_x) * channels, columns + 2 * position, job);
-        return;
-    }
     memset(gathered, -params->input_offset, (size_t)(params->kernel_height * run));
     for (ky = 0; ky < params->kernel_height; ++ky) {
         const int32_t y = in_y + ky;
@@ -323,7 +314,25 @@ static void few_widen_position(const si4_conv2d_params *params,
         }
     }
     job->row_step = run;
-    si4_dsp_few_widen(gathered, columns + 2 * position, job);
+    si4_dsp_few_widen(gathered, column, job);
+    job->row_step = params->input_width * channels;
+}
+
+static inline void few_widen_position(const si4_conv2d_params *params,
+                                      si4_dsp_few_widen_job *job,
+                                      const int8_t *input,
+                                      int32_t out_y,
+                                      int32_t out_x,
+                                      uint32_t *column)
+{
+    const int32_t in_y = out_y * params->stride_height - params->pad_top;
+    const int32_t in_x = out_x * params->stride_width - params->pad_left;
+    if (in_y >= 0 && in_x >= 0 && in_y + params->kernel_height <= params->input_height &&
+        in_x + params->kernel_width <= params->input_width) {
+        si4_dsp_few_widen(input + (in_y * params->input_width + in_x) * params->input_channels, column, job);
+    } else {
+        few_widen_padded(params, job, input, in_y, in_x, column);
+    }
 }
 
 /* 1 when it ran the convolution (few_fits), 0 to leave it to the others. */
@@ -356,6 +365,7 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
     widen.leftover = layout.leftover;
     widen.offset_pair = si4_dsp_offset_pair(params->input_offset);
     widen.input_offset = params->input_offset;
+    widen.row_step = params->input_width * params->input_channels;
     block_channels = 2 * (FEW_FILTER_WORDS / (2 + 4 * layout.groups));
     block_channels = block_channels < FEW_BLOCK_CHANNELS ? block_channels : FEW_BLOCK_CHANNELS;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
@@ -383,18 +393,22 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
         for (first = 0; first < positions; first += 2) {
             const int32_t real = positions - first < 2 ? 1 : 2;
             int8_t *block_output = output + first * output_channels + first_channel;
-            few_widen_position(params, &widen, input, out_y, out_x, 0, columns);
+            few_widen_position(params, &widen, input, out_y, out_x, columns);
             if (real == 2 && ++out_x == params->output_width) {
                 out_x = 0;
                 ++out_y;
             }
-            few_widen_position(params, &widen, input, out_y, out_x, 1, columns);
+            few_widen_position(params, &widen, input, out_y, out_x, columns + 2);
             if (++out_x == params->output_width) {
                 out_x = 0;
                 ++out_y;
             }
             job.acc = acc;
-            si4_dsp_few_mac(filters, columns, columns + 4 * layout.groups, &job);
+            if (layout.groups & 1) {
+                si4_dsp_few_mac_odd(filters, columns, columns + 4 * layout.groups, &job);
+            } else {
+                si4_dsp_few_mac(filters, columns, columns + 4 * layout.groups, &job);
+            }
             if (fast) {
                 si4_dsp_few_requantize(acc, count, quant, block_output, real == 2 ? output_channels : 0);
             } else {

@@ -906,44 +906,76 @@ typedef struct {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+/* One group of both positions against one channel pair. */
+#define SI4_DSP_FEW_GROUP                                                       \
+    "ldm     r0!, {r7, r8, r9, r10}    \n\t" /* a group of positions 0 and 1 */ \
+    "ldm     r1!, {r11, r12}           \n\t" /* channel 0 */                    \
+    "smlad   r3, r7, r11, r3           \n\t"                                    \
+    "smlad   r3, r8, r12, r3           \n\t"                                    \
+    "smlad   r4, r9, r11, r4           \n\t"                                    \
+    "smlad   r4, r10, r12, r4          \n\t"                                    \
+    "ldm     r1!, {r11, r12}           \n\t" /* channel 1 */                    \
+    "smlad   r5, r7, r11, r5           \n\t"                                    \
+    "smlad   r5, r8, r12, r5           \n\t"                                    \
+    "smlad   r6, r9, r11, r6           \n\t"                                    \
+    "smlad   r6, r10, r12, r6          \n\t"
+
+#define SI4_DSP_FEW_MAC_START                                                   \
+    "push    {r4-r11, lr}              \n\t"                                    \
+    "ldm     r3, {r3, lr}              \n\t" /* acc, channel pairs */           \
+    "push    {r1, r3}                  \n\t" /* [sp]: columns, acc */           \
+    "mov     r1, r0                    \n\t"                                    \
+    "1:                                \n\t"                                    \
+    "ldm     r1!, {r3, r5}             \n\t" /* the biases start the sums */    \
+    "mov     r4, r3                    \n\t"                                    \
+    "mov     r6, r5                    \n\t"                                    \
+    "ldr     r0, [sp]                  \n\t"
+
+#define SI4_DSP_FEW_MAC_END                                                     \
+    "3:                                \n\t"                                    \
+    "ldr     r7, [sp, #4]              \n\t"                                    \
+    "stm     r7!, {r3, r4, r5, r6}     \n\t"                                    \
+    "str     r7, [sp, #4]              \n\t"                                    \
+    "subs    lr, lr, #1                \n\t"                                    \
+    "bne     1b                        \n\t"                                    \
+    "add     sp, sp, #8                \n\t"                                    \
+    "pop     {r4-r11, pc}              \n\t"
+
 /* filters: the channel pairs' words (layout above); columns .. columns_end:
- * the groups of the position pair (at least one). */
+ * the groups of the position pair, an even number of them (at least 2),
+ * two per loop pass. */
 static void __attribute__((naked, unused)) si4_dsp_few_mac(const uint32_t *filters,
                                                             const uint32_t *columns,
                                                             const uint32_t *columns_end,
                                                             const si4_dsp_few_mac_job *job)
 {
     __asm__(
-        "push    {r4-r11, lr}              \n\t"
-        "ldm     r3, {r3, lr}              \n\t" /* acc, channel pairs */
-        "push    {r1, r3}                  \n\t" /* [sp]: columns, acc */
-        "mov     r1, r0                    \n\t"
-        "1:                                \n\t"
-        "ldm     r1!, {r3, r5}             \n\t" /* the biases start the accumulators */
-        "mov     r4, r3                    \n\t"
-        "mov     r6, r5                    \n\t"
-        "ldr     r0, [sp]                  \n\t"
+        SI4_DSP_FEW_MAC_START
         "2:                                \n\t"
-        "ldm     r0!, {r7, r8, r9, r10}    \n\t" /* a group of positions 0 and 1 */
-        "ldm     r1!, {r11, r12}           \n\t" /* channel 0 */
-        "smlad   r3, r7, r11, r3           \n\t"
-        "smlad   r3, r8, r12, r3           \n\t"
-        "smlad   r4, r9, r11, r4           \n\t"
-        "smlad   r4, r10, r12, r4          \n\t"
-        "ldm     r1!, {r11, r12}           \n\t" /* channel 1 */
-        "smlad   r5, r7, r11, r5           \n\t"
-        "smlad   r5, r8, r12, r5           \n\t"
-        "smlad   r6, r9, r11, r6           \n\t"
-        "smlad   r6, r10, r12, r6          \n\t"
+        SI4_DSP_FEW_GROUP
+        SI4_DSP_FEW_GROUP
         "cmp     r0, r2                    \n\t"
         "bne     2b                        \n\t"
-        "ldr     r7, [sp, #4]              \n\t"
-        "stm     r7!, {r3, r4, r5, r6}     \n\t"
-        "str     r7, [sp, #4]              \n\t"
-        "subs    lr, lr, #1                \n\t"
-        "bne     1b                        \n\t"
-        "add     sp, sp, #8                \n\t"
-        "pop     {r4-r11, pc}              \n\t");
+        SI4_DSP_FEW_MAC_END);
+}
+
+/* si4_dsp_few_mac for an odd number of groups: the first alone. */
+static void __attribute__((naked, unused)) si4_dsp_few_mac_odd(const uint32_t *filters,
+                                                                const uint32_t *columns,
+                                                                const uint32_t *columns_end,
+                                                                const si4_dsp_few_mac_job *job)
+{
+    __asm__(
+        SI4_DSP_FEW_MAC_START
+        SI4_DSP_FEW_GROUP
+        "cmp     r0, r2                    \n\t"
+        "beq     3f                        \n\t"
+        "2:                                \n\t"
+        SI4_DSP_FEW_GROUP
+        SI4_DSP_FEW_GROUP
+        "cmp     r0, r2                    \n\t"
+        "bne     2b                        \n\t"
+        SI4_DSP_FEW_MAC_END);
 }
 
 /* The requantization of one channel in three words, for the case the
