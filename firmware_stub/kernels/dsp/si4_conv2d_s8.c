@@ -197,11 +197,12 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
  * Tap order of a window: for each kernel row, its whole words of input
  * bytes, each as the pairs SXTAB16 gives (bytes 0 and 2, then 1 and 3);
  * then the rows' leftover bytes (run % 4 each), in order, two to a pair.
- * A window inside the input is widened a word at a time; one reaching into
- * the padding is zeroed and its inside taps stored one by one (the padding
- * contributes nothing, as in TFLM). The filter takes the same order once
- * per call, with zero taps where the pairs and groups are padded, so any
- * column value there is multiplied by 0.
+ * A window inside the input is widened a word at a time straight from the
+ * input; one reaching into the padding is gathered into a byte buffer
+ * first. The filter takes the same order once per filter block, with zero
+ * taps where the pairs and groups are padded, so any column value there is
+ * multiplied by 0. Output channels two at a time, positions two at a time
+ * (the last pair of an odd count repeats its position, written twice).
  * ====================================================================== */
 
 #define FEW_MAX_CHANNELS 4
@@ -236,28 +237,10 @@ static int32_t few_fits(const si4_conv2d_params *params)
     return layout.groups <= FEW_MAX_GROUPS;
 }
 
-/* The halfword of tap k of kernel row ky within one position's (or one
- * channel's) words: 2 * word + half, before the 2p (2q) word offset. */
-static int32_t few_slot(const few_layout *layout, int32_t kernel_height, int32_t ky, int32_t k)
-{
-    int32_t leftover_index;
-    if (k < 4 * layout->words) {
-        const int32_t byte = k & 3;
-        return ((((ky * layout->words + (k >> 2)) * 4) + (byte & 1)) << 1) | (byte >> 1);
-    }
-    leftover_index = ky * layout->leftover + k - 4 * layout->words;
-    return (kernel_height * layout->words * 4 + (leftover_index >> 2) * 4 + ((leftover_index >> 1) & 1)) * 2 +
-           (leftover_index & 1);
-}
-
-static void few_store(uint32_t *words, int32_t slot, int32_t value)
-{
-    const uint16_t lane = (uint16_t)value;
-    memcpy((unsigned char *)(words + (slot >> 1)) + 2 * (slot & 1), &lane, sizeof lane);
-}
-
 /* The widened filter block of channels first .. first + count - 1 (a
- * missing partner of the last channel is all zeros). */
+ * missing partner of the last channel is all zeros): each channel's taps
+ * are a window of kernel rows `run` bytes apart, widened like an input
+ * window with no offset into the channel's words of its pair. */
 static void few_widen_filters(const si4_conv2d_params *params,
                               const few_layout *layout,
                               const int8_t *filter,
@@ -266,23 +249,21 @@ static void few_widen_filters(const si4_conv2d_params *params,
                               int32_t count,
                               uint32_t *filters)
 {
-    const int32_t run = params->kernel_width * params->input_channels;
     const int32_t taps = si4_dsp_conv_taps(params);
     const int32_t pair_words = 2 + 4 * layout->groups;
+    si4_dsp_few_widen_job job;
     int32_t channel;
+    job.row_step = params->kernel_width * params->input_channels;
+    job.rows = params->kernel_height;
+    job.words = layout->words;
+    job.leftover = layout->leftover;
+    job.offset_pair = 0;
+    job.input_offset = 0;
     memset(filters, 0, (size_t)(pair_words * ((count + 1) / 2)) * sizeof *filters);
     for (channel = 0; channel < count; ++channel) {
         uint32_t *words = filters + (channel >> 1) * pair_words;
-        const int8_t *filter_oc = filter + (first + channel) * taps;
-        int32_t ky;
         words[channel & 1] = bias != 0 ? (uint32_t)bias[first + channel] : 0u;
-        for (ky = 0; ky < params->kernel_height; ++ky) {
-            int32_t k;
-            for (k = 0; k < run; ++k) {
-                few_store(words + 2 + 2 * (channel & 1), few_slot(layout, params->kernel_height, ky, k),
-                          filter_oc[ky * run + k]);
-            }
-        }
+        si4_dsp_few_widen(filter + (first + channel) * taps, words + 2 + 2 * (channel & 1), &job);
     }
 }
 
