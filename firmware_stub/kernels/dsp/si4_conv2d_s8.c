@@ -280,18 +280,29 @@ static SI4_DSP_OWN_FRAME void few_widen_padded(const si4_conv2d_params *params,
 {
     const int32_t channels = params->input_channels;
     const int32_t run = params->kernel_width * channels;
-    int8_t gathered[FEW_MAX_TAPS];
+    /* Words, filled a word at a time (the library memset goes byte by byte). */
+    uint32_t gathered_words[FEW_MAX_TAPS / 4];
+    int8_t *gathered = (int8_t *)gathered_words;
+    const uint32_t padding = (uint32_t)(uint8_t)(-params->input_offset) * 0x01010101u;
+    const int32_t kx_start = in_x < 0 ? -in_x : 0;
+    const int32_t room = params->input_width - in_x;
+    const int32_t kx_end = room < params->kernel_width ? room : params->kernel_width;
+    const int32_t first = kx_start * channels;
+    const int32_t bytes = (kx_end - kx_start) * channels;
     int32_t ky;
-    memset(gathered, -params->input_offset, (size_t)(params->kernel_height * run));
+    int32_t w;
+    for (w = 0; w < (params->kernel_height * run + 3) >> 2; ++w) {
+        gathered_words[w] = padding;
+    }
     for (ky = 0; ky < params->kernel_height; ++ky) {
         const int32_t y = in_y + ky;
-        const int32_t kx_start = in_x < 0 ? -in_x : 0;
-        const int32_t room = params->input_width - in_x;
-        const int32_t kx_end = room < params->kernel_width ? room : params->kernel_width;
-        if (y >= 0 && y < params->input_height && kx_end > kx_start) {
-            memcpy(gathered + ky * run + kx_start * channels,
-                   input + (y * params->input_width + in_x + kx_start) * channels,
-                   (size_t)((kx_end - kx_start) * channels));
+        if (y >= 0 && y < params->input_height && bytes > 0) {
+            const int8_t *source = input + (y * params->input_width + in_x + kx_start) * channels;
+            int8_t *destination = gathered + ky * run + first;
+            int32_t b;
+            for (b = 0; b < bytes; ++b) {
+                destination[b] = source[b];
+            }
         }
     }
     job->row_step = run;
@@ -359,6 +370,7 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
         int32_t fast = out.low == INT8_MIN && out.high == INT8_MAX;
         int32_t channel;
         int32_t first;
+        int32_t index;
         int32_t out_y = 0;
         int32_t out_x = 0;
         few_widen_filters(params, &layout, filter, bias, first_channel, count, filters);
@@ -374,15 +386,13 @@ static SI4_DSP_OWN_FRAME int32_t few_channel_conv(const si4_conv2d_params *param
         for (first = 0; first < positions; first += 2) {
             const int32_t real = positions - first < 2 ? 1 : 2;
             int8_t *block_output = output + first * output_channels + first_channel;
-            few_widen_position(params, &widen, input, out_y, out_x, columns);
-            if (real == 2 && ++out_x == params->output_width) {
-                out_x = 0;
-                ++out_y;
-            }
-            few_widen_position(params, &widen, input, out_y, out_x, columns + 2);
-            if (++out_x == params->output_width) {
-                out_x = 0;
-                ++out_y;
+            for (index = 0; index < 2; ++index) {
+                few_widen_position(params, &widen, input, out_y, out_x, columns + 2 * index);
+                /* An odd count's last pair widens its position twice. */
+                if ((real == 2 || index == 1) && ++out_x == params->output_width) {
+                    out_x = 0;
+                    ++out_y;
+                }
             }
             job.acc = acc;
             if (layout.groups & 1) {
