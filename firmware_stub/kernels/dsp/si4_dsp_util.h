@@ -16,7 +16,8 @@
  * (TFLM's double rounding, bit for bit); the column block that four
  * convolution positions are widened into; the assembly inner loops (naked
  * leaf functions, so that they build at every optimisation level and with
- * a frame pointer); the per-channel glue the kernels share.
+ * a frame pointer); the per-channel glue the kernels share; last, the
+ * few-channel im2col of first layers (its own loops and requantization).
  *
  * Only included by kernels/dsp/ files, and only when __ARM_FEATURE_DSP is set.
  */
