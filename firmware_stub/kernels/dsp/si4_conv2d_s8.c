@@ -212,8 +212,8 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
 #define FEW_MAX_CHANNELS 4
 #define FEW_MAX_TAPS 64
 #define FEW_MAX_GROUPS 16        /* tap pairs / 2, rounded up */
-#define FEW_FILTER_WORDS 672     /* the widened filter block (2,688 bytes of stack): 32 channels of 40 taps */
-#define FEW_BLOCK_CHANNELS 32    /* output channels per filter block at most */
+#define FEW_FILTER_WORDS 512     /* the widened filter block: 2 KB of stack (24 channels of 40 taps) */
+#define FEW_BLOCK_CHANNELS 24    /* output channels per filter block at most */
 
 typedef struct {
     int32_t words;    /* whole input words per kernel row */
