@@ -35,6 +35,7 @@ DEFAULT_FIRMWARE_BUILD = Path("build/firmware")
 DEFAULT_QEMU_BUILD = Path("build/qemu")
 DEFAULT_REPORT = Path("build/report")
 DEFAULT_BENCH = Path("build/bench")
+DEFAULT_BENCH_MODELS = DEFAULT_BENCH / "models" / "models.json"  # bench-models' results, which `report` reads
 # TFLite Micro/LiteRT outputs, cached by model and inputs (reference.CACHE_DIR_ENV_VAR overrides it).
 DEFAULT_REFERENCE_CACHE = Path("build/cache")
 
@@ -345,7 +346,7 @@ def _write_report(assets: Path, quiet: bool, validation: Path = DEFAULT_VALIDATI
     """The report at the end of a command (--report): into `out`, from `assets` and `validation`."""
     from si4tool.reporting.report import write_report
 
-    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation)
+    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation, bench_models_path=DEFAULT_BENCH_MODELS)
     if not quiet:
         console.print(f"report: {written['html']}")
 
@@ -504,12 +505,17 @@ def report_command(
         Path, typer.Option("--validation", help="Folder with host.json / qemu.json, when validations ran.")
     ] = DEFAULT_VALIDATION,
     data: DataOption = None,
+    bench_models: Annotated[
+        Path, typer.Option("--bench-models", help="bench-models' models.json: each memory schedule's measured "
+                           "instructions, when it measured this model.")
+    ] = DEFAULT_BENCH_MODELS,
     quiet: QuietOption = False,
 ) -> None:
     """Write report.md and a self-contained report.html with tables and plots of the model, memory and validation."""
     from si4tool.reporting.report import write_report
 
-    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation, data_path=data)
+    written = write_report(assets_dir=assets, out_dir=out, validation_dir=validation, data_path=data,
+                           bench_models_path=bench_models)
     console.print(f"report: {written['html']} and {written['markdown']}")
 
 
@@ -551,17 +557,23 @@ def bench_models_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where models.json, models.md and each model's assets go.")] = DEFAULT_BENCH / "models",
     vectors: Annotated[int, typer.Option("--vectors", min=1, help="Random input vectors embedded per MLPerf model.")] = 10,
+    schedules: Annotated[
+        str,
+        typer.Option("--schedules", help="The --memory choices whose schedules are measured per model, comma-separated "
+                     "(fast is always measured: the ratios' reference; a choice that picks a schedule already "
+                     "measured adds no QEMU run)."),
+    ] = "fast,balanced,small",
     clock_mhz: ClockOption = 120.0,
     quiet: QuietOption = False,
 ) -> None:
-    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's."""
-    from si4tool.reporting.model_suite import run_model_suite
+    """Instructions and estimated cycles per inference (portable and DSP) of the seed and MLPerf Tiny models on the emulated Cortex-M4, beside TFLite Micro's, and each memory schedule's RAM and instructions."""
+    from si4tool.reporting.model_suite import PLOT_SCHEDULES, parse_schedules, run_model_suite
 
     run_model_suite(
         seed_assets=assets, models_dir=models_dir, out_dir=out, cache_dir=DEFAULT_REFERENCE_CACHE, vectors=vectors,
-        clock_mhz=clock_mhz, console=None if quiet else console,
+        clock_mhz=clock_mhz, console=None if quiet else console, schedules=parse_schedules(schedules),
     )
-    console.print(f"bench-models: {out / 'models.md'} and {out / 'models.json'}")
+    console.print(f"bench-models: {out / 'models.md'}, {out / 'models.json'} and {out / PLOT_SCHEDULES}")
 
 
 @app.command("ops")

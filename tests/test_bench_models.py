@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from si4tool.errors import UserError
 from si4tool.reporting import model_suite
 from si4tool.reporting.tflm_figures import MLPERF_TINY_FILES, TFLM_M4
 from si4tool.targets import qemu
@@ -61,3 +62,48 @@ def test_bench_models_runs_ad01_on_both_kernel_builds(tmp_path, si4tool_cli):
     assert any("seed: no assets" in reason for reason in report["skipped"])
     assert "| ad01 |" in (out / "models.md").read_text()
     assert "ad01" in result.stdout
+    # ad01 has one schedule: every --memory choice picks it, measured once (the table's own run).
+    [schedule] = report["schedules"]
+    assert schedule["schedule"] == "layer by layer" and schedule["choices"] == ["fast", "balanced", "small"]
+    assert schedule["instructions"] == row["instructions"] and schedule["bit_exact"] == row["bit_exact"]
+    assert schedule["ratio_to_fast"] == {"portable": 1.0, "dsp": 1.0}
+    assert schedule["arena_plus_input_bytes"] == row["arena_plus_input_bytes"]
+    assert schedule["ram_verdict"] == "<= 1,400 met"
+    assert (out / model_suite.PLOT_SCHEDULES).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _schedule_row(schedule: str, choices: list, arena_plus_input: int, portable: int, dsp: int,
+                  fast: tuple[int, int] | None) -> model_suite.ScheduleRow:
+    return model_suite.ScheduleRow(
+        model="kws", model_sha256="ab" * 32, schedule=schedule, choices=choices, vectors=10,
+        bit_exact={"portable": "10/10", "dsp": "10/10"}, instructions={"portable": portable, "dsp": dsp},
+        ratio_to_fast={"portable": portable / (fast or (portable, dsp))[0], "dsp": dsp / (fast or (portable, dsp))[1]},
+        arena_bytes=arena_plus_input - 490, arena_plus_input_bytes=arena_plus_input, estimated_macs=2_656_768,
+        tflm_arena_bytes=TFLM_M4["kws"].arena_bytes, ram_target_bytes=model_suite.RAM_TARGETS["kws"],
+    )
+
+
+def test_schedule_table_states_the_ram_target_and_the_ratio_bound():
+    fast = _schedule_row("layer by layer", ["fast"], 16_490, 18_000_000, 5_000_000, None)
+    small = _schedule_row("layer by layer, in place", ["balanced", "small"], 9_130, 18_900_000, 8_500_000,
+                          (18_000_000, 5_000_000))
+    text = model_suite.markdown_table([_row("kws", dsp=5_000_000, portable=18_000_000)], 120.0, [], [fast, small])
+    assert "## Memory schedules: RAM against instructions" in text
+    lines = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| kws | layer")}
+    assert "| fast | 16,000 | 16,490 | 22,772 | 18.00 M | 5.00 M | 1.00x / 1.00x |" in lines["layer by layer"]
+    line = lines["layer by layer, in place"]
+    assert "| balanced, small | 8,640 | 9,130 |" in line and "| 1.05x / 1.70x |" in line
+    assert "<= 9,000 missed by 130 B" in line
+    assert line.endswith("| <= 1.3x: portable met, dsp 1.70x, missed by 0.40x |")
+    assert "schedules.png" in text
+    # The plot: one series per model, points labelled by the choices that pick them.
+    assert model_suite.plot_series([fast, small]) == {
+        "kws": [("fast", 16_490, fast.instructions), ("balanced=small", 9_130, small.instructions)]
+    }
+
+
+def test_schedules_option_keeps_fast_first_and_refuses_unknown_choices():
+    assert model_suite.parse_schedules("small") == ("fast", "small")
+    assert model_suite.parse_schedules("small, fast,balanced") == ("fast", "balanced", "small")
+    with pytest.raises(UserError, match="--schedules takes --memory choices"):
+        model_suite.parse_schedules("fast,tiny")

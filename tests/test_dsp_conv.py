@@ -40,8 +40,10 @@ def kernel_test_output(tmp_path_factory) -> tuple[int, str]:
 @requires_qemu
 def test_dsp_conv_and_fully_connected_match_portable_on_model_shapes(kernel_test_output):
     """Windows larger than the column block (chunked), 3-channel and 10x4 one-channel first layers,
-    stride 2 with padding, pointwise layers with odd channels, fully connected with 1..7 rows: each
-    with and without bias and input offset, bit-exact."""
+    stride 2 with padding, pointwise layers with odd channels, fully connected with 1..13 rows
+    (per-tensor whole-word layers through the fused dot-and-requantize loop, one bias beyond its bound
+    per shape sending the rest of the rows the general way): each with and without bias and input
+    offset, bit-exact."""
     status, output = kernel_test_output
     mismatches = [line for line in output.splitlines() if line.startswith("mismatch")]
     assert not mismatches, "\n".join(mismatches[:10])

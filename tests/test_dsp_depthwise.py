@@ -81,6 +81,7 @@ def test_dsp_depthwise_matches_portable_under_qemu(tmp_path, optimize):
     assert fast >= 100  # most cases take the 3x3 channel-group path, not the fallback
     pool = re.search(r"avg-pool-test cases (\d+) mismatches (\d+)", output)
     assert pool and int(pool.group(1)) >= 150 and int(pool.group(2)) == 0, output
-    add = re.search(r"add-test cases (\d+) mismatches (\d+)", output)
+    add = re.search(r"add-test cases (\d+) mismatches (\d+) tables (\d+)", output)
     assert add and int(add.group(1)) >= 150 and int(add.group(2)) == 0, output
+    assert int(add.group(3)) >= 50, output  # the DSP add's table path (64+ elements, right shifts 1..23)
     assert status == 0 and "result PASS" in output

@@ -52,6 +52,7 @@ class Outcome:
     ops: list[str] = field(default_factory=list)  # the lowered graph's layers (after the passes)
     builtins: list[str] = field(default_factory=list)  # the .tflite's operators
     tensors_compared: int = 0
+    schedule: str | None = None  # the schedule the description's --memory choice picked
 
 
 def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
@@ -63,6 +64,7 @@ def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
 def check_description(description: dict, work_dir: Path) -> Outcome:
     """Build one description and compare it with TFLite Micro (fuzz_graphs.compare_with_tflm):
     raise FuzzMismatch naming the first differing tensor, or return the Outcome (refused or not)."""
+    from si4tool.compiler import schedule
     from si4tool.compiler.tflite_reader import operator_names
 
     tflite = fuzz_graphs.build_tflite(description)
@@ -74,7 +76,9 @@ def check_description(description: dict, work_dir: Path) -> Outcome:
         return outcome
     outcome.ops = [layer.op for layer in graph.layers]
     images = _inputs(description, graph.tensors[graph.input].shape)
-    outcome.tensors_compared = fuzz_graphs.compare_with_tflm(tflite, graph, images, work_dir)
+    memory = description.get("memory", "fast")
+    outcome.schedule = schedule.choose_plan(graph, memory)[0].schedule
+    outcome.tensors_compared = fuzz_graphs.compare_with_tflm(tflite, graph, images, work_dir, memory)
     return outcome
 
 
@@ -89,6 +93,7 @@ class Tally:
     def __init__(self):
         self.examples = self.refused = self.tensors = 0
         self.ops: collections.Counter = collections.Counter()
+        self.schedules: collections.Counter = collections.Counter()
         self.builtins: collections.Counter = collections.Counter()
         self.reasons: collections.Counter = collections.Counter()
 
@@ -100,12 +105,14 @@ class Tally:
             self.reasons[outcome.refused[:160]] += 1
             return
         self.ops.update(set(outcome.ops))
+        self.schedules[outcome.schedule] += 1
         self.tensors += outcome.tensors_compared
 
     def record(self, seconds: float) -> dict:
         return {"examples": self.examples, "refused": self.refused, "tensors_compared": self.tensors,
                 "seconds": round(seconds, 1), "graphs_with_op": dict(self.ops.most_common()),
                 "graphs_with_builtin": dict(self.builtins.most_common()),
+                "graphs_with_schedule": dict(self.schedules.most_common()),
                 "refusals": dict(self.reasons.most_common())}  # fmt: skip
 
 
@@ -183,3 +190,38 @@ def test_one_description_gives_one_tflite():
                                "use_bias": True}]}  # fmt: skip
     first = fuzz_graphs.build_tflite(description, cache_dir=None)
     assert fuzz_graphs.build_tflite(description, cache_dir=None) == first
+
+
+def _window(kernel: int, stride: int = 1) -> dict:
+    return {"kernel": [kernel, kernel], "strides": [stride, stride], "padding": "valid", "dilation": [1, 1]}
+
+
+# Two graphs whose --memory choices pick different schedules (issue 12): the seed model's shape
+# (conv + pool, conv + pool, dense: row-streamed) and a depthwise -> pointwise pair (in place).
+SCHEDULE_GRAPHS = {
+    "row-streamed": {"input_shape": [14, 14, 1], "seed": 5, "calibration": [-1.0, 2.0], "layers": [
+        {"op": "conv2d", "inputs": [0], **_window(3), "filters": 4, "activation": "relu", "use_bias": True},
+        {"op": "max_pool", "inputs": [1], **_window(2, 2)},
+        {"op": "conv2d", "inputs": [2], **_window(3), "filters": 6, "activation": "relu", "use_bias": True},
+        {"op": "max_pool", "inputs": [3], **_window(2, 2)},
+        {"op": "dense", "inputs": [4], "units": 7, "activation": None, "use_bias": True}]},
+    "in place": {"input_shape": [9, 7, 5], "seed": 6, "calibration": [-1.0, 2.0], "layers": [
+        {"op": "conv2d", "inputs": [0], **_window(1), "filters": 6, "activation": "relu6", "use_bias": True},
+        {"op": "depthwise_conv2d", "inputs": [1], **_window(3), "depth_multiplier": 1, "activation": "relu",
+         "use_bias": True},
+        {"op": "conv2d", "inputs": [2], **_window(1), "filters": 6, "activation": None, "use_bias": False}]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCHEDULE_GRAPHS))
+def test_every_memory_choice_of_a_streamable_graph_is_bit_exact(kind, tmp_path):
+    """The check the fuzzer runs on its draws' --memory choice, on graphs where fast and small differ."""
+    schedules = {}
+    for memory in ("fast", "balanced", "small"):
+        description = dict(SCHEDULE_GRAPHS[kind], memory=memory)
+        outcome = check_description(description, tmp_path / memory)
+        assert outcome.refused is None, outcome.refused
+        assert outcome.tensors_compared > 0
+        schedules[memory] = outcome.schedule
+    assert schedules["fast"] == "layer by layer"
+    assert kind in schedules["small"], schedules

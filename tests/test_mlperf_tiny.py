@@ -6,7 +6,9 @@ bit-exact with TensorFlow Lite Micro on seeded random int8 inputs:
   through the firmware stub;
 - QEMU mps2-an386 (Cortex-M4): the firmware's self-check on 20 embedded vectors, portable and DSP
   kernels; the portable build must not need more instructions per inference than TFLite Micro's
-  reference kernels on the same emulated board (issue 10's table).
+  reference kernels on the same emulated board (issue 10's table);
+- the `--memory small` schedule (issue 12: the smallest arena the planner builds, in place or
+  streamed) under QEMU too, both kernel builds, on a few vectors.
 
 The models are in <repo>/../shared/models/mlperf_tiny/ (see its README); the tests skip when it is
 absent. ResNet-8 needs ADD over a graph and is not covered here.
@@ -27,6 +29,7 @@ MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared/models/mlperf_
 HOST_INPUTS = 1000
 INTERMEDIATE_INPUTS = 20
 QEMU_VECTORS = 20
+SMALL_SCHEDULE_VECTORS = 2  # the self-check of --memory small: exactness per vector, few vectors keep it fast
 
 pytestmark = pytest.mark.skipif(
     not MLPERF_DIR.is_dir(), reason=f"MLPerf Tiny models not found at {MLPERF_DIR} (the shared folder beside the repository)"
@@ -57,15 +60,16 @@ def tiny_assets(tmp_path_factory):
     """Assets per (model, vector count), built once for the module."""
     from si4tool.assets import build_firmware_assets
 
-    built: dict[tuple[str, int | None], Path] = {}
+    built: dict[tuple[str, int | None, str], Path] = {}
     root = tmp_path_factory.mktemp("mlperf_tiny")
     cache = root / "cache"
 
-    def get(name: str, vectors: int | None = None) -> Path:
-        key = (name, vectors)
+    def get(name: str, vectors: int | None = None, memory: str = "fast") -> Path:
+        key = (name, vectors, memory)
         if key not in built:
-            out = root / f"{name}_{vectors or 'default'}" / "assets"
-            build_firmware_assets(out, model_path=MLPERF_DIR / MODELS[name].file, vectors=vectors, seed=0, cache_dir=cache, quiet=True)
+            out = root / f"{name}_{vectors or 'default'}_{memory}" / "assets"
+            build_firmware_assets(out, model_path=MLPERF_DIR / MODELS[name].file, vectors=vectors, seed=0,
+                                  cache_dir=cache, quiet=True, memory=memory)
             built[key] = out
         return built[key]
 
@@ -181,3 +185,28 @@ def test_user_inputs_with_labels_give_accuracy_and_the_same_bit_exactness(tmp_pa
     assert result.c_accuracy == result.tflm_accuracy == built.manifest.accuracy["int8_tflm"]
     assert result.firmware.correct == round(result.c_accuracy * 30)
     assert result.passed, result.failures
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_qemu_self_check_of_the_small_schedule_both_kernel_variants(tiny_assets, name, tmp_path):
+    from si4tool.targets import qemu
+
+    if not qemu.toolchain_available():
+        pytest.skip("arm-none-eabi-gcc/newlib or qemu-system-arm missing")
+    assets = tiny_assets(name, SMALL_SCHEDULE_VECTORS, memory="small")
+    memory = json.loads((assets / "manifest.json").read_text())["memory"]
+    smallest = min(candidate["arena_bytes"] for candidate in memory["candidates"])
+    assert memory["choice"] == "small"
+    if memory["schedule"] == memory["candidates"][0]["schedule"]:
+        pytest.skip(f"{name}'s small schedule is fast's ({memory['schedule']}): the 20-vector test runs it")
+    result = qemu.validate_qemu(
+        assets, out_dir=tmp_path / "validation", build_dir=tmp_path / "qemu", kernels=("portable", "dsp"), quiet=True,
+    )
+    runs = {run.kernel: run for run in result.runs}
+    assert set(runs) == {"portable", "dsp"}
+    for run in runs.values():
+        assert run.vectors == SMALL_SCHEDULE_VECTORS and run.bit_exact == SMALL_SCHEDULE_VECTORS, (
+            memory["schedule"], run.kernel, run.mismatched_vectors,
+        )
+        assert run.arena_bytes == smallest  # the board ran the small schedule's engine, not fast's

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from si4tool.errors import UserError
-from si4tool.reporting.report import PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS, PLOT_TRAINING, write_report
+from si4tool.reporting.report import (
+    PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS, PLOT_SCHEDULES, PLOT_TRAINING, write_report,
+)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -353,3 +355,64 @@ def test_artefacts_from_newer_writers_with_extra_keys_still_read(fake_run):
         path.write_text(json.dumps(record))
     written = _report(fake_run)
     assert written["figures"]["bit_exact"] == 10_000 and not written["figures"]["notes"]
+
+
+SEED_SCHEDULES = [  # the seed's three schedules as the planner records them (docs/memory.md)
+    {"schedule": "layer by layer", "arena_bytes": ARENA_BYTES, "arena_plus_input_bytes": ARENA_BYTES + 784,
+     "estimated_macs": 2_638_592},
+    {"schedule": "row-streamed, whole pool windows", "arena_bytes": 2240, "arena_plus_input_bytes": 3024,
+     "estimated_macs": 2_638_592},
+    {"schedule": "row-streamed, split pool windows", "arena_bytes": 2144, "arena_plus_input_bytes": 2928,
+     "estimated_macs": 2_638_592},
+]
+
+
+def _with_schedules(run: dict[str, Path]) -> None:
+    manifest_path = run["assets"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["memory"] = {"choice": "fast", "schedule": "layer by layer", "candidates": SEED_SCHEDULES,
+                          "stream_buffers": []}
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_schedule_table_shows_measured_instructions_or_labels_the_estimate(fake_run):
+    _with_schedules(fake_run)
+    # Only validate-qemu of the chosen (fast) build: its instructions, the others' estimated MACs.
+    written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=fake_run["validation"],
+                           data_path=fake_run["data"], bench_models_path=fake_run["out"].parent / "no_bench.json")
+    markdown = written["markdown"].read_text()
+    line = next(row for row in markdown.splitlines() if row.startswith("| layer by layer |"))
+    assert "| 13,456,789 | 4,987,654 | 1.00x / 1.00x |" in line and line.endswith("| validate-qemu | yes |")
+    line = next(row for row in markdown.splitlines() if row.startswith("| row-streamed, split pool windows |"))
+    assert "| 2,144 | 2,928 | - | - | - / - | 2,638,592 | not measured (estimated MACs only) |" in line
+    assert "run `si4tool bench-models`" in markdown
+    assert PLOT_SCHEDULES in written["plots"] and f"]({PLOT_SCHEDULES})" in markdown
+
+    # bench-models measured every schedule of this model (and another model, which is not shown).
+    bench = fake_run["out"].parent / "models.json"
+    records = [
+        {"model": "seed", "model_sha256": MODEL_SHA256, "schedule": c["schedule"], "choices": [choice],
+         "instructions": {"portable": portable, "dsp": dsp}}
+        for c, choice, portable, dsp in zip(SEED_SCHEDULES, ("fast", "balanced", "small"),
+                                            (13_456_789, 14_000_000, 14_100_000), (4_987_654, 5_100_000, 8_500_000))
+    ] + [{"model": "kws", "model_sha256": "ee" * 32, "schedule": "layer by layer", "choices": ["fast"],
+          "instructions": {"portable": 1, "dsp": 1}}]
+    bench.write_text(json.dumps({"schedules": records}))
+    written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=fake_run["validation"],
+                           data_path=fake_run["data"], bench_models_path=bench)
+    markdown = written["markdown"].read_text()
+    line = next(row for row in markdown.splitlines() if row.startswith("| row-streamed, split pool windows |"))
+    assert f"| 14,100,000 | 8,500,000 | {14_100_000 / 13_456_789:.2f}x / {8_500_000 / 4_987_654:.2f}x |" in line
+    assert "| bench-models |" in line
+    assert "run `si4tool bench-models`" not in markdown
+    html = written["html"].read_text()
+    assert "RAM and speed per memory schedule" in html and "8,500,000" in html
+
+
+def test_schedule_plot_draws_the_estimate_when_nothing_is_measured(fake_run):
+    _with_schedules(fake_run)
+    written = write_report(fake_run["assets"], out_dir=fake_run["out"], validation_dir=fake_run["out"].parent / "none")
+    assert PLOT_SCHEDULES in written["plots"]
+    width, height = _png_size(written["plots"][PLOT_SCHEDULES].read_bytes())
+    assert 300 <= width <= 3000 and 150 <= height <= 2000
+    assert "not measured (estimated MACs only)" in written["markdown"].read_text()

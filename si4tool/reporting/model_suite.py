@@ -7,7 +7,16 @@ plugin, targets/cycles.py), RAM and engine code beside TFLite Micro's quoted fig
 (tflm_figures.py). The firmware's own self-check over the embedded vectors says whether each run
 is bit-exact with TFLite Micro; a run that is not fails the command after the table is written.
 
-Writes <out>/models.json and <out>/models.md.
+Then, per model, every distinct memory schedule (issue 12): the assets are built again with each
+`--memory` choice asked for (`schedules`, fast always among them), a choice that picks a schedule
+already measured is folded into its row, and each new schedule runs under QEMU with both kernel
+builds (bit-exact too). The schedule table gives arena, arena + input, TFLite Micro's arena,
+instructions portable / DSP, their ratio to fast's, and issue 12's targets (RAM, ratio <= 1.3x)
+met or missed by how much; schedules.png plots RAM against instructions, one series per model.
+Which schedules exist is read from each build's manifest (memory.schedule / memory.candidates), so
+a schedule the planner gains shows up here without a change.
+
+Writes <out>/models.json, <out>/models.md and <out>/schedules.png.
 """
 
 from __future__ import annotations
@@ -35,6 +44,15 @@ INSTRUCTION_TARGETS = {
 SUITE_VECTORS = 10  # embedded vectors per MLPerf model: instruction counts barely depend on the data
 KERNELS = ("portable", "dsp")
 
+# Issue 12's RAM targets (arena + input, bytes: TFLite Micro's arena holds its input) and the
+# instruction cost a smaller schedule may have against fast's, on each kernel build.
+RAM_TARGETS = {"seed": 3_072, "kws": 9_000, "resnet8": 27_000, "vww": 48_000, "ad01": 1_400}
+RATIO_TARGET = 1.3
+# The `--memory` choices measured by default: every one (a choice picking a schedule already
+# measured costs one asset build, no QEMU run).
+DEFAULT_SCHEDULES = ("fast", "balanced", "small")
+PLOT_SCHEDULES = "schedules.png"
+
 
 @dataclass
 class ModelRow:
@@ -56,6 +74,45 @@ class ModelRow:
         return self.instructions["dsp"] / self.tflm_cmsis_nn_instructions
 
 
+@dataclass
+class ScheduleRow:
+    """One memory schedule of one model, measured under QEMU with both kernel builds."""
+
+    model: str
+    model_sha256: str
+    schedule: str  # manifest memory.schedule, e.g. "layer by layer"
+    choices: list  # the --memory choices that pick it, e.g. ["balanced", "small"]
+    vectors: int
+    bit_exact: dict  # kernel -> "exact/vectors"
+    instructions: dict  # kernel -> instructions per inference
+    ratio_to_fast: dict  # kernel -> instructions / fast's (None when fast was not measured)
+    arena_bytes: int
+    arena_plus_input_bytes: int
+    estimated_macs: int
+    tflm_arena_bytes: int
+    ram_target_bytes: int | None
+
+    @property
+    def ram_verdict(self) -> str:
+        if self.ram_target_bytes is None:
+            return "-"
+        if self.arena_plus_input_bytes <= self.ram_target_bytes:
+            return f"<= {self.ram_target_bytes:,} met"
+        return f"<= {self.ram_target_bytes:,} missed by {self.arena_plus_input_bytes - self.ram_target_bytes:,} B"
+
+    @property
+    def ratio_verdict(self) -> str:
+        """Issue 12's bound on a smaller schedule's instructions, per kernel build (fast is the reference)."""
+        if "fast" in self.choices or any(value is None for value in self.ratio_to_fast.values()):
+            return "-"
+        parts = []
+        for kernel in KERNELS:
+            ratio = self.ratio_to_fast[kernel]
+            verdict = "met" if ratio <= RATIO_TARGET else f"{ratio:.2f}x, missed by {ratio - RATIO_TARGET:.2f}x"
+            parts.append(f"{kernel} {verdict}")
+        return f"<= {RATIO_TARGET}x: " + ", ".join(parts)
+
+
 def default_models_dir() -> Path:
     """../shared/models/mlperf_tiny beside the repository (or the current folder's parent)."""
     for base in (Path(__file__).resolve().parents[2], Path.cwd()):
@@ -69,23 +126,30 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _mlperf_assets(name: str, model_file: Path, out_dir: Path, cache_dir: Path | None, vectors: int) -> Path:
-    """Assets of one MLPerf model under out_dir/<name>/assets, built unless they already hold this model."""
+def _suite_assets(assets: Path, model_file: Path, cache_dir: Path | None, vectors: int, memory: str = "fast") -> Path:
+    """Assets of one model and `--memory` choice in `assets`, built unless they already hold them
+    (same model, vector count and choice), with seeded random inputs."""
     from si4tool.assets import build_firmware_assets
 
-    assets = out_dir / name / "assets"
     manifest_path = assets / "manifest.json"
     if manifest_path.is_file():
         try:
             manifest = Manifest.read(manifest_path)
-            if manifest.source_model.get("sha256") == _sha256(model_file) and manifest.test_vectors == vectors:
+            if (manifest.source_model.get("sha256") == _sha256(model_file) and manifest.test_vectors == vectors
+                    and (manifest.memory or {}).get("choice", "fast") == memory):
                 return assets
         except UserError:
             pass  # an unreadable earlier folder is rebuilt
     build_firmware_assets(
-        out_dir=assets, model_path=model_file, vectors=vectors, inputs_spec="random", cache_dir=cache_dir, quiet=True
+        out_dir=assets, model_path=model_file, vectors=vectors, inputs_spec="random", cache_dir=cache_dir, quiet=True,
+        memory=memory,
     )
     return assets
+
+
+def _mlperf_assets(name: str, model_file: Path, out_dir: Path, cache_dir: Path | None, vectors: int) -> Path:
+    """Assets of one MLPerf model (fast schedule) under out_dir/<name>/assets."""
+    return _suite_assets(out_dir / name / "assets", model_file, cache_dir, vectors)
 
 
 def _row(name: str, manifest: Manifest, runs: dict[str, QemuRun]) -> ModelRow:
@@ -112,6 +176,106 @@ def _row(name: str, manifest: Manifest, runs: dict[str, QemuRun]) -> ModelRow:
     )
 
 
+def _memory_record(manifest: Manifest) -> dict:
+    """manifest.memory, or what assets from before issue 12 imply (layer by layer, chosen by fast)."""
+    record = manifest.memory or {}
+    input_bytes = int(np.prod(manifest.quantization["input"]["shape"]))
+    arena = int(manifest.totals["arena_bytes"])
+    schedule = record.get("schedule", "layer by layer")
+    candidate = next((c for c in record.get("candidates", []) if c["schedule"] == schedule), None)
+    if candidate is None:
+        candidate = {"schedule": schedule, "arena_bytes": arena, "arena_plus_input_bytes": arena + input_bytes,
+                     "estimated_macs": int(manifest.totals["macs"])}
+    return {"choice": record.get("choice", "fast"), "schedule": schedule, "candidate": candidate}
+
+
+def _schedule_row(name: str, manifest: Manifest, runs: dict[str, QemuRun], choice: str,
+                  fast: ScheduleRow | None) -> ScheduleRow:
+    record = _memory_record(manifest)
+    candidate = record["candidate"]
+    return ScheduleRow(
+        model=name,
+        model_sha256=manifest.model_sha256,
+        schedule=record["schedule"],
+        choices=[choice],
+        vectors=runs["dsp"].vectors,
+        bit_exact={kernel: f"{run.bit_exact}/{run.vectors}" for kernel, run in runs.items()},
+        instructions={kernel: run.instructions_per_inference for kernel, run in runs.items()},
+        ratio_to_fast={
+            kernel: (1.0 if choice == "fast" else None) if fast is None
+            else run.instructions_per_inference / fast.instructions[kernel]
+            for kernel, run in runs.items()
+        },
+        arena_bytes=int(candidate["arena_bytes"]),
+        arena_plus_input_bytes=int(candidate["arena_plus_input_bytes"]),
+        estimated_macs=int(candidate["estimated_macs"]),
+        tflm_arena_bytes=TFLM_M4[name].arena_bytes,
+        ram_target_bytes=RAM_TARGETS.get(name),
+    )
+
+
+def parse_schedules(text: str) -> tuple[str, ...]:
+    """`--schedules fast,small` -> ("fast", "small"), fast always first (the ratios' reference)."""
+    from si4tool.compiler.schedule import MEMORY_CHOICES
+
+    asked = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in asked if part not in MEMORY_CHOICES]
+    if unknown:
+        raise UserError(
+            f"--schedules takes --memory choices ({', '.join(MEMORY_CHOICES)}), not {', '.join(unknown)}"
+        )
+    return tuple(["fast"] + [choice for choice in MEMORY_CHOICES if choice in asked and choice != "fast"])
+
+
+def _schedules_picked(model_file: Path) -> dict[str, str]:
+    """--memory choice -> the schedule it picks for this .tflite, by the planner's own rule
+    (schedule.choose_plan on the lowered graph, as build_firmware_assets does): assets are then
+    built only for the distinct ones."""
+    from si4tool.compiler import passes, schedule
+    from si4tool.compiler.lowering import lower_tflite
+
+    graph = passes.run_passes(lower_tflite(model_file.read_bytes(), source=model_file.name))
+    return {choice: schedule.choose_plan(graph, choice)[0].schedule for choice in schedule.MEMORY_CHOICES}
+
+
+def _measure_schedules(name: str, main_assets: Path, main_manifest: Manifest, main_runs: dict[str, QemuRun],
+                       model_file: Path | None, out_dir: Path, cache_dir: Path | None, vectors: int,
+                       schedules: tuple[str, ...], console) -> tuple[list[ScheduleRow], str | None]:
+    """The model's distinct schedules among `schedules` (fast first), each measured once; plus a
+    note when some could not be built."""
+    from si4tool.targets import qemu as qemu_stage
+
+    rows: list[ScheduleRow] = []
+    main_choice = _memory_record(main_manifest)["choice"]
+    picks = _schedules_picked(model_file) if model_file is not None and model_file.is_file() else {}
+    for choice in schedules:
+        known = next((row for row in rows if choice in picks and row.schedule == picks[choice]), None)
+        if known is not None:
+            known.choices.append(choice)  # this choice picks a schedule already measured: no build, no run
+            continue
+        if choice == main_choice:
+            manifest, runs, assets = main_manifest, main_runs, main_assets
+        else:
+            if model_file is None or not model_file.is_file():
+                return rows, f"{name}: only the --memory {main_choice} schedule (no model_int8.tflite in {main_assets})"
+            assets = _suite_assets(out_dir / name / f"assets_{choice}", model_file, cache_dir, vectors, choice)
+            manifest = Manifest.read(assets / "manifest.json")
+            runs = None
+        schedule = _memory_record(manifest)["schedule"]
+        known = next((row for row in rows if row.schedule == schedule), None)
+        if known is not None:
+            known.choices.append(choice)  # this choice picks a schedule already measured
+            continue
+        if runs is None:
+            runs = {}
+            for kernel in KERNELS:
+                _say(console, f"{name}: {schedule} (--memory {choice}), {kernel} kernels under QEMU")
+                runs[kernel] = qemu_stage.run_variant(assets, out_dir / name / f"qemu_{choice}", manifest, kernel)
+        fast = rows[0] if rows else None
+        rows.append(_schedule_row(name, manifest, runs, choice, fast))
+    return rows, None
+
+
 def run_model_suite(
     seed_assets: Path | None,
     models_dir: Path | None,
@@ -120,19 +284,23 @@ def run_model_suite(
     vectors: int = SUITE_VECTORS,
     clock_mhz: float = cycles.DEFAULT_CLOCK_MHZ,
     console=None,
+    schedules: tuple[str, ...] = DEFAULT_SCHEDULES,
 ) -> list[ModelRow]:
-    """Measure every model available; returns the rows (also written as models.json / models.md)."""
+    """Measure every model available; returns the rows (also written as models.json / models.md,
+    with the schedule table and schedules.png)."""
+    from si4tool.reporting.plots import plot_ram_vs_instructions
     from si4tool.targets import qemu as qemu_stage
     from si4tool.validation.validate import load_assets
 
     qemu_stage.check_toolchain()
+    schedules = parse_schedules(",".join(schedules))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models: list[tuple[str, Path | None, Path | None]] = []  # (name, assets, model file)
     skipped: list[str] = []
     if seed_assets is not None:
         if (Path(seed_assets) / "manifest.json").is_file():
-            models.append(("seed", Path(seed_assets), None))
+            models.append(("seed", Path(seed_assets), Path(seed_assets) / "model_int8.tflite"))
         else:
             skipped.append(f"seed: no assets in {seed_assets} (run `make firmware-assets`)")
     models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
@@ -143,6 +311,8 @@ def run_model_suite(
         else:
             skipped.append(f"{name}: {path} not found (the MLPerf Tiny models live in ../shared/models/mlperf_tiny/)")
     rows: list[ModelRow] = []
+    schedule_rows: list[ScheduleRow] = []
+    schedule_notes: list[str] = []
     for name, assets, model_file in models:
         if assets is None:
             _say(console, f"{name}: building the assets ({vectors} random input vectors)")
@@ -153,20 +323,45 @@ def run_model_suite(
             _say(console, f"{name}: {kernel} kernels under QEMU mps2-an386")
             runs[kernel] = qemu_stage.run_variant(assets, out_dir / name / "qemu", manifest, kernel)
         rows.append(_row(name, manifest, runs))
+        measured, note = _measure_schedules(name, assets, manifest, runs, model_file, out_dir, cache_dir, vectors,
+                                            schedules, console)
+        schedule_rows += measured
+        if note:
+            schedule_notes.append(note)
     if not rows:
         raise UserError("no model to measure: " + "; ".join(skipped))
     (out_dir / "models.json").write_text(
         json.dumps({"source_of_tflm_figures": SOURCE, "clock_mhz": clock_mhz, "skipped": skipped,
-                    "models": [asdict(row) for row in rows]}, indent=2) + "\n"
+                    "models": [asdict(row) for row in rows],
+                    "schedule_choices": list(schedules), "ram_targets": RAM_TARGETS, "ratio_target": RATIO_TARGET,
+                    "schedules": [schedule_record(row) for row in schedule_rows],
+                    "schedule_notes": schedule_notes}, indent=2) + "\n"
     )
-    (out_dir / "models.md").write_text(markdown_table(rows, clock_mhz, skipped))
+    (out_dir / "models.md").write_text(markdown_table(rows, clock_mhz, skipped, schedule_rows, schedule_notes))
+    (out_dir / PLOT_SCHEDULES).write_bytes(plot_ram_vs_instructions(plot_series(schedule_rows)))
     if console is not None:
         print_table(rows, console, clock_mhz, skipped)
+        print_schedule_table(schedule_rows, console)
     failed = [f"{row.model} {kernel} {exact}" for row in rows for kernel, exact in row.bit_exact.items()
               if exact.split("/")[0] != exact.split("/")[1]]
+    failed += [f"{row.model} {row.schedule} {kernel} {exact}" for row in schedule_rows
+               for kernel, exact in row.bit_exact.items() if exact.split("/")[0] != exact.split("/")[1]]
     if failed:
         raise ValidationFailed(f"not bit-exact with TFLite Micro under QEMU: {', '.join(failed)}")
     return rows
+
+
+def schedule_record(row: ScheduleRow) -> dict:
+    """models.json's record of one schedule: the measured figures and the targets' verdicts."""
+    return {**asdict(row), "ram_verdict": row.ram_verdict, "ratio_verdict": row.ratio_verdict}
+
+
+def plot_series(rows: list[ScheduleRow]) -> dict[str, list[tuple[str, int, dict]]]:
+    """model -> [(schedule label, arena + input bytes, {kernel: instructions})] for the plot."""
+    series: dict[str, list[tuple[str, int, dict]]] = {}
+    for row in rows:
+        series.setdefault(row.model, []).append(("=".join(row.choices), row.arena_plus_input_bytes, row.instructions))
+    return series
 
 
 def _say(console, text: str) -> None:
@@ -226,14 +421,64 @@ def _notes(clock_mhz: float, skipped: list[str]) -> list[str]:
     return notes
 
 
-def markdown_table(rows: list[ModelRow], clock_mhz: float, skipped: list[str]) -> str:
+SCHEDULE_COLUMNS = (
+    "model", "schedule", "--memory", "arena", "arena + input", "TFLM arena", "instr. portable", "instr. DSP",
+    "ratio to fast portable / DSP", "bit-exact portable / DSP", "RAM target", "ratio target",
+)
+
+
+def schedule_cells(row: ScheduleRow) -> list[str]:
+    ratios = " / ".join("-" if row.ratio_to_fast[k] is None else f"{row.ratio_to_fast[k]:.2f}x" for k in KERNELS)
+    return [
+        row.model, row.schedule, ", ".join(row.choices), f"{row.arena_bytes:,}", f"{row.arena_plus_input_bytes:,}",
+        f"{row.tflm_arena_bytes:,}", millions(row.instructions["portable"]), millions(row.instructions["dsp"]),
+        ratios, f"{row.bit_exact['portable']} / {row.bit_exact['dsp']}", row.ram_verdict, row.ratio_verdict,
+    ]
+
+
+def schedule_markdown(rows: list[ScheduleRow], notes: list[str] = ()) -> list[str]:
+    """The schedule table's markdown lines (models.md and docs)."""
+    lines = ["## Memory schedules: RAM against instructions", ""]
+    lines.append("| " + " | ".join(SCHEDULE_COLUMNS) + " |")
+    lines.append("|" + "|".join("---" if index < 3 else "---:" for index in range(len(SCHEDULE_COLUMNS))) + "|")
+    lines += ["| " + " | ".join(schedule_cells(row)) + " |" for row in rows]
+    lines.append("")
+    lines += [
+        "- One row per distinct schedule; `--memory` lists the choices that pick it (docs/memory.md).",
+        "- RAM target: issue 12's, on arena + input bytes (TFLite Micro's arena holds its input). "
+        f"Ratio target: a smaller schedule's instructions at most {RATIO_TARGET}x fast's, on each kernel build.",
+        f"- Plot: {PLOT_SCHEDULES} (arena + input against instructions, one series per model).",
+    ]
+    lines += [f"- Not measured: {note}." for note in notes]
+    return lines
+
+
+def markdown_table(rows: list[ModelRow], clock_mhz: float, skipped: list[str],
+                   schedule_rows: list[ScheduleRow] = (), schedule_notes: list[str] = ()) -> str:
     lines = ["# si4tool on the emulated Cortex-M4: seed and MLPerf Tiny models", ""]
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "|".join("---" if index == 0 else "---:" for index in range(len(COLUMNS))) + "|")
     lines += ["| " + " | ".join(_cells(row, clock_mhz)) + " |" for row in rows]
     lines.append("")
     lines += [f"- {note}" for note in _notes(clock_mhz, skipped)]
+    if schedule_rows:
+        lines.append("")
+        lines += schedule_markdown(list(schedule_rows), list(schedule_notes))
     return "\n".join(lines) + "\n"
+
+
+def print_schedule_table(rows: list[ScheduleRow], console) -> None:
+    from rich.table import Table
+
+    if not rows:
+        return
+    table = Table(title="Memory schedules: RAM (arena + input) against instructions per inference")
+    for index, column in enumerate(("model", "schedule", "--memory", "RAM (B)", "portable", "DSP", "ratio", "RAM target", "ratio target")):
+        table.add_column(column, justify="left" if index < 3 else "right")
+    for row in rows:
+        cells = schedule_cells(row)
+        table.add_row(cells[0], cells[1], cells[2], cells[4], cells[6], cells[7], cells[8], cells[10], cells[11])
+    console.print(table)
 
 
 def print_table(rows: list[ModelRow], console, clock_mhz: float, skipped: list[str]) -> None:

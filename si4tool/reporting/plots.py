@@ -207,3 +207,51 @@ def plot_instructions_per_layer(runs: list[QemuRun], layer_names: list[str]) -> 
     axes.legend()
     figure.tight_layout()
     return _png_bytes(figure)
+
+
+def plot_ram_vs_instructions(series: dict[str, list[tuple[str, int, dict]]], value_label: str = "instructions per inference") -> bytes:
+    """RAM (x) against instructions (y), one series per model, each point labelled by its schedule;
+    one panel per kernel build. series: model -> [(label, ram bytes, {kernel: value})]. Log axes: the
+    models span 1 KB to 50 KB and 0.4 M to 50 M instructions."""
+    kernels = [kernel for kernel in ("portable", "dsp") if any(kernel in point[2] for points in series.values() for point in points)]
+    from matplotlib.ticker import NullFormatter
+
+    kernels = kernels or ["portable"]
+    figure = _new_figure(6.0 * len(kernels), 5.0)
+    panels = figure.subplots(1, len(kernels), squeeze=False)[0]
+    for axes, kernel in zip(panels, kernels):
+        for model, points in series.items():
+            shown = [(label, ram, values[kernel]) for label, ram, values in points if values.get(kernel) is not None]
+            if not shown:
+                continue
+            shown.sort(key=lambda point: point[1])
+            axes.plot([p[1] for p in shown], [p[2] for p in shown], "-o", markersize=4, label=model)
+            # A label sits on the far side of its point from the series' other points: the leftmost one to
+            # the left (above), the others to the right (below); a lone point's to the right, off the y axis.
+            for index, (label, ram, value) in enumerate(shown):
+                leftwards = index == 0 and len(shown) > 1
+                axes.annotate(label, (ram, value), textcoords="offset points", fontsize=7,
+                              xytext=(-5, 6) if leftwards else (5, -11), ha="right" if leftwards else "left")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.margins(0.15)  # room for the labels at the ends
+        axes.set_title(f"{'DSP' if kernel == 'dsp' else kernel} kernels")
+        axes.set_xlabel("RAM: arena + input (bytes)")
+        axes.set_ylabel(value_label)
+        axes.grid(True, which="both", alpha=0.3)
+        # Plain numbers (3,000 B, 8.8 M), not 10^x: on less than a decade the minor ticks are labelled too.
+        for axis, formatter, (low, high) in (
+            (axes.xaxis, _thousands_formatter(), axes.get_xlim()),
+            (axes.yaxis, _millions_formatter(), axes.get_ylim()),
+        ):
+            axis.set_major_formatter(formatter)
+            axis.set_minor_formatter(formatter if high < 10 * low else NullFormatter())
+        if series:
+            axes.legend(fontsize=8)
+    return _png_bytes(figure)
+
+
+def _millions_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _position: f"{value / 1e6:g} M")

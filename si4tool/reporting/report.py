@@ -25,6 +25,7 @@ from si4tool.reporting.plots import (
     plot_instructions_per_layer,
     plot_memory_timeline,
     plot_misclassified,
+    plot_ram_vs_instructions,
     plot_training_curves,
 )
 
@@ -35,8 +36,13 @@ PLOT_CONFUSION = "confusion_matrices.png"
 PLOT_MEMORY = "memory_timeline.png"
 PLOT_MISCLASSIFIED = "misclassified.png"
 PLOT_QEMU_LAYERS = "qemu_instructions_per_layer.png"
+PLOT_SCHEDULES = "schedules.png"
 # Every file the report writes; an --out folder holding anything else is not ours to replace.
-REPORT_FILES = (REPORT_MARKDOWN, REPORT_HTML, PLOT_TRAINING, PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS)
+REPORT_FILES = (
+    REPORT_MARKDOWN, REPORT_HTML, PLOT_TRAINING, PLOT_CONFUSION, PLOT_MEMORY, PLOT_MISCLASSIFIED, PLOT_QEMU_LAYERS,
+    PLOT_SCHEDULES,
+)
+KERNELS = ("portable", "dsp")
 
 
 
@@ -52,6 +58,9 @@ class ReportInputs:
     host: HostValidation | None = None
     qemu: list[QemuRun] | None = None
     test_images: np.ndarray | None = None  # (N, 28, 28) uint8, for the misclassified grid
+    # bench-models' schedule records (models.json "schedules") of this model, when it measured it
+    bench_schedules: list[dict] | None = None
+    bench_models_path: Path | None = None
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it is missing
 
 
@@ -90,8 +99,19 @@ def _load_test_images(manifest: Manifest, data_path: Path | None) -> tuple[np.nd
     return dataset.x_test, None
 
 
+def _read_bench_schedules(path: Path, model_sha256: str) -> list[dict] | None:
+    """bench-models' schedule records of this model (models.json), or None when it holds none."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} (bench-models' results) is not readable JSON ({error}); run `si4tool bench-models` again") from None
+    rows = [row for row in record.get("schedules", []) if isinstance(row, dict) and row.get("model_sha256") == model_sha256]
+    return rows or None
+
+
 def load_report_inputs(
-    assets_dir: Path, validation_dir: Path, data_path: Path | None = None, need_images: bool = True
+    assets_dir: Path, validation_dir: Path, data_path: Path | None = None, need_images: bool = True,
+    bench_models_path: Path | None = None,
 ) -> ReportInputs:
     assets_dir = Path(assets_dir)
     validation_dir = Path(validation_dir)
@@ -132,6 +152,16 @@ def load_report_inputs(
         inputs.notes["qemu"] = f"{qemu_path} measures another model: run `si4tool validate-qemu` again for these assets"
     else:
         inputs.qemu = qemu.runs or None
+
+    if bench_models_path is not None and Path(bench_models_path).is_file():
+        inputs.bench_models_path = Path(bench_models_path)
+        inputs.bench_schedules = _read_bench_schedules(bench_models_path, manifest.model_sha256)
+    if inputs.bench_schedules is None and (manifest.memory or {}).get("candidates"):
+        where = bench_models_path or "models.json"
+        inputs.notes["schedules"] = (
+            f"no measured instructions per schedule in {where}: run `si4tool bench-models` (or validate-qemu on a "
+            "build of each --memory choice) to measure them"
+        )
 
     if need_images and inputs.host and inputs.host.misclassified:
         inputs.test_images, note = _load_test_images(manifest, data_path)
@@ -399,6 +429,11 @@ def report_plots(inputs: ReportInputs, rows: list[dict], buffers: list[dict], me
         png = plot_instructions_per_layer(inputs.qemu, [row["name"] for row in rows])
         if png is not None:
             plots[PLOT_QEMU_LAYERS] = png
+
+    model_name = Path(str(inputs.manifest.source_model.get("path") or "this model")).stem
+    png = schedule_plot(schedule_rows(inputs.manifest, inputs.qemu, inputs.bench_schedules), model_name)
+    if png is not None:
+        plots[PLOT_SCHEDULES] = png
     return plots
 
 
@@ -458,6 +493,8 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         PLOT_MEMORY: "Arena occupancy: each rectangle is a buffer, placed at its arena offset for the layers during which it is live.",
         PLOT_MISCLASSIFIED: "Test digits the int8 C engine gets wrong, with the true and the predicted label.",
         PLOT_QEMU_LAYERS: "Instructions per layer on the emulated Cortex-M, per kernel variant.",
+        PLOT_SCHEDULES: "Memory schedules: RAM (arena + input) against instructions per inference on the emulated "
+        "Cortex-M4, per kernel build (estimated MACs when no schedule was measured).",
     }
     # name -> the image as a data URI and its caption; the HTML places each one in its section.
     figures = {
@@ -495,29 +532,69 @@ def report_context(inputs: ReportInputs, plots: dict[str, bytes], rows: list[dic
         "plot": {name: name in plots for name in captions},
         "notes": inputs.notes,
         "misclassified_count": len(inputs.host.misclassified) if inputs.host else 0,
-        "schedules": schedule_rows(manifest),
+        "schedules": schedule_rows(manifest, inputs.qemu, inputs.bench_schedules),
         "schedules_choice": (manifest.memory or {}).get("choice", "fast"),
     }
 
 
-def schedule_rows(manifest) -> list[dict]:
-    """One row per schedule the planner built for the model (manifest.memory, issue 12), the chosen one marked."""
+def schedule_rows(manifest, qemu: list[QemuRun] | None = None, bench: list[dict] | None = None) -> list[dict]:
+    """One row per schedule the planner built for the model (manifest.memory, issue 12), the chosen one
+    marked, with its instructions per inference on the emulated Cortex-M4 where they were measured:
+    validate-qemu's runs (qemu.json) for the chosen schedule, bench-models' (models.json) for any;
+    otherwise only the estimated multiply-accumulates, labelled as an estimate."""
     record = manifest.memory
-    if not record or len(record["candidates"]) < 2:
-        return []  # layer by layer is the only schedule: nothing to choose
-    return [
-        {
+    if not record or not record.get("candidates"):
+        return []  # assets from before the schedules: nothing recorded
+    measured: dict[str, dict] = {}  # schedule -> {"instructions": {kernel: n}, "source": ...}
+    for row in bench or []:
+        measured[row["schedule"]] = {"instructions": dict(row["instructions"]), "source": "bench-models",
+                                     "choices": list(row.get("choices", []))}
+    chosen = next((c for c in record["candidates"] if c["schedule"] == record["schedule"]), None)
+    # qemu.json measures the chosen schedule when its arena is this build's (same model, other --memory otherwise).
+    runs = [run for run in qemu or [] if chosen is not None and run.arena_bytes == chosen["arena_bytes"]]
+    if runs:
+        entry = measured.setdefault(record["schedule"], {"instructions": {}, "source": "validate-qemu", "choices": []})
+        entry["instructions"].update({run.kernel: run.instructions_per_inference for run in runs})
+        entry["source"] = "validate-qemu"
+    fast = measured.get(record["candidates"][0]["schedule"], {}).get("instructions", {})
+    rows = []
+    for candidate in record["candidates"]:
+        found = measured.get(candidate["schedule"])
+        instructions = found["instructions"] if found else {}
+        ratios = [
+            f"{instructions[k] / fast[k]:.2f}x" if instructions.get(k) and fast.get(k) else "-" for k in KERNELS
+        ]
+        rows.append({
             "schedule": candidate["schedule"],
             "chosen": candidate["schedule"] == record["schedule"],
             "arena": _count(candidate["arena_bytes"]),
             "arena_plus_input": _count(candidate["arena_plus_input_bytes"]),
             "estimated_macs": _count(candidate["estimated_macs"]),
-        }
-        for candidate in record["candidates"]
-    ]
+            "instructions": {k: _count(instructions[k]) if instructions.get(k) else "-" for k in KERNELS},
+            "ratio": " / ".join(ratios),
+            "measured_by": found["source"] if found else "not measured (estimated MACs only)",
+            "choices": ", ".join(found["choices"]) if found and found["choices"] else "",
+            # for the plot
+            "ram_bytes": int(candidate["arena_plus_input_bytes"]),
+            "values": {k: int(instructions[k]) for k in KERNELS if instructions.get(k)},
+            "macs": int(candidate["estimated_macs"]),
+        })
+    return rows
 
 
-def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_path: Path | None = None) -> dict:
+def schedule_plot(rows: list[dict], model: str) -> bytes | None:
+    """RAM against measured instructions per schedule; against estimated MACs when none is measured."""
+    if not rows:
+        return None
+    if any(row["values"] for row in rows):
+        points = [(row["schedule"], row["ram_bytes"], row["values"]) for row in rows if row["values"]]
+        return plot_ram_vs_instructions({model: points})
+    points = [(row["schedule"], row["ram_bytes"], {"portable": row["macs"]}) for row in rows]
+    return plot_ram_vs_instructions({model: points}, value_label="estimated MACs (not measured)")
+
+
+def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_path: Path | None = None,
+                 bench_models_path: Path | None = None) -> dict:
     """Write report.md, report.html (images embedded) and the PNG plots into `out_dir`.
 
     Returns {"markdown": path, "html": path, "plots": {name: path}, "figures": {...}}:
@@ -527,7 +604,7 @@ def write_report(assets_dir: Path, out_dir: Path, validation_dir: Path, data_pat
 
     out_dir = Path(out_dir)
     check_replaceable_folder(out_dir, REPORT_FILES)  # before the plots are drawn
-    inputs = load_report_inputs(assets_dir, validation_dir, data_path)
+    inputs = load_report_inputs(assets_dir, validation_dir, data_path, bench_models_path=bench_models_path)
     rows = layer_rows(inputs.manifest)
     buffers = arena_buffers(rows, (inputs.manifest.memory or {}).get("stream_buffers", []))
     memory = memory_figures(inputs)

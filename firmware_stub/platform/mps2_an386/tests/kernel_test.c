@@ -462,6 +462,10 @@ static int32_t test_model_shapes(void)
         {128, 5, 128, 0, -128, -128, 127, 0, 1}, /* per tensor */
         {13, 6, -3, 0, 0, -128, 127, 1, 1},     /* ragged input */
         {3, 1, 1, 0, -128, -128, 127, 1, 1},    /* shorter than a word */
+        /* Per tensor, whole words: the DSP kernel's fused dot and requantization loop. */
+        {128, 8, 128, 0, -128, -128, 127, 0, 1}, /* ad01's 128 -> 8 */
+        {8, 13, 128, 0, -128, -128, 127, 0, 1},  /* ad01's 8 -> 128, 3 rows left over */
+        {640, 9, 0, 0, -20, -20, 100, 0, 1},     /* a clamp inside int8 */
     };
     int32_t failures = 0;
     int32_t cases = 0;
@@ -498,6 +502,14 @@ static int32_t test_model_shapes(void)
             fill_s8(input, fc.input_size);
             fill_s8(filter, fc.input_size * fc.output_size);
             fill_requant(fc.output_size, fc.input_size);
+            if (variant == 2) {
+                /* A bias beyond the fused loop's bound (|acc + bias| < 2^29) in
+                 * the second group of rows (|acc| < 2^25 here): that group
+                 * and the rest go the general way. */
+                bias[fc.output_size > 5 ? 5 : 0] = ((int32_t)1 << 29) + ((int32_t)1 << 28);
+                multiplier[0] = 0x50000000; /* a per-tensor scaling the fused loop takes */
+                shift[0] = -10;
+            }
             memset(output_portable, 0x55, (size_t)fc.output_size);
             memset(output_dsp, 0x55, (size_t)fc.output_size);
             si4_ref_fully_connected_s8(&fc, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_portable);
