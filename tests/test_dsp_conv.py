@@ -58,6 +58,19 @@ def test_dsp_conv_and_fully_connected_match_portable_on_model_shapes(kernel_test
 
 @pytest.mark.qemu
 @requires_qemu
+def test_dsp_few_channel_first_layers_match_portable(kernel_test_output):
+    """The few-channel im2col path (1 to 4 input channels, windows up to 64 taps: 3x3, 5x5, 10x4, 8x8,
+    stride 1 and 2, SAME and VALID, odd widths, output channels not multiples of 4, several filter
+    blocks) with the fast requantization and without it (relu6-like clamp, multiplier 0, shifts -1,
+    -2, -31, a left shift, a bias too large for it): bit-exact with the portable kernel."""
+    _, output = kernel_test_output
+    found = re.search(r"kernel-test few_channel cases (\d+) mismatches (\d+)", output)
+    assert found, output
+    assert int(found.group(1)) == 90 and int(found.group(2)) == 0, output
+
+
+@pytest.mark.qemu
+@requires_qemu
 def test_seed_dsp_engine_code_fits_12_kb(firmware_assets, tmp_path):
     """The seed model's engine in the DSP build: model.o as a product compiles it (no per-layer
     tables) and the kernels as linked (after --gc-sections, from the link map), cross-checked

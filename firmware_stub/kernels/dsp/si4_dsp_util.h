@@ -16,7 +16,8 @@
  * (TFLM's double rounding, bit for bit); the column block that four
  * convolution positions are widened into; the assembly inner loops (naked
  * leaf functions, so that they build at every optimisation level and with
- * a frame pointer); the per-channel glue the kernels share.
+ * a frame pointer); the per-channel glue the kernels share; last, the
+ * few-channel im2col of first layers (its own loops and requantization).
  *
  * Only included by kernels/dsp/ files, and only when __ARM_FEATURE_DSP is set.
  */
@@ -879,5 +880,240 @@ static inline void si4_dsp_channel_constants_init(const int32_t *bias,
     constants->shift = shift;
     constants->step = per_channel ? 1 : 0;
 }
+
+/* ------------------------------------------------------------------------
+ * few-channel im2col
+ *
+ * First layers with few input channels (3x3x3: 27 taps, 10x4x1: 40) and few
+ * output channels: the window of each of two output positions is widened
+ * into int16 pairs (tap pairs in an order the widening finds cheap, the
+ * filter widened into the same order once per call), then every pair of
+ * output channels is register-blocked against both positions: per group of
+ * two tap pairs three LDMs and eight SMLADs, 16 MACs in 13 instructions
+ * with the loop. The layout (words; p: position, q: channel of a pair,
+ * j: tap pair):
+ *   columns: word 4 * (j / 2) + 2p + (j % 2)
+ *   filters: per channel pair, the two biases, then word
+ *            2 + 4 * (j / 2) + 2q + (j % 2)
+ * so one LDM of four column words serves one group of both positions.
+ */
+
+/* The accumulators of one position pair go to `acc` ([channel][position],
+ * bias included) for `channel_pairs` channel pairs. */
+typedef struct {
+    int32_t *acc;
+    int32_t channel_pairs; /* >= 1 */
+} si4_dsp_few_mac_job;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* One group of both positions against one channel pair. */
+#define SI4_DSP_FEW_GROUP                                                       \
+    "ldm     r0!, {r7, r8, r9, r10}    \n\t" /* a group of positions 0 and 1 */ \
+    "ldm     r1!, {r11, r12}           \n\t" /* channel 0 */                    \
+    "smlad   r3, r7, r11, r3           \n\t"                                    \
+    "smlad   r3, r8, r12, r3           \n\t"                                    \
+    "smlad   r4, r9, r11, r4           \n\t"                                    \
+    "smlad   r4, r10, r12, r4          \n\t"                                    \
+    "ldm     r1!, {r11, r12}           \n\t" /* channel 1 */                    \
+    "smlad   r5, r7, r11, r5           \n\t"                                    \
+    "smlad   r5, r8, r12, r5           \n\t"                                    \
+    "smlad   r6, r9, r11, r6           \n\t"                                    \
+    "smlad   r6, r10, r12, r6          \n\t"
+
+#define SI4_DSP_FEW_MAC_START                                                   \
+    "push    {r4-r11, lr}              \n\t"                                    \
+    "ldm     r3, {r3, lr}              \n\t" /* acc, channel pairs */           \
+    "push    {r1, r3}                  \n\t" /* [sp]: columns, acc */           \
+    "mov     r1, r0                    \n\t"                                    \
+    "1:                                \n\t"                                    \
+    "ldm     r1!, {r3, r5}             \n\t" /* the biases start the sums */    \
+    "mov     r4, r3                    \n\t"                                    \
+    "mov     r6, r5                    \n\t"                                    \
+    "ldr     r0, [sp]                  \n\t"
+
+#define SI4_DSP_FEW_MAC_END                                                     \
+    "3:                                \n\t"                                    \
+    "ldr     r7, [sp, #4]              \n\t"                                    \
+    "stm     r7!, {r3, r4, r5, r6}     \n\t"                                    \
+    "str     r7, [sp, #4]              \n\t"                                    \
+    "subs    lr, lr, #1                \n\t"                                    \
+    "bne     1b                        \n\t"                                    \
+    "add     sp, sp, #8                \n\t"                                    \
+    "pop     {r4-r11, pc}              \n\t"
+
+/* filters: the channel pairs' words (layout above); columns .. columns_end:
+ * the groups of the position pair, an even number of them (at least 2),
+ * two per loop pass. */
+static void __attribute__((naked, unused)) si4_dsp_few_mac(const uint32_t *filters,
+                                                            const uint32_t *columns,
+                                                            const uint32_t *columns_end,
+                                                            const si4_dsp_few_mac_job *job)
+{
+    __asm__(
+        SI4_DSP_FEW_MAC_START
+        "2:                                \n\t"
+        SI4_DSP_FEW_GROUP
+        SI4_DSP_FEW_GROUP
+        "cmp     r0, r2                    \n\t"
+        "bne     2b                        \n\t"
+        SI4_DSP_FEW_MAC_END);
+}
+
+/* si4_dsp_few_mac for an odd number of groups: the first alone. */
+static void __attribute__((naked, unused)) si4_dsp_few_mac_odd(const uint32_t *filters,
+                                                                const uint32_t *columns,
+                                                                const uint32_t *columns_end,
+                                                                const si4_dsp_few_mac_job *job)
+{
+    __asm__(
+        SI4_DSP_FEW_MAC_START
+        SI4_DSP_FEW_GROUP
+        "cmp     r0, r2                    \n\t"
+        "beq     3f                        \n\t"
+        "2:                                \n\t"
+        SI4_DSP_FEW_GROUP
+        SI4_DSP_FEW_GROUP
+        "cmp     r0, r2                    \n\t"
+        "bne     2b                        \n\t"
+        SI4_DSP_FEW_MAC_END);
+}
+
+/* The requantization of one channel in three words, for the case the
+ * caller checked: multiplier >= 0, shift = -e with e in [2, 31], output
+ * clamp [-128, 127], and accumulators small enough that nothing below
+ * overflows. TFLM computes high = floor((x*m + 2^30) / 2^31) (its two
+ * nudges agree with this one formula) and then round-half-away-from-zero
+ * of high / 2^e, which is floor((high + 2^(e-1) - [high < 0]) / 2^e).
+ * Nested floors of divisions by powers of two are one floor, and adding an
+ * integer before a floor is adding it after, so the result is
+ *   floor((x*m + 2^30 + 2^(30+e) - [high < 0] * 2^31) / 2^(31+e)),
+ * and [high < 0] may be replaced by [x < 0] (they differ only where high
+ * is 0, which rounds to 0 either way). One SMLAL onto a start that depends
+ * on x's sign: low word 2^30 | (x & 2^31), high word 2^(e-2) + (x >> 31),
+ * then the high word shifted right by e-1. The output offset rides in the
+ * high word as offset * 2^(e-1). */
+typedef struct {
+    int32_t multiplier;
+    int32_t high_start; /* 2^(e-2) + output_offset * 2^(e-1) */
+    int32_t high_shift; /* e - 1 */
+} si4_dsp_few_quant;
+
+/* output[c] and output[c + second] (second: the next position's byte
+ * offset, or 0 when the pair repeats one position) of `count` channels
+ * (count >= 1) from acc ([channel][position]). */
+static void __attribute__((naked, unused)) si4_dsp_few_requantize(const int32_t *acc,
+                                                                   int32_t count,
+                                                                   const si4_dsp_few_quant *quant,
+                                                                   int8_t *output,
+                                                                   int32_t second)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldr     r12, [sp, #36]            \n\t" /* second (fifth argument) */
+        "1:                                \n\t"
+        "ldm     r2!, {r4, r5, r6}         \n\t" /* multiplier, high start, high shift */
+        "ldrd    r7, r8, [r0], #8          \n\t"
+        "and     r9, r7, #0x80000000       \n\t"
+        "orr     r9, r9, #0x40000000       \n\t"
+        "add     r10, r5, r7, asr #31      \n\t"
+        "smlal   r9, r10, r7, r4           \n\t"
+        "asr     r10, r10, r6              \n\t"
+        "ssat    r10, #8, r10              \n\t"
+        "and     r9, r8, #0x80000000       \n\t"
+        "orr     r9, r9, #0x40000000       \n\t"
+        "add     r11, r5, r8, asr #31      \n\t"
+        "smlal   r9, r11, r8, r4           \n\t"
+        "asr     r11, r11, r6              \n\t"
+        "ssat    r11, #8, r11              \n\t"
+        "strb    r11, [r3, r12]            \n\t"
+        "strb    r10, [r3], #1             \n\t"
+        "subs    r1, r1, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+#pragma GCC diagnostic pop
+
+/* The fast requantization's constants of one channel, 1 when they apply
+ * (see si4_dsp_few_quant): `bound` bounds |acc + bias|. */
+static inline int32_t si4_dsp_few_quant_init(int32_t multiplier,
+                                             int32_t shift,
+                                             int32_t output_offset,
+                                             int64_t bound,
+                                             si4_dsp_few_quant *quant)
+{
+    const int32_t e = -shift;
+    int64_t start;
+    if (multiplier < 0 || e < 2 || e > 31 || bound >= ((int64_t)1 << 31)) {
+        return 0;
+    }
+    start = ((int64_t)1 << (e - 2)) + (int64_t)output_offset * ((int64_t)1 << (e - 1));
+    /* |high word| <= bound / 2 + 2^(e-2) + 1 before the offset. */
+    if (bound / 2 + ((int64_t)1 << (e - 2)) + 1 + 128 * ((int64_t)1 << (e - 1)) >= ((int64_t)1 << 31)) {
+        return 0;
+    }
+    quant->multiplier = multiplier;
+    quant->high_start = (int32_t)start;
+    quant->high_shift = e - 1;
+    return 1;
+}
+
+/* How a window of whole kernel rows is widened into one position's words. */
+typedef struct {
+    int32_t row_step;     /* bytes from one kernel row's first input byte to the next's */
+    int32_t rows;         /* >= 1 */
+    int32_t words;        /* whole input words per row */
+    int32_t leftover;     /* bytes per row after them */
+    uint32_t offset_pair; /* si4_dsp_offset_pair(input_offset) */
+    int32_t input_offset;
+} si4_dsp_few_widen_job;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+/* The window whose first row starts at `row` into `column` (the columns
+ * plus 2p words), in the tap order of the layout above: per row its words
+ * (SXTAB16 pairs, one STRD per word), then every row's leftover bytes plus
+ * the offset as halfwords, four to a group. */
+static void __attribute__((naked, unused)) si4_dsp_few_widen(const int8_t *row,
+                                                              uint32_t *column,
+                                                              const si4_dsp_few_widen_job *job)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r2, {r3, r4, r5, r6, r7, lr} \n\t" /* row step, rows, words, leftover, pair, offset */
+        "mul     r8, r4, r5                \n\t"
+        "add     r8, r1, r8, lsl #4        \n\t" /* the leftovers' first group */
+        "movs    r2, #0                    \n\t" /* leftovers so far */
+        "1:                                \n\t"
+        "mov     r10, r0                   \n\t"
+        "movs    r9, r5                    \n\t"
+        "beq     3f                        \n\t"
+        "2:                                \n\t"
+        "ldr     r11, [r10], #4            \n\t"
+        "sxtab16 r12, r7, r11              \n\t"
+        "sxtab16 r11, r7, r11, ror #8      \n\t"
+        "strd    r12, r11, [r1], #16       \n\t"
+        "subs    r9, r9, #1                \n\t"
+        "bne     2b                        \n\t"
+        "3:                                \n\t"
+        "movs    r9, r6                    \n\t"
+        "beq     5f                        \n\t"
+        "4:                                \n\t"
+        "ldrsb   r11, [r10], #1            \n\t"
+        "add     r11, r11, lr              \n\t"
+        "strh    r11, [r8], #2             \n\t"
+        "adds    r2, r2, #1                \n\t"
+        "tst     r2, #3                    \n\t"
+        "it      eq                        \n\t"
+        "addeq   r8, r8, #8                \n\t" /* the next group */
+        "subs    r9, r9, #1                \n\t"
+        "bne     4b                        \n\t"
+        "5:                                \n\t"
+        "add     r0, r0, r3                \n\t"
+        "subs    r4, r4, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+#pragma GCC diagnostic pop
 
 #endif /* SI4_DSP_UTIL_H */

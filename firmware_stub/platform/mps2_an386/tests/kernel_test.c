@@ -689,6 +689,115 @@ static int32_t test_model_shapes(void)
     return failures;
 }
 
+/* A first-layer convolution of the few-channel class: SAME (ceil(in /
+ * stride), the padding split as TFLite does, odd totals one more at the
+ * bottom/right) or VALID. */
+typedef struct {
+    int32_t height, width, channels, kernel_height, kernel_width, stride, same, output_channels;
+} few_channel_shape;
+
+static void few_channel_conv_params(const few_channel_shape *shape, si4_conv2d_params *conv)
+{
+    memset(conv, 0, sizeof *conv);
+    conv->input_height = shape->height;
+    conv->input_width = shape->width;
+    conv->input_channels = shape->channels;
+    conv->kernel_height = shape->kernel_height;
+    conv->kernel_width = shape->kernel_width;
+    conv->stride_height = shape->stride;
+    conv->stride_width = shape->stride;
+    conv->dilation_height = 1;
+    conv->dilation_width = 1;
+    conv->output_channels = shape->output_channels;
+    conv->per_channel = 1;
+    if (shape->same) {
+        const int32_t pad_h = (shape->height + shape->stride - 1) / shape->stride * shape->stride - shape->stride +
+                              shape->kernel_height - shape->height;
+        const int32_t pad_w = (shape->width + shape->stride - 1) / shape->stride * shape->stride - shape->stride +
+                              shape->kernel_width - shape->width;
+        conv->output_height = (shape->height + shape->stride - 1) / shape->stride;
+        conv->output_width = (shape->width + shape->stride - 1) / shape->stride;
+        conv->pad_top = pad_h > 0 ? pad_h / 2 : 0;
+        conv->pad_left = pad_w > 0 ? pad_w / 2 : 0;
+    } else {
+        conv->output_height = (shape->height - shape->kernel_height) / shape->stride + 1;
+        conv->output_width = (shape->width - shape->kernel_width) / shape->stride + 1;
+    }
+}
+
+/* Issue 11's first layers (1 to 4 input channels, 3x3, 5x5, 10x4 and
+ * other windows up to 64 taps, stride 1 and 2, SAME and VALID, odd widths,
+ * output channels that are not multiples of 4 and more than one filter
+ * block), each in six variants: the int8 clamp (the fast requantization)
+ * or a relu6-like one, an output offset of -128 or 17, with and without
+ * bias, input offsets 128, 0 and -127; then the requantization's ends in
+ * the channels: multiplier 0, shift -2 (the fast path's last) and -1, -31,
+ * a left shift, a bias so large the fast path must step aside. */
+static int32_t test_few_channel_shapes(void)
+{
+    static const few_channel_shape shapes[] = {
+        {15, 17, 3, 3, 3, 2, 1, 8},   /* vww conv2d_0 class, odd sizes, SAME */
+        {16, 13, 3, 3, 3, 1, 1, 16},  /* resnet8 conv2d_0 class */
+        {13, 11, 3, 3, 3, 1, 0, 33},  /* VALID, two filter blocks */
+        {49, 10, 1, 10, 4, 2, 1, 70}, /* kws conv2d_0 class, three filter blocks */
+        {12, 9, 1, 5, 5, 1, 1, 7},
+        {11, 7, 1, 5, 5, 2, 0, 5},
+        {9, 9, 1, 8, 8, 1, 1, 3},     /* 64 taps, the largest window */
+        {10, 9, 2, 3, 3, 1, 1, 6},
+        {11, 12, 2, 5, 5, 2, 1, 9},
+        {9, 7, 1, 10, 4, 2, 1, 4},    /* kernel taller than the input */
+        {12, 11, 4, 3, 3, 2, 1, 13},
+        {9, 10, 4, 3, 3, 1, 0, 1},
+        {8, 7, 4, 2, 2, 2, 0, 30},
+        {7, 9, 3, 1, 3, 1, 1, 11},    /* 9 taps, rows of 3 leftover bytes */
+        {6, 5, 3, 2, 5, 1, 1, 2},
+    };
+    static const int32_t input_offsets[] = {128, 0, -127};
+    int32_t failures = 0;
+    int32_t cases = 0;
+    int32_t i;
+    int32_t variant;
+    for (i = 0; i < (int32_t)(sizeof shapes / sizeof shapes[0]); ++i) {
+        for (variant = 0; variant < 6; ++variant) {
+            si4_conv2d_params conv;
+            int32_t taps;
+            int32_t bytes;
+            char text[160];
+            few_channel_conv_params(&shapes[i], &conv);
+            taps = conv.kernel_height * conv.kernel_width * conv.input_channels;
+            bytes = conv.output_height * conv.output_width * conv.output_channels;
+            conv.input_offset = input_offsets[variant % 3];
+            conv.output_offset = variant == 1 ? 17 : -128;
+            conv.activation_min = variant == 4 ? conv.output_offset : -128;
+            conv.activation_max = variant == 4 ? conv.output_offset + 90 : 127;
+            fill_s8(input, conv.input_height * conv.input_width * conv.input_channels);
+            fill_s8(filter, conv.output_channels * taps);
+            fill_requant(conv.output_channels, taps);
+            if (variant == 5) {
+                static const int32_t end_shifts[] = {-2, -1, -31, 1, -30};
+                int32_t c;
+                for (c = 0; c < conv.output_channels; ++c) {
+                    shift[c] = end_shifts[c % 5];
+                }
+                multiplier[0] = 0;
+                bias[conv.output_channels - 1] = INT32_MAX / 4;
+            } else if (variant == 3) {
+                multiplier[conv.output_channels / 2] = 0;
+                shift[0] = -2;
+            }
+            memset(output_portable, 0x55, (size_t)bytes);
+            memset(output_dsp, 0x55, (size_t)bytes);
+            si4_ref_conv2d_s8(&conv, input, filter, variant == 2 ? 0 : bias, multiplier, shift, output_portable);
+            si4_conv2d_s8(&conv, input, filter, variant == 2 ? 0 : bias, multiplier, shift, output_dsp);
+            describe_conv(text, sizeof text, &conv);
+            failures += compare("few_channel conv2d", i * 6 + variant, bytes, text);
+            ++cases;
+        }
+    }
+    printf("kernel-test few_channel cases %ld mismatches %ld\n", (long)cases, (long)failures);
+    return failures;
+}
+
 typedef int32_t (*case_fn)(int32_t case_index);
 
 static int32_t run_cases(const char *op, case_fn run)
@@ -715,6 +824,7 @@ int main(void)
     mismatches += test_seed_shapes();
     mismatches += test_requant_edges();
     mismatches += test_model_shapes();
+    mismatches += test_few_channel_shapes();
     mismatches += run_cases("conv2d", test_conv);
     mismatches += run_cases("pointwise", test_pointwise);
     mismatches += test_pointwise_ties();
