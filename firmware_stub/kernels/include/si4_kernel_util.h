@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "si4_nn.h"
+#include "si4_requant.h"
 
 /* sum_i a[i] * b[i] over n int8 pairs. Unrolled by four with walking
  * pointers: on a Cortex-M4 (GCC -O2) that is two post-increment byte loads
@@ -387,6 +388,57 @@ static inline void si4_pool_window_range(int32_t origin,
     const int32_t limit = extent - origin;
     *start = origin < 0 ? -origin : 0;
     *end = filter_size < limit ? filter_size : limit;
+}
+
+/* All output channels of DEPTHWISE_CONV_2D position (out_y, out_x) into out[0 .. output_channels),
+ * the window clipped to the input: TFLM's DepthwiseConvPerChannel arithmetic
+ * (the portable whole-layer kernel's edges and the pixel kernel). */
+static inline void si4_depthwise_position(const si4_depthwise_conv2d_params *params,
+                                   const int8_t *input,
+                                   const int8_t *filter,
+                                   const int32_t *bias,
+                                   const int32_t *output_multiplier,
+                                   const int32_t *output_shift,
+                                   int32_t out_y,
+                                   int32_t out_x,
+                                   int8_t *out)
+{
+    const int32_t input_channels = params->input_channels;
+    const int32_t output_channels = params->output_channels;
+    const int32_t depth_multiplier = params->depth_multiplier;
+    const int32_t input_offset = params->input_offset;
+    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
+    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
+    int32_t ky_start;
+    int32_t ky_end;
+    int32_t kx_start;
+    int32_t kx_end;
+    int32_t oc;
+    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
+                           &ky_start, &ky_end);
+    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
+                           &kx_start, &kx_end);
+    for (oc = 0; oc < output_channels; ++oc) {
+        const int32_t ic = oc / depth_multiplier;
+        const int32_t quant_index = params->per_channel ? oc : 0;
+        int32_t acc = 0;
+        int32_t ky;
+        for (ky = ky_start; ky < ky_end; ++ky) {
+            const int32_t in_y = in_y_origin + params->dilation_height * ky;
+            int32_t kx;
+            for (kx = kx_start; kx < kx_end; ++kx) {
+                const int32_t in_x = in_x_origin + params->dilation_width * kx;
+                const int32_t input_value = input[(in_y * params->input_width + in_x) * input_channels + ic];
+                const int32_t filter_value = filter[(ky * params->kernel_width + kx) * output_channels + oc];
+                acc += filter_value * (input_value + input_offset);
+            }
+        }
+        if (bias != 0) {
+            acc += bias[oc];
+        }
+        out[oc] = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                    params->output_offset, params->activation_min, params->activation_max);
+    }
 }
 
 #endif /* SI4_KERNEL_UTIL_H */

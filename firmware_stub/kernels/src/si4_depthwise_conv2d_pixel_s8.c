@@ -24,36 +24,5 @@ void si4_depthwise_conv2d_pixel_s8(const si4_depthwise_conv2d_params *params,
                                    int32_t out_x,
                                    int8_t *output)
 {
-    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-    int32_t ky_start;
-    int32_t ky_end;
-    int32_t kx_start;
-    int32_t kx_end;
-    int32_t oc;
-    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                           &ky_start, &ky_end);
-    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
-                           &kx_start, &kx_end);
-    for (oc = 0; oc < params->output_channels; ++oc) {
-        const int32_t ic = oc / params->depth_multiplier;
-        const int32_t quant_index = params->per_channel ? oc : 0;
-        int32_t acc = 0;
-        int32_t ky;
-        for (ky = ky_start; ky < ky_end; ++ky) {
-            const int32_t in_y = in_y_origin + params->dilation_height * ky;
-            int32_t kx;
-            for (kx = kx_start; kx < kx_end; ++kx) {
-                const int32_t in_x = in_x_origin + params->dilation_width * kx;
-                const int32_t input_value = input[(in_y * params->input_width + in_x) * params->input_channels + ic];
-                const int32_t filter_value = filter[(ky * params->kernel_width + kx) * params->output_channels + oc];
-                acc += filter_value * (input_value + params->input_offset);
-            }
-        }
-        if (bias != 0) {
-            acc += bias[oc];
-        }
-        output[oc] = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
-                                       params->output_offset, params->activation_min, params->activation_max);
-    }
+    si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x, output);
 }

@@ -20,56 +20,6 @@
 #include "si4_kernel_util.h"
 #include "si4_requant.h"
 
-/* All output channels of position (out_y, out_x), clipping the window to the input. */
-static void si4_depthwise_position(const si4_depthwise_conv2d_params *params,
-                                   const int8_t *input,
-                                   const int8_t *filter,
-                                   const int32_t *bias,
-                                   const int32_t *output_multiplier,
-                                   const int32_t *output_shift,
-                                   int32_t out_y,
-                                   int32_t out_x,
-                                   int8_t *output)
-{
-    const int32_t input_channels = params->input_channels;
-    const int32_t output_channels = params->output_channels;
-    const int32_t depth_multiplier = params->depth_multiplier;
-    const int32_t input_offset = params->input_offset;
-    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-    int8_t *out = output + (out_y * params->output_width + out_x) * output_channels;
-    int32_t ky_start;
-    int32_t ky_end;
-    int32_t kx_start;
-    int32_t kx_end;
-    int32_t oc;
-    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                           &ky_start, &ky_end);
-    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
-                           &kx_start, &kx_end);
-    for (oc = 0; oc < output_channels; ++oc) {
-        const int32_t ic = oc / depth_multiplier;
-        const int32_t quant_index = params->per_channel ? oc : 0;
-        int32_t acc = 0;
-        int32_t ky;
-        for (ky = ky_start; ky < ky_end; ++ky) {
-            const int32_t in_y = in_y_origin + params->dilation_height * ky;
-            int32_t kx;
-            for (kx = kx_start; kx < kx_end; ++kx) {
-                const int32_t in_x = in_x_origin + params->dilation_width * kx;
-                const int32_t input_value = input[(in_y * params->input_width + in_x) * input_channels + ic];
-                const int32_t filter_value = filter[(ky * params->kernel_width + kx) * output_channels + oc];
-                acc += filter_value * (input_value + input_offset);
-            }
-        }
-        if (bias != 0) {
-            acc += bias[oc];
-        }
-        out[oc] = si4_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
-                                    params->output_offset, params->activation_min, params->activation_max);
-    }
-}
-
 /* The first output index, from `first` on, whose window starts inside the
  * input (origin >= 0), and the end of those whose window also ends inside
  * (origin + (kernel - 1) * dilation < extent): the interior is [*start, *end). */
@@ -257,7 +207,7 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
                 continue;
             }
             si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x,
-                                   output);
+                                   output + (out_y * params->output_width + out_x) * params->output_channels);
         }
     }
 }
