@@ -393,36 +393,8 @@ static SI4_DSP_DW_COLD void si4_dsp_dw_scalar_position(const si4_depthwise_conv2
                                                        int32_t end_channel,
                                                        int8_t *output)
 {
-    const int32_t channels = params->output_channels;
-    const int32_t in_y_origin = out_y * params->stride_height - params->pad_top;
-    const int32_t in_x_origin = out_x * params->stride_width - params->pad_left;
-    int32_t ky_start;
-    int32_t ky_end;
-    int32_t kx_start;
-    int32_t kx_end;
-    int32_t oc;
-    si4_valid_kernel_range(in_y_origin, params->dilation_height, params->kernel_height, params->input_height,
-                           &ky_start, &ky_end);
-    si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width, &kx_start,
-                           &kx_end);
-    for (oc = first_channel; oc < end_channel; ++oc) {
-        const int32_t quant_index = params->per_channel ? oc : 0;
-        const int32_t ic = oc / params->depth_multiplier;
-        int32_t acc = bias != 0 ? bias[oc] : 0;
-        int32_t ky;
-        for (ky = ky_start; ky < ky_end; ++ky) {
-            const int32_t in_y = in_y_origin + params->dilation_height * ky;
-            int32_t kx;
-            for (kx = kx_start; kx < kx_end; ++kx) {
-                const int32_t in_x = in_x_origin + params->dilation_width * kx;
-                acc += filter[(ky * params->kernel_width + kx) * channels + oc] *
-                       (input[(in_y * params->input_width + in_x) * params->input_channels + ic] + params->input_offset);
-            }
-        }
-        output[(out_y * params->output_width + out_x) * channels + oc] =
-            si4_dsp_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
-                                  params->output_offset, params->activation_min, params->activation_max);
-    }
+    si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x, first_channel,
+                           end_channel, output + (out_y * params->output_width + out_x) * params->output_channels);
 }
 
 /* Channels first_channel .. end_channel - 1 of every position of rows

@@ -390,18 +390,21 @@ static inline void si4_pool_window_range(int32_t origin,
     *end = filter_size < limit ? filter_size : limit;
 }
 
-/* All output channels of DEPTHWISE_CONV_2D position (out_y, out_x) into out[0 .. output_channels),
- * the window clipped to the input: TFLM's DepthwiseConvPerChannel arithmetic
- * (the portable whole-layer kernel's edges and the pixel kernel). */
+/* Output channels first_channel .. end_channel - 1 of DEPTHWISE_CONV_2D position (out_y, out_x)
+ * into out[first_channel .. end_channel), the window clipped to the input: TFLM's
+ * DepthwiseConvPerChannel arithmetic (the portable kernel's edges, the pixel kernels, the DSP
+ * kernel's cold paths). */
 static inline void si4_depthwise_position(const si4_depthwise_conv2d_params *params,
-                                   const int8_t *input,
-                                   const int8_t *filter,
-                                   const int32_t *bias,
-                                   const int32_t *output_multiplier,
-                                   const int32_t *output_shift,
-                                   int32_t out_y,
-                                   int32_t out_x,
-                                   int8_t *out)
+                                          const int8_t *input,
+                                          const int8_t *filter,
+                                          const int32_t *bias,
+                                          const int32_t *output_multiplier,
+                                          const int32_t *output_shift,
+                                          int32_t out_y,
+                                          int32_t out_x,
+                                          int32_t first_channel,
+                                          int32_t end_channel,
+                                          int8_t *out)
 {
     const int32_t input_channels = params->input_channels;
     const int32_t output_channels = params->output_channels;
@@ -418,7 +421,7 @@ static inline void si4_depthwise_position(const si4_depthwise_conv2d_params *par
                            &ky_start, &ky_end);
     si4_valid_kernel_range(in_x_origin, params->dilation_width, params->kernel_width, params->input_width,
                            &kx_start, &kx_end);
-    for (oc = 0; oc < output_channels; ++oc) {
+    for (oc = first_channel; oc < end_channel; ++oc) {
         const int32_t ic = oc / depth_multiplier;
         const int32_t quant_index = params->per_channel ? oc : 0;
         int32_t acc = 0;

@@ -24,5 +24,6 @@ void si4_depthwise_conv2d_pixel_s8(const si4_depthwise_conv2d_params *params,
                                    int32_t out_x,
                                    int8_t *output)
 {
-    si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x, output);
+    si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x, 0,
+                           params->output_channels, output);
 }

@@ -206,7 +206,8 @@ void si4_depthwise_conv2d_s8(const si4_depthwise_conv2d_params *params,
                 out_x = x1 - 1; /* done by the interior path */
                 continue;
             }
-            si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x,
+            si4_depthwise_position(params, input, filter, bias, output_multiplier, output_shift, out_y, out_x, 0,
+                                   params->output_channels,
                                    output + (out_y * params->output_width + out_x) * params->output_channels);
         }
     }
