@@ -202,6 +202,36 @@ _ORDERINGS: list[tuple[str, Callable[[_Buffer], tuple]]] = [
 ]
 
 
+def _rings_inside_their_maps(graph: Graph, in_place, lifetimes, shares) -> dict[str, tuple[str, int, int, int]]:
+    """The in-place layers' rings that fit in their own map's buffer: ring -> (a tensor of that
+    buffer, offset in it, size, layer). A chain of layers run in place over each other is one
+    buffer as large as its largest map, so at a layer whose maps are smaller the buffer's tail is
+    dead: no tensor of the chain is alive there (the ones before were read for the last time,
+    the ones after are not written yet). The ring goes there, after the largest map of the chain
+    alive at its layer, and costs the arena nothing."""
+
+    def root(name: str) -> str:
+        while name in shares:
+            name = shares[name]
+        return name
+
+    members: dict[str, list[str]] = {}
+    for name in lifetimes:
+        members.setdefault(root(name), []).append(name)
+    inner = {}
+    for layer in in_place:
+        ring = layer.buffer_name(graph)
+        output = graph.layers[layer.index].output
+        chain = [name for name in members.get(root(output), []) if name != ring]
+        buffer_bytes = max(lifetimes[name][0] for name in chain)
+        alive = max(lifetimes[name][0] for name in chain if lifetimes[name][1] <= layer.index <= lifetimes[name][2])
+        offset = -(-alive // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+        size = lifetimes[ring][0]
+        if offset + size <= buffer_bytes:
+            inner[ring] = (output, offset, size, layer.index)
+    return inner
+
+
 def plan_memory(
     graph: Graph, streams=(), guard_bytes: int = 0, in_place=(), input_in_arena: bool = False
 ) -> MemoryPlan:
@@ -219,6 +249,9 @@ def plan_memory(
     shares = shared_buffers(graph, lifetimes)
     for layer in in_place:  # ... and its output takes over its input's bytes
         shares[graph.layers[layer.index].output] = graph.layers[layer.index].inputs[0]
+    inner_rings = _rings_inside_their_maps(graph, in_place, lifetimes, shares)
+    for ring in inner_rings:
+        del lifetimes[ring]
     for stream in streams:
         # The stream's last layer writes its output after the ring's last read: over the ring.
         output = graph.layers[stream.dense].output
@@ -236,6 +269,10 @@ def plan_memory(
             candidates.append((arena, "every ordering, first fit", placed))
     arena_bytes, strategy, placed = min(candidates, key=lambda candidate: candidate[0])  # first of the smallest
     offsets = {name: offset for buffer, offset in placed.items() for name in buffer.names}
+    for ring, (member, offset, size, index) in inner_rings.items():
+        offsets[ring] = offsets[member] + offset
+        lifetimes[ring] = (size, index, index)
+        shares[ring] = member  # inside the member's buffer by design, clear of its live bytes
     allocations = {
         name: Allocation(offsets[name], lifetimes[name][0], lifetimes[name][1], lifetimes[name][2])
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))

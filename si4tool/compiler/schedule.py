@@ -253,11 +253,11 @@ def candidate_plans(graph: Graph):
             plans.append(plan_memory(graph, streams=streams))
     in_place = find_in_place_layers(graph)
     if in_place:
-        plans.append(plan_memory(graph, in_place=in_place))
+        plans.append(plan_memory(graph, in_place=fewest_calls(graph, in_place)))
         plans.extend(in_place_pixel_plans(graph, in_place))
     if input_in_arena_applies(graph):
         in_place = find_in_place_layers(graph, input_in_arena=True)
-        plans.append(plan_memory(graph, in_place=in_place, input_in_arena=True))
+        plans.append(plan_memory(graph, in_place=fewest_calls(graph, in_place, True), input_in_arena=True))
         plans.extend(in_place_pixel_plans(graph, in_place, input_in_arena=True))
     return [
         (
@@ -300,7 +300,8 @@ IN_PLACE_PIXELS = "layer by layer, in place, pixel bands"
 
 @dataclass(frozen=True)
 class RowBand:
-    """One kernel call that writes output row `row`: the band of the input it reads."""
+    """One kernel call that writes output rows `row` .. `row` + params.output_height - 1: the band
+    of the input it reads."""
 
     row: int
     input_row: int
@@ -309,22 +310,28 @@ class RowBand:
 
 @dataclass(frozen=True)
 class InPlaceLayer:
-    """Layer `index` runs unit by unit over its input's bytes (same base offset); a unit is one
-    output row, or one output pixel (`pixel_bands`). Output unit u is computed into a ring of
-    `temp_rows` units and copied to its place `delay` units later, once no unit still to be
-    computed reads the bytes it covers. `reverse`: units from the bottom up (a 1x1 layer whose
-    output rows are longer than its input rows)."""
+    """Layer `index` runs unit by unit over its input's bytes (same base offset); a unit is a few
+    consecutive output rows (`unit_rows` of them, one kernel call each unit), or one output pixel
+    (`pixel_bands`). Output unit u is computed into a ring of `temp_rows` units and copied to its
+    place `delay` units later, once no unit still to be computed reads the bytes it covers.
+    `reverse`: units from the bottom up (a 1x1 layer whose output rows are longer than its input
+    rows)."""
 
     index: int
-    bands: tuple[RowBand, ...]  # one per output row (none for pixel_bands: the kernel takes the position)
+    bands: tuple[RowBand, ...]  # one per unit (none for pixel_bands: the kernel takes the position)
     temp_rows: int  # the ring, in units
     delay: int  # in units
     reverse: bool
     input_row_bytes: int
-    row_bytes: int  # one output unit (a row, or a pixel's channels when pixel_bands)
+    row_bytes: int  # one ring slot: the largest unit (its rows, or a pixel's channels when pixel_bands)
     pixel_bands: bool = False  # depthwise only: one si4_depthwise_conv2d_pixel_s8 call per output pixel
-    units: int = 0  # output rows, or output pixels
+    units: int = 0  # kernel calls: row units, or output pixels
     output_width: int = 0
+    output_row_bytes: int = 0
+    # Row units split the output rows as evenly as possible: the first `long_units` units hold
+    # `unit_rows` + 1 rows, the others `unit_rows` (1 and 0 when each unit is one row).
+    unit_rows: int = 1
+    long_units: int = 0
 
     def buffer_name(self, graph: Graph) -> str:
         return f"{graph.layers[self.index].name}.{'pixels' if self.pixel_bands else 'rows'}"
@@ -333,21 +340,36 @@ class InPlaceLayer:
     def temp_bytes(self) -> int:
         return self.temp_rows * self.row_bytes
 
+    def unit_first_row(self, unit: int) -> int:
+        return unit * self.unit_rows + min(unit, self.long_units)
 
-def row_band(params, row: int) -> RowBand:
-    """The band of input rows output row `row` reads (producer_band without the pool): it starts at
-    max(0, first) with pad_top' = max(0, -first) and ends at min(H, last + 1)."""
+    def unit_row_count(self, unit: int) -> int:
+        return self.unit_rows + (1 if unit < self.long_units else 0)
+
+
+def split_rows(rows: int, units: int) -> tuple[int, int]:
+    """(rows per unit, units holding one more): `rows` output rows in `units` calls, as evenly as
+    possible, so no unit is much shorter than the others (a unit of one row at a map's edge reads
+    only two input rows of a 3x3 window: the DSP depthwise kernel's slow path)."""
+    return rows // units, rows % units
+
+
+def row_band(params, row: int, rows: int = 1) -> RowBand:
+    """The band of input rows output rows row .. row + rows - 1 read (producer_band without the
+    pool): it starts at max(0, first) with pad_top' = max(0, -first) and ends at min(H, last + 1)."""
     first = row * params.stride_height - params.pad_top
-    last = first + (params.kernel_height - 1) * params.dilation_height
+    last = (row + rows - 1) * params.stride_height - params.pad_top + (params.kernel_height - 1) * params.dilation_height
     start, end = max(0, first), min(params.input_height, last + 1)
-    band = dataclasses.replace(params, input_height=end - start, output_height=1, pad_top=start - first)
+    band = dataclasses.replace(params, input_height=end - start, output_height=rows, pad_top=start - first)
     return RowBand(row, start, band)
 
 
-def _unit_extents(params, in_row: int, in_c: int, out_rows: int, out_w: int, pixels: bool):
-    """(first byte, end byte) of the input each unit's taps read, units in top-down order. Only
-    the taps count: a correct kernel's output depends on nothing else (the DSP depthwise kernel
-    reads a block moved inside the map at the edges, its extra bytes under zero taps)."""
+def _unit_extents(params, in_row: int, in_c: int, unit_spans, out_w: int, pixels: bool):
+    """(first byte, end byte) of the input each unit's taps read, units in top-down order
+    (`unit_spans`: each row unit's (first output row, rows); pixels: one span per output row, its
+    pixels one unit each). Only the taps count: a correct kernel's output depends on nothing else
+    (the DSP depthwise kernel reads a block moved inside the map at the edges, its extra bytes
+    under zero taps)."""
     def rows(row: int) -> tuple[int, int]:
         first = row * params.stride_height - params.pad_top
         last = first + (params.kernel_height - 1) * params.dilation_height
@@ -359,8 +381,8 @@ def _unit_extents(params, in_row: int, in_c: int, out_rows: int, out_w: int, pix
         return max(0, first), min(params.input_width - 1, last)
 
     extents = []
-    for row in range(out_rows):
-        top, bottom = rows(row)
+    for first_row, count in unit_spans:
+        top, bottom = rows(first_row)[0], rows(first_row + count - 1)[1]
         if not pixels:
             extents.append((top * in_row, (bottom + 1) * in_row))
             continue
@@ -370,14 +392,15 @@ def _unit_extents(params, in_row: int, in_c: int, out_rows: int, out_w: int, pix
     return extents
 
 
-def _copies_are_safe(extents, unit_bytes: int, delay: int, reverse: bool) -> bool:
+def _copies_are_safe(extents, unit_ends, delay: int, reverse: bool) -> bool:
     """Whether copying output unit u (after computing unit u + delay, or, bottom up, unit u) never
-    overwrites an input byte a unit still to be computed reads: checked unit by unit, not assumed."""
+    overwrites an input byte a unit still to be computed reads: checked unit by unit, not assumed.
+    unit_ends[u]: the end byte of output unit u in the map (units are contiguous, top down)."""
     count = len(extents)
     if reverse:  # units below were copied; the units still to compute are above
         last_end = 0
         for unit in range(count):
-            if unit and last_end > unit * unit_bytes:
+            if unit and last_end > unit_ends[unit - 1]:  # unit_ends[unit - 1]: where unit starts
                 return False
             last_end = max(last_end, extents[unit][1])
         return True
@@ -387,12 +410,16 @@ def _copies_are_safe(extents, unit_bytes: int, delay: int, reverse: bool) -> boo
         first_after[unit] = min(first_after[unit + 1], extents[unit][0])
     for unit in range(count):
         computed = unit + delay  # copying unit `unit` happens once this unit is computed
-        if computed + 1 < count and (unit + 1) * unit_bytes > first_after[computed + 1]:
+        if computed + 1 < count and unit_ends[unit] > first_after[computed + 1]:
             return False
     return True
 
 
-def find_in_place_layer(graph: Graph, index: int, pixels: bool = False, input_in_arena: bool = False) -> InPlaceLayer | None:
+def find_in_place_layer(
+    graph: Graph, index: int, pixels: bool = False, input_in_arena: bool = False, units: int | None = None
+) -> InPlaceLayer | None:
+    """Layer `index` run in place, or None where it cannot be. `units`: kernel calls for a row
+    form (default one per output row; fewer calls, more rows each, cost a larger ring)."""
     layer = graph.layers[index]
     if layer.op not in ("depthwise_conv2d", "conv2d") or layer.output in graph.outputs:
         return None
@@ -409,20 +436,31 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False, input_in
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
     in_row, out_row = in_w * in_c, out_w * out_c
-    unit_bytes = out_c if pixels else out_row
-    extents = _unit_extents(p, in_row, in_c, out_h, out_w, pixels)
+    if pixels:
+        unit_rows, long_units, spans = 1, 0, [(row, 1) for row in range(out_h)]
+        unit_bytes = out_c
+        unit_ends = [(unit + 1) * out_c for unit in range(out_h * out_w)]
+    else:
+        count = out_h if units is None else max(1, min(units, out_h))
+        unit_rows, long_units = split_rows(out_h, count)
+        spans = []
+        for unit in range(count):
+            spans.append((unit * unit_rows + min(unit, long_units), unit_rows + (1 if unit < long_units else 0)))
+        unit_bytes = (unit_rows + (1 if long_units else 0)) * out_row
+        unit_ends = [(first + rows) * out_row for first, rows in spans]
+    extents = _unit_extents(p, in_row, in_c, spans, out_w, pixels)
     # Top down with the fewest pending units that is safe (a stride-1 3x3 layer: one row, or a
     # row and one pixel), else bottom up (an expansion); a layer neither allows keeps its own buffer.
     most = (p.kernel_height + 1) * (out_w if pixels else 1)
     order = next(
-        ((delay, False) for delay in range(most + 1) if _copies_are_safe(extents, unit_bytes, delay, False)),
-        (0, True) if _copies_are_safe(extents, unit_bytes, 0, True) else None,
+        ((delay, False) for delay in range(most + 1) if _copies_are_safe(extents, unit_ends, delay, False)),
+        (0, True) if _copies_are_safe(extents, unit_ends, 0, True) else None,
     )
     if order is None:
         return None
     delay, reverse = order
     # Pixels: si4_depthwise_conv2d_pixel_s8 computes a position of the whole layer (no band).
-    bands = () if pixels else tuple(row_band(p, row) for row in range(out_h))
+    bands = () if pixels else tuple(row_band(p, first, rows) for first, rows in spans)
     return InPlaceLayer(
         index=index,
         bands=bands,
@@ -432,14 +470,53 @@ def find_in_place_layer(graph: Graph, index: int, pixels: bool = False, input_in
         input_row_bytes=in_row,
         row_bytes=unit_bytes,
         pixel_bands=pixels,
-        units=out_h * out_w if pixels else out_h,
+        units=out_h * out_w if pixels else len(spans),
         output_width=out_w,
+        output_row_bytes=out_row,
+        unit_rows=unit_rows,
+        long_units=long_units,
     )
 
 
 def find_in_place_layers(graph: Graph, input_in_arena: bool = False) -> tuple[InPlaceLayer, ...]:
     found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena) for index in range(len(graph.layers)))
     return tuple(layer for layer in found if layer is not None)
+
+
+def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_arena: bool = False):
+    """The in-place layers with their row forms in as few kernel calls as the arena allows: each
+    layer in turn takes the fewest units (the most rows per call) whose ring leaves the arena as
+    it is. Every call pays the kernel's set-up (its per-channel constants, the DSP depthwise
+    kernel's taps) and a map's edge rows alone take the kernels' slow paths, so a layer whose
+    ring does not set the peak gains speed for no RAM. Units are found by bisection: a ring
+    grows as the units get fewer."""
+    from si4tool.compiler.planner import plan_memory
+
+    layers = list(in_place)
+    if not layers:
+        return in_place
+    arena = plan_memory(graph, in_place=tuple(layers), input_in_arena=input_in_arena).arena_bytes
+
+    def fits(position: int, units: int):
+        layer = find_in_place_layer(graph, layers[position].index, input_in_arena=input_in_arena, units=units)
+        if layer is None:
+            return None
+        trial = layers[:position] + [layer] + layers[position + 1 :]
+        return layer if plan_memory(graph, in_place=tuple(trial), input_in_arena=input_in_arena).arena_bytes <= arena else None
+
+    for position, layer in enumerate(layers):
+        if layer.pixel_bands:
+            continue
+        low, high, best = 1, layer.units, layer  # `high` units (the current form) fit
+        while low < high:
+            middle = (low + high) // 2
+            found = fits(position, middle)
+            if found is None:
+                low = middle + 1
+            else:
+                high, best = middle, found
+        layers[position] = best
+    return tuple(layers)
 
 
 def input_in_arena_applies(graph: Graph) -> bool:
@@ -474,5 +551,7 @@ def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...], input_in_
         plan = plan_memory(graph, in_place=mixed, input_in_arena=input_in_arena)
         if plan.arena_bytes < best:
             best = plan.arena_bytes
-            plans.append(plan)
-    return plans[-1:]  # the smallest
+            plans.append(mixed)
+    # the smallest, its row-form layers in the fewest calls that keep its arena
+    return [plan_memory(graph, in_place=fewest_calls(graph, mixed, input_in_arena), input_in_arena=input_in_arena)
+            for mixed in plans[-1:]]
