@@ -113,14 +113,27 @@ def buffer_lifetimes(graph: Graph, streams=()) -> dict[str, tuple[int, int, int]
     return buffers
 
 
+def share_root(shares: dict[str, str], name: str) -> str:
+    """The tensor whose bytes `name` ends up in, following `shares` (tensor -> the one it reuses)."""
+    while name in shares:
+        name = shares[name]
+    return name
+
+
+def _share_groups(names, shares: dict[str, str]) -> dict[str, list[str]]:
+    """root -> the names whose bytes are the root's (one buffer each)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(share_root(shares, name), []).append(name)
+    return groups
+
+
 def shared_buffers(graph: Graph, lifetimes: dict[str, tuple[int, int, int]]) -> dict[str, str]:
     """tensor -> the tensor whose bytes it takes over (aliases of shape-only layers, in-place outputs)."""
     shares: dict[str, str] = {}
 
     def root(tensor: str) -> str:
-        while tensor in shares:
-            tensor = shares[tensor]
-        return tensor
+        return share_root(shares, tensor)
 
     def group_last_use(tensor: str) -> int:
         base = root(tensor)
@@ -151,12 +164,7 @@ class _Buffer:
 
 
 def _buffers(lifetimes, shares, guard_bytes: int = 0) -> list[_Buffer]:
-    groups: dict[str, list[str]] = {}
-    for name in lifetimes:
-        base = name
-        while base in shares:
-            base = shares[base]
-        groups.setdefault(base, []).append(name)
+    groups = _share_groups(lifetimes, shares)
     return [
         _Buffer(
             tuple(names),
@@ -209,20 +217,12 @@ def _rings_inside_their_maps(graph: Graph, in_place, lifetimes, shares) -> dict[
     dead: no tensor of the chain is alive there (the ones before were read for the last time,
     the ones after are not written yet). The ring goes there, after the largest map of the chain
     alive at its layer, and costs the arena nothing."""
-
-    def root(name: str) -> str:
-        while name in shares:
-            name = shares[name]
-        return name
-
-    members: dict[str, list[str]] = {}
-    for name in lifetimes:
-        members.setdefault(root(name), []).append(name)
+    members = _share_groups(lifetimes, shares)
     inner = {}
     for layer in in_place:
         ring = layer.buffer_name(graph)
         output = graph.layers[layer.index].output
-        chain = [name for name in members.get(root(output), []) if name != ring]
+        chain = [name for name in members.get(share_root(shares, output), []) if name != ring]
         buffer_bytes = max(lifetimes[name][0] for name in chain)
         alive = max(lifetimes[name][0] for name in chain if lifetimes[name][1] <= layer.index <= lifetimes[name][2])
         offset = -(-alive // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
@@ -300,9 +300,7 @@ def check_no_overlap(plan: MemoryPlan) -> None:
     by design: plan.shares), and all are aligned and inside the arena. Raises PlanError."""
 
     def root(name: str) -> str:
-        while name in plan.shares:
-            name = plan.shares[name]
-        return name
+        return share_root(plan.shares, name)
 
     allocations = list(plan.allocations.items())
     for name, allocation in allocations:

@@ -341,10 +341,10 @@ class InPlaceLayer:
         return self.temp_rows * self.row_bytes
 
     def unit_first_row(self, unit: int) -> int:
-        return unit * self.unit_rows + min(unit, self.long_units)
+        return unit_span(unit, self.unit_rows, self.long_units)[0]
 
     def unit_row_count(self, unit: int) -> int:
-        return self.unit_rows + (1 if unit < self.long_units else 0)
+        return unit_span(unit, self.unit_rows, self.long_units)[1]
 
 
 def split_rows(rows: int, units: int) -> tuple[int, int]:
@@ -352,6 +352,12 @@ def split_rows(rows: int, units: int) -> tuple[int, int]:
     possible, so no unit is much shorter than the others (a unit of one row at a map's edge reads
     only two input rows of a 3x3 window: the DSP depthwise kernel's slow path)."""
     return rows // units, rows % units
+
+
+def unit_span(unit: int, unit_rows: int, long_units: int) -> tuple[int, int]:
+    """(first output row, rows) of row unit `unit` of a split_rows split (model_in_place.c.j2's
+    _unit_offset is the same formula in C)."""
+    return unit * unit_rows + min(unit, long_units), unit_rows + (1 if unit < long_units else 0)
 
 
 def row_band(params, row: int, rows: int = 1) -> RowBand:
@@ -443,9 +449,7 @@ def find_in_place_layer(
     else:
         count = out_h if units is None else max(1, min(units, out_h))
         unit_rows, long_units = split_rows(out_h, count)
-        spans = []
-        for unit in range(count):
-            spans.append((unit * unit_rows + min(unit, long_units), unit_rows + (1 if unit < long_units else 0)))
+        spans = [unit_span(unit, unit_rows, long_units) for unit in range(count)]
         unit_bytes = (unit_rows + (1 if long_units else 0)) * out_row
         unit_ends = [(first + rows) * out_row for first, rows in spans]
     extents = _unit_extents(p, in_row, in_c, spans, out_w, pixels)
