@@ -101,6 +101,25 @@ def test_assets_take_the_models_shapes_and_random_inputs(tiny_assets, name):
     assert f"#define SI4_MODEL_INPUT_SIZE {size}\n" in model_h
 
 
+# Issue 11's code size: each CONV_2D calls the kernel of its shape class, so a model links only the
+# DSP paths it runs (the first layer few channels, pointwise layers 1x1, 3x3 layers the general one).
+CONV_KERNELS = {
+    "kws": {"si4_conv2d_few_channels_s8": 1, "si4_conv2d_1x1_s8": 4},
+    "vww": {"si4_conv2d_few_channels_s8": 1, "si4_conv2d_1x1_s8": 13},
+    "ad01": {},
+    "resnet8": {"si4_conv2d_few_channels_s8": 1, "si4_conv2d_s8": 6, "si4_conv2d_1x1_s8": 2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_convolution_calls_its_shape_class_kernel(tiny_assets, name):
+    import re
+
+    model_c = (tiny_assets(name) / "model.c").read_text()
+    calls = re.findall(r"\b(si4_conv2d\w*_s8)\(", model_c)
+    assert {kernel: calls.count(kernel) for kernel in set(calls)} == CONV_KERNELS[name]
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_host_bit_exact_on_1000_random_inputs_and_every_intermediate_on_20(tiny_assets, name, tmp_path, monkeypatch):
     from si4tool.validation import reference

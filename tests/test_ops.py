@@ -96,3 +96,45 @@ def test_ops_command_lists_the_registry():
 def test_operators_reference_is_generated_from_the_registry():
     result = subprocess.run([sys.executable, str(REPO / "tools" / "operators_reference.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_conv2d_kernel_follows_the_dsp_kernels_shape_tests():
+    """ops/conv2d.py's ports of pw_fits / few_fits pick each layer's shape-class kernel; the C
+    kernels compute any shape exactly, so these cases pin what the generator sends where."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from si4tool.compiler.ops.conv2d import Conv2DParams, _pointwise_channel_form, conv2d_kernel
+
+    def layer(kernel=(3, 3), in_c=3, out_c=8, pad=(0, 0), dilation=(1, 1), multiplier=1 << 30, shift=-8, bias=0,
+              input_offset=128):
+        params = Conv2DParams(
+            input_height=8, input_width=8, input_channels=in_c, output_height=6, output_width=6, output_channels=out_c,
+            kernel_height=kernel[0], kernel_width=kernel[1], stride_height=1, stride_width=1,
+            dilation_height=dilation[0], dilation_width=dilation[1], pad_top=pad[0], pad_left=pad[1],
+            input_offset=input_offset, output_offset=-128, activation_min=-128, activation_max=127, per_channel=1,
+        )  # fmt: skip
+        constants = {"bias": np.full(out_c, bias), "output_multiplier": np.full(out_c, multiplier),
+                     "output_shift": np.full(out_c, shift)}  # fmt: skip
+        return SimpleNamespace(params=params, constants=constants)
+
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=16)) == "si4_conv2d_1x1_s8"
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=6)) == "si4_conv2d_s8"  # not whole words
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=292)) == "si4_conv2d_s8"  # more than the block
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=16, pad=(0, 1))) == "si4_conv2d_s8"
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=16, shift=-32)) == "si4_conv2d_s8"  # neither form
+    assert conv2d_kernel(layer(kernel=(1, 1), in_c=16, input_offset=129)) == "si4_conv2d_s8"
+    assert conv2d_kernel(layer(in_c=3)) == "si4_conv2d_few_channels_s8"  # 27 taps
+    assert conv2d_kernel(layer(kernel=(10, 4), in_c=1)) == "si4_conv2d_few_channels_s8"  # kws: 40 taps
+    assert conv2d_kernel(layer(in_c=1)) == "si4_conv2d_s8"  # the general kernel's 1-channel 3x3 path
+    assert conv2d_kernel(layer(kernel=(5, 5), in_c=3)) == "si4_conv2d_s8"  # 75 taps
+    assert conv2d_kernel(layer(kernel=(1, 3), in_c=2)) == "si4_conv2d_s8"  # 6 taps
+    assert conv2d_kernel(layer(in_c=3, dilation=(2, 2))) == "si4_conv2d_s8"
+    assert conv2d_kernel(layer(in_c=16)) == "si4_conv2d_s8"
+    # pw_channel_form at its edges: short needs shift -1..-22 and |bias| below 2^30 - bound.
+    assert _pointwise_channel_form(0, 5, 0, 0) == 1
+    assert _pointwise_channel_form(1 << 30, -22, (1 << 30) - 101, 100) == 1
+    assert _pointwise_channel_form(1 << 30, -22, (1 << 30) - 100, 100) == 2
+    assert _pointwise_channel_form(1 << 30, -1, (1 << 30) - 100, 100) == 0  # wide needs -2..-31
+    assert _pointwise_channel_form(1 << 30, -31, 0, 0) == 2 and _pointwise_channel_form(-1, -31, 0, 0) == 0

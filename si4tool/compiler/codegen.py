@@ -330,7 +330,7 @@ def _model_layer(graph: Graph, plan: MemoryPlan, index: int, layer: Layer, names
         output=buffer(layer.output),
         size_macro=f"{prefix}_OUTPUT_SIZE",
     )
-    call = spec.render_call(layer, buffers) if spec.render_call is not None else spec.default_call(buffers)
+    call = spec.render_call(layer, buffers) if spec.render_call is not None else spec.default_call(layer, buffers)
     used = {text.split(" + ")[0] for text in (*buffers.inputs, buffers.output)} if call is not None else set()
     return {
         "function": f"layer_{index}_{layer.op}",

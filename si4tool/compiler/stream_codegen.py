@@ -149,7 +149,7 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
             "unused": ["input", "output"],
             "call": None,
             "in_place": {
-                "kernel": spec.kernel,
+                "kernel": spec.kernel_for(layer),
                 "band_type": c_struct_name(type(layer.params)),
                 "band_refs": refs,
                 "band_input_offsets": [band.input_row * in_place.input_row_bytes for band in in_place.bands],

@@ -67,9 +67,23 @@ class ExportResult:
 
 
 def kernels_called(model_c: str, kernel_dir: Path) -> tuple[str, ...]:
-    """The kernels of kernels/src/ whose function model.c calls (one file per kernel, named after it)."""
+    """The kernels of kernels/src/ whose function model.c calls (one file per kernel, named after it),
+    and the kernels those call in turn, in either file of each (a shape-class entry's portable file
+    calls the operator's general kernel, si4_conv2d_1x1_s8 -> si4_conv2d_s8; the DSP convolutions
+    fall back to si4_conv2d_each_output_s8)."""
     names = sorted(path.stem for path in (kernel_dir / "src").glob("si4_*.c"))
-    return tuple(name for name in names if re.search(rf"\b{name}\s*\(", model_c))
+    def calls(text: str) -> set[str]:
+        return {name for name in names if re.search(rf"\b{name}\s*\(", text)}
+    called = calls(model_c)
+    pending = list(called)
+    while pending:
+        kernel = pending.pop()
+        twin = kernel_dir / "dsp" / f"{kernel}.c"
+        source = (kernel_dir / "src" / f"{kernel}.c").read_text() + (twin.read_text() if twin.is_file() else "")
+        for name in calls(source) - called:
+            called.add(name)
+            pending.append(name)
+    return tuple(sorted(called))
 
 
 def select_kernels(model_c: str, choice: str, kernel_dir: Path) -> KernelSelection:

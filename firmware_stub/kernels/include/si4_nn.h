@@ -143,6 +143,14 @@ typedef struct {
     int32_t input2_stride_3;
 } si4_add_params;
 
+/* CONV_2D, one kernel per shape class: the three take the same arguments
+ * and give the same bytes for any shape (each computes a shape outside its
+ * class exactly, by a slower path), so a caller may use si4_conv2d_s8
+ * everywhere. The generator picks the class's kernel for each layer
+ * (ops/conv2d.py conv2d_kernel) so that a model links only the paths its
+ * layers run: 1x1 windows -> si4_conv2d_1x1_s8; 1 to 4 input channels with
+ * windows of 8 to 64 taps -> si4_conv2d_few_channels_s8; the rest ->
+ * si4_conv2d_s8. */
 void si4_conv2d_s8(const si4_conv2d_params *params,
                    const int8_t *input,
                    const int8_t *filter,
@@ -150,6 +158,28 @@ void si4_conv2d_s8(const si4_conv2d_params *params,
                    const int32_t *output_multiplier,
                    const int32_t *output_shift,
                    int8_t *output);
+void si4_conv2d_1x1_s8(const si4_conv2d_params *params,
+                       const int8_t *input,
+                       const int8_t *filter,
+                       const int32_t *bias,
+                       const int32_t *output_multiplier,
+                       const int32_t *output_shift,
+                       int8_t *output);
+void si4_conv2d_few_channels_s8(const si4_conv2d_params *params,
+                                const int8_t *input,
+                                const int8_t *filter,
+                                const int32_t *bias,
+                                const int32_t *output_multiplier,
+                                const int32_t *output_shift,
+                                int8_t *output);
+/* Any shape, one output at a time: small and slow, the DSP kernels' fallback. */
+void si4_conv2d_each_output_s8(const si4_conv2d_params *params,
+                               const int8_t *input,
+                               const int8_t *filter,
+                               const int32_t *bias,
+                               const int32_t *output_multiplier,
+                               const int32_t *output_shift,
+                               int8_t *output);
 
 /* CONV_2D followed by MAX_POOL_2D, computed without materialising the
  * convolution output. conv->output_* are the (virtual) convolution output

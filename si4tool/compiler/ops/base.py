@@ -99,6 +99,9 @@ class OpSpec:
     shape_only: bool = False  # output = the input's bytes (RESHAPE...): the planner aliases them
     in_place: bool = False  # the kernel may write its output over an input of the output's size
     render_call: Callable[["Layer", CallBuffers], str] | None = None
+    # layer -> the kernel of its shape class, when the operator has several (CONV_2D: 1x1,
+    # few input channels, general); each is a C function with its own file in kernels/src/
+    choose_kernel: Callable[["Layer"], str] | None = None
 
     @property
     def c_struct(self) -> str | None:
@@ -115,12 +118,16 @@ class OpSpec:
             (key, c_type) for key, c_type in self.constants if key in layer.constants or key not in self.optional_constants
         )
 
-    def default_call(self, buffers: CallBuffers) -> str:
+    def kernel_for(self, layer: "Layer") -> str | None:
+        """The C function that computes `layer` (its shape class's, see choose_kernel)."""
+        return self.kernel if self.choose_kernel is None else self.choose_kernel(layer)
+
+    def default_call(self, layer: "Layer", buffers: CallBuffers) -> str:
         arguments = [*buffers.params, *buffers.inputs, *buffers.constants]
         if buffers.scratch is not None:
             arguments.append(buffers.scratch)
         arguments.append(buffers.output)
-        return f"{self.kernel}(" + ",\n        ".join(arguments) + ")"
+        return f"{self.kernel_for(layer)}(" + ",\n        ".join(arguments) + ")"
 
 
 def c_struct_name(params_type: type) -> str:

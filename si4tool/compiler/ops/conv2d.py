@@ -218,6 +218,64 @@ _CONV_CONSTRAINTS = dict(
     activations="NONE, RELU, RELU6, RELU_N1_TO_1 (fused)",
 )
 
+# ----------------------------------------------------------------------------------------------
+# The kernel of each layer's shape class (si4_nn.h): the DSP twins' own tests, ported value for
+# value, so each layer links only the paths it runs. A layer sent to a class's kernel is taken
+# by its fast path; the C kernels would still compute any other shape exactly (slowly), so a
+# disagreement here would cost instructions, never bytes (bench-models shows both).
+
+DSP_COLUMN_TAPS = 4 * 72  # 4 * SI4_DSP_COLUMN_GROUPS (si4_dsp_util.h)
+FEW_MAX_CHANNELS = 4  # kernels/dsp/si4_conv2d_few_channels_s8.c
+FEW_MIN_TAPS, FEW_MAX_TAPS, FEW_MAX_GROUPS = 8, 64, 16
+
+
+def _pointwise_channel_form(multiplier: int, shift: int, bias: int, terms_bound: int) -> int:
+    """pw_channel_form: 1 short, 2 wide, 0 neither (si4_conv2d_1x1_s8.c says what they are)."""
+    limit = (1 << 30) - terms_bound
+    if multiplier == 0 or (-22 <= shift <= -1 and -limit < bias < limit):
+        return 1
+    return 2 if multiplier > 0 and -31 <= shift <= -2 else 0
+
+
+def pointwise_fits(p: Conv2DParams, bias, multipliers, shifts) -> bool:
+    """pw_fits: the DSP 1x1 kernel's fast path takes this layer."""
+    channels = p.input_channels
+    if (p.kernel_height, p.kernel_width, p.pad_top, p.pad_left) != (1, 1, 0, 0) or channels % 4 or channels > DSP_COLUMN_TAPS:
+        return False
+    if not (-128 <= p.input_offset <= 128 and -128 <= p.output_offset <= 127 and p.activation_min >= -128 and p.activation_max <= 127):
+        return False
+    terms_bound = channels * 128 * max(abs(-128 + p.input_offset), abs(127 + p.input_offset))
+    for channel in range(p.output_channels):
+        index = channel if p.per_channel else 0
+        if _pointwise_channel_form(int(multipliers[index]), int(shifts[index]), int(bias[channel]), terms_bound) == 0:
+            return False
+    return True
+
+
+def few_channels_fit(p: Conv2DParams) -> bool:
+    """few_fits: the DSP few-channel im2col takes this layer (1 to 4 input channels, 8 to 64 taps)."""
+    taps = p.kernel_height * p.kernel_width * p.input_channels
+    if p.input_channels > FEW_MAX_CHANNELS or (p.dilation_height, p.dilation_width) != (1, 1) or not FEW_MIN_TAPS <= taps <= FEW_MAX_TAPS:
+        return False
+    run = p.kernel_width * p.input_channels
+    pairs = p.kernel_height * 2 * (run >> 2) + (p.kernel_height * (run & 3) + 1) // 2
+    return (pairs + 1) // 2 <= FEW_MAX_GROUPS
+
+
+def conv2d_kernel(layer) -> str:
+    """The kernel for a CONV_2D layer, in the order the general kernel's dispatcher used to try
+    them: 1x1, then one input channel 3x3 (a path of the general kernel), then few channels."""
+    p = layer.params
+    arrays = layer.constants
+    if (p.kernel_height, p.kernel_width) == (1, 1):
+        fits = pointwise_fits(p, arrays["bias"], arrays["output_multiplier"], arrays["output_shift"])
+        return "si4_conv2d_1x1_s8" if fits else "si4_conv2d_s8"
+    one_channel_3x3 = p.input_channels == 1 and (p.kernel_height, p.kernel_width) == (3, 3) and (p.dilation_height, p.dilation_width) == (1, 1)
+    if not one_channel_3x3 and few_channels_fit(p):
+        return "si4_conv2d_few_channels_s8"
+    return "si4_conv2d_s8"
+
+
 SPECS = (
     OpSpec(
         op="conv2d",
@@ -225,6 +283,7 @@ SPECS = (
         builtins=("CONV_2D",),
         params_type=Conv2DParams,
         kernel="si4_conv2d_s8",
+        choose_kernel=conv2d_kernel,
         lower=lower_conv2d,
         reference=lambda layer, inputs: reference_conv2d(layer.params, inputs[0], *_arrays(layer)),
         constants=CONSTANTS,

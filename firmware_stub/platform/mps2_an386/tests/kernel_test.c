@@ -117,6 +117,42 @@ static int32_t compare(const char *op, int32_t case_index, int32_t bytes, const 
     return 0;
 }
 
+typedef void (*conv_kernel)(const si4_conv2d_params *, const int8_t *, const int8_t *, const int32_t *,
+                            const int32_t *, const int32_t *, int8_t *);
+
+/* The reference convolution against every DSP kernel of the convolution's
+ * shape classes that could be handed this shape: the general one always,
+ * the 1x1 one for 1x1 windows, the few-channel one for up to 4 input
+ * channels (a shape outside a class checks that kernel's fallback). */
+static int32_t compare_conv(const char *op, int32_t case_index, const si4_conv2d_params *conv,
+                            const int32_t *conv_bias, const char *shape)
+{
+    static const struct {
+        const char *name;
+        conv_kernel kernel;
+    } kernels[] = {
+        {"si4_conv2d_s8", si4_conv2d_s8},
+        {"si4_conv2d_1x1_s8", si4_conv2d_1x1_s8},
+        {"si4_conv2d_few_channels_s8", si4_conv2d_few_channels_s8},
+    };
+    const int32_t bytes = conv->output_height * conv->output_width * conv->output_channels;
+    int32_t failures = 0;
+    size_t k;
+    memset(output_portable, 0x55, (size_t)bytes);
+    si4_ref_conv2d_s8(conv, input, filter, conv_bias, multiplier, shift, output_portable);
+    for (k = 0; k < sizeof kernels / sizeof kernels[0]; ++k) {
+        char text[200];
+        if ((k == 1 && (conv->kernel_height != 1 || conv->kernel_width != 1)) || (k == 2 && conv->input_channels > 4)) {
+            continue;
+        }
+        memset(output_dsp, 0x55, (size_t)bytes);
+        kernels[k].kernel(conv, input, filter, conv_bias, multiplier, shift, output_dsp);
+        snprintf(text, sizeof text, "%s: %s", kernels[k].name, shape);
+        failures += compare(op, case_index, bytes, text);
+    }
+    return failures;
+}
+
 static int32_t conv_output_size(int32_t input_size, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad)
 {
     return (input_size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
@@ -179,17 +215,11 @@ static int32_t test_conv(int32_t case_index)
 {
     si4_conv2d_params conv;
     char shape[160];
-    int32_t bytes;
     if (!random_conv(&conv, case_index)) {
         return -1;
     }
-    bytes = conv.output_height * conv.output_width * conv.output_channels;
-    memset(output_portable, 0x55, (size_t)bytes);
-    memset(output_dsp, 0x55, (size_t)bytes);
-    si4_ref_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_portable);
-    si4_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
     describe_conv(shape, sizeof shape, &conv);
-    return compare("conv2d", case_index, bytes, shape);
+    return compare_conv("conv2d", case_index, &conv, case_index % 7 == 0 ? 0 : bias, shape);
 }
 
 /* 1x1 (pointwise) convolutions, the shapes and constants the DSP 1x1 path
@@ -281,12 +311,8 @@ static int32_t test_pointwise(int32_t case_index)
             break;
         }
     }
-    memset(output_portable, 0x55, (size_t)bytes);
-    memset(output_dsp, 0x55, (size_t)bytes);
-    si4_ref_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_portable);
-    si4_conv2d_s8(&conv, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
     describe_conv(shape, sizeof shape, &conv);
-    return compare("pointwise", case_index, bytes, shape);
+    return compare_conv("pointwise", case_index, &conv, case_index % 7 == 0 ? 0 : bias, shape);
 }
 
 /* The 1x1 path's rounding ties, which random inputs almost never reach
@@ -342,15 +368,10 @@ static int32_t test_pointwise_ties(void)
     memset(input, 0, 20);
     fill_s8(filter, channels * 4);
     for (o = 0; o < (int32_t)(sizeof output_offsets / sizeof output_offsets[0]); ++o) {
-        const int32_t bytes = 5 * channels;
         char shape[160];
         conv.output_offset = output_offsets[o];
-        memset(output_portable, 0x55, (size_t)bytes);
-        memset(output_dsp, 0x55, (size_t)bytes);
-        si4_ref_conv2d_s8(&conv, input, filter, bias, multiplier, shift, output_portable);
-        si4_conv2d_s8(&conv, input, filter, bias, multiplier, shift, output_dsp);
         describe_conv(shape, sizeof shape, &conv);
-        failures += compare("pointwise_ties", o, bytes, shape);
+        failures += compare_conv("pointwise_ties", o, &conv, bias, shape);
     }
     printf("kernel-test pointwise_ties cases %ld mismatches %ld\n",
            (long)(sizeof output_offsets / sizeof output_offsets[0]), (long)failures);
@@ -465,7 +486,7 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
     si4_conv2d_params conv;
     si4_pool_params pool;
     char shape[96];
-    int32_t bytes;
+    int32_t bytes = 0; /* stays 0 for the convolutions, which compare_conv checks */
     memset(&conv, 0, sizeof conv);
     memset(&pool, 0, sizeof pool);
     conv.input_height = 4;
@@ -512,13 +533,12 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
         si4_ref_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_portable);
         si4_conv2d_max_pool_s8(&conv, &pool, input, filter, 0, multiplier, shift, output_dsp);
         bytes = 3;
-    } else {
-        si4_ref_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_portable);
-        si4_conv2d_s8(&conv, input, filter, 0, multiplier, shift, output_dsp);
-        bytes = 12;
     }
     snprintf(shape, sizeof shape, "%s multiplier %ld shift %ld output_offset %ld", names[op], (long)multiplier[0],
              (long)shift[0], (long)output_offset);
+    if (bytes == 0) {
+        return compare_conv("requant_edges", case_index, &conv, 0, shape);
+    }
     return compare("requant_edges", case_index, bytes, shape);
 }
 
@@ -641,7 +661,6 @@ static int32_t test_model_shapes(void)
         for (variant = 0; variant < 4; ++variant) {
             si4_conv2d_params conv = convs[i];
             const int32_t taps = conv.kernel_height * conv.kernel_width * conv.input_channels;
-            const int32_t bytes = conv.output_height * conv.output_width * conv.output_channels;
             char shape[160];
             if (variant >= 2) {
                 conv.input_offset = conv.input_offset == 0 ? 128 : 0;
@@ -649,12 +668,8 @@ static int32_t test_model_shapes(void)
             fill_s8(input, conv.input_height * conv.input_width * conv.input_channels);
             fill_s8(filter, conv.output_channels * taps);
             fill_requant(conv.output_channels, taps);
-            memset(output_portable, 0x55, (size_t)bytes);
-            memset(output_dsp, 0x55, (size_t)bytes);
-            si4_ref_conv2d_s8(&conv, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_portable);
-            si4_conv2d_s8(&conv, input, filter, variant % 2 ? 0 : bias, multiplier, shift, output_dsp);
             describe_conv(shape, sizeof shape, &conv);
-            failures += compare("model_shapes conv2d", i * 4 + variant, bytes, shape);
+            failures += compare_conv("model_shapes conv2d", i * 4 + variant, &conv, variant % 2 ? 0 : bias, shape);
             ++cases;
         }
     }
@@ -762,11 +777,9 @@ static int32_t test_few_channel_shapes(void)
         for (variant = 0; variant < 6; ++variant) {
             si4_conv2d_params conv;
             int32_t taps;
-            int32_t bytes;
             char text[160];
             few_channel_conv_params(&shapes[i], &conv);
             taps = conv.kernel_height * conv.kernel_width * conv.input_channels;
-            bytes = conv.output_height * conv.output_width * conv.output_channels;
             conv.input_offset = input_offsets[variant % 3];
             conv.output_offset = variant == 1 ? 17 : -128;
             conv.activation_min = variant == 4 ? conv.output_offset : -128;
@@ -786,12 +799,8 @@ static int32_t test_few_channel_shapes(void)
                 multiplier[conv.output_channels / 2] = 0;
                 shift[0] = -2;
             }
-            memset(output_portable, 0x55, (size_t)bytes);
-            memset(output_dsp, 0x55, (size_t)bytes);
-            si4_ref_conv2d_s8(&conv, input, filter, variant == 2 ? 0 : bias, multiplier, shift, output_portable);
-            si4_conv2d_s8(&conv, input, filter, variant == 2 ? 0 : bias, multiplier, shift, output_dsp);
             describe_conv(text, sizeof text, &conv);
-            failures += compare("few_channel conv2d", i * 6 + variant, bytes, text);
+            failures += compare_conv("few_channel conv2d", i * 6 + variant, &conv, variant == 2 ? 0 : bias, text);
             ++cases;
         }
     }
