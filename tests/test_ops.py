@@ -127,7 +127,8 @@ def test_conv2d_kernel_follows_the_dsp_kernels_shape_tests():
     assert conv2d_kernel(layer(kernel=(1, 1), in_c=16, input_offset=129)) == "si4_conv2d_s8"
     assert conv2d_kernel(layer(in_c=3)) == "si4_conv2d_few_channels_s8"  # 27 taps
     assert conv2d_kernel(layer(kernel=(10, 4), in_c=1)) == "si4_conv2d_few_channels_s8"  # kws: 40 taps
-    assert conv2d_kernel(layer(in_c=1)) == "si4_conv2d_s8"  # the general kernel's 1-channel 3x3 path
+    assert conv2d_kernel(layer(in_c=1)) == "si4_conv2d_1ch_3x3_s8"
+    assert conv2d_kernel(layer(in_c=1, dilation=(2, 1))) == "si4_conv2d_s8"  # 9 taps but dilated
     assert conv2d_kernel(layer(kernel=(5, 5), in_c=3)) == "si4_conv2d_s8"  # 75 taps
     assert conv2d_kernel(layer(kernel=(1, 3), in_c=2)) == "si4_conv2d_s8"  # 6 taps
     assert conv2d_kernel(layer(in_c=3, dilation=(2, 2))) == "si4_conv2d_s8"

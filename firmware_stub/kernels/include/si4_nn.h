@@ -148,9 +148,9 @@ typedef struct {
  * class exactly, by a slower path), so a caller may use si4_conv2d_s8
  * everywhere. The generator picks the class's kernel for each layer
  * (ops/conv2d.py conv2d_kernel) so that a model links only the paths its
- * layers run: 1x1 windows -> si4_conv2d_1x1_s8; 1 to 4 input channels with
- * windows of 8 to 64 taps -> si4_conv2d_few_channels_s8; the rest ->
- * si4_conv2d_s8. */
+ * layers run: 1x1 windows -> si4_conv2d_1x1_s8; one input channel, 3x3 ->
+ * si4_conv2d_1ch_3x3_s8; 1 to 4 input channels with windows of 8 to 64 taps
+ * -> si4_conv2d_few_channels_s8; the rest -> si4_conv2d_s8. */
 void si4_conv2d_s8(const si4_conv2d_params *params,
                    const int8_t *input,
                    const int8_t *filter,
@@ -172,6 +172,13 @@ void si4_conv2d_few_channels_s8(const si4_conv2d_params *params,
                                 const int32_t *output_multiplier,
                                 const int32_t *output_shift,
                                 int8_t *output);
+void si4_conv2d_1ch_3x3_s8(const si4_conv2d_params *params,
+                           const int8_t *input,
+                           const int8_t *filter,
+                           const int32_t *bias,
+                           const int32_t *output_multiplier,
+                           const int32_t *output_shift,
+                           int8_t *output);
 /* Any shape, one output at a time: small and slow, the DSP kernels' fallback. */
 void si4_conv2d_each_output_s8(const si4_conv2d_params *params,
                                const int8_t *input,

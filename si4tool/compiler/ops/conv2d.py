@@ -264,14 +264,16 @@ def few_channels_fit(p: Conv2DParams) -> bool:
 
 def conv2d_kernel(layer) -> str:
     """The kernel for a CONV_2D layer, in the order the general kernel's dispatcher used to try
-    them: 1x1, then one input channel 3x3 (a path of the general kernel), then few channels."""
+    them: 1x1, then one input channel 3x3, then few channels."""
     p = layer.params
     arrays = layer.constants
     if (p.kernel_height, p.kernel_width) == (1, 1):
         fits = pointwise_fits(p, arrays["bias"], arrays["output_multiplier"], arrays["output_shift"])
         return "si4_conv2d_1x1_s8" if fits else "si4_conv2d_s8"
     one_channel_3x3 = p.input_channels == 1 and (p.kernel_height, p.kernel_width) == (3, 3) and (p.dilation_height, p.dilation_width) == (1, 1)
-    if not one_channel_3x3 and few_channels_fit(p):
+    if one_channel_3x3:
+        return "si4_conv2d_1ch_3x3_s8"
+    if few_channels_fit(p):
         return "si4_conv2d_few_channels_s8"
     return "si4_conv2d_s8"
 

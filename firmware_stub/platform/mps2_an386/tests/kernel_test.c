@@ -123,7 +123,8 @@ typedef void (*conv_kernel)(const si4_conv2d_params *, const int8_t *, const int
 /* The reference convolution against every DSP kernel of the convolution's
  * shape classes that could be handed this shape: the general one always,
  * the 1x1 one for 1x1 windows, the few-channel one for up to 4 input
- * channels (a shape outside a class checks that kernel's fallback). */
+ * channels, the one-channel 3x3 one for one input channel (a shape outside
+ * a class checks that kernel's fallback). */
 static int32_t compare_conv(const char *op, int32_t case_index, const si4_conv2d_params *conv,
                             const int32_t *conv_bias, const char *shape)
 {
@@ -134,6 +135,7 @@ static int32_t compare_conv(const char *op, int32_t case_index, const si4_conv2d
         {"si4_conv2d_s8", si4_conv2d_s8},
         {"si4_conv2d_1x1_s8", si4_conv2d_1x1_s8},
         {"si4_conv2d_few_channels_s8", si4_conv2d_few_channels_s8},
+        {"si4_conv2d_1ch_3x3_s8", si4_conv2d_1ch_3x3_s8},
     };
     const int32_t bytes = conv->output_height * conv->output_width * conv->output_channels;
     int32_t failures = 0;
@@ -142,7 +144,8 @@ static int32_t compare_conv(const char *op, int32_t case_index, const si4_conv2d
     si4_ref_conv2d_s8(conv, input, filter, conv_bias, multiplier, shift, output_portable);
     for (k = 0; k < sizeof kernels / sizeof kernels[0]; ++k) {
         char text[200];
-        if ((k == 1 && (conv->kernel_height != 1 || conv->kernel_width != 1)) || (k == 2 && conv->input_channels > 4)) {
+        if ((k == 1 && (conv->kernel_height != 1 || conv->kernel_width != 1)) || (k == 2 && conv->input_channels > 4) ||
+            (k == 3 && conv->input_channels != 1)) {
             continue;
         }
         memset(output_dsp, 0x55, (size_t)bytes);
