@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 validation failed, 2 usage or input error.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -640,31 +642,42 @@ def export_command(
     )
 
 
-# Commands whose stages import TensorFlow; --help and --version stay fast without it.
-_TENSORFLOW_COMMANDS = {"train", "quantize", "export-csv", "build-firmware-assets", "validate-host", "bench"}
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Import TensorFlow, whenever a stage first needs it, with file descriptor 2 muted.
 
+    Its C++ start-up lines (absl's pre-initialisation warning, the oneDNN notice) are
+    written straight to fd 2 on import, whatever TF_CPP_MIN_LOG_LEVEL says, and would stand
+    before our own first line. Muting at the first import, not at start-up, keeps every
+    command that fails on its arguments (a missing file, a bad option) as fast as --help:
+    TensorFlow takes seconds to import and such a command never needs it."""
 
-def _import_tensorflow_quietly(argv: list[str]) -> None:
-    """Import TensorFlow with file descriptor 2 muted.
+    _MUTED = ("tensorflow", "keras")
 
-    Its C++ start-up lines (absl's pre-initialisation warning, the oneDNN
-    notice) are written straight to fd 2 on import, whatever
-    TF_CPP_MIN_LOG_LEVEL says, and would stand before our own first line.
-    """
-    if "tensorflow" in sys.modules or not _TENSORFLOW_COMMANDS.intersection(argv) or "--help" in argv:
-        return
-    saved_stderr = os.dup(2)
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    except Exception:  # a broken installation is reported where a stage imports it
-        pass
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(saved_stderr)
+    def find_spec(self, name, path=None, target=None):
+        if name not in self._MUTED:
+            return None
+        sys.meta_path.remove(self)  # the real spec, found without this finder
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        real_exec = spec.loader.exec_module
+
+        def exec_muted(module):
+            saved_stderr = os.dup(2)
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+                real_exec(module)
+            finally:
+                os.dup2(saved_stderr, 2)
+                os.close(saved_stderr)
+
+        spec.loader.exec_module = exec_muted
+        return spec
 
 
 def _exit_interrupted() -> None:
@@ -691,8 +704,8 @@ def _warn_on_untested_versions() -> None:
 
 def main() -> None:
     """Console entry point: user errors become one sentence and exit code 2."""
-    if not os.environ.get("SI4_DEBUG"):
-        _import_tensorflow_quietly(sys.argv[1:])
+    if not os.environ.get("SI4_DEBUG") and "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
     _warn_on_untested_versions()
     os.environ.setdefault("SI4_CACHE_DIR", str(DEFAULT_REFERENCE_CACHE))
     try:
