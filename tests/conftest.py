@@ -225,3 +225,21 @@ def firmware_assets(trained_seed_model_path, mnist_path, reference_cache_dir, te
     out = tmp_path_factory.mktemp("assets") / "firmware_assets"
     shutil.copytree(built, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def seed_qemu_validation(firmware_assets, test_cache_dir, tmp_path_factory) -> Path:
+    """The folder where validate-qemu wrote qemu.json for firmware_assets (both kernel builds,
+    all 250 vectors): run once for the suite, read by test_qemu and by bench's --no-qemu path."""
+    from si4tool.targets import qemu
+
+    if not qemu.toolchain_available():
+        pytest.skip("arm-none-eabi-gcc/newlib or qemu-system-arm missing")
+
+    def validate(folder: Path) -> None:
+        result = qemu.validate_qemu(firmware_assets, out_dir=folder, build_dir=tmp_path_factory.mktemp("qemu-build"),
+                                    quiet=True)
+        # The returned result is what the file holds (checked once, where it is made).
+        assert qemu.QemuValidation.read(folder / "qemu.json") == result
+
+    return built_once(test_cache_dir, "seed_qemu_validation", validate)

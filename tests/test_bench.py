@@ -151,13 +151,17 @@ def _is_positive_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(firmware_assets, tmp_path, mnist_path):
+def test_bench_smoke_run_writes_json_and_markdown_with_positive_figures(firmware_assets, tmp_path, mnist_path,
+                                                                        request):
     from si4tool.targets.qemu import toolchain_available
 
+    # The Cortex-M4 figures come from the suite's one validate-qemu run of these assets (bench
+    # --no-qemu reads its qemu.json): bench's own QEMU call is that same validate_qemu.
     qemu_available = toolchain_available()
+    validation = request.getfixturevalue("seed_qemu_validation") if qemu_available else tmp_path / "no_validation"
     result = bench.run_bench(
-        assets_dir=firmware_assets, out_dir=tmp_path / "bench", validation_dir=tmp_path / "no_validation",
-        images=20, repetitions=2, data_path=mnist_path, qemu=qemu_available,
+        assets_dir=firmware_assets, out_dir=tmp_path / "bench", validation_dir=validation,
+        images=20, repetitions=2, data_path=mnist_path, qemu=False,
     )
 
     assert BenchResult.read(tmp_path / "bench" / "bench.json") == result
