@@ -307,6 +307,49 @@ def test_in_place_row_units_rebuild_the_whole_layer(units):
         np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
+@requires_mlperf
+@pytest.mark.parametrize("units", [1, 13, 16, 31, 125])
+def test_pointwise_units_are_runs_of_positions_that_rebuild_the_whole_layer(units):
+    """A 1x1 stride-1 layer in place (kws's conv2d_1, 25x5x64) splits its 125 positions, not its
+    rows: each band, a column of one-position rows, gives with the NumPy reference exactly the
+    whole layer's outputs at its positions."""
+    from si4tool.compiler.ops.conv2d import reference_conv2d
+
+    graph = _graph((MLPERF_DIR / "kws_ref_model.tflite").read_bytes())
+    index = next(i for i, layer in enumerate(graph.layers) if layer.op == "conv2d" and schedule.is_pointwise(layer.params))
+    layer = graph.layers[index]
+    in_place = schedule.find_in_place_layer(graph, index, units=units)
+    positions = layer.params.output_height * layer.params.output_width
+    counts = [in_place.unit_row_count(unit) for unit in range(in_place.units)]
+    assert in_place.units == units and sum(counts) == positions and max(counts) - min(counts) <= 1
+    assert in_place.row_bytes == max(counts) * layer.params.output_channels and in_place.delay == 0
+    shape = graph.tensors[layer.inputs[0]].shape
+    image = model_zoo.random_images(1, shape, seed=index)[0].reshape(-1)
+    constants = [layer.constants[key] for key in ("filter", "bias", "output_multiplier", "output_shift")]
+    whole = np.asarray(reference_conv2d(layer.params, image, *constants)).reshape(-1)
+    channels = layer.params.input_channels
+    parts = []
+    for unit, band in enumerate(in_place.bands):
+        assert band.params.output_width == band.params.input_width == 1
+        assert band.row == in_place.unit_first_row(unit) and band.params.output_height == counts[unit]
+        part = image[band.input_row * channels : (band.input_row + band.params.input_height) * channels]
+        parts.append(np.asarray(reference_conv2d(band.params, part, *constants)).reshape(-1))
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@requires_mlperf
+def test_pointwise_units_hold_whole_blocks_of_four_where_the_ring_allows():
+    """kws in place: the depthwise layers' 2-row rings (640 B) leave the 1x1 layers room for 10
+    positions a call, but 16 units of 7 or 8 positions (two blocks of four each, 512 B) do less
+    work than 13 units of 9 or 10 (three blocks each)."""
+    graph = _graph((MLPERF_DIR / "kws_ref_model.tflite").read_bytes())
+    in_place = schedule.fewest_calls(graph, schedule.find_in_place_layers(graph))
+    pointwise = [layer for layer in in_place if schedule.is_pointwise(graph.layers[layer.index].params)
+                 and graph.layers[layer.index].op == "conv2d"]
+    assert len(pointwise) == 4
+    assert all(layer.units == 16 and layer.temp_bytes == 512 for layer in pointwise)
+
+
 def test_copies_are_safe_sees_a_unit_that_overwrites_rows_still_read():
     """Two-row units of a stride-1 3x3 layer: unit u's last output row is read by unit u + 1, so
     it may be copied only once unit u + 1 is computed (delay 1), never right away."""

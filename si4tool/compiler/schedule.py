@@ -441,6 +441,17 @@ def find_in_place_layer(
         return None  # a convolution would pay its kernel's per-call set-up once per pixel
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
+    flat = layer.op == "conv2d" and not pixels and is_pointwise(p)
+    if flat:
+        # Each output position reads its own input position only: the map is a column of H * W
+        # one-position rows, so a unit is any run of consecutive positions, not whole rows
+        # (fewest_calls sizes them for the DSP 1x1 kernel's blocks of four: a unit of one 5-wide
+        # row computes 8 positions' work for 5). The default unit is a row, or four positions
+        # when rows are narrower: no larger ring than the row form's.
+        positions = out_h * out_w
+        p = dataclasses.replace(p, input_height=positions, input_width=1, output_height=positions, output_width=1)
+        units = max(1, positions // max(4, out_w)) if units is None else units
+        in_h, in_w, out_h, out_w = positions, 1, positions, 1
     in_row, out_row = in_w * in_c, out_w * out_c
     if pixels:
         unit_rows, long_units, spans = 1, 0, [(row, 1) for row in range(out_h)]
@@ -482,6 +493,13 @@ def find_in_place_layer(
     )
 
 
+def is_pointwise(params: Conv2DParams) -> bool:
+    """A 1x1, stride-1, unpadded convolution: output position p is a function of input position p."""
+    return (params.kernel_height == params.kernel_width == 1 and params.stride_height == params.stride_width == 1
+            and params.pad_top == params.pad_left == 0 and params.input_height == params.output_height
+            and params.input_width == params.output_width)
+
+
 def find_in_place_layers(graph: Graph, input_in_arena: bool = False) -> tuple[InPlaceLayer, ...]:
     found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena) for index in range(len(graph.layers)))
     return tuple(layer for layer in found if layer is not None)
@@ -519,8 +537,37 @@ def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_aren
                 low = middle + 1
             else:
                 high, best = middle, found
+        if _runs_positions(graph, best):
+            best = _fewest_blocks(best, lambda units, position=position: fits(position, units))
         layers[position] = best
     return tuple(layers)
+
+
+def _runs_positions(graph: Graph, layer: InPlaceLayer) -> bool:
+    """Whether the layer's units are runs of positions (find_in_place_layer's pointwise form)."""
+    source = graph.layers[layer.index]
+    return source.op == "conv2d" and not layer.pixel_bands and is_pointwise(source.params)
+
+
+def _fewest_blocks(layer: InPlaceLayer, fits) -> InPlaceLayer:
+    """Among the position-run forms of `layer` from its fewest units up to twice as many, the one
+    with the least work by the DSP 1x1 kernel's count: a unit of n positions costs ceil(n / 4)
+    blocks of four, and each call about one block more (its channels' constants), so 8-position
+    units beat 9- or 10-position ones."""
+    positions = sum(layer.unit_row_count(unit) for unit in range(layer.units))
+
+    def cost(units: int) -> int:
+        unit_rows, long_units = split_rows(positions, units)
+        blocks = long_units * -(-(unit_rows + 1) // 4) + (units - long_units) * -(-unit_rows // 4)
+        return blocks + units
+
+    best, best_cost = layer, cost(layer.units)
+    for units in range(layer.units + 1, min(positions, 2 * layer.units) + 1):
+        if cost(units) < best_cost:
+            found = fits(units)
+            if found is not None:
+                best, best_cost = found, cost(units)
+    return best
 
 
 def input_in_arena_applies(graph: Graph) -> bool:
