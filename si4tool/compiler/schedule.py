@@ -370,6 +370,28 @@ def row_band(params, row: int, rows: int = 1) -> RowBand:
     return RowBand(row, start, band)
 
 
+def _whole_window_band(band: RowBand, params) -> RowBand:
+    """A band of a map's edge rows that holds fewer input rows than the window (a 3x3 layer's
+    first or last output row alone reads two) grows inward to the window's height, so the DSP
+    depthwise kernel's moved-window path computes it instead of its scalar one (about 50,000
+    instructions for one 5x64 row). The rows added lie under the taps of no output of the band:
+    the kernel reads them (or nothing) with zero taps, so they change no sum, and the pad_top
+    that keeps each window where it was may be negative. Only for windows whose rows the map
+    holds (kernel height <= map height)."""
+    missing = params.kernel_height - band.params.input_height
+    if missing <= 0 or params.kernel_height > params.input_height:
+        return band
+    start = band.input_row
+    if start + band.params.input_height == params.input_height:  # the bottom edge: grow upwards
+        start -= missing
+    padded = dataclasses.replace(
+        band.params,
+        input_height=params.kernel_height,
+        pad_top=band.params.pad_top + start - band.input_row,
+    )
+    return RowBand(band.row, start, padded)
+
+
 def _unit_extents(params, in_row: int, in_c: int, unit_spans, out_w: int, pixels: bool):
     """(first byte, end byte) of the input each unit's taps read, units in top-down order
     (`unit_spans`: each row unit's (first output row, rows); pixels: one span per output row, its
@@ -476,6 +498,8 @@ def find_in_place_layer(
     delay, reverse = order
     # Pixels: si4_depthwise_conv2d_pixel_s8 computes a position of the whole layer (no band).
     bands = () if pixels else tuple(row_band(p, first, rows) for first, rows in spans)
+    if layer.op == "depthwise_conv2d":
+        bands = tuple(_whole_window_band(band, p) for band in bands)
     return InPlaceLayer(
         index=index,
         bands=bands,

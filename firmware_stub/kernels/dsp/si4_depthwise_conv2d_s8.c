@@ -220,7 +220,7 @@ static int32_t si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
 {
     const int32_t step = params->output_channels;
     int32_t scale_bits[4];
-    int32_t tap;
+    int32_t ky;
     int32_t c;
     for (c = 0; c < 4; ++c) {
         const int32_t channel = first_channel + c;
@@ -229,17 +229,25 @@ static int32_t si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
         const int32_t left_shift = shift > 0 ? shift : 0;
         const int32_t right_shift = shift > 0 ? 0 : -shift;
         const int32_t channel_bias = bias != 0 ? bias[channel] : 0;
-        const int8_t *w = filter + channel;
-        int32_t weight_sum = 0; /* sum |w| <= 9 * 128 */
-        int64_t bound;
-        int32_t tap;
-        for (tap = 0; tap < 9; ++tap, w += step) {
-            weight_sum += *w < 0 ? -*w : *w;
-        }
-        bound = 255 * (int64_t)weight_sum + (channel_bias < 0 ? -(int64_t)channel_bias : (int64_t)channel_bias);
-        if (output_multiplier[quant_index] < 0 || right_shift < 1 || right_shift > 22 || left_shift > 6 ||
-            bound >= ((int64_t)1 << (30 - left_shift))) {
+        const int64_t bias_size = channel_bias < 0 ? -(int64_t)channel_bias : (int64_t)channel_bias;
+        int64_t limit;
+        if (output_multiplier[quant_index] < 0 || right_shift < 1 || right_shift > 22 || left_shift > 6) {
             return 0;
+        }
+        limit = (int64_t)1 << (30 - left_shift);
+        /* The accumulator's bound with every |w| = 128 holds for almost every layer, so the
+         * taps' own sum is needed only when that one fails. This runs once per group and call:
+         * an in-place layer in one-row bands pays it on every row. */
+        if (255 * (int64_t)(9 * 128) + bias_size >= limit) {
+            const int8_t *w = filter + channel;
+            int32_t weight_sum = 0; /* sum |w| <= 9 * 128 */
+            int32_t tap;
+            for (tap = 0; tap < 9; ++tap, w += step) {
+                weight_sum += *w < 0 ? -*w : *w;
+            }
+            if (255 * (int64_t)weight_sum + bias_size >= limit) {
+                return 0;
+            }
         }
         scale_bits[c] = left_shift + 1;
         job->bias[c] = (int32_t)((uint32_t)channel_bias << (left_shift + 1));
@@ -248,11 +256,14 @@ static int32_t si4_dsp_dw_run_init(const si4_depthwise_conv2d_params *params,
                                        ((uint32_t)params->output_offset << right_shift));
         job->requant[c][2] = right_shift;
     }
-    for (tap = 0; tap < 9; ++tap) {
-        const int8_t *w = filter + tap * step + first_channel;
-        uint32_t *pair = grid[1 + tap / 3][1 + tap % 3];
-        pair[0] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
-        pair[1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
+    for (ky = 0; ky < 3; ++ky) {
+        int32_t kx;
+        for (kx = 0; kx < 3; ++kx) {
+            const int8_t *w = filter + (3 * ky + kx) * step + first_channel;
+            uint32_t *pair = grid[1 + ky][1 + kx];
+            pair[0] = si4_dsp_pack_s16x2(w[0] * (1 << scale_bits[0]), w[2] * (1 << scale_bits[2]));
+            pair[1] = si4_dsp_pack_s16x2(w[1] * (1 << scale_bits[1]), w[3] * (1 << scale_bits[3]));
+        }
     }
     return 1;
 }

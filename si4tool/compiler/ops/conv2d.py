@@ -141,7 +141,10 @@ def lower_depthwise_conv2d(ctx, operator):
 
 def _padded_offset_input(x: np.ndarray, pad_top: int, pad_left: int, rows_needed: int, cols_needed: int):
     """Input plus offset, zero outside the image: a zero there contributes nothing, which is
-    exactly TFLM's skipping of padding positions."""
+    exactly TFLM's skipping of padding positions. A negative pad_top (an in-place band that holds
+    rows above its first window) drops the rows no window reaches."""
+    if pad_top < 0:
+        x, pad_top = x[-pad_top:], 0
     height, width, channels = x.shape
     bottom = max(0, rows_needed - pad_top - height)
     right = max(0, cols_needed - pad_left - width)

@@ -161,8 +161,11 @@ static int32_t run_case(int32_t case_index, int32_t *fast)
  * requantization: 1-row and 1-column maps, 3x3 maps, channels not a multiple
  * of four (the DSP kernel's overlapping last group), padding on one side
  * only, stride 2 with odd sizes, padding of 2 (windows that cannot move
- * inside), per-tensor quantization. {height, width, channels, stride_h,
- * stride_w, pad top, left, bottom, right, per_channel}. */
+ * inside), per-tensor quantization; and the one-row bands of a layer run in
+ * place at a map's edges, grown to three input rows (schedule.py
+ * _whole_window_band): a negative pad (-1) on the side the window does not
+ * reach. {height, width, channels, stride_h, stride_w, pad top, left, bottom,
+ * right, per_channel}. */
 static const int32_t directed_shapes[][10] = {
     {1, 9, 6, 1, 1, 1, 1, 1, 1, 1},   {9, 1, 10, 1, 1, 1, 1, 1, 1, 1},  {1, 1, 3, 1, 1, 1, 1, 1, 1, 1},
     {3, 3, 10, 1, 1, 1, 1, 1, 1, 1},  {3, 3, 6, 2, 2, 1, 1, 1, 1, 0},   {3, 3, 128, 2, 2, 0, 0, 1, 1, 1},
@@ -170,6 +173,8 @@ static const int32_t directed_shapes[][10] = {
     {4, 9, 13, 1, 1, 0, 1, 0, 0, 1},  {9, 4, 7, 1, 1, 1, 0, 0, 0, 1},   {5, 5, 6, 1, 1, 0, 0, 1, 1, 1},
     {6, 8, 5, 1, 1, 2, 2, 2, 2, 1},   {25, 5, 12, 1, 1, 1, 1, 1, 1, 1}, {11, 13, 4, 1, 2, 0, 0, 0, 0, 0},
     {8, 8, 1, 1, 1, 1, 1, 1, 1, 1},   {3, 4, 3, 1, 1, 0, 0, 0, 0, 1},   {12, 12, 20, 2, 2, 0, 0, 1, 1, 1},
+    {3, 5, 64, 1, 1, 1, 1, -1, 1, 1}, {3, 5, 64, 1, 1, -1, 1, 1, 1, 1}, {3, 7, 13, 1, 1, -1, 1, 1, 1, 0},
+    {3, 8, 16, 2, 2, -1, 0, 1, 1, 1},
 };
 #define DIRECTED_SHAPES ((int32_t)(sizeof directed_shapes / sizeof directed_shapes[0]))
 
