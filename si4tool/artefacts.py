@@ -154,6 +154,7 @@ class Manifest(_Record):
     # | "file", "seed", "distribution", "shape" | "name", "sha256", "labels", "count"}; None: the dataset.
     inputs: dict | None = None
     # Issue 12: the --memory choice and what it picked: {"choice": "fast" | "balanced" | "small",
+    # "max_slowdown": --max-slowdown or None,
     # "schedule": "layer by layer" | "row-streamed", "candidates": [schedule.ScheduleCandidate dicts]};
     # None: written before schedules existed (layer by layer).
     memory: dict | None = None

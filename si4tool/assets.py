@@ -151,13 +151,15 @@ def build_firmware_assets(
     console=None,
     progress: Callable[[str], None] | None = None,
     memory: str = "fast",
+    max_slowdown: float | None = None,
 ) -> AssetsResult:
     """Train (when no model is given), quantize, lower, plan and render the C assets into `out_dir`.
 
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
     overrides the file a named dataset is read from. inputs_spec (`--inputs`): "random", an .npy/.npz
     path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs).
-    memory (`--memory`): fast, balanced or small, the schedule rule of compiler/schedule.py.
+    memory (`--memory`): fast, balanced or small, the schedule rule of compiler/schedule.py;
+    max_slowdown (`--max-slowdown`) bounds balanced's and small's estimated instructions against fast's.
     name (`--name`): prefixes the model's files, symbols and macros (codegen.ModelNames); None keeps
     the default si4_model names."""
     from si4tool.compiler import codegen
@@ -178,6 +180,8 @@ def build_firmware_assets(
     inputs_stage.check_spec(inputs_spec)
     if memory not in schedule.MEMORY_CHOICES:
         raise UserError(f"--memory must be one of {', '.join(schedule.MEMORY_CHOICES)}, not {memory!r}")
+    if max_slowdown is not None and not max_slowdown >= 1.0:
+        raise UserError(f"--max-slowdown must be at least 1.0 (fast's own instructions), not {max_slowdown}")
     # Training and calibration need the dataset; an int8 .tflite needs it only as its inputs (loaded below).
     takes_float_model = model_path is None or Path(model_path).suffix.lower() in (".keras", ".h5", ".hdf5")
     dataset = data.load_dataset(dataset_name, data_path) if takes_float_model else None
@@ -236,7 +240,7 @@ def build_firmware_assets(
     graph = lower_tflite(tflite_bytes, source=source_name if model_path is not None else "the quantized model")
     input_tensor = graph.tensors[graph.input]
     graph = passes.run_passes(graph)
-    plan, schedule_candidates = schedule.choose_plan(graph, memory)
+    plan, schedule_candidates = schedule.choose_plan(graph, memory, max_slowdown)
 
     input_q = (float(input_tensor.scale), int(input_tensor.zero_point))
     output_tensor = graph.tensors[graph.output]
@@ -356,6 +360,7 @@ def build_firmware_assets(
         files=file_records(files),
         memory={
             "choice": memory,
+            "max_slowdown": max_slowdown,
             "schedule": plan.schedule,
             "candidates": [candidate.to_dict() for candidate in schedule_candidates],
             # A streamed schedule's own buffers (ring of rows, partial pooled row, int32 sums), which

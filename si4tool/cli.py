@@ -264,10 +264,21 @@ def build_firmware_assets_command(
         str,
         typer.Option(
             "--memory",
-            help="Schedule: fast (layer by layer), small (the smallest arena: row-streamed where the model allows) "
-            "or balanced (the smallest arena within 1.1x fast's multiply-accumulates).",
+            help="Schedule: fast (layer by layer), small (the smallest arena: row-streamed or in place where the "
+            "model allows) or balanced (the smallest arena within 1.1x fast's estimated instructions and "
+            "multiply-accumulates).",
         ),
     ] = "fast",
+    max_slowdown: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-slowdown",
+            min=1.0,
+            help="With --memory small or balanced: the smallest arena whose estimated instructions (DSP build: "
+            "multiply-accumulates plus each extra kernel call's set-up) are at most this multiple of fast's; fast "
+            "when none is. Default: none for small, 1.1 for balanced. validate-qemu measures the result.",
+        ),
+    ] = None,
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
     json_output: JsonOption = False,
@@ -297,6 +308,7 @@ def build_firmware_assets_command(
         console=console,
         progress=_progress_printer(quiet),
         memory=memory,
+        max_slowdown=max_slowdown,
     )
     manifest = result.manifest
     accuracy = manifest.accuracy

@@ -287,6 +287,8 @@ def plan_memory(
         schedule = "layer by layer"
     if input_in_arena:
         schedule += ", input in the arena"
+        if in_place and all(layer.index != 0 for layer in in_place):
+            schedule += ", first layer out of place"
     plan = MemoryPlan(
         arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place),
         input_in_arena,

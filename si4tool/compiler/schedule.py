@@ -230,6 +230,38 @@ def estimated_macs(graph: Graph, streams=()) -> int:
     return int(total)
 
 
+# The instruction estimate behind `--max-slowdown` (DSP build, the slower one to split across
+# calls): multiply-accumulates at INSTRUCTIONS_PER_MAC, plus, for every kernel call a layer run
+# in place makes beyond its first, its kernel's per-call set-up, per output channel (deriving the
+# channel's requantization constants, the depthwise kernel's pre-scaled taps). Fitted to kws's
+# layers under validate-qemu (docs/memory.md gives the figures); an estimate, not a measurement:
+# validate-qemu and bench-models measure the schedule that was built.
+INSTRUCTIONS_PER_MAC = 1.4
+SETUP_INSTRUCTIONS_PER_CHANNEL = {
+    "depthwise_conv2d": 145,  # a band of rows: the runs' constants and taps, per group of four
+    "depthwise_conv2d pixels": 83,  # one position: the requantization of each channel
+    "conv2d 1x1": 70,  # si4_conv2d_1x1_s8's channel table
+    "conv2d": 285,  # the general and few-channel kernels' per-channel set-up and column block
+}
+
+
+def _setup_key(graph: Graph, layer) -> str:
+    source = graph.layers[layer.index]
+    if source.op == "depthwise_conv2d":
+        return "depthwise_conv2d pixels" if layer.pixel_bands else "depthwise_conv2d"
+    return "conv2d 1x1" if is_pointwise(source.params) else "conv2d"
+
+
+def estimated_instructions(graph: Graph, plan) -> int:
+    """The DSP build's instructions per inference under `plan`, estimated (see
+    SETUP_INSTRUCTIONS_PER_CHANNEL): only its ratio to fast's estimate is used."""
+    total = INSTRUCTIONS_PER_MAC * estimated_macs(graph, plan.streams)
+    for layer in plan.in_place:
+        channels = graph.tensors[graph.layers[layer.index].output].shape[-1]
+        total += (layer.units - 1) * channels * SETUP_INSTRUCTIONS_PER_CHANNEL[_setup_key(graph, layer)]
+    return int(total)
+
+
 @dataclass(frozen=True)
 class ScheduleCandidate:
     schedule: str
@@ -237,6 +269,7 @@ class ScheduleCandidate:
     arena_plus_input_bytes: int
     estimated_macs: int
     input_in_arena: bool = False  # the caller writes the input into the arena (<MACRO>_INPUT_ARENA_OFFSET)
+    estimated_instructions: int = 0  # estimated_instructions(): for --max-slowdown
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -257,13 +290,23 @@ def candidate_plans(graph: Graph):
         plans.extend(in_place_pixel_plans(graph, in_place))
     if input_in_arena_applies(graph):
         in_place = find_in_place_layers(graph, input_in_arena=True)
-        plans.append(plan_memory(graph, in_place=fewest_calls(graph, in_place, True), input_in_arena=True))
+        over_input = plan_memory(graph, in_place=fewest_calls(graph, in_place, True), input_in_arena=True)
+        plans.append(over_input)
         plans.extend(in_place_pixel_plans(graph, in_place, input_in_arena=True))
+        # The input in the arena, but its first layer out of place: that layer runs in one call,
+        # and the input's bytes, dead after it, can hold a later layer's ring. Kept where it needs
+        # no more RAM than the first layer in place over the input (kws, resnet8; not vww, whose
+        # first layer's output is its largest map).
+        later = tuple(layer for layer in in_place if layer.index != 0)
+        if later:
+            out_of_place = plan_memory(graph, in_place=fewest_calls(graph, later, True), input_in_arena=True)
+            if out_of_place.arena_plus_input_bytes <= over_input.arena_plus_input_bytes:
+                plans.append(out_of_place)
     return [
         (
             ScheduleCandidate(
                 plan.schedule, plan.arena_bytes, plan.arena_plus_input_bytes, estimated_macs(graph, plan.streams),
-                plan.input_in_arena,
+                plan.input_in_arena, estimated_instructions(graph, plan),
             ),
             plan,
         )
@@ -271,10 +314,16 @@ def candidate_plans(graph: Graph):
     ]
 
 
-def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
-    """(the MemoryPlan `memory` picks, every candidate) for the manifest and the report."""
+def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY, max_slowdown: float | None = None):
+    """(the MemoryPlan `memory` picks, every candidate) for the manifest and the report.
+
+    max_slowdown (`--max-slowdown`): the most estimated instructions (estimated_instructions) a
+    balanced or small schedule may cost, as a multiple of fast's; default BALANCED_WORK_BOUND for
+    balanced, none for small. Fast always qualifies."""
     if memory not in MEMORY_CHOICES:
         raise ValueError(f"memory must be one of {', '.join(MEMORY_CHOICES)}, not {memory!r}")
+    if max_slowdown is not None and not max_slowdown >= 1.0:
+        raise ValueError(f"max_slowdown must be at least 1.0, not {max_slowdown}")
     candidates = candidate_plans(graph)
     fast_candidate, fast_plan = candidates[0]
     if memory == "fast":
@@ -282,8 +331,13 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY):
     else:
         allowed = candidates
         if memory == "balanced":
+            # multiply-accumulates too: a recomputing schedule's extra work is not all set-up
             bound = BALANCED_WORK_BOUND * fast_candidate.estimated_macs
             allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
+            max_slowdown = BALANCED_WORK_BOUND if max_slowdown is None else max_slowdown
+        if max_slowdown is not None:
+            bound = max_slowdown * fast_candidate.estimated_instructions
+            allowed = [(c, p) for c, p in allowed if c.estimated_instructions <= bound] or candidates[:1]
         # arena + input: an input-in-the-arena plan counts its input inside its arena
         chosen = min(allowed, key=lambda item: item[0].arena_plus_input_bytes)[1]  # first of the smallest
     return chosen, [candidate for candidate, _ in candidates]
