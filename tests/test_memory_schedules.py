@@ -350,13 +350,15 @@ def test_pointwise_units_hold_whole_blocks_of_four_where_the_ring_allows():
     assert all(layer.units == 16 and layer.temp_bytes == 512 for layer in pointwise)
 
 
-# kws's schedules as validate-qemu measured them (DSP build, main 3ba5695+, 10 vectors, all
-# bit-exact): instructions per inference, by schedule name.
+# kws's schedules as validate-qemu measured them (DSP build, 10 vectors, all bit-exact):
+# instructions per inference, by schedule name.
 KWS_MEASURED_DSP = {
-    "layer by layer": 3_792_200,
-    "layer by layer, in place, input in the arena, first layer out of place": 4_982_040,
-    "layer by layer, in place, input in the arena": 5_200_880,
-    "layer by layer, in place, pixel bands, input in the arena": 7_591_360,
+    "layer by layer": 3_785_480,
+    "layer by layer, in place": 4_873_020,
+    "layer by layer, in place, pixel bands": 6_925_940,
+    "layer by layer, in place, input in the arena": 5_093_540,
+    "layer by layer, in place, pixel bands, input in the arena": 7_470_640,
+    "layer by layer, in place, input in the arena, first layer out of place": 4_874_760,
 }
 
 
@@ -374,10 +376,11 @@ def test_max_slowdown_takes_the_smallest_arena_within_the_instruction_estimate()
         assert estimated == pytest.approx(measured / KWS_MEASURED_DSP["layer by layer"], rel=0.05), name
     unbounded = schedule.choose_plan(graph, "small")[0]
     assert unbounded.arena_plus_input_bytes == 8448 and "pixel bands" in unbounded.schedule
-    bounded = schedule.choose_plan(graph, "small", max_slowdown=1.35)[0]
+    # issue 12's bound: 8,640 B (<= 9,000) at a measured 1.29x
+    bounded = schedule.choose_plan(graph, "small", max_slowdown=1.3)[0]
     assert bounded.schedule == "layer by layer, in place, input in the arena, first layer out of place"
     assert bounded.arena_plus_input_bytes == 8640 and not any(layer.index == 0 for layer in bounded.in_place)
-    assert schedule.choose_plan(graph, "small", max_slowdown=1.3)[0].schedule == schedule.LAYER_BY_LAYER
+    assert schedule.choose_plan(graph, "small", max_slowdown=1.2)[0].schedule == schedule.LAYER_BY_LAYER
     assert schedule.choose_plan(graph, "balanced")[0].schedule == schedule.LAYER_BY_LAYER
     assert schedule.choose_plan(graph, "fast", max_slowdown=5.0)[0].schedule == schedule.LAYER_BY_LAYER
     with pytest.raises(ValueError, match="at least 1.0"):

@@ -99,8 +99,9 @@ def test_operators_reference_is_generated_from_the_registry():
 
 
 def test_conv2d_kernel_follows_the_dsp_kernels_shape_tests():
-    """ops/conv2d.py's ports of pw_fits / few_fits pick each layer's shape-class kernel; the C
-    kernels compute any shape exactly, so these cases pin what the generator sends where."""
+    """ops/conv2d.py's ports of the DSP kernels' own tests (the 1x1 kernel's pw_layer_fits and
+    pw_channel_form, few_fits) pick each layer's shape-class kernel; the C kernels compute any
+    shape exactly, so these cases pin what the generator sends where."""
     from types import SimpleNamespace
 
     import numpy as np

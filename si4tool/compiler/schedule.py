@@ -240,7 +240,7 @@ INSTRUCTIONS_PER_MAC = 1.4
 SETUP_INSTRUCTIONS_PER_CHANNEL = {
     "depthwise_conv2d": 145,  # a band of rows: the runs' constants and taps, per group of four
     "depthwise_conv2d pixels": 83,  # one position: the requantization of each channel
-    "conv2d 1x1": 70,  # si4_conv2d_1x1_s8's channel table
+    "conv2d 1x1": 45,  # si4_conv2d_1x1_s8's channel table
     "conv2d": 285,  # the general and few-channel kernels' per-channel set-up and column block
 }
 

@@ -232,14 +232,17 @@ static int32_t pw_channel_form(int32_t multiplier, int32_t shift, int32_t bias, 
     return multiplier > 0 && shift <= -2 && shift >= -31 ? 2 : 0;
 }
 
-static void pw_channel_init(int32_t bias,
-                            int32_t multiplier,
-                            int32_t shift,
-                            const si4_conv2d_params *params,
-                            int32_t terms_bound,
-                            pw_channel *channel)
+/* The channel's constants in its form; returns the form (0: neither, the
+ * constants are then not to be used). */
+static int32_t pw_channel_init(int32_t bias,
+                               int32_t multiplier,
+                               int32_t shift,
+                               const si4_conv2d_params *params,
+                               int32_t terms_bound,
+                               pw_channel *channel)
 {
-    if (pw_channel_form(multiplier, shift, bias, terms_bound) == 1) {
+    const int32_t form = pw_channel_form(multiplier, shift, bias, terms_bound);
+    if (form == 1) {
         const int32_t right_shift = multiplier == 0 ? 1 : -shift;
         channel->bias2 = multiplier == 0 ? 0 : 2 * bias;
         channel->round =
@@ -252,6 +255,7 @@ static void pw_channel_init(int32_t bias,
     }
     channel->bias = bias;
     channel->multiplier = multiplier;
+    return form;
 }
 
 /* input_channels * 128 * max|x + input_offset|: |acc - bias| never exceeds it. */
@@ -264,35 +268,26 @@ static int32_t pw_terms_bound(const si4_conv2d_params *params)
     return params->input_channels * 128 * (low_magnitude > high_magnitude ? low_magnitude : high_magnitude);
 }
 
-/* Whether conv_pointwise handles this layer: 1x1, no padding, whole words
- * of input channels that fit the block, every channel in one of the forms. */
-static int32_t pw_fits(const si4_conv2d_params *params,
-                       const int32_t *bias,
-                       const int32_t *output_multiplier,
-                       const int32_t *output_shift)
+/* Whether conv_pointwise handles this layer's shape and offsets: 1x1, no
+ * padding, whole words of input channels that fit the block. Each channel's
+ * form is checked where its constants are made (pw_channel_init), so a call
+ * looks at each channel once. */
+static int32_t pw_layer_fits(const si4_conv2d_params *params)
 {
     const int32_t channels = params->input_channels;
-    int32_t channel;
-    if (params->kernel_height != 1 || params->kernel_width != 1 || params->pad_top != 0 || params->pad_left != 0 ||
-        (channels & 3) != 0 || channels > 4 * SI4_DSP_COLUMN_GROUPS || params->input_offset < -128 ||
-        params->input_offset > 128 || params->output_offset < -128 || params->output_offset > 127 ||
-        params->activation_min < -128 || params->activation_max > 127) {
-        return 0;
-    }
-    for (channel = 0; channel < params->output_channels; ++channel) {
-        const int32_t quant_index = params->per_channel ? channel : 0;
-        if (pw_channel_form(output_multiplier[quant_index], output_shift[quant_index], bias != 0 ? bias[channel] : 0,
-                            pw_terms_bound(params)) == 0) {
-            return 0;
-        }
-    }
-    return 1;
+    return params->kernel_height == 1 && params->kernel_width == 1 && params->pad_top == 0 && params->pad_left == 0 &&
+           (channels & 3) == 0 && channels <= 4 * SI4_DSP_COLUMN_GROUPS && params->input_offset >= -128 &&
+           params->input_offset <= 128 && params->output_offset >= -128 && params->output_offset <= 127 &&
+           params->activation_min >= -128 && params->activation_max <= 127;
 }
 
-/* The 1x1 convolution (returns 1) when pw_fits, else 0 and nothing done.
- * Channels PW_CHANNELS at a time (their constants on the stack), then the
- * positions four at a time; the last block of positions repeats the last
- * one and is requantized into `tail`, whose real rows are then copied. */
+/* The 1x1 convolution (returns 1), or 0 when the layer or one of its
+ * channels fits neither form: the channels of the chunks before that one
+ * may then hold outputs already, and the caller's fallback writes every
+ * output again (the input is never written). Channels PW_CHANNELS at a time
+ * (their constants on the stack), then the positions four at a time; the
+ * last block of positions repeats the last one and is requantized into
+ * `tail`, whose real rows are then copied. */
 static SI4_DSP_OWN_FRAME int32_t conv_pointwise(const si4_conv2d_params *params,
                                                 const int8_t *input,
                                                 const int8_t *filter,
@@ -313,7 +308,7 @@ static SI4_DSP_OWN_FRAME int32_t conv_pointwise(const si4_conv2d_params *params,
     si4_dsp_output out;
     pw_job job;
     int32_t first_channel;
-    if (!pw_fits(params, bias, output_multiplier, output_shift)) {
+    if (!pw_layer_fits(params)) {
         return 0;
     }
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
@@ -329,8 +324,10 @@ static SI4_DSP_OWN_FRAME int32_t conv_pointwise(const si4_conv2d_params *params,
         for (channel = 0; channel < count; ++channel) {
             const int32_t output_channel = first_channel + channel;
             const int32_t quant_index = params->per_channel ? output_channel : 0;
-            pw_channel_init(bias != 0 ? bias[output_channel] : 0, output_multiplier[quant_index],
-                            output_shift[quant_index], params, terms_bound, &table[channel]);
+            if (pw_channel_init(bias != 0 ? bias[output_channel] : 0, output_multiplier[quant_index],
+                                output_shift[quant_index], params, terms_bound, &table[channel]) == 0) {
+                return 0;
+            }
         }
         for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
             const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;

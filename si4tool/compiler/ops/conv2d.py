@@ -241,7 +241,7 @@ def _pointwise_channel_form(multiplier: int, shift: int, bias: int, terms_bound:
 
 
 def pointwise_fits(p: Conv2DParams, bias, multipliers, shifts) -> bool:
-    """pw_fits: the DSP 1x1 kernel's fast path takes this layer."""
+    """pw_layer_fits and every channel's pw_channel_form: the DSP 1x1 kernel's fast path takes this layer."""
     channels = p.input_channels
     if (p.kernel_height, p.kernel_width, p.pad_top, p.pad_left) != (1, 1, 0, 0) or channels % 4 or channels > DSP_COLUMN_TAPS:
         return False
