@@ -264,9 +264,9 @@ def build_firmware_assets_command(
         str,
         typer.Option(
             "--memory",
-            help="Schedule: fast (layer by layer), small (the smallest arena: row-streamed or in place where the "
-            "model allows) or balanced (the smallest arena within 1.1x fast's estimated instructions and "
-            "multiply-accumulates).",
+            help="Schedule: fast (layer by layer), small (the smallest arena within 1.3x fast's estimated "
+            "instructions: row-streamed or in place where the model allows) or balanced (the smallest arena within "
+            "1.1x fast's estimated instructions and multiply-accumulates).",
         ),
     ] = "fast",
     max_slowdown: Annotated[
@@ -276,7 +276,8 @@ def build_firmware_assets_command(
             min=1.0,
             help="With --memory small or balanced: the smallest arena whose estimated instructions (DSP build: "
             "multiply-accumulates plus each extra kernel call's set-up) are at most this multiple of fast's; fast "
-            "when none is. Default: none for small, 1.1 for balanced. validate-qemu measures the result.",
+            "when none is. Default: 1.3 for small, 1.1 for balanced; inf: the smallest arena whatever it costs. "
+            "validate-qemu measures the result.",
         ),
     ] = None,
     report: ReportOption = True,

@@ -4,8 +4,9 @@ A *description* is a JSON-able dict:
 
     {"input_shape": [H, W, C] or [N], "seed": int, "calibration": [low, high],
      "per_channel": bool (optional, default true: per-channel conv and dense weights),
-     "memory": "fast" | "balanced" | "small" (optional, default fast: the `--memory` choice whose
-               schedule the engine is planned and rendered with; not part of the .tflite),
+     "memory": "fast" | "balanced" | "small" | "smallest" (optional, default fast: the `--memory`
+               choice whose schedule the engine is planned and rendered with, "smallest" being
+               `--memory small --max-slowdown inf`; not part of the .tflite),
      "layers": [{"op": "conv2d", "inputs": [0], ...options...}, ...]}
 
 Node 0 is the model input and node k + 1 the output of layers[k]; a layer's "inputs" are node
@@ -46,7 +47,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from hypothesis import strategies as st
 
-from si4tool.compiler.schedule import MEMORY_CHOICES
+from si4tool.compiler.schedule import MEMORY_CHOICES as CLI_MEMORY_CHOICES
+
+# The --memory choices a description may name, and "smallest": small without its 1.3x bound, the
+# smallest arena of all (--max-slowdown inf), so the fuzzer reaches every schedule.
+MEMORY_CHOICES = (*CLI_MEMORY_CHOICES, "smallest")
+
+
+def choose_plan(graph, memory: str):
+    """schedule.choose_plan for a description's memory choice (see MEMORY_CHOICES)."""
+    from si4tool.compiler import schedule
+
+    if memory == "smallest":
+        return schedule.choose_plan(graph, "small", max_slowdown=float("inf"))
+    return schedule.choose_plan(graph, memory)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO_ROOT / "build" / "fuzz_cache"
@@ -681,9 +695,9 @@ def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path, 
     output identical to TFLite Micro's tensors. Returns the number of layer outputs compared;
     raises FuzzMismatch at the first difference."""
     import model_zoo
-    from si4tool.compiler import codegen, schedule
+    from si4tool.compiler import codegen
 
-    plan, _ = schedule.choose_plan(graph, memory)
+    plan, _ = choose_plan(graph, memory)
     assets = Path(work_dir) / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():

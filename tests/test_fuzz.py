@@ -64,7 +64,6 @@ def _inputs(description: dict, shape: tuple[int, ...]) -> np.ndarray:
 def check_description(description: dict, work_dir: Path) -> Outcome:
     """Build one description and compare it with TFLite Micro (fuzz_graphs.compare_with_tflm):
     raise FuzzMismatch naming the first differing tensor, or return the Outcome (refused or not)."""
-    from si4tool.compiler import schedule
     from si4tool.compiler.tflite_reader import operator_names
 
     tflite = fuzz_graphs.build_tflite(description)
@@ -77,7 +76,7 @@ def check_description(description: dict, work_dir: Path) -> Outcome:
     outcome.ops = [layer.op for layer in graph.layers]
     images = _inputs(description, graph.tensors[graph.input].shape)
     memory = description.get("memory", "fast")
-    outcome.schedule = schedule.choose_plan(graph, memory)[0].schedule
+    outcome.schedule = fuzz_graphs.choose_plan(graph, memory)[0].schedule
     outcome.tensors_compared = fuzz_graphs.compare_with_tflm(tflite, graph, images, work_dir, memory)
     return outcome
 
@@ -217,11 +216,11 @@ SCHEDULE_GRAPHS = {
 def test_every_memory_choice_of_a_streamable_graph_is_bit_exact(kind, tmp_path):
     """The check the fuzzer runs on its draws' --memory choice, on graphs where fast and small differ."""
     schedules = {}
-    for memory in ("fast", "balanced", "small"):
+    for memory in fuzz_graphs.MEMORY_CHOICES:
         description = dict(SCHEDULE_GRAPHS[kind], memory=memory)
         outcome = check_description(description, tmp_path / memory)
         assert outcome.refused is None, outcome.refused
         assert outcome.tensors_compared > 0
         schedules[memory] = outcome.schedule
     assert schedules["fast"] == "layer by layer"
-    assert kind in schedules["small"], schedules
+    assert kind in schedules["smallest"], schedules

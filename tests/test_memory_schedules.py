@@ -81,8 +81,12 @@ def test_seed_schedules_and_their_arenas():
     assert [c.arena_bytes for c in candidates] == [7008, 2240, 2144]
     assert [c.arena_plus_input_bytes for c in candidates] == [7792, 3024, 2928]
     assert plans["balanced"][0].schedule == schedule.ROW_STREAMED_WHOLE
-    assert plans["small"][0].schedule == schedule.ROW_STREAMED_SPLIT
+    # small keeps within 1.3x fast's estimated instructions: split windows cost the DSP column path
+    # its consumer's work twice, so small is the whole-window form unless told otherwise
+    assert plans["small"][0].schedule == schedule.ROW_STREAMED_WHOLE
     assert plans["small"][0].arena_plus_input_bytes <= 3072  # the issue's target
+    smallest = schedule.choose_plan(graph, "small", max_slowdown=float("inf"))[0]
+    assert smallest.schedule == schedule.ROW_STREAMED_SPLIT and smallest.arena_plus_input_bytes == 2928
     with pytest.raises(ValueError, match="memory must be one of"):
         schedule.choose_plan(graph, "tiny")
 
@@ -254,14 +258,15 @@ def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(form, tmp
 
 requires_mlperf = pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
 # --memory small's arena per MLPerf Tiny model: kws runs its depthwise and 1x1 layers in place
-# (one 25x5x64 map of 8,000 B + a ring of one row and two pixels, 448 B: its depthwise layers
-# one pixel per call; 8,938 B with the input, under the issue's 9,000), vww too (one 48x48x16 map, its 1x1
+# (one 25x5x64 map of 8,000 B + a ring of two rows, 640 B: its depthwise layers one row per call,
+# within 1.3x; the input, in the arena, lies in bytes a ring reuses: 8,640 B, under the issue's
+# 9,000; the pixel form's 8,448 B costs about 2x, see below), vww too (one 48x48x16 map, its 1x1
 # expansions written bottom up, its stride-2 depthwise layers over the start of their input; the
 # rings of its later layers lie in the dead tail of the 48x48x16 map's bytes, so they cost nothing);
 # resnet8 runs the convolutions whose input dies with them in place (not those beside a shortcut).
 SMALL_ARENAS = {
     "ad01_int8.tflite": 272,
-    "kws_ref_model.tflite": 8448,
+    "kws_ref_model.tflite": 8640,
     "pretrainedResnet_quant.tflite": 33792,
     "vww_96_int8.tflite": 37632,
 }
@@ -270,7 +275,7 @@ SMALL_ARENAS = {
 # (vww: 37,632 B in all instead of 66,048; the issue asks <= 48,000); ad01's dense first layer cannot.
 SMALL_RAM = {
     "ad01_int8.tflite": 912,
-    "kws_ref_model.tflite": 8448,
+    "kws_ref_model.tflite": 8640,
     "pretrainedResnet_quant.tflite": 33792,
     "vww_96_int8.tflite": 37632,
 }
@@ -374,10 +379,11 @@ def test_max_slowdown_takes_the_smallest_arena_within_the_instruction_estimate()
     for name, measured in KWS_MEASURED_DSP.items():
         estimated = by_name[name].estimated_instructions / fast.estimated_instructions
         assert estimated == pytest.approx(measured / KWS_MEASURED_DSP["layer by layer"], rel=0.05), name
-    unbounded = schedule.choose_plan(graph, "small")[0]
+    unbounded = schedule.choose_plan(graph, "small", max_slowdown=float("inf"))[0]
     assert unbounded.arena_plus_input_bytes == 8448 and "pixel bands" in unbounded.schedule
-    # issue 12's bound: 8,640 B (<= 9,000) at a measured 1.29x
-    bounded = schedule.choose_plan(graph, "small", max_slowdown=1.3)[0]
+    # issue 12's bound, small's default: 8,640 B (<= 9,000) at a measured 1.29x
+    bounded = schedule.choose_plan(graph, "small")[0]
+    assert bounded == schedule.choose_plan(graph, "small", max_slowdown=1.3)[0]
     assert bounded.schedule == "layer by layer, in place, input in the arena, first layer out of place"
     assert bounded.arena_plus_input_bytes == 8640 and not any(layer.index == 0 for layer in bounded.in_place)
     assert schedule.choose_plan(graph, "small", max_slowdown=1.2)[0].schedule == schedule.LAYER_BY_LAYER
@@ -482,8 +488,10 @@ def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
 
 @pytest.mark.qemu
 def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, reference_cache_dir, tmp_path):
-    """The trained seed model, --memory small, both kernel builds: every embedded vector
-    bit-exact with TFLite Micro under QEMU, and the RAM the issue asks for."""
+    """The trained seed model, --memory small --max-slowdown inf (the smallest: split windows), both
+    kernel builds: every embedded vector bit-exact with TFLite Micro under QEMU, and the RAM the
+    issue asks for. small's default, whole windows (balanced's too), is checked on the host by
+    test_every_schedule_bit_exact_with_tflite_micro."""
     from si4tool.assets import build_firmware_assets
     from si4tool.targets import qemu
 
@@ -494,7 +502,7 @@ def test_qemu_self_check_of_the_small_seed_schedule(seed_int8_tflite, reference_
     out = tmp_path / "small"
     result = build_firmware_assets(
         out, model_path=model, inputs_spec="random", vectors=20, cache_dir=reference_cache_dir, quiet=True,
-        memory="small",
+        memory="small", max_slowdown=float("inf"),  # the smallest: split windows
     )  # fmt: skip
     assert result.manifest.memory["choice"] == "small"
     assert result.manifest.memory["schedule"] == schedule.ROW_STREAMED_SPLIT
@@ -518,9 +526,10 @@ def test_a_trace_counts_only_the_layers_a_schedule_materialises():
 @requires_mlperf
 @pytest.mark.qemu
 def test_qemu_self_check_of_the_small_kws_schedule(reference_cache_dir, tmp_path):
-    """kws --memory small (its depthwise layers through si4_depthwise_conv2d_pixel_s8, the DSP twin
-    in the DSP build; its input in the arena, copied in by the first layer), both kernel builds:
-    bit-exact with TFLite Micro under QEMU, under 9,000 B."""
+    """kws --memory small --max-slowdown inf (its depthwise layers through
+    si4_depthwise_conv2d_pixel_s8, the DSP twin in the DSP build; its input in the arena, copied in
+    by the first layer), both kernel builds: bit-exact with TFLite Micro under QEMU, under 9,000 B.
+    small's default schedule for kws runs in test_mlperf_tiny's small-schedule check."""
     from si4tool.assets import build_firmware_assets
     from si4tool.targets import qemu
 
@@ -529,7 +538,7 @@ def test_qemu_self_check_of_the_small_kws_schedule(reference_cache_dir, tmp_path
     out = tmp_path / "small"
     result = build_firmware_assets(
         out, model_path=MLPERF_DIR / "kws_ref_model.tflite", inputs_spec="random", vectors=3,
-        cache_dir=reference_cache_dir, quiet=True, memory="small",
+        cache_dir=reference_cache_dir, quiet=True, memory="small", max_slowdown=float("inf"),  # the smallest
     )  # fmt: skip
     assert result.manifest.memory["schedule"] == schedule.IN_PLACE_PIXELS + ", input in the arena"
     assert result.manifest.totals["arena_plus_input_bytes"] == 8448 <= 9000

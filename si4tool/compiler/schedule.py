@@ -24,7 +24,9 @@ exist at the same time. Two exist today:
 `choose_plan(graph, memory)` builds every schedule the graph allows and picks by the rule of
 `memory`:
 - fast: layer by layer (today's engine, unchanged);
-- small: the smallest arena (the first schedule on a tie, so fast when nothing streams);
+- small: the smallest arena (the first schedule on a tie, so fast when nothing streams) among
+  the schedules whose estimated instructions are within SMALL_INSTRUCTION_BOUND (issue 12's
+  1.3x) of fast's, or `max_slowdown`'s bound (inf: the smallest of all);
 - balanced: the smallest arena among the schedules whose estimated work is within
   BALANCED_WORK_BOUND of fast's. The estimate counts multiply-accumulates, recomputed ones
   included; the row-streamed schedule recomputes none (each value is computed once), so it
@@ -45,6 +47,7 @@ from si4tool.compiler.ops.pooling import PoolParams
 MEMORY_CHOICES = ("fast", "balanced", "small")
 DEFAULT_MEMORY = "fast"
 BALANCED_WORK_BOUND = 1.1
+SMALL_INSTRUCTION_BOUND = 1.3  # issue 12: a small schedule costs at most 1.3x fast's instructions
 
 LAYER_BY_LAYER = "layer by layer"
 ROW_STREAMED_WHOLE = "row-streamed, whole pool windows"
@@ -319,7 +322,8 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY, max_slowdown: float 
 
     max_slowdown (`--max-slowdown`): the most estimated instructions (estimated_instructions) a
     balanced or small schedule may cost, as a multiple of fast's; default BALANCED_WORK_BOUND for
-    balanced, none for small. Fast always qualifies."""
+    balanced, SMALL_INSTRUCTION_BOUND for small; math.inf for the smallest arena whatever it
+    costs. Fast always qualifies."""
     if memory not in MEMORY_CHOICES:
         raise ValueError(f"memory must be one of {', '.join(MEMORY_CHOICES)}, not {memory!r}")
     if max_slowdown is not None and not max_slowdown >= 1.0:
@@ -335,7 +339,9 @@ def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY, max_slowdown: float 
             bound = BALANCED_WORK_BOUND * fast_candidate.estimated_macs
             allowed = [(c, p) for c, p in candidates if c.estimated_macs <= bound]
             max_slowdown = BALANCED_WORK_BOUND if max_slowdown is None else max_slowdown
-        if max_slowdown is not None:
+        elif max_slowdown is None:
+            max_slowdown = SMALL_INSTRUCTION_BOUND
+        if max_slowdown != float("inf"):
             bound = max_slowdown * fast_candidate.estimated_instructions
             allowed = [(c, p) for c, p in allowed if c.estimated_instructions <= bound] or candidates[:1]
         # arena + input: an input-in-the-arena plan counts its input inside its arena
