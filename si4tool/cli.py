@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -326,6 +327,33 @@ def build_firmware_assets_command(
         f"assets in {out}: float accuracy {float_text}, int8 accuracy (TFLite Micro) "
         f"{int8_text}, arena {manifest.totals['arena_bytes']:,} bytes"
     )
+    schedule_line = _schedule_choice_line(manifest.memory)
+    if schedule_line:
+        console.print(schedule_line, highlight=False)
+
+
+def _schedule_choice_line(memory: dict | None) -> str | None:
+    """What --memory balanced/small picked against the smallest candidate, by the planner's
+    instruction estimate (validate-qemu measures the real figure)."""
+    if not memory or memory.get("choice", "fast") == "fast" or not memory.get("candidates"):
+        return None
+    candidates = memory["candidates"]
+    fast = candidates[0].get("estimated_instructions") or 0
+    chosen = next((c for c in candidates if c["schedule"] == memory["schedule"]), None)
+    smallest = min(candidates, key=lambda c: c["arena_plus_input_bytes"])
+    if chosen is None or not fast:
+        return None
+
+    def ratio(candidate: dict) -> float:
+        return candidate["estimated_instructions"] / fast
+
+    line = (f"--memory {memory['choice']}: {chosen['schedule']}, {chosen['arena_plus_input_bytes']:,} bytes with the "
+            f"input, estimated {ratio(chosen):.2f}x fast's instructions")
+    if smallest["arena_plus_input_bytes"] < chosen["arena_plus_input_bytes"]:
+        enough = math.ceil(ratio(smallest) * 100) / 100  # rounded up: a bound that admits it
+        line += (f"; the smallest schedule, {smallest['arena_plus_input_bytes']:,} bytes, is estimated at "
+                 f"{ratio(smallest):.2f}x (--max-slowdown {enough:.2f} takes it)")
+    return line
 
 
 def _print_assets_summary(manifest, out: Path) -> None:

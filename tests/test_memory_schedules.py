@@ -548,3 +548,22 @@ def test_qemu_self_check_of_the_small_kws_schedule(reference_cache_dir, tmp_path
     assert [run.kernel for run in validation.runs] == ["portable", "dsp"]
     for run in validation.runs:
         assert run.bit_exact == run.vectors == 3
+
+
+def test_build_firmware_assets_says_what_small_picked_against_the_smallest():
+    """The CLI's line after --memory small/balanced: the chosen schedule and its estimate, and the
+    smallest candidate with the --max-slowdown that would take it (rounded up, so it does)."""
+    from si4tool.cli import _schedule_choice_line
+
+    candidates = [
+        {"schedule": "layer by layer", "arena_plus_input_bytes": 16490, "estimated_instructions": 1000},
+        {"schedule": "in place", "arena_plus_input_bytes": 8640, "estimated_instructions": 1290},
+        {"schedule": "pixels", "arena_plus_input_bytes": 8448, "estimated_instructions": 1884},
+    ]
+    line = _schedule_choice_line({"choice": "small", "schedule": "in place", "candidates": candidates})
+    assert line.startswith("--memory small: in place, 8,640 bytes with the input, estimated 1.29x")
+    assert "the smallest schedule, 8,448 bytes, is estimated at 1.88x (--max-slowdown 1.89 takes it)" in line
+    smallest = _schedule_choice_line({"choice": "small", "schedule": "pixels", "candidates": candidates})
+    assert smallest.endswith("estimated 1.88x fast's instructions")
+    assert _schedule_choice_line({"choice": "fast", "schedule": "layer by layer", "candidates": candidates}) is None
+    assert _schedule_choice_line(None) is None
