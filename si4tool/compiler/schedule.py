@@ -523,8 +523,7 @@ def find_in_place_layer(
         return None  # a convolution would pay its kernel's per-call set-up once per pixel
     in_h, in_w, in_c = graph.tensors[source].shape
     out_h, out_w, out_c = graph.tensors[layer.output].shape
-    flat = layer.op == "conv2d" and not pixels and is_pointwise(p)
-    if flat:
+    if _runs_positions(layer, pixels):
         # Each output position reads its own input position only: the map is a column of H * W
         # one-position rows, so a unit is any run of consecutive positions, not whole rows
         # (fewest_calls sizes them for the DSP 1x1 kernel's blocks of four: a unit of one 5-wide
@@ -533,7 +532,7 @@ def find_in_place_layer(
         positions = out_h * out_w
         p = dataclasses.replace(p, input_height=positions, input_width=1, output_height=positions, output_width=1)
         units = max(1, positions // max(4, out_w)) if units is None else units
-        in_h, in_w, out_h, out_w = positions, 1, positions, 1
+        in_w, out_h, out_w = 1, positions, 1
     in_row, out_row = in_w * in_c, out_w * out_c
     if pixels:
         unit_rows, long_units, spans = 1, 0, [(row, 1) for row in range(out_h)]
@@ -621,16 +620,15 @@ def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_aren
                 low = middle + 1
             else:
                 high, best = middle, found
-        if _runs_positions(graph, best):
+        if _runs_positions(graph.layers[best.index], best.pixel_bands):
             best = _fewest_blocks(best, lambda units, position=position: fits(position, units))
         layers[position] = best
     return tuple(layers)
 
 
-def _runs_positions(graph: Graph, layer: InPlaceLayer) -> bool:
-    """Whether the layer's units are runs of positions (find_in_place_layer's pointwise form)."""
-    source = graph.layers[layer.index]
-    return source.op == "conv2d" and not layer.pixel_bands and is_pointwise(source.params)
+def _runs_positions(layer: Layer, pixels: bool = False) -> bool:
+    """Whether `layer` run in place takes units of positions (find_in_place_layer's pointwise form)."""
+    return layer.op == "conv2d" and not pixels and is_pointwise(layer.params)
 
 
 def _fewest_blocks(layer: InPlaceLayer, fits) -> InPlaceLayer:
