@@ -220,3 +220,23 @@ def residual_model_tflite() -> bytes:
     x = layers.Conv2D(6, (3, 3), strides=2)(x)
     outputs = layers.Dense(5)(layers.Flatten()(x))
     return convert_to_int8(keras.Model(image, outputs), (10, 10, 4), seed=6)
+
+
+@functools.cache
+def resnet_blocks_tflite() -> bytes:
+    """ResNet-8's two kinds of residual block on an odd map (11x9): conv -> conv -> ADD with the
+    block's input, then a stride-2 block whose skip path is a 1x1 stride-2 convolution."""
+    keras = _seeded(8)
+    layers = keras.layers
+    image = keras.Input((11, 9, 3))
+    x = layers.Conv2D(8, (3, 3), padding="same", activation="relu")(image)
+    y = layers.Conv2D(8, (3, 3), padding="same", activation="relu")(x)
+    y = layers.Conv2D(8, (3, 3), padding="same")(y)
+    x = layers.ReLU()(layers.Add()([x, y]))
+    y = layers.Conv2D(12, (3, 3), strides=2, padding="same", activation="relu")(x)
+    y = layers.Conv2D(12, (3, 3), padding="same")(y)
+    skip = layers.Conv2D(12, (1, 1), strides=2)(x)
+    x = layers.ReLU()(layers.Add()([skip, y]))
+    x = layers.AveragePooling2D((6, 5))(x)
+    outputs = layers.Dense(5)(layers.Flatten()(x))
+    return convert_to_int8(keras.Model(image, outputs), (11, 9, 3), seed=8)

@@ -111,7 +111,7 @@ def test_streamed_plans_never_overlap_while_alive(name):
         assert hidden and not hidden & set(plan.allocations)  # pool1 / pool2 never materialised
         for buffer, size in stream.buffer_sizes(graph).items():
             assert plan.allocations[buffer].size == size
-            assert plan.allocations[buffer].first_layer == plan.allocations[buffer].last_layer == stream.dense
+            assert plan.allocations[buffer].first_layer == plan.allocations[buffer].last_layer == stream.runs_at
         # every buffer live at a layer fits beside the others
         for index in range(len(graph.layers)):
             live = [a for a in plan.allocations.values() if a.first_layer <= index <= a.last_layer]
@@ -202,10 +202,16 @@ def _never_covered(plan) -> list[tuple[int, int]]:
     return ranges
 
 
-@pytest.mark.parametrize("form", ["whole windows", "split windows", "kws in place"])
+@pytest.mark.parametrize("form", ["whole windows", "split windows", "kws in place", "residual blocks"])
 def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(form, tmp_path):
     flags = _sanitizer_flags(tmp_path)
-    if form == "kws in place":
+    if form == "residual blocks":
+        tflite = model_zoo.resnet_blocks_tflite()
+        graph = _graph(tflite)
+        streams = schedule.find_residual_streams(graph)
+        plan = planner.plan_memory(graph, streams=streams, guard_bytes=32)
+        own_buffers = [name for stream in streams for name in stream.buffer_sizes(graph)]
+    elif form == "kws in place":
         if not MLPERF_DIR.is_dir():
             pytest.skip(f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
         tflite = (MLPERF_DIR / "kws_ref_model.tflite").read_bytes()
@@ -256,6 +262,53 @@ def test_streamed_engine_under_address_sanitizer_keeps_its_guard_bytes(form, tmp
     np.testing.assert_array_equal(outputs, _tflm(tflite, images))
 
 
+def test_residual_blocks_run_row_by_row_bit_exact_with_tflite_micro(tmp_path):
+    """Both kinds of ResNet block (the skip is the block's input; the skip is a 1x1 stride-2
+    convolution) run depth-first: their inner maps never exist, each block's output takes over
+    its input's bytes, and every output equals TFLite Micro's."""
+    tflite = model_zoo.resnet_blocks_tflite()
+    graph = _graph(tflite)
+    streams = schedule.find_residual_streams(graph)
+    assert [(s.conv_a, s.conv_b, s.skip, s.add) for s in streams] == [(1, 2, None, 3), (4, 5, 6, 7)]
+    # the stride-2 block: A's band for row r starts at input row 2r - 1, B's ring is B's 3 rows
+    assert [band.input_row for band in streams[1].a_bands] == [0, 1, 3, 5, 7, 9]
+    assert streams[1].ring_rows == 3 and [band.input_row for band in streams[1].skip_bands] == [0, 2, 4, 6, 8, 10]
+    images = model_zoo.random_images(200, graph.tensors[graph.input].shape, seed=21)
+    expected = _tflm(tflite, images)
+    residual = [(c, p) for c, p in schedule.candidate_plans(graph) if c.schedule.startswith(schedule.RESIDUAL_STREAMED)]
+    assert [c.schedule for c, _ in residual] == [schedule.RESIDUAL_STREAMED + ", in place, input in the arena"]
+    candidate, plan = residual[0]
+    assert candidate.arena_bytes < min(c.arena_bytes for c, p in schedule.candidate_plans(graph) if not p.streams)
+    hidden = planner.streamed_tensors(graph, plan.streams)
+    assert len(hidden) == 5 and not hidden & set(plan.allocations)
+    for stream in plan.streams:
+        block_input = graph.layers[stream.conv_a].inputs[0]
+        assert plan.allocations[graph.layers[stream.add].output].offset == plan.allocations[block_input].offset
+    engine = _engine(graph, plan, tmp_path / "residual")
+    np.testing.assert_array_equal(engine.run(images), expected)
+    reference = model_zoo.reference_forward(graph, images[0])
+    for layer, values in zip(graph.layers, engine.run_layers(images[0])):
+        if values.size:
+            np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
+        else:
+            assert layer.output in hidden
+
+
+def test_a_residual_block_whose_output_would_overwrite_rows_still_read_is_not_streamed():
+    """With a 1x1 second convolution, the block's output row r is ready before A has read input
+    row r for the last time (A's row r + 1 reads it): writing it over the input would be wrong."""
+    graph = _graph(model_zoo.resnet_blocks_tflite())
+    stream = schedule.find_residual_streams(graph)[0]
+    one_row = tuple(
+        schedule.RowBand(band.row, band.row, dataclasses.replace(
+            band.params, input_height=1, kernel_height=1, pad_top=0, output_height=1))
+        for band in stream.b_bands
+    )  # fmt: skip
+    pointwise = dataclasses.replace(stream, b_bands=one_row, ring_rows=1)
+    assert schedule._residual_output_is_safe(stream)
+    assert not schedule._residual_output_is_safe(pointwise)
+
+
 requires_mlperf = pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_DIR} is absent (the MLPerf Tiny models)")
 # --memory small's arena per MLPerf Tiny model: kws runs its depthwise and 1x1 layers in place
 # (one 25x5x64 map of 8,000 B + a ring of two rows, 640 B: its depthwise layers one row per call,
@@ -263,11 +316,12 @@ requires_mlperf = pytest.mark.skipif(not MLPERF_DIR.is_dir(), reason=f"{MLPERF_D
 # 9,000; the pixel form's 8,448 B costs about 2x, see below), vww too (one 48x48x16 map, its 1x1
 # expansions written bottom up, its stride-2 depthwise layers over the start of their input; the
 # rings of its later layers lie in the dead tail of the 48x48x16 map's bytes, so they cost nothing);
-# resnet8 runs the convolutions whose input dies with them in place (not those beside a shortcut).
+# resnet8 runs its residual blocks row by row (a 16 KB map, a ring of 3 rows and two output rows:
+# 18,944 B; its first layer writes the map over its input bottom up, in calls of a few rows).
 SMALL_ARENAS = {
     "ad01_int8.tflite": 272,
     "kws_ref_model.tflite": 8640,
-    "pretrainedResnet_quant.tflite": 33792,
+    "pretrainedResnet_quant.tflite": 18944,
     "vww_96_int8.tflite": 37632,
 }
 
@@ -276,7 +330,7 @@ SMALL_ARENAS = {
 SMALL_RAM = {
     "ad01_int8.tflite": 912,
     "kws_ref_model.tflite": 8640,
-    "pretrainedResnet_quant.tflite": 33792,
+    "pretrainedResnet_quant.tflite": 18944,
     "vww_96_int8.tflite": 37632,
 }
 
@@ -453,13 +507,17 @@ def test_in_place_bit_exact_with_tflite_micro(file, count, tmp_path):
     # more RAM there; vww's first layer writes its largest map, so that plan is not kept)
     if file != "vww_96_int8.tflite":
         arena_input.append(schedule.IN_PLACE + ", input in the arena, first layer out of place")
+    if file == "pretrainedResnet_quant.tflite":  # and its residual blocks row by row
+        arena_input.append(schedule.RESIDUAL_STREAMED + ", in place, input in the arena")
     assert [c.schedule for c, _ in candidates] == [schedule.LAYER_BY_LAYER, schedule.IN_PLACE, *pixels, *arena_input]
     for candidate, plan in candidates:
         engine = _engine(graph, plan, tmp_path / candidate.schedule.replace(" ", "_").replace(",", ""))
         assert np.array_equal(engine.run(images), expected), candidate.schedule
         reference = model_zoo.reference_forward(graph, images[0])
+        hidden = planner.streamed_tensors(graph, plan.streams)
         for layer, values in zip(graph.layers, engine.run_layers(images[0])):
-            np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
+            if layer.output not in hidden:
+                np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
     for candidate, in_place in candidates[1:]:
         if in_place.input_in_arena:  # the input counted once, inside the arena; the first layer over it
             assert candidate.input_in_arena and candidate.arena_plus_input_bytes == candidate.arena_bytes

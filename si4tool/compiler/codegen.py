@@ -417,7 +417,7 @@ def render_model_sources(
         "sha256_short": model_sha256[:8],
     }
     weights_layers = [_weights_layer(graph, layer, names) for layer in graph.layers]
-    in_streams = {i for stream in plan.streams for i in (stream.producer, stream.consumer, stream.dense)}
+    in_streams = {i for stream in plan.streams for i in (*stream.streamed_layers, stream.runs_at)}
     model_layers = [
         {"function": f"layer_{index}_{layer.op}", "name": layer.name, "description": c_comment_text(layer.describe_source())}
         if index in in_streams

@@ -93,7 +93,7 @@ def streamed_tensors(graph: Graph, streams=()) -> set[str]:
 
 def buffer_lifetimes(graph: Graph, streams=()) -> dict[str, tuple[int, int, int]]:
     """name -> (size, first_layer, last_layer) of every tensor and scratch buffer that needs arena space."""
-    run_at = {index: stream.dense for stream in streams for index in stream.streamed_layers}
+    run_at = {index: stream.runs_at for stream in streams for index in stream.streamed_layers}
     hidden = streamed_tensors(graph, streams)
     buffers: dict[str, tuple[int, int, int]] = {}
     for position, layer in enumerate(graph.layers):
@@ -109,7 +109,7 @@ def buffer_lifetimes(graph: Graph, streams=()) -> dict[str, tuple[int, int, int]
             buffers[scratch_name(layer.name)] = (layer.scratch_bytes, index, index)
     for stream in streams:
         for name, size in stream.buffer_sizes(graph).items():
-            buffers[name] = (size, stream.dense, stream.dense)
+            buffers[name] = (size, stream.runs_at, stream.runs_at)
     return buffers
 
 
@@ -253,11 +253,12 @@ def plan_memory(
     for ring in inner_rings:
         del lifetimes[ring]
     for stream in streams:
-        # The stream's last layer writes its output after the ring's last read: over the ring.
-        output = graph.layers[stream.dense].output
-        ring = stream.buffer_names(graph)["ring"]
-        if output in lifetimes and lifetimes[output][0] <= lifetimes[ring][0] and output not in shares:
-            shares[output] = ring
+        # The stream's last layer writes its output over bytes the stream no longer reads: its
+        # ring (a row stream), or the block's input (a residual block).
+        output = graph.layers[stream.runs_at].output
+        target = stream.output_takes_over(graph)
+        if output in lifetimes and target is not None and output not in shares:
+            shares[output] = target
     buffers = _buffers(lifetimes, shares, guard_bytes)
     candidates = []
     for (name, key), best_fit in itertools.product(_ORDERINGS, (False, True)):
@@ -278,13 +279,10 @@ def plan_memory(
         for name in sorted(lifetimes, key=lambda n: lifetimes[n][1:] + (n,))
     }
     input_bytes = 0 if input_in_arena else graph.tensors[graph.input].size_bytes
-    if streams:
-        schedule = streams[0].schedule
-    elif in_place:
+    schedule = streams[0].schedule if streams else "layer by layer"
+    if in_place:
         pixels = any(layer.pixel_bands for layer in in_place)
-        schedule = "layer by layer, in place" + (", pixel bands" if pixels else "")
-    else:
-        schedule = "layer by layer"
+        schedule += ", in place" + (", pixel bands" if pixels else "")
     if input_in_arena:
         schedule += ", input in the arena"
         if in_place and all(layer.index != 0 for layer in in_place):

@@ -1,7 +1,7 @@
 """Execution schedules and the `--memory fast|balanced|small` choice (issue 12).
 
 A schedule says in which order the engine computes a graph's values and so which of them must
-exist at the same time. Two exist today:
+exist at the same time (docs/memory.md describes each, and why each is bit-exact):
 
 - "layer by layer" (`fast`): each layer runs once over its whole input tensor, as TFLite Micro
   runs it; planner.plan_memory places the tensors.
@@ -20,6 +20,11 @@ exist at the same time. Two exist today:
     finished pooled row. One ring row less, but a kernel that computes a fixed number of pool
     positions per call (the DSP kernel's column path computes four) does the split windows' work
     twice.
+- "residual blocks row-streamed" (ResidualStream): a ResNet block conv A -> conv B -> ADD with
+  the block's input (or its 1x1 convolution) runs row by row inside the ADD's function.
+- "layer by layer, in place" (InPlaceLayer): a convolution writes its output over its own input,
+  a few rows (or pixels) behind the ones it still reads; with "input in the arena" the first
+  layer does so over the model's input.
 
 `choose_plan(graph, memory)` builds every schedule the graph allows and picks by the rule of
 `memory`:
@@ -114,6 +119,17 @@ class RowStream:
     def streamed_layers(self) -> tuple[int, int]:
         """The layers whose outputs are never materialised (they run inside F's function)."""
         return (self.producer, self.consumer)
+
+    @property
+    def runs_at(self) -> int:
+        """The layer whose function runs the chain."""
+        return self.dense
+
+    def output_takes_over(self, graph: Graph) -> str | None:
+        """F writes its output after the ring's last read: over the ring, where it fits."""
+        ring = self.buffer_names(graph)["ring"]
+        output = graph.tensors[graph.layers[self.dense].output]
+        return ring if output.size_bytes <= self.buffer_sizes(graph)[ring] else None
 
 
 def _valid_pool_rows(conv: Conv2DParams, pool: PoolParams) -> bool:
@@ -224,12 +240,195 @@ def find_row_streams(graph: Graph, split_windows: bool = False) -> tuple[RowStre
     return tuple(streams)
 
 
+# ------------------------------------------------------------------------------------------
+# Residual blocks run depth-first (ResNet-style models: resnet8). A block
+#
+#     x -> conv A -> y -> conv B -> z ;  skip = x, or x -> 1x1 conv S -> w ;  out = ADD(skip, z)
+#
+# runs row by row inside the ADD's layer function: A's rows go into a ring of the rows B's
+# window reads, B computes one output row into a row buffer (S too), the ADD adds the two rows
+# and writes the output row over x's bytes, which no row still to be computed reads. y, z and w
+# never exist whole; x and the output are one buffer.
+
+RESIDUAL_STREAMED = "residual blocks row-streamed"
+
+
+@dataclass(frozen=True)
+class ResidualStream:
+    """One residual block run depth-first (see above). Indices are layer indices; the bands are
+    schedule.RowBand calls (A's read x, B's read the ring, S's read x)."""
+
+    conv_a: int
+    conv_b: int
+    skip: int | None  # the 1x1 convolution on the skip path, or None (the ADD reads x itself)
+    add: int
+    a_bands: tuple[RowBand, ...]  # one per output row of A
+    b_bands: tuple[RowBand, ...]  # one per output row of B (= of the block)
+    skip_bands: tuple[RowBand, ...]
+    ring_rows: int
+    y_row_bytes: int  # one output row of A (a ring slot)
+    x_row_bytes: int
+    out_row_bytes: int  # one output row of B, S and the ADD
+    add_row_params: object  # AddParams of one output row (both inputs read contiguously)
+
+    @property
+    def schedule(self) -> str:
+        return RESIDUAL_STREAMED
+
+    @property
+    def runs_at(self) -> int:
+        return self.add
+
+    @property
+    def streamed_layers(self) -> tuple[int, ...]:
+        return (self.conv_a, self.conv_b) + (() if self.skip is None else (self.skip,))
+
+    def buffer_names(self, graph: Graph) -> dict[str, str]:
+        a, b = graph.layers[self.conv_a].name, graph.layers[self.conv_b].name
+        names = {"ring": f"{a}.rows", "main_row": f"{b}.row"}
+        if self.skip is not None:
+            names["skip_row"] = f"{graph.layers[self.skip].name}.row"
+        return names
+
+    def buffer_sizes(self, graph: Graph) -> dict[str, int]:
+        sizes = {"ring": self.ring_rows * self.y_row_bytes, "main_row": self.out_row_bytes,
+                 "skip_row": self.out_row_bytes}
+        return {name: sizes[key] for key, name in self.buffer_names(graph).items()}
+
+    def output_takes_over(self, graph: Graph) -> str:
+        """The block's output is written over x (find_residual_stream checked that it may be)."""
+        return graph.layers[self.conv_a].inputs[0]
+
+    def ring_steps(self) -> list[tuple[int, int]]:
+        """For each output row: (A rows produced before B computes it, the ring's first row
+        then). The ring holds ring_rows consecutive rows of A; before A writes a row into a
+        full ring, the ring moves up one row (model_residual.c.j2 does the same)."""
+        steps, produced, first = [], 0, 0
+        for band in self.b_bands:
+            need = band.input_row + band.params.input_height
+            while produced < need:
+                if produced - first == self.ring_rows:
+                    first += 1
+                produced += 1
+            steps.append((produced, first))
+        return steps
+
+
+def _rows_read(band: RowBand, row_bytes: int) -> tuple[int, int]:
+    return band.input_row * row_bytes, (band.input_row + band.params.input_height) * row_bytes
+
+
+def _residual_output_is_safe(stream: ResidualStream) -> bool:
+    """Whether writing output row i over x (at i * out_row_bytes) once it is computed never
+    overwrites a byte of x that a later call reads: A's rows still to be produced, S's later
+    rows, the ADD's later rows of x. Checked call by call, not assumed."""
+    events = []  # (reads (start, end) of x) in execution order, and the writes between them
+    produced = 0
+    for row, (needed, _) in enumerate(stream.ring_steps()):
+        for a_row in range(produced, needed):
+            events.append(("read", _rows_read(stream.a_bands[a_row], stream.x_row_bytes)))
+        produced = needed
+        if stream.skip is not None:
+            events.append(("read", _rows_read(stream.skip_bands[row], stream.x_row_bytes)))
+        else:  # the ADD reads x's row: the same bytes it then writes, element by element
+            events.append(("read", (row * stream.out_row_bytes, (row + 1) * stream.out_row_bytes)))
+        events.append(("write", (row * stream.out_row_bytes, (row + 1) * stream.out_row_bytes)))
+    lowest_later_read = 1 << 62
+    for kind, (start, end) in reversed(events):
+        if kind == "read":
+            lowest_later_read = min(lowest_later_read, start)
+        elif end > lowest_later_read:
+            return False
+    return True
+
+
+def _readers(graph: Graph, tensor: str) -> list[int]:
+    return [index for index, layer in enumerate(graph.layers) if tensor in layer.inputs]
+
+
+def find_residual_stream(graph: Graph, add_index: int) -> ResidualStream | None:
+    """The depth-first form of the residual block ending at ADD layer `add_index`, or None."""
+    add = graph.layers[add_index]
+    if add.op != "add" or len(add.inputs) != 2 or add.constants or add.output in graph.outputs:
+        return None
+    p = add.params
+    if (p.dim_0, p.dim_1, p.dim_2, p.input1_stride_3, p.input2_stride_3) != (1, 1, 1, 1, 1):
+        return None  # broadcasting, or an input read with a stride
+    index_of = {id(layer): i for i, layer in enumerate(graph.layers)}
+
+    def single_reader_conv(tensor: str) -> Layer | None:
+        layer = graph.producer(tensor)
+        if layer is None or layer.op != "conv2d" or tensor in graph.outputs:
+            return None
+        return layer if len(graph.consumers(tensor)) == 1 else None
+
+    for z_name in add.inputs:
+        other = add.inputs[1] if z_name == add.inputs[0] else add.inputs[0]
+        conv_b = single_reader_conv(z_name)
+        if conv_b is None:
+            continue
+        conv_a = single_reader_conv(conv_b.inputs[0])
+        if conv_a is None:
+            continue
+        x = conv_a.inputs[0]
+        skip = graph.producer(other)
+        if other == x:
+            skip = None
+        elif skip is None or skip.op != "conv2d" or skip.inputs[0] != x or single_reader_conv(other) is None:
+            continue
+        elif (skip.params.kernel_height, skip.params.kernel_width) != (1, 1):
+            continue
+        if x == graph.input or x in graph.outputs:
+            continue  # x must be arena bytes the output may take over
+        indices = [index_of[id(conv_a)], index_of[id(conv_b)], add_index]
+        if skip is not None:
+            indices.append(index_of[id(skip)])
+        # x is read by the block only, and the block's layers are consecutive (nothing else runs
+        # between A and the ADD, so running them all at the ADD moves no other layer's reads)
+        if set(_readers(graph, x)) != {indices[0], add_index if skip is None else indices[3]}:
+            continue
+        if sorted(indices) != list(range(min(indices), add_index + 1)):
+            continue
+        out_h, out_w, out_c = graph.tensors[add.output].shape
+        if graph.tensors[z_name].shape != (out_h, out_w, out_c) or graph.tensors[other].shape != (out_h, out_w, out_c):
+            continue
+        y_h, y_w, y_c = graph.tensors[conv_a.output].shape
+        x_h, x_w, x_c = graph.tensors[x].shape
+        a_bands = tuple(row_band(conv_a.params, row) for row in range(y_h))
+        b_bands = tuple(row_band(conv_b.params, row) for row in range(out_h))
+        starts = [band.input_row for band in b_bands]
+        if starts != sorted(starts):
+            continue
+        stream = ResidualStream(
+            conv_a=index_of[id(conv_a)],
+            conv_b=index_of[id(conv_b)],
+            skip=None if skip is None else index_of[id(skip)],
+            add=add_index,
+            a_bands=a_bands,
+            b_bands=b_bands,
+            skip_bands=() if skip is None else tuple(row_band(skip.params, row) for row in range(out_h)),
+            ring_rows=max(band.params.input_height for band in b_bands),
+            y_row_bytes=y_w * y_c,
+            x_row_bytes=x_w * x_c,
+            out_row_bytes=out_w * out_c,
+            add_row_params=dataclasses.replace(p, dim_3=out_w * out_c),
+        )
+        if _residual_output_is_safe(stream):
+            return stream
+    return None
+
+
+def find_residual_streams(graph: Graph) -> tuple[ResidualStream, ...]:
+    found = (find_residual_stream(graph, index) for index in range(len(graph.layers)))
+    return tuple(stream for stream in found if stream is not None)
+
+
 def estimated_macs(graph: Graph, streams=()) -> int:
     """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
     with: no value is recomputed, but a split pool window costs the DSP kernel's column path
     (four positions per call, whatever the window holds) its consumer's work twice."""
     total = sum(ops.layer_macs(layer) for layer in graph.layers)
-    total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if stream.split_windows)
+    total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if getattr(stream, "split_windows", False))
     return int(total)
 
 
@@ -252,13 +451,24 @@ def _setup_key(graph: Graph, layer) -> str:
     source = graph.layers[layer.index]
     if source.op == "depthwise_conv2d":
         return "depthwise_conv2d pixels" if layer.pixel_bands else "depthwise_conv2d"
-    return "conv2d 1x1" if is_pointwise(source.params) else "conv2d"
+    return _conv_setup_key(source)
+
+
+def _conv_setup_key(layer: Layer) -> str:
+    return "conv2d 1x1" if is_pointwise(layer.params) else "conv2d"
 
 
 def estimated_instructions(graph: Graph, plan) -> int:
     """The DSP build's instructions per inference under `plan`, estimated (see
     SETUP_INSTRUCTIONS_PER_CHANNEL): only its ratio to fast's estimate is used."""
     total = INSTRUCTIONS_PER_MAC * estimated_macs(graph, plan.streams)
+    for stream in plan.streams:
+        if isinstance(stream, ResidualStream):  # one call per output row of each convolution
+            for index, calls in ((stream.conv_a, len(stream.a_bands)), (stream.conv_b, len(stream.b_bands)),
+                                 (stream.skip, len(stream.skip_bands))):
+                if index is not None:
+                    channels = graph.tensors[graph.layers[index].output].shape[-1]
+                    total += (calls - 1) * channels * SETUP_INSTRUCTIONS_PER_CHANNEL[_conv_setup_key(graph.layers[index])]
     for layer in plan.in_place:
         channels = graph.tensors[graph.layers[layer.index].output].shape[-1]
         total += (layer.units - 1) * channels * SETUP_INSTRUCTIONS_PER_CHANNEL[_setup_key(graph, layer)]
@@ -287,24 +497,10 @@ def candidate_plans(graph: Graph):
         streams = find_row_streams(graph, split_windows)
         if streams:
             plans.append(plan_memory(graph, streams=streams))
-    in_place = find_in_place_layers(graph)
-    if in_place:
-        plans.append(plan_memory(graph, in_place=fewest_calls(graph, in_place)))
-        plans.extend(in_place_pixel_plans(graph, in_place))
-    if input_in_arena_applies(graph):
-        in_place = find_in_place_layers(graph, input_in_arena=True)
-        over_input = plan_memory(graph, in_place=fewest_calls(graph, in_place, True), input_in_arena=True)
-        plans.append(over_input)
-        plans.extend(in_place_pixel_plans(graph, in_place, input_in_arena=True))
-        # The input in the arena, but its first layer out of place: that layer runs in one call,
-        # and the input's bytes, dead after it, can hold a later layer's ring. Kept where it needs
-        # no more RAM than the first layer in place over the input (kws, resnet8; not vww, whose
-        # first layer's output is its largest map).
-        later = tuple(layer for layer in in_place if layer.index != 0)
-        if later:
-            out_of_place = plan_memory(graph, in_place=fewest_calls(graph, later, True), input_in_arena=True)
-            if out_of_place.arena_plus_input_bytes <= over_input.arena_plus_input_bytes:
-                plans.append(out_of_place)
+    plans.extend(_in_place_plans(graph))
+    residual = find_residual_streams(graph)
+    if residual:
+        plans.extend(_in_place_plans(graph, residual) or [plan_memory(graph, streams=residual)])
     return [
         (
             ScheduleCandidate(
@@ -315,6 +511,34 @@ def candidate_plans(graph: Graph):
         )
         for plan in plans
     ]
+
+
+def _in_place_plans(graph: Graph, streams=()):
+    """The plans that run layers in place (with `streams`, residual blocks streamed, around them)."""
+    from si4tool.compiler.planner import plan_memory
+
+    plans = []
+    in_place = find_in_place_layers(graph, streams=streams)
+    if in_place:
+        plans.append(plan_memory(graph, streams=streams, in_place=fewest_calls(graph, in_place, streams=streams)))
+        plans.extend(in_place_pixel_plans(graph, in_place, streams=streams))
+    if input_in_arena_applies(graph):
+        in_place = find_in_place_layers(graph, input_in_arena=True, streams=streams)
+        over_input = plan_memory(graph, streams=streams, in_place=fewest_calls(graph, in_place, True, streams),
+                                 input_in_arena=True)
+        plans.append(over_input)
+        plans.extend(in_place_pixel_plans(graph, in_place, input_in_arena=True, streams=streams))
+        # The input in the arena, but its first layer out of place: that layer runs in one call,
+        # and the input's bytes, dead after it, can hold a later layer's ring. Kept where it needs
+        # no more RAM than the first layer in place over the input (kws, resnet8; not vww, whose
+        # first layer's output is its largest map).
+        later = tuple(layer for layer in in_place if layer.index != 0)
+        if later:
+            out_of_place = plan_memory(graph, streams=streams, in_place=fewest_calls(graph, later, True, streams),
+                                       input_in_arena=True)
+            if out_of_place.arena_plus_input_bytes <= over_input.arena_plus_input_bytes:
+                plans.append(out_of_place)
+    return plans
 
 
 def choose_plan(graph: Graph, memory: str = DEFAULT_MEMORY, max_slowdown: float | None = None):
@@ -583,12 +807,15 @@ def is_pointwise(params: Conv2DParams) -> bool:
             and params.input_width == params.output_width)
 
 
-def find_in_place_layers(graph: Graph, input_in_arena: bool = False) -> tuple[InPlaceLayer, ...]:
-    found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena) for index in range(len(graph.layers)))
+def find_in_place_layers(graph: Graph, input_in_arena: bool = False, streams=()) -> tuple[InPlaceLayer, ...]:
+    """Every layer that can run in place, but those `streams` run inside another layer."""
+    streamed = {index for stream in streams for index in stream.streamed_layers}
+    found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena)
+             for index in range(len(graph.layers)) if index not in streamed)
     return tuple(layer for layer in found if layer is not None)
 
 
-def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_arena: bool = False):
+def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_arena: bool = False, streams=()):
     """The in-place layers with their row forms in as few kernel calls as the arena allows: each
     layer in turn takes the fewest units (the most rows per call) whose ring leaves the arena as
     it is. Every call pays the kernel's set-up (its per-channel constants, the DSP depthwise
@@ -600,14 +827,15 @@ def fewest_calls(graph: Graph, in_place: tuple[InPlaceLayer, ...], input_in_aren
     layers = list(in_place)
     if not layers:
         return in_place
-    arena = plan_memory(graph, in_place=tuple(layers), input_in_arena=input_in_arena).arena_bytes
+    arena = plan_memory(graph, streams=streams, in_place=tuple(layers), input_in_arena=input_in_arena).arena_bytes
 
     def fits(position: int, units: int):
         layer = find_in_place_layer(graph, layers[position].index, input_in_arena=input_in_arena, units=units)
         if layer is None:
             return None
         trial = layers[:position] + [layer] + layers[position + 1 :]
-        return layer if plan_memory(graph, in_place=tuple(trial), input_in_arena=input_in_arena).arena_bytes <= arena else None
+        trial_plan = plan_memory(graph, streams=streams, in_place=tuple(trial), input_in_arena=input_in_arena)
+        return layer if trial_plan.arena_bytes <= arena else None
 
     for position, layer in enumerate(layers):
         if layer.pixel_bands:
@@ -661,7 +889,7 @@ def input_in_arena_applies(graph: Graph) -> bool:
     return find_in_place_layer(graph, 0, input_in_arena=True) is not None
 
 
-def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...], input_in_arena: bool = False):
+def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...], input_in_arena: bool = False, streams=()):
     """Plans where the in-place depthwise layers with the largest rings compute one pixel per call
     (si4_depthwise_conv2d_pixel_s8) instead of one row: a ring of a row and a pixel or so instead
     of two rows. The layers whose row ring is at least t bytes switch, for each t, largest first;
@@ -675,16 +903,17 @@ def in_place_pixel_plans(graph: Graph, rows: tuple[InPlaceLayer, ...], input_in_
         if pixel is not None and pixel.temp_bytes < layer.temp_bytes:
             pixel_forms[layer.index] = pixel
     plans = []
-    best = plan_memory(graph, in_place=rows, input_in_arena=input_in_arena).arena_bytes if pixel_forms else 0
+    best = plan_memory(graph, streams=streams, in_place=rows, input_in_arena=input_in_arena).arena_bytes if pixel_forms else 0
     for threshold in sorted({layer.temp_bytes for layer in rows if layer.index in pixel_forms}, reverse=True):
         mixed = tuple(
             pixel_forms[layer.index] if layer.index in pixel_forms and layer.temp_bytes >= threshold else layer
             for layer in rows
         )
-        plan = plan_memory(graph, in_place=mixed, input_in_arena=input_in_arena)
+        plan = plan_memory(graph, streams=streams, in_place=mixed, input_in_arena=input_in_arena)
         if plan.arena_bytes < best:
             best = plan.arena_bytes
             plans.append(mixed)
     # the smallest, its row-form layers in the fewest calls that keep its arena
-    return [plan_memory(graph, in_place=fewest_calls(graph, mixed, input_in_arena), input_in_arena=input_in_arena)
+    return [plan_memory(graph, streams=streams, in_place=fewest_calls(graph, mixed, input_in_arena, streams),
+                        input_in_arena=input_in_arena)
             for mixed in plans[-1:]]

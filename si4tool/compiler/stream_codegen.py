@@ -21,7 +21,7 @@ from si4tool.compiler.codegen import (
 from si4tool.compiler.ir import Graph
 from si4tool.compiler.ops import c_struct_name, params_fields
 from si4tool.compiler.planner import MemoryPlan
-from si4tool.compiler.schedule import RowStream
+from si4tool.compiler.schedule import ResidualStream, RowStream
 
 
 def _literal_struct(name: str, params) -> dict:
@@ -108,10 +108,87 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     }
 
 
+def _band_table(layer_name: str, bands, row_bytes: int, structs: list[dict], kind: str) -> dict:
+    """One struct per distinct band (the interior rows share one), appended to `structs`, and
+    the table of references and first-byte offsets model_residual.c.j2 indexes by row."""
+    names: dict = {}
+    refs = []
+    for band in bands:
+        if band.params not in names:
+            names[band.params] = f"{layer_name}_{kind}_{len(names)}_params"
+            structs.append(_literal_struct(names[band.params], band.params))
+        refs.append(f"&{names[band.params]}")
+    return {"refs": refs, "offsets": [band.input_row * row_bytes for band in bands], "count": len(bands)}
+
+
+def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, function: str, names: ModelNames) -> dict:
+    a, b, add = (graph.layers[i] for i in (stream.conv_a, stream.conv_b, stream.add))
+    skip = None if stream.skip is None else graph.layers[stream.skip]
+    buffers = {key: _arena_pointer(plan.allocations[name].offset, names) for key, name in stream.buffer_names(graph).items()}
+    structs: list[dict] = []
+    a_table = _band_table(a.name, stream.a_bands, stream.x_row_bytes, structs, "band")
+    b_table = _band_table(b.name, stream.b_bands, stream.y_row_bytes, structs, "band")
+    skip_table = None if skip is None else _band_table(skip.name, stream.skip_bands, stream.x_row_bytes, structs, "band")
+    structs.append(_literal_struct(f"{add.name}_row_params", stream.add_row_params))
+    steps = stream.ring_steps()
+    x = a.inputs[0]
+    row_inputs = []  # the ADD's two inputs, in its order, as one row's pointers
+    for tensor in add.inputs:
+        if tensor == x:
+            row_inputs.append(f"x + row * {stream.x_row_bytes}")
+        elif skip is not None and tensor == skip.output:
+            row_inputs.append("skip_row")
+        else:
+            row_inputs.append("main_row")
+    return {
+        "function": function,
+        "name": add.name,
+        "description": c_comment_text(
+            f"{a.name} -> {b.name}{'' if skip is None else ' and ' + skip.name} -> {add.name}, {stream.schedule}: "
+            f"{add.describe_source()}"
+        ),
+        "structs": structs,
+        "residual": {
+            "conv_a": a.name,
+            "conv_b": b.name,
+            "skip": None if skip is None else skip.name,
+            "a_kernel": ops.spec(a.op).kernel_for(a),
+            "b_kernel": ops.spec(b.op).kernel_for(b),
+            "skip_kernel": None if skip is None else ops.spec(skip.op).kernel_for(skip),
+            "a": a_table,
+            "b": b_table,
+            "skip_bands": skip_table,
+            "b_ring_first": [band.input_row for band in stream.b_bands],
+            "b_needs": [needed for needed, _ in steps],
+            "a_constants": _constants(graph, stream.conv_a, names),
+            "b_constants": _constants(graph, stream.conv_b, names),
+            "skip_constants": None if skip is None else _constants(graph, stream.skip, names),
+            "x": _buffer_expression(graph, plan, x, names),
+            "out": _buffer_expression(graph, plan, add.output, names),
+            "ring": buffers["ring"],
+            "main_row": buffers["main_row"],
+            "skip_row": buffers.get("skip_row"),
+            "ring_rows": stream.ring_rows,
+            "y_row_bytes": stream.y_row_bytes,
+            "out_row_bytes": stream.out_row_bytes,
+            "rows": len(stream.b_bands),
+            "add_inputs": row_inputs,
+        },
+        "unused": ["input", "output"],
+        "call": None,
+        "aliases": None,
+        "streamed": None,
+        "stream": None,
+        "in_place": None,
+    }
+
+
 def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
+    """Replace the entries of a stream's layers: its inner layers become empty functions, and the
+    layer it runs at (a row stream's dense layer, a residual block's ADD) runs the whole chain."""
     entries = list(model_layers)
     for stream in plan.streams:
-        function = entries[stream.dense]["function"]
+        function = entries[stream.runs_at]["function"]
         for index in stream.streamed_layers:
             entries[index] = {
                 **entries[index],
@@ -123,7 +200,10 @@ def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], 
                 "in_place": None,
                 "streamed": c_comment_text(f"streamed: computed row by row inside {function}, never materialised"),
             }
-        entries[stream.dense] = _stream_entry(graph, plan, stream, function, names)
+        if isinstance(stream, ResidualStream):
+            entries[stream.runs_at] = _residual_entry(graph, plan, stream, function, names)
+        else:
+            entries[stream.runs_at] = _stream_entry(graph, plan, stream, function, names)
     return entries
 
 
