@@ -145,6 +145,7 @@ def build_firmware_assets(
     batch_size: int = 128,
     calibration_samples: int = 1000,
     inputs_spec: str | Path | None = None,
+    images: int | None = None,
     cache_dir: Path | None = None,
     name: str | None = None,
     quiet: bool = False,
@@ -158,6 +159,8 @@ def build_firmware_assets(
     dataset_name: "mnist" (default), "fashion-mnist" or a path (see data.load_dataset); data_path
     overrides the file a named dataset is read from. inputs_spec (`--inputs`): "random", an .npy/.npz
     path, or None (the dataset when the model takes 28x28x1 images, else random; see frontend.inputs).
+    images (`--images`): only the first N of those inputs are run through TFLite Micro (and Keras) for
+    the accuracy figures and the reference outputs; default all.
     memory (`--memory`): fast, balanced or small, the schedule rule of compiler/schedule.py;
     max_slowdown (`--max-slowdown`) bounds balanced's and small's estimated instructions against fast's.
     name (`--name`): prefixes the model's files, symbols and macros (codegen.ModelNames); None keeps
@@ -263,6 +266,10 @@ def build_firmware_assets(
         console.print(note, highlight=False)
     if inputs.kind == "dataset":
         dataset = inputs.dataset
+    if images is not None:
+        if images < 1:
+            raise UserError(f"--images must be at least 1, not {images}")
+        inputs = inputs.head(images)
     if vectors is None:
         vectors = default_vector_count(vector_bytes, available=len(inputs))
         if vectors == budget_vectors < DEFAULT_VECTORS and console is not None and not quiet:

@@ -255,6 +255,11 @@ def build_firmware_assets_command(
         typer.Option("--vectors", help="Test inputs embedded for the on-device check: 250, fewer when the inputs hold fewer or 250 would exceed a 256 KiB flash budget."),
     ] = None,
     inputs: InputsOption = None,
+    images: Annotated[
+        Optional[int],
+        typer.Option("--images", min=1, help="Measure accuracy and TFLite Micro's outputs on the first N test inputs "
+                     "(default: all; the embedded vectors are the first of them)."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")] = Path("build/firmware_assets"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed for training and calibration.")] = 0,
     recipe: Annotated[str, typer.Option("--recipe", help="Training recipe: default or notebook.")] = "default",
@@ -305,6 +310,7 @@ def build_firmware_assets_command(
         recipe=recipe,
         calibration_samples=calibration_samples,
         inputs_spec=inputs,
+        images=images,
         name=name,
         quiet=quiet,
         console=console,

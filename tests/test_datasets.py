@@ -18,6 +18,7 @@ from si4tool.errors import UserError
 
 FASHION_TRAIN_LIMIT = 10_000
 FASHION_VALIDATE_IMAGES = 1_000
+FASHION_ASSET_IMAGES = 2_000  # build-firmware-assets --images: TFLite Micro on 2,000 images, not 10,000
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
@@ -269,13 +270,14 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
     assets = tmp_path / "assets"
     result = build_firmware_assets(
         assets, model_path=model_path, dataset_name="fashion-mnist", vectors=100, calibration_samples=500,
-        cache_dir=reference_cache_dir, quiet=True,
+        images=FASHION_ASSET_IMAGES, cache_dir=reference_cache_dir, quiet=True,
     )
     manifest = result.manifest
     assert manifest.data == {
         "dataset": "fashion-mnist", "source": "Fashion-MNIST (gzip IDX files)", "sha256": fashion_mnist.sha256,
     }
     assert abs(manifest.accuracy["float"] - manifest.accuracy["int8_tflm"]) <= 0.01
+    assert manifest.accuracy["test_images"] == FASHION_ASSET_IMAGES
     header = (assets / "test_vectors.h").read_text()
     assert "100 test inputs from Fashion-MNIST (gzip IDX files)" in header and "/usr/share" not in header
 
@@ -296,5 +298,5 @@ def test_fashion_mnist_end_to_end_bit_exact(fashion_mnist, tmp_path, reference_c
     assert recorded["bit_exact"] == FASHION_VALIDATE_IMAGES
     print(
         f"Fashion-MNIST: float {trained.test_accuracy:.4f}, int8 TFLM {manifest.accuracy['int8_tflm']:.4f} "
-        f"(10,000 images); C engine {host.c_accuracy:.4f}, bit-exact {host.bit_exact}/{host.images}"
+        f"({FASHION_ASSET_IMAGES:,} images); C engine {host.c_accuracy:.4f}, bit-exact {host.bit_exact}/{host.images}"
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SEED_ASSET_IMAGES
 from si4tool.targets.toolchain import STRICT_C_FLAGS, compile_shared_library, host_compiler, kernel_include_dir
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def test_manifest_lists_every_file_with_its_hash(firmware_assets):
         "conv2d_max_pool", "conv2d_max_pool", "fully_connected", "fully_connected", "fully_connected", "softmax"
     ]
     accuracy = manifest["accuracy"]
-    assert accuracy["test_images"] == 10_000
+    assert accuracy["test_images"] == SEED_ASSET_IMAGES  # the fixture's --images
     assert accuracy["float"] >= 0.97 and abs(accuracy["float"] - accuracy["int8_tflm"]) <= 0.005
 
 
@@ -106,8 +107,11 @@ def test_rendering_twice_gives_identical_files(firmware_assets, mnist_path, refe
     from si4tool.assets import build_firmware_assets
 
     tflite = firmware_assets / "model_int8.tflite"
-    first = build_firmware_assets(tmp_path / "a", model_path=tflite, data_path=mnist_path, cache_dir=reference_cache_dir, quiet=True)
-    second = build_firmware_assets(tmp_path / "b", model_path=tflite, data_path=mnist_path, cache_dir=reference_cache_dir, quiet=True)
+    # the fixture's --images: TFLite Micro's outputs come from the reference cache the fixture filled
+    first = build_firmware_assets(tmp_path / "a", model_path=tflite, data_path=mnist_path, images=SEED_ASSET_IMAGES,
+                                  cache_dir=reference_cache_dir, quiet=True)
+    second = build_firmware_assets(tmp_path / "b", model_path=tflite, data_path=mnist_path, images=SEED_ASSET_IMAGES,
+                                   cache_dir=reference_cache_dir, quiet=True)
     assert first.files == second.files
     # The C is a function of the int8 model only: same bytes as the assets built from the .keras parent.
     for name in (*C_FILES, *HEADERS):

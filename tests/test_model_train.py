@@ -10,6 +10,7 @@ import pytest
 
 from si4tool.errors import UserError
 from si4tool.frontend.model import SEED_MODEL_PARAMS, build_seed_model, check_model_supported, load_float_model
+from si4tool.frontend.train import INITIAL_LEARNING_RATE
 
 SEED_LAYERS = [
     ("conv1", "Conv2D", (None, 26, 26, 32), 320),
@@ -112,14 +113,14 @@ def test_load_float_model_errors(tmp_path):
 
 def test_trained_seed_model_accuracy_and_history(seed_training_result, mnist):
     result = seed_training_result
-    # A short, honest run (2 epochs of the default recipe): the bar the issue sets.
+    # A short, honest run (1 epoch of the default recipe, batches of 32): the bar the issue sets.
     assert result.test_accuracy >= 0.97
     assert result.confusion_matrix.shape == (10, 10)
     assert result.confusion_matrix.sum() == mnist.test_size
     assert np.trace(result.confusion_matrix) / mnist.test_size == pytest.approx(result.test_accuracy)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
         assert len(result.history[key]) == result.epochs, key
-    assert result.history["lr"][0] > result.history["lr"][-1]  # cosine decay
+    assert result.history["lr"][-1] < INITIAL_LEARNING_RATE / 100  # cosine decay, to near zero by the end
     assert 1 <= result.best_epoch <= result.epochs
 
 
