@@ -469,6 +469,27 @@ static void __attribute__((naked, unused)) si4_dsp_dot_columns(const int8_t *fil
         "pop     {r3-r11, pc}              \n\t");
 }
 
+/* si4_fully_connected_per_tensor_s8's class: per-tensor quantization,
+ * symmetric weights, an input of whole words of at most
+ * SI4_DSP_FC_WIDENED_MAX values (widened onto the stack, 2 bytes a value),
+ * a right shift of 1 to SI4_DSP_FC_MAX_RIGHT_SHIFT and an int8 output
+ * offset (the fused requantization's range, see that file). The generator's
+ * twin is ops/fully_connected.py per_tensor_fits. */
+#ifndef SI4_DSP_FC_WIDENED_MAX
+#define SI4_DSP_FC_WIDENED_MAX 256
+#endif
+#define SI4_DSP_FC_MAX_RIGHT_SHIFT 22
+
+static inline int32_t si4_dsp_fc_per_tensor_fits(const si4_fully_connected_params *params,
+                                                 const int32_t *output_multiplier,
+                                                 const int32_t *output_shift)
+{
+    return !params->per_channel && params->filter_offset == 0 && (params->input_size & 3) == 0 &&
+           params->input_size >= 4 && params->input_size <= SI4_DSP_FC_WIDENED_MAX && -output_shift[0] >= 1 &&
+           -output_shift[0] <= SI4_DSP_FC_MAX_RIGHT_SHIFT && output_multiplier[0] >= 0 &&
+           params->output_offset >= INT8_MIN && params->output_offset <= INT8_MAX;
+}
+
 /* Four fully connected rows sharing each widened input word. */
 typedef struct {
     int32_t words;        /* input_size / 4 */

@@ -223,6 +223,19 @@ void si4_fully_connected_s8(const si4_fully_connected_params *params,
                             const int32_t *output_shift,
                             int8_t *output);
 
+/* FULLY_CONNECTED's shape class of per-tensor layers with symmetric weights
+ * and an input of whole words (up to 256 values for the DSP build's fast
+ * path): the same arguments and bytes as si4_fully_connected_s8 for any
+ * layer. The generator picks it where it applies (ops/fully_connected.py),
+ * so that such a model links only its loop. */
+void si4_fully_connected_per_tensor_s8(const si4_fully_connected_params *params,
+                                       const int8_t *input,
+                                       const int8_t *filter,
+                                       const int32_t *bias,
+                                       const int32_t *output_multiplier,
+                                       const int32_t *output_shift,
+                                       int8_t *output);
+
 void si4_softmax_s8(const si4_softmax_params *params, const int8_t *input, int8_t *output);
 
 /* The output may be input1 or input2 when that input has the output's shape (in place). */

@@ -112,12 +112,34 @@ def reference_fully_connected(p: FullyConnectedParams, input, filter, bias, outp
     return fixed_point.requantize(acc, multiplier, shift, p.output_offset, p.activation_min, p.activation_max).reshape(-1)
 
 
+# The DSP build's per-tensor class (kernels/dsp/si4_dsp_util.h si4_dsp_fc_per_tensor_fits).
+PER_TENSOR_MAX_INPUT = 256
+PER_TENSOR_MAX_RIGHT_SHIFT = 22
+
+
+def per_tensor_fits(layer) -> bool:
+    """si4_dsp_fc_per_tensor_fits: the DSP per-tensor kernel's fused loop takes this layer."""
+    p = layer.params
+    multiplier = int(layer.constants["output_multiplier"][0])
+    right_shift = -int(layer.constants["output_shift"][0])
+    return (not p.per_channel and p.filter_offset == 0 and p.input_size % 4 == 0
+            and 4 <= p.input_size <= PER_TENSOR_MAX_INPUT and 1 <= right_shift <= PER_TENSOR_MAX_RIGHT_SHIFT
+            and multiplier >= 0 and -128 <= p.output_offset <= 127)
+
+
+def fully_connected_kernel(layer) -> str:
+    """The per-tensor class's kernel where it applies (so that a model whose dense layers all
+    fit links only its loop), else the general one; both give the same bytes for any layer."""
+    return "si4_fully_connected_per_tensor_s8" if per_tensor_fits(layer) else "si4_fully_connected_s8"
+
+
 SPEC = OpSpec(
     op="fully_connected",
     summary="dense layer over the input's rows, filter [outputs][inputs]",
     builtins=("FULLY_CONNECTED",),
     params_type=FullyConnectedParams,
     kernel="si4_fully_connected_s8",
+    choose_kernel=fully_connected_kernel,
     lower=lower_fully_connected,
     reference=lambda layer, inputs: reference_fully_connected(
         layer.params, inputs[0], *[layer.constants[key] for key, _ in CONSTANTS]

@@ -424,25 +424,35 @@ static int32_t test_fully_connected(int32_t case_index)
     si4_fully_connected_params fc;
     char shape[96];
     memset(&fc, 0, sizeof fc);
-    fc.batches = 1;
+    fc.batches = random_between(0, 3) == 0 ? random_between(2, 3) : 1; /* rows of the input, one after the other */
     fc.input_size = random_between(1, 400);
+    if (random_between(0, 1)) { /* whole words: the per-tensor class's inputs */
+        fc.input_size = 4 * random_between(1, 70);
+    }
     fc.output_size = random_between(1, 20);
     fc.input_offset = random_between(0, 1) ? 0 : random_between(-127, 128);
     fc.filter_offset = random_between(0, 9) == 0 ? random_between(-10, 10) : 0;
     fc.output_offset = random_between(-128, 100);
     random_activation(&fc.activation_min, &fc.activation_max, fc.output_offset);
     fc.per_channel = random_between(0, 1);
-    fill_s8(input, fc.input_size);
+    fill_s8(input, fc.batches * fc.input_size);
     fill_s8(filter, fc.input_size * fc.output_size);
     fill_requant(fc.output_size, fc.input_size);
-    memset(output_portable, 0x55, (size_t)fc.output_size);
-    memset(output_dsp, 0x55, (size_t)fc.output_size);
+    memset(output_portable, 0x55, (size_t)(fc.batches * fc.output_size));
+    memset(output_dsp, 0x55, (size_t)(fc.batches * fc.output_size));
     si4_ref_fully_connected_s8(&fc, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift,
                                output_portable);
     si4_fully_connected_s8(&fc, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift, output_dsp);
-    snprintf(shape, sizeof shape, "in %ld out %ld in_off %ld filter_off %ld", (long)fc.input_size,
-             (long)fc.output_size, (long)fc.input_offset, (long)fc.filter_offset);
-    return compare("fully_connected", case_index, fc.output_size, shape);
+    snprintf(shape, sizeof shape, "in %ld out %ld in_off %ld filter_off %ld per_channel %ld batches %ld", (long)fc.input_size,
+             (long)fc.output_size, (long)fc.input_offset, (long)fc.filter_offset, (long)fc.per_channel, (long)fc.batches);
+    if (compare("fully_connected", case_index, fc.batches * fc.output_size, shape)) {
+        return 1;
+    }
+    /* The per-tensor class's kernel, handed any layer (outside its class: its plain loop). */
+    memset(output_dsp, 0x55, (size_t)(fc.batches * fc.output_size));
+    si4_fully_connected_per_tensor_s8(&fc, input, filter, case_index % 7 == 0 ? 0 : bias, multiplier, shift,
+                                      output_dsp);
+    return compare("fully_connected_per_tensor", case_index, fc.batches * fc.output_size, shape);
 }
 
 static int32_t test_max_pool(int32_t case_index)
