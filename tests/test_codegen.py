@@ -286,3 +286,33 @@ def test_a_kernel_with_scratch_gets_its_arena_buffer_before_the_output():
     assert arguments[-2] == f"{arena} + {scratch.offset}"
     assert arguments[-1] == f"{arena} + {plan.allocations[graph.layers[index].output].offset}"
     assert "fully_connected_0.scratch" in model_c  # in the arena map
+
+
+def test_dense_layers_of_the_per_tensor_class_call_its_kernel():
+    """The generator sends per-tensor dense layers with whole-word inputs of up to 256 values to
+    si4_fully_connected_per_tensor_s8 (so a model of only such layers links only its DSP loop),
+    and every other dense layer, per-channel ones included, to si4_fully_connected_s8."""
+    from si4tool.compiler import ops
+    from si4tool.compiler.ops.fully_connected import PER_TENSOR_MAX_INPUT
+
+    graph = passes.run_passes(lower_tflite(model_zoo.seed_model_tflite()))
+    dense = [layer for layer in graph.layers if layer.op == "fully_connected"]
+    spec = ops.spec("fully_connected")
+    # today's converter quantizes dense layers per channel: the general kernel
+    assert all(layer.params.per_channel for layer in dense)
+    assert {spec.kernel_for(layer) for layer in dense} == {"si4_fully_connected_s8"}
+    fc2 = dense[1]  # 128 inputs, made per-tensor
+    constants = {**fc2.constants, "output_multiplier": fc2.constants["output_multiplier"][:1],
+                 "output_shift": fc2.constants["output_shift"][:1]}
+    layer = dataclasses.replace(fc2, params=dataclasses.replace(fc2.params, per_channel=0), constants=constants)
+    assert spec.kernel_for(layer) == "si4_fully_connected_per_tensor_s8"
+    graph.layers[graph.layers.index(fc2)] = layer
+    model_c = codegen.render_model_sources(graph, planner.plan_memory(graph), "0" * 64)["model.c"]
+    assert model_c.count("si4_fully_connected_per_tensor_s8(") == 1
+    for change in ({"filter_offset": 3}, {"input_size": 126}, {"input_size": PER_TENSOR_MAX_INPUT + 4},
+                   {"output_offset": 200}):
+        assert spec.kernel_for(dataclasses.replace(layer, params=dataclasses.replace(layer.params, **change))) == (
+            "si4_fully_connected_s8"), change
+    for shift in (1, -23):  # a left shift; a right shift past the fused requantization's range
+        shifted = {**constants, "output_shift": np.array([shift], dtype=np.int32)}
+        assert spec.kernel_for(dataclasses.replace(layer, constants=shifted)) == "si4_fully_connected_s8"

@@ -33,8 +33,7 @@ MPS2 = STUB / "platform" / "mps2_an386"
 MPS2_PLATFORM_SOURCES = [MPS2 / "startup.c", MPS2 / "platform_mps2.c", STUB / "platform/common/cortex_m_runtime.c"]
 CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 MPS2_LINK = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections", f"-T{MPS2 / 'mps2_an386.ld'}"]
-# fc1 (1,600 inputs) takes the general dense kernel, fc2 and fc3 the per-tensor class's
-SEED_KERNELS = ["si4_conv2d_max_pool_s8", "si4_fully_connected_per_tensor_s8", "si4_fully_connected_s8", "si4_softmax_s8"]
+SEED_KERNELS = ["si4_conv2d_max_pool_s8", "si4_fully_connected_s8", "si4_softmax_s8"]  # per-channel dense layers
 
 requires_arm = pytest.mark.skipif(
     not qemu.toolchain_available(), reason="arm-none-eabi-gcc/newlib or qemu-system-arm missing"
@@ -75,8 +74,7 @@ def test_exactly_the_kernels_the_model_calls(firmware_assets, tmp_path, kernels)
         assert shipped == [f"src/kernels/src/{name}.c" for name in SEED_KERNELS]
         assert "include/si4_dsp_util.h" not in marker["files"]
     else:
-        # the called kernels with a DSP twin
-        twins = ["si4_conv2d_max_pool_s8", "si4_fully_connected_per_tensor_s8", "si4_fully_connected_s8"]
+        twins = ["si4_conv2d_max_pool_s8", "si4_fully_connected_s8"]  # the called kernels with a DSP twin
         assert marker["dsp_kernels"] == twins
         assert [path for path in compiled if "/dsp/" in path] == [f"src/kernels/dsp/{name}.c" for name in twins]
         fallbacks = [f"src/kernels/src/{name}.c" for name in twins]

@@ -15,8 +15,8 @@
  * rows, and the rows from a group whose accumulators leave the fused
  * requantization's range on, take a C loop over the same widened input.
  * A separate kernel from si4_fully_connected_s8 so that a model whose dense
- * layers are all of this class links only this loop; the general DSP kernel
- * hands such layers here too.
+ * layers are all of this class links only this loop, and a model of
+ * per-channel dense layers only the general kernel.
  */
 #include "si4_nn.h"
 

@@ -4,10 +4,12 @@
  * kernels/src/si4_fully_connected_s8.c (TFLM's reference FullyConnected /
  * FullyConnectedPerChannel arithmetic).
  *
- * Layers of si4_fully_connected_per_tensor_s8's class (per-tensor, input of
- * whole words up to SI4_DSP_FC_WIDENED_MAX values) go to that kernel, which
- * fuses the products and the requantization. The others: four output rows at
- * a time, each input word loaded and widened once (SXTAB16 adds the input
+ * The generator sends the layers of si4_fully_connected_per_tensor_s8's class
+ * (per-tensor, input of whole words up to SI4_DSP_FC_WIDENED_MAX values) to
+ * that kernel, which fuses the products and the requantization; this one
+ * computes them too, by its general path, so that a model of per-channel
+ * dense layers (the TFLite converter's default today) links only this file.
+ * Four output rows at a time, each input word loaded and widened once (SXTAB16 adds the input
  * offset for free) and multiplied into the four rows with SMLAD, 23
  * instructions per 16 MACs (an assembly loop, si4_dsp_dot_4_rows); the last
  * one to three rows two at a time in C. The rows are requantized by an
@@ -138,10 +140,6 @@ void si4_fully_connected_s8(const si4_fully_connected_params *params,
                             int8_t *output)
 {
     int32_t batch;
-    if (si4_dsp_fc_per_tensor_fits(params, output_multiplier, output_shift)) {
-        si4_fully_connected_per_tensor_s8(params, input, filter, bias, output_multiplier, output_shift, output);
-        return;
-    }
     for (batch = 0; batch < params->batches; ++batch) {
         fully_connected_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
                             output + batch * params->output_size);
