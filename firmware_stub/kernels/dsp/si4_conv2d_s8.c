@@ -43,8 +43,10 @@ static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
     si4_dsp_column_quant quant;
     si4_dsp_output out;
     int32_t first;
+    int32_t fast;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
+    fast = si4_dsp_columns_quant_fast(params, taps, bias, output_multiplier, output_shift, &out);
     quant.output_step = output_channels;
     quant.output_offset = out.output_offset;
     quant.low = out.low;
@@ -66,7 +68,11 @@ static SI4_DSP_OWN_FRAME void conv_columns(const si4_conv2d_params *params,
             quant.bias = bias != 0 ? bias[channel] : 0;
             quant.multiplier = output_multiplier[quant_index];
             quant.shift = output_shift[quant_index];
-            si4_dsp_requantize_columns(acc, real, &quant, block_output + channel);
+            if (fast) {
+                si4_dsp_requantize_columns_fast(acc, real, &quant, block_output + channel);
+            } else {
+                si4_dsp_requantize_columns(acc, real, &quant, block_output + channel);
+            }
         }
     }
 }
@@ -97,8 +103,10 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
     si4_dsp_column_quant quant;
     si4_dsp_output out;
     int32_t first;
+    int32_t fast;
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
+    fast = si4_dsp_columns_quant_fast(params, taps, bias, output_multiplier, output_shift, &out);
     quant.output_step = output_channels;
     quant.output_offset = out.output_offset;
     quant.low = out.low;
@@ -137,7 +145,11 @@ static SI4_DSP_OWN_FRAME void conv_columns_chunked(const si4_conv2d_params *para
                 quant.bias = bias != 0 ? bias[output_channel] : 0;
                 quant.multiplier = output_multiplier[quant_index];
                 quant.shift = output_shift[quant_index];
-                si4_dsp_requantize_columns(acc[channel], real, &quant, block_output + output_channel);
+                if (fast) {
+                    si4_dsp_requantize_columns_fast(acc[channel], real, &quant, block_output + output_channel);
+                } else {
+                    si4_dsp_requantize_columns(acc[channel], real, &quant, block_output + output_channel);
+                }
             }
         }
     }

@@ -372,6 +372,15 @@ static inline void si4_dsp_widen_column_rows(const si4_conv2d_params *params,
         for (ky = ky_begin; ky < ky_stop; ++ky) {
             const int32_t in_y = window.in_y_origin + params->dilation_height * ky;
             int32_t kx;
+            if ((channels & 3) == 0 && params->dilation_width == 1 && window.kx_end > window.kx_start) {
+                /* Whole-word channels: the row's taps inside the input are
+                 * contiguous bytes that start a group, widened as a run. */
+                const int32_t first_tap = ((ky - row_begin) * params->kernel_width + window.kx_start) * channels;
+                const int8_t *source = input + (in_y * params->input_width + window.in_x_origin + window.kx_start) * channels;
+                si4_dsp_widen_run(source, column + 2 * first_tap, ((window.kx_end - window.kx_start) * channels) >> 2,
+                                  si4_dsp_offset_pair(params->input_offset));
+                continue;
+            }
             for (kx = window.kx_start; kx < window.kx_end; ++kx) {
                 const int32_t in_x = window.in_x_origin + params->dilation_width * kx;
                 const int8_t *source = input + (in_y * params->input_width + in_x) * channels;
@@ -681,6 +690,42 @@ static void __attribute__((naked, unused)) si4_dsp_requantize_columns(const int3
         "it      gt                        \n\t"
         "movgt   r12, lr                   \n\t"
         "strb    r12, [r3]                 \n\t"
+        "add     r3, r3, r7                \n\t"
+        "subs    r1, r1, #1                \n\t"
+        "bne     1b                        \n\t"
+        "pop     {r4-r11, pc}              \n\t");
+}
+
+/* si4_dsp_requantize_columns for a channel whose constants pass
+ * si4_dsp_few_quant_init with the output clamp [-128, 127] (checked by the
+ * caller, once per layer: si4_dsp_columns_quant_fast): the few-channel path's one-SMLAL
+ * form of TFLM's double rounding, its constants derived here from the shift,
+ * then 12 instructions a position instead of 26. quant->low / high unused. */
+static void __attribute__((naked, unused)) si4_dsp_requantize_columns_fast(const int32_t *acc,
+                                                                            int32_t count,
+                                                                            const si4_dsp_column_quant *quant,
+                                                                            int8_t *output)
+{
+    __asm__(
+        "push    {r4-r11, lr}              \n\t"
+        "ldm     r2, {r4, r5, r6, r7, r8}  \n\t" /* bias, multiplier, shift, output step, offset */
+        "rsb     r6, r6, #0                \n\t" /* e = -shift, in [2, 31] */
+        "sub     r9, r6, #1                \n\t" /* the high word's shift: e - 1 */
+        "sub     r6, r6, #2                \n\t"
+        "movs    r10, #1                   \n\t"
+        "lsl     r10, r10, r6              \n\t"
+        "lsl     r8, r8, r9                \n\t"
+        "add     r10, r10, r8              \n\t" /* high start: 2^(e-2) + offset * 2^(e-1) */
+        "1:                                \n\t"
+        "ldr     r11, [r0], #4             \n\t"
+        "add     r11, r11, r4              \n\t" /* x = acc + bias */
+        "and     r12, r11, #0x80000000     \n\t"
+        "orr     r12, r12, #0x40000000     \n\t" /* low word: 2^30 | (x & 2^31) */
+        "add     lr, r10, r11, asr #31     \n\t" /* high word: start - [x < 0] */
+        "smlal   r12, lr, r11, r5          \n\t"
+        "asr     lr, lr, r9                \n\t"
+        "ssat    lr, #8, lr                \n\t"
+        "strb    lr, [r3]                  \n\t"
         "add     r3, r3, r7                \n\t"
         "subs    r1, r1, #1                \n\t"
         "bne     1b                        \n\t"
@@ -1076,6 +1121,35 @@ static inline int32_t si4_dsp_few_quant_init(int32_t multiplier,
     quant->multiplier = multiplier;
     quant->high_start = (int32_t)start;
     quant->high_shift = e - 1;
+    return 1;
+}
+
+/* Whether every output channel of a column-kernel layer takes
+ * si4_dsp_requantize_columns_fast: the clamp is [-128, 127] and each
+ * channel's constants pass si4_dsp_few_quant_init for accumulators of
+ * `taps` products of at most 255 * 128 each, plus the channel's bias. Once
+ * per kernel call, a few instructions a channel (one copy: not inlined). */
+static SI4_DSP_OWN_FRAME __attribute__((unused)) int32_t si4_dsp_columns_quant_fast(
+    const si4_conv2d_params *params,
+    int32_t taps,
+    const int32_t *bias,
+    const int32_t *output_multiplier,
+    const int32_t *output_shift,
+    const si4_dsp_output *out)
+{
+    int32_t channel;
+    if (out->low != INT8_MIN || out->high != INT8_MAX) {
+        return 0;
+    }
+    for (channel = 0; channel < params->output_channels; ++channel) {
+        const int32_t index = params->per_channel ? channel : 0;
+        const int32_t bias_value = bias != 0 ? bias[channel] : 0;
+        const int64_t bound = (int64_t)taps * 255 * 128 + (bias_value < 0 ? -(int64_t)bias_value : bias_value);
+        si4_dsp_few_quant unused;
+        if (!si4_dsp_few_quant_init(output_multiplier[index], output_shift[index], params->output_offset, bound, &unused)) {
+            return 0;
+        }
+    }
     return 1;
 }
 
