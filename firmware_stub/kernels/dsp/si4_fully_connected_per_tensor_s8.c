@@ -24,8 +24,8 @@
 
 #include "si4_dsp_util.h"
 
-/* A zero bias for layers without one (read with step 0). */
-static const int32_t no_bias = 0;
+/* A zero bias for layers without one (read two at a time, with step 0). */
+static const int32_t no_bias[2] = {0, 0};
 
 /* ------------------------------------------------------------------------
  * Per-tensor layers whose input is whole words: si4_dsp_dot_4_rows's loop
@@ -39,11 +39,13 @@ static const int32_t no_bias = 0;
  * floor((floor(X / 2^32) + c) / 2^r) = floor((X + c 2^32) / 2^(32+r)); the
  * sign of x stands for the high word's (m >= 0: they differ only where the
  * high word is 0, and both give the offset). |x| < 2^29 (checked per group
- * of rows: the loop stops before a group beyond it, which the general path
- * then does) and r <= SI4_DSP_FC_MAX_RIGHT_SHIFT (22) keep every step inside int32. The four results are
+ * of rows: the loop stops before a group beyond it, which the C loop below
+ * then does) and r <= SI4_DSP_FC_MAX_RIGHT_SHIFT (22) keep every step inside
+ * int32. The four results are
  * packed into a word with SSAT and BFI and clamped in byte lanes (SSUB8 sets
  * a lane's GE flag when a >= b, SEL takes that lane from its first operand).
- * About 75 instructions per group of four rows besides the products.
+ * About 70 instructions per group of four rows besides the products (the
+ * biases read two at a time).
  */
 
 /* What the loop reads and updates (offsets in bytes). */
@@ -53,10 +55,10 @@ typedef struct {
     const uint32_t *input; /* 8: widened, words pairs of SXTAB16 lanes */
     const int8_t *row;     /* 12: row 0 of the next group */
     int32_t row_stride;    /* 16: input_size */
-    int32_t groups;        /* 20: groups of four rows left (out: 0, or the first not done) */
+    int8_t *output_end;    /* 20: where the last group's outputs end (the loop stops there or before) */
     const int32_t *bias;   /* 24 */
     int8_t *output;        /* 28 */
-    int32_t bias_step;     /* 32: bytes, 4 or 0 */
+    int32_t bias_step;     /* 32: bytes between two rows' biases, 4 or 0 */
     int32_t multiplier;    /* 36 */
     int32_t rounding;      /* 40: 2^(r-1) + (output_offset << r) */
     int32_t right_shift;   /* 44: r */
@@ -111,18 +113,14 @@ static void __attribute__((naked, noinline)) fused_4_rows_requantize(fused_job *
         "str     r1, [r12, #12]            \n\t"
         "add     r12, r12, #24             \n\t"
         "ldm     r12, {r0, r2, r3, r8, r9, r10, r11, lr} \n\t" /* bias, output, step, m, rounding, r, low, high */
-        "ldr     r1, [r0]                  \n\t" /* x = acc + bias, wrapping */
-        "add     r0, r0, r3                \n\t"
+        "ldrd    r1, r12, [r0]             \n\t" /* x = acc + bias, wrapping: two rows' biases */
+        "add     r0, r0, r3, lsl #1        \n\t"
         "add     r4, r4, r1                \n\t"
-        "ldr     r1, [r0]                  \n\t"
-        "add     r0, r0, r3                \n\t"
-        "add     r5, r5, r1                \n\t"
-        "ldr     r1, [r0]                  \n\t"
-        "add     r0, r0, r3                \n\t"
+        "add     r5, r5, r12               \n\t"
+        "ldrd    r1, r12, [r0]             \n\t"
+        "add     r0, r0, r3, lsl #1        \n\t"
         "add     r6, r6, r1                \n\t"
-        "ldr     r1, [r0]                  \n\t"
-        "add     r0, r0, r3                \n\t"
-        "add     r7, r7, r1                \n\t"
+        "add     r7, r7, r12               \n\t"
         "add     r12, r4, #0x20000000      \n\t" /* every |x| < 2^29: x + 2^29 below 2^30 */
         "add     r1, r5, #0x20000000       \n\t"
         "orr     r12, r12, r1              \n\t"
@@ -150,9 +148,8 @@ static void __attribute__((naked, noinline)) fused_4_rows_requantize(fused_job *
         "str     r4, [r2], #4              \n\t"
         "ldr     r12, [sp]                 \n\t"
         "strd    r0, r2, [r12, #24]        \n\t"
-        "ldr     r1, [r12, #20]            \n\t"
-        "subs    r1, r1, #1                \n\t"
-        "str     r1, [r12, #20]            \n\t"
+        "ldr     r1, [r12, #20]            \n\t" /* the output's end */
+        "cmp     r2, r1                    \n\t"
         "bne     0b                        \n\t"
         "9:                                \n\t"
         "pop     {r0, r4-r11, pc}          \n\t");
@@ -239,8 +236,8 @@ static void __attribute__((noinline)) per_tensor_row(const si4_fully_connected_p
         job.input = widened;
         job.row = filter;
         job.row_stride = params->input_size;
-        job.groups = params->output_size >> 2;
-        job.bias = bias != 0 ? bias : &no_bias;
+        job.output_end = output + 4 * (params->output_size >> 2);
+        job.bias = bias != 0 ? bias : no_bias;
         job.output = output;
         job.bias_step = bias != 0 ? (int32_t)sizeof *bias : 0;
         job.multiplier = output_multiplier[0];
@@ -249,7 +246,7 @@ static void __attribute__((noinline)) per_tensor_row(const si4_fully_connected_p
         job.low = 0x01010101u * (uint8_t)out.low;
         job.high = 0x01010101u * (uint8_t)out.high;
         fused_4_rows_requantize(&job);
-        o = 4 * ((params->output_size >> 2) - job.groups);
+        o = (int32_t)(job.output - output);
     }
     for (; o < params->output_size; ++o) {
         const int32_t acc = widened_dot(widened, filter + o * params->input_size, words) + (bias != 0 ? bias[o] : 0);

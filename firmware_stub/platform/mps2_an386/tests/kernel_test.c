@@ -498,6 +498,7 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
     static const char *const names[] = {"fc", "conv1ch_pool", "conv1ch", "conv4ch_pool", "conv4ch"};
     si4_conv2d_params conv;
     si4_pool_params pool;
+    si4_fully_connected_params fc;
     char shape[96];
     int32_t bytes = 0; /* stays 0 for the convolutions, which compare_conv checks */
     memset(&conv, 0, sizeof conv);
@@ -530,9 +531,8 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
     pool.activation_max = 127;
     memset(output_portable, 0x55, 16);
     memset(output_dsp, 0x55, 16);
+    memset(&fc, 0, sizeof fc);
     if (op == 0) {
-        si4_fully_connected_params fc;
-        memset(&fc, 0, sizeof fc);
         fc.batches = 1;
         fc.input_size = 4;
         fc.output_size = 8;
@@ -551,6 +551,13 @@ static int32_t run_requant_edge(int32_t op, int32_t output_offset, int32_t case_
              (long)shift[0], (long)output_offset);
     if (bytes == 0) {
         return compare_conv("requant_edges", case_index, &conv, 0, shape);
+    }
+    if (op == 0) { /* the per-tensor class's kernel too (its fused requantization where it applies) */
+        if (compare("requant_edges", case_index, bytes, shape)) {
+            return 1;
+        }
+        memset(output_dsp, 0x55, 16);
+        si4_fully_connected_per_tensor_s8(&fc, input, filter, 0, multiplier, shift, output_dsp);
     }
     return compare("requant_edges", case_index, bytes, shape);
 }
