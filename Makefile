@@ -78,7 +78,7 @@ toolchain:
 # all workers (tests/conftest.py: file lock, cache under build/test-cache keyed by the code).
 PYTEST_WORKERS ?= auto
 test: venv toolchain
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --durations=20
 
 # tests/test_fuzz.py with many random graphs (make test runs a small fixed set); hypothesis
 # keeps what it found in build/hypothesis-fuzz, counts go to build/fuzz_stats.json.

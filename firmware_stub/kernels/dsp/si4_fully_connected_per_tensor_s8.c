@@ -254,6 +254,23 @@ static void __attribute__((noinline)) per_tensor_row(const si4_fully_connected_p
     }
 }
 
+/* The input's params->batches rows, one after the other. */
+static void per_tensor_batches(const si4_fully_connected_params *params,
+                               const int8_t *input,
+                               const int8_t *filter,
+                               const int32_t *bias,
+                               const int32_t *output_multiplier,
+                               const int32_t *output_shift,
+                               int8_t *output,
+                               uint32_t *widened)
+{
+    int32_t batch;
+    for (batch = 0; batch < params->batches; ++batch) {
+        per_tensor_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
+                       output + batch * params->output_size, widened);
+    }
+}
+
 /* The widened input on the stack, sized for the layer: a small layer's call
  * (ad01's, kws's) keeps the stack of the 128-value buffer it always had. */
 #define SMALL_WIDENED_INPUT 128
@@ -267,11 +284,7 @@ static void __attribute__((noinline)) small_input_rows(const si4_fully_connected
                                                        int8_t *output)
 {
     uint32_t widened[SMALL_WIDENED_INPUT / 2];
-    int32_t batch;
-    for (batch = 0; batch < params->batches; ++batch) {
-        per_tensor_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
-                       output + batch * params->output_size, widened);
-    }
+    per_tensor_batches(params, input, filter, bias, output_multiplier, output_shift, output, widened);
 }
 
 static void __attribute__((noinline)) large_input_rows(const si4_fully_connected_params *params,
@@ -283,11 +296,7 @@ static void __attribute__((noinline)) large_input_rows(const si4_fully_connected
                                                        int8_t *output)
 {
     uint32_t widened[SI4_DSP_FC_WIDENED_MAX / 2];
-    int32_t batch;
-    for (batch = 0; batch < params->batches; ++batch) {
-        per_tensor_row(params, input + batch * params->input_size, filter, bias, output_multiplier, output_shift,
-                       output + batch * params->output_size, widened);
-    }
+    per_tensor_batches(params, input, filter, bias, output_multiplier, output_shift, output, widened);
 }
 
 void si4_fully_connected_per_tensor_s8(const si4_fully_connected_params *params,
