@@ -240,3 +240,23 @@ def resnet_blocks_tflite() -> bytes:
     x = layers.AveragePooling2D((6, 5))(x)
     outputs = layers.Dense(5)(layers.Flatten()(x))
     return convert_to_int8(keras.Model(image, outputs), (11, 9, 3), seed=8)
+
+
+@functools.cache
+def odd_residual_blocks_tflite() -> bytes:
+    """Residual blocks of other shapes on a 9x7 map: 6 channels (not whole words), a stride-2
+    block with a 1x1 stride-2 skip on an odd map, and a block whose first convolution is 1x1 and
+    second 5x5 (a ring of five rows)."""
+    keras = _seeded(9)
+    layers = keras.layers
+    image = keras.Input((9, 7, 2))
+    x = layers.Conv2D(6, (3, 3), padding="same", activation="relu")(image)
+    y = layers.Conv2D(6, (3, 3), padding="same", activation="relu")(x)
+    x = layers.Add()([x, layers.Conv2D(6, (3, 3), padding="same")(y)])
+    y = layers.Conv2D(5, (3, 3), strides=2, padding="same", activation="relu")(x)
+    skip = layers.Conv2D(5, (1, 1), strides=2)(x)
+    x = layers.ReLU()(layers.Add()([skip, layers.Conv2D(5, (3, 3), padding="same")(y)]))
+    y = layers.Conv2D(8, (1, 1), activation="relu")(x)
+    x = layers.Add()([x, layers.Conv2D(5, (5, 5), padding="same")(y)])
+    outputs = layers.Dense(3)(layers.Flatten()(layers.AveragePooling2D((5, 4))(x)))
+    return convert_to_int8(keras.Model(image, outputs), (9, 7, 2), seed=9)
