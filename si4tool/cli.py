@@ -510,6 +510,11 @@ def validate_qemu_command(
     report: ReportOption = True,
     report_dir: ReportDirOption = DEFAULT_REPORT,
     clock_mhz: ClockOption = 120.0,
+    build_dir: Annotated[
+        Path,
+        typer.Option("--build-dir", help="Where the firmware is compiled; give each of several runs started at once its "
+                     "own (they would otherwise rebuild over each other)."),
+    ] = DEFAULT_QEMU_BUILD,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -523,7 +528,7 @@ def validate_qemu_command(
     if not variants or any(v not in ("portable", "dsp") for v in variants):
         raise UserError(f"--kernels takes portable, dsp or portable,dsp, not {kernels!r}")
     result = validate_qemu(
-        assets, out_dir=out, build_dir=DEFAULT_QEMU_BUILD, kernels=variants, targets=(target,), console=console,
+        assets, out_dir=out, build_dir=build_dir, kernels=variants, targets=(target,), console=console,
         quiet=quiet or json_output,
     )
     if report:

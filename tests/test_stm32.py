@@ -43,13 +43,15 @@ def _linked_objects(map_path: Path) -> set[str]:
 def netduino_runs(firmware_assets, tmp_path_factory):
     """`si4tool validate-qemu --target netduinoplus2` for both kernel variants, as a user runs it."""
     out = tmp_path_factory.mktemp("netduino_validation")
+    build = tmp_path_factory.mktemp("netduino_build")  # --build-dir: not the checkout's build/qemu
     result = run_si4tool(
         "validate-qemu", "--assets", str(firmware_assets), "--target", "netduinoplus2", "--kernels", "portable,dsp",
-        "--out", str(out), "--no-report", "--json",
+        "--out", str(out), "--build-dir", str(build), "--no-report", "--json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])["runs"]
     assert json.loads((out / "qemu.json").read_text())["runs"] == runs
+    assert all(Path(run["elf"]).is_relative_to(build) for run in runs)
     return {run["kernel"]: run for run in runs}
 
 
