@@ -65,6 +65,9 @@ def mnist(mnist_path):
 # --- the on-disk cache shared by the workers of one machine --------------------------
 
 TEST_CACHE_ROOT = REPO_ROOT / "build" / "test-cache"
+# Compiled kernel objects (toolchain.kernel_object_cache): named by a hash of everything that goes
+# into them, so never stale, and shared by the workers and by the CLI runs the tests start.
+os.environ.setdefault("SI4_KERNEL_OBJECTS", str(TEST_CACHE_ROOT / "kernel-objects"))
 _KEYED_SOURCES = (("si4tool", "*.py"), ("templates", "*"), ("firmware_stub", "*"))
 
 
@@ -133,8 +136,11 @@ def _prune_stale_keys(current: Path) -> None:
     current.mkdir(parents=True, exist_ok=True)
     os.utime(current)  # in use: no other run prunes it
     now = time.time()
+    kernel_objects = Path(os.environ["SI4_KERNEL_OBJECTS"])  # never stale (see above): kept
     for other in TEST_CACHE_ROOT.iterdir():
-        if other.is_dir() and other != current and now - other.stat().st_mtime > STALE_CACHE_SECONDS:
+        if other in (current, kernel_objects) or not other.is_dir():
+            continue
+        if now - other.stat().st_mtime > STALE_CACHE_SECONDS:
             shutil.rmtree(other, ignore_errors=True)
 
 

@@ -70,7 +70,10 @@ def compile_shared_library(
 
     The library is rebuilt only when a source, a header it may include, or a
     flag changed: the file name carries a hash of all of them, which also lets
-    several models be loaded in one process (each its own library).
+    several models be loaded in one process (each its own library). The
+    kernels among the sources (firmware_stub/kernels/src) are compiled once
+    per content and flags into kernel_object_cache() and linked from there:
+    they are the same for every model, and most of a host engine's build time.
     """
     include_dirs = [Path(d) for d in include_dirs]
     digest = hashlib.sha256()
@@ -87,10 +90,48 @@ def compile_shared_library(
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    kernels_dir = (firmware_stub_dir() / "kernels" / "src").resolve()
+    kernels = [Path(s) for s in sources if Path(s).resolve().parent == kernels_dir]
+    others = [Path(s) for s in sources if Path(s).resolve().parent != kernels_dir]
+    flags = [*STRICT_C_FLAGS, optimize, "-fPIC", *extra_flags]
+    objects = _kernel_objects(kernels, flags, kernel_object_cache(output.parent)) if kernels else []
     tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
-    args = [host_compiler(), *STRICT_C_FLAGS, optimize, "-fPIC", "-shared", *extra_flags]
+    args = [host_compiler(), *flags, "-shared"]
     args += [f"-I{d}" for d in include_dirs]
-    args += [str(s) for s in sources] + ["-o", str(tmp)]
+    args += [str(s) for s in others] + [str(o) for o in objects] + ["-o", str(tmp)]
     run_compiler(args, output.stem)
     os.replace(tmp, target)
     return target
+
+
+def kernel_object_cache(default: Path) -> Path:
+    """Where compiled kernel objects are kept: $SI4_KERNEL_OBJECTS (the test suite shares one
+    folder between its workers), else `default` / kernel-objects."""
+    configured = os.environ.get("SI4_KERNEL_OBJECTS")
+    return Path(configured) if configured else Path(default) / "kernel-objects"
+
+
+def _kernel_objects(kernels: list[Path], flags: list[str], cache: Path) -> list[Path]:
+    """One object per kernel source, named by a hash of the compiler, the flags, the kernel
+    headers and the source: an object is never stale, and workers writing the same one at once
+    write the same bytes (each renames its own temporary file into place)."""
+    compiler = host_compiler()
+    headers = hashlib.sha256()
+    for header in sorted(kernel_include_dir().glob("*.h")):
+        headers.update(header.name.encode() + b"\0" + header.read_bytes())
+    objects = []
+    missing = []
+    for source in kernels:
+        digest = hashlib.sha256(compiler.encode() + b"\0".join(flag.encode() for flag in flags))
+        digest.update(headers.digest() + source.read_bytes())
+        obj = cache / f"{source.stem}-{digest.hexdigest()[:16]}.o"
+        objects.append(obj)
+        if not obj.exists():
+            missing.append((source, obj))
+    if missing:
+        cache.mkdir(parents=True, exist_ok=True)
+        for source, obj in missing:
+            tmp = obj.with_suffix(f".tmp{os.getpid()}")
+            run_compiler([compiler, *flags, f"-I{kernel_include_dir()}", "-c", str(source), "-o", str(tmp)], source.name)
+            os.replace(tmp, obj)
+    return objects
