@@ -299,19 +299,15 @@ class ResidualStream:
         """The block's output is written over x (find_residual_stream checked that it may be)."""
         return graph.layers[self.conv_a].inputs[0]
 
-    def ring_steps(self) -> list[tuple[int, int]]:
-        """For each output row: (A rows produced before B computes it, the ring's first row
-        then). The ring holds ring_rows consecutive rows of A; before A writes a row into a
-        full ring, the ring moves up one row (model_residual.c.j2 does the same)."""
-        steps, produced, first = [], 0, 0
+    def rows_needed(self) -> list[int]:
+        """For each output row, how many rows of A exist once B computes it (the ring holds the
+        last ring_rows of them; model_residual.c.j2 moves it up a row before a full ring takes
+        one more)."""
+        needed, most = [], 0
         for band in self.b_bands:
-            need = band.input_row + band.params.input_height
-            while produced < need:
-                if produced - first == self.ring_rows:
-                    first += 1
-                produced += 1
-            steps.append((produced, first))
-        return steps
+            most = max(most, band.input_row + band.params.input_height)
+            needed.append(most)
+        return needed
 
 
 def _rows_read(band: RowBand, row_bytes: int) -> tuple[int, int]:
@@ -324,7 +320,7 @@ def _residual_output_is_safe(stream: ResidualStream) -> bool:
     rows, the ADD's later rows of x. Checked call by call, not assumed."""
     events = []  # (reads (start, end) of x) in execution order, and the writes between them
     produced = 0
-    for row, (needed, _) in enumerate(stream.ring_steps()):
+    for row, needed in enumerate(stream.rows_needed()):
         for a_row in range(produced, needed):
             events.append(("read", _rows_read(stream.a_bands[a_row], stream.x_row_bytes)))
         produced = needed
@@ -340,10 +336,6 @@ def _residual_output_is_safe(stream: ResidualStream) -> bool:
         elif end > lowest_later_read:
             return False
     return True
-
-
-def _readers(graph: Graph, tensor: str) -> list[int]:
-    return [index for index, layer in enumerate(graph.layers) if tensor in layer.inputs]
 
 
 def find_residual_stream(graph: Graph, add_index: int) -> ResidualStream | None:
@@ -385,7 +377,7 @@ def find_residual_stream(graph: Graph, add_index: int) -> ResidualStream | None:
             indices.append(index_of[id(skip)])
         # x is read by the block only, and the block's layers are consecutive (nothing else runs
         # between A and the ADD, so running them all at the ADD moves no other layer's reads)
-        if set(_readers(graph, x)) != {indices[0], add_index if skip is None else indices[3]}:
+        if {index_of[id(layer)] for layer in graph.consumers(x)} != {indices[0], add_index if skip is None else indices[3]}:
             continue
         if sorted(indices) != list(range(min(indices), add_index + 1)):
             continue

@@ -108,14 +108,14 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     }
 
 
-def _band_table(layer_name: str, bands, row_bytes: int, structs: list[dict], kind: str) -> dict:
-    """One struct per distinct band (the interior rows share one), appended to `structs`, and
-    the table of references and first-byte offsets model_residual.c.j2 indexes by row."""
+def _band_table(layer_name: str, bands, row_bytes: int, structs: list[dict]) -> dict:
+    """One struct per distinct schedule.RowBand (the interior rows share one), appended to
+    `structs`, and the tables of references and first-byte offsets the templates index by unit."""
     names: dict = {}
     refs = []
     for band in bands:
         if band.params not in names:
-            names[band.params] = f"{layer_name}_{kind}_{len(names)}_params"
+            names[band.params] = f"{layer_name}_band_{len(names)}_params"
             structs.append(_literal_struct(names[band.params], band.params))
         refs.append(f"&{names[band.params]}")
     return {"refs": refs, "offsets": [band.input_row * row_bytes for band in bands], "count": len(bands)}
@@ -126,11 +126,10 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
     skip = None if stream.skip is None else graph.layers[stream.skip]
     buffers = {key: _arena_pointer(plan.allocations[name].offset, names) for key, name in stream.buffer_names(graph).items()}
     structs: list[dict] = []
-    a_table = _band_table(a.name, stream.a_bands, stream.x_row_bytes, structs, "band")
-    b_table = _band_table(b.name, stream.b_bands, stream.y_row_bytes, structs, "band")
-    skip_table = None if skip is None else _band_table(skip.name, stream.skip_bands, stream.x_row_bytes, structs, "band")
+    a_table = _band_table(a.name, stream.a_bands, stream.x_row_bytes, structs)
+    b_table = _band_table(b.name, stream.b_bands, stream.y_row_bytes, structs)
+    skip_table = None if skip is None else _band_table(skip.name, stream.skip_bands, stream.x_row_bytes, structs)
     structs.append(_literal_struct(f"{add.name}_row_params", stream.add_row_params))
-    steps = stream.ring_steps()
     x = a.inputs[0]
     row_inputs = []  # the ADD's two inputs, in its order, as one row's pointers
     for tensor in add.inputs:
@@ -159,7 +158,7 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
             "b": b_table,
             "skip_bands": skip_table,
             "b_ring_first": [band.input_row for band in stream.b_bands],
-            "b_needs": [needed for needed, _ in steps],
+            "b_needs": stream.rows_needed(),
             "a_constants": _constants(graph, stream.conv_a, names),
             "b_constants": _constants(graph, stream.conv_b, names),
             "skip_constants": None if skip is None else _constants(graph, stream.skip, names),
@@ -215,14 +214,10 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
     for in_place in plan.in_place:
         layer = graph.layers[in_place.index]
         spec = ops.spec(layer.op)
-        structs, band_names, refs = [], {}, []
+        structs = []
         if in_place.pixel_bands:  # the whole layer's params: the pixel kernel takes the position
             structs.append(_literal_struct(f"{layer.name}_params", layer.params))
-        for band in in_place.bands:
-            if band.params not in band_names:
-                band_names[band.params] = f"{layer.name}_band_{len(band_names)}_params"
-                structs.append(_literal_struct(band_names[band.params], band.params))
-            refs.append(f"&{band_names[band.params]}")
+        bands = _band_table(layer.name, in_place.bands, in_place.input_row_bytes, structs)
         entries[in_place.index] = {
             **entries[in_place.index],
             "structs": structs,
@@ -231,8 +226,8 @@ def apply_in_place(graph: Graph, plan: MemoryPlan, model_layers: list[dict], nam
             "in_place": {
                 "kernel": spec.kernel_for(layer),
                 "band_type": c_struct_name(type(layer.params)),
-                "band_refs": refs,
-                "band_input_offsets": [band.input_row * in_place.input_row_bytes for band in in_place.bands],
+                "band_refs": bands["refs"],
+                "band_input_offsets": bands["offsets"],
                 "reverse": in_place.reverse,
                 "pixel_bands": in_place.pixel_bands,
                 "delay": in_place.delay,

@@ -116,14 +116,14 @@ def _kernel_objects(kernels: list[Path], flags: list[str], cache: Path) -> list[
     headers and the source: an object is never stale, and workers writing the same one at once
     write the same bytes (each renames its own temporary file into place)."""
     compiler = host_compiler()
-    headers = hashlib.sha256()
+    common = hashlib.sha256(b"\0".join(part.encode() for part in (compiler, *flags)))
     for header in sorted(kernel_include_dir().glob("*.h")):
-        headers.update(header.name.encode() + b"\0" + header.read_bytes())
+        common.update(header.name.encode() + b"\0" + header.read_bytes())
     objects = []
     missing = []
     for source in kernels:
-        digest = hashlib.sha256(compiler.encode() + b"\0".join(flag.encode() for flag in flags))
-        digest.update(headers.digest() + source.read_bytes())
+        digest = common.copy()
+        digest.update(source.read_bytes())
         obj = cache / f"{source.stem}-{digest.hexdigest()[:16]}.o"
         objects.append(obj)
         if not obj.exists():
