@@ -260,3 +260,23 @@ def odd_residual_blocks_tflite() -> bytes:
     x = layers.Add()([x, layers.Conv2D(5, (5, 5), padding="same")(y)])
     outputs = layers.Dense(3)(layers.Flatten()(layers.AveragePooling2D((5, 4))(x)))
     return convert_to_int8(keras.Model(image, outputs), (9, 7, 2), seed=9)
+
+
+@functools.cache
+def conv_chain_tflite() -> bytes:
+    """A MobileNet-like stem on an odd map (23x17x3), for chains run depth-first: a stride-2 SAME
+    convolution, a depthwise layer of depth multiplier 2, a 1x1 expansion, a stride-2 VALID
+    depthwise layer, a 3x3 convolution, a 5x3 convolution, then a 1x1 contraction and the
+    head."""
+    keras = _seeded(10)
+    layers = keras.layers
+    image = keras.Input((23, 17, 3))
+    x = layers.Conv2D(6, (3, 3), strides=2, padding="same", activation="relu")(image)
+    x = layers.DepthwiseConv2D((3, 3), padding="same", depth_multiplier=2, activation="relu")(x)
+    x = layers.Conv2D(20, (1, 1), activation="relu")(x)
+    x = layers.DepthwiseConv2D((3, 3), strides=2, activation="relu")(x)
+    x = layers.Conv2D(9, (3, 3), padding="same", activation="relu")(x)
+    x = layers.Conv2D(7, (5, 3), padding="same", activation="relu")(x)
+    x = layers.Conv2D(4, (1, 1))(x)
+    outputs = layers.Dense(3)(layers.Flatten()(x))
+    return convert_to_int8(keras.Model(image, outputs), (23, 17, 3), seed=10)

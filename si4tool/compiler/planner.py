@@ -242,8 +242,10 @@ def plan_memory(
     copies it there unless the caller wrote it there already), so a first layer run in place can
     write over it; the input then counts once, inside the arena."""
     lifetimes = buffer_lifetimes(graph, streams)
-    if input_in_arena:
-        lifetimes[graph.input] = (graph.tensors[graph.input].size_bytes, 0, graph.last_reader(graph.input))
+    if input_in_arena:  # live until its last reader runs (inside a stream's last layer, for a streamed one)
+        run_at = {index: stream.runs_at for stream in streams for index in stream.streamed_layers}
+        last = max(run_at.get(i, i) for i, layer in enumerate(graph.layers) if graph.input in layer.inputs)
+        lifetimes[graph.input] = (graph.tensors[graph.input].size_bytes, 0, last)
     for layer in in_place:  # schedule.InPlaceLayer: its ring of output rows lives at its layer
         lifetimes[layer.buffer_name(graph)] = (layer.temp_bytes, layer.index, layer.index)
     shares = shared_buffers(graph, lifetimes)
@@ -285,7 +287,7 @@ def plan_memory(
         schedule += ", in place" + (", pixel bands" if pixels else "")
     if input_in_arena:
         schedule += ", input in the arena"
-        if in_place and all(layer.index != 0 for layer in in_place):
+        if in_place and all(layer.index != 0 for layer in in_place) and not any(0 in s.streamed_layers for s in streams):
             schedule += ", first layer out of place"
     plan = MemoryPlan(
         arena_bytes, allocations, input_bytes, shares, strategy, schedule, tuple(streams), tuple(in_place),

@@ -415,6 +415,194 @@ def find_residual_streams(graph: Graph) -> tuple[ResidualStream, ...]:
     return tuple(stream for stream in found if stream is not None)
 
 
+# ------------------------------------------------------------------------------------------
+# Chains of convolutions run depth-first (the early stages of image models: vww). Consecutive
+# CONV_2D / DEPTHWISE_CONV_2D layers L0 -> L1 -> ... -> Ln, each read by the next only, run row
+# by row inside Ln's layer function: Ln's output row r pulls the rows of L(n-1) its band reads,
+# each of which pulls the rows of L(n-2) it reads, and so on; each inner layer keeps a ring of
+# the rows its reader's window spans. L0..L(n-1)'s maps never exist, and Ln's rows may be written
+# over L0's input, where no call still to come reads. It is MCUNetV2's patch-based inference
+# with the patch a band of rows: the rows two patches share are kept in the rings instead of
+# recomputed, so no multiply-accumulate is done twice.
+
+CHAIN_STREAMED = "layer chains row-streamed"
+CHAIN_MAX_LAYERS = 6  # longer chains only add rings: the maps they hide are already the small ones
+
+
+@dataclass(frozen=True)
+class ChainStream:
+    """Layers `layers` (consecutive indices) run depth-first inside the last one's function."""
+
+    layers: tuple[int, ...]
+    bands: tuple[tuple[RowBand, ...], ...]  # per layer, one per output row
+    row_bytes: tuple[int, ...]  # per layer: one output row
+    input_row_bytes: int  # one row of L0's input
+    ring_rows: tuple[int, ...]  # per inner layer: the rows its reader's window spans
+    rows_needed: tuple[tuple[int, ...], ...]  # per layer but L0: rows of the layer before that exist once row r runs
+    output_over_input: bool  # Ln's rows are written over L0's input (checked call by call)
+
+    @property
+    def schedule(self) -> str:
+        return CHAIN_STREAMED
+
+    @property
+    def runs_at(self) -> int:
+        return self.layers[-1]
+
+    @property
+    def streamed_layers(self) -> tuple[int, ...]:
+        return self.layers[:-1]
+
+    def buffer_names(self, graph: Graph) -> dict[str, str]:
+        return {f"ring{i}": f"{graph.layers[index].name}.rows" for i, index in enumerate(self.streamed_layers)}
+
+    def buffer_sizes(self, graph: Graph) -> dict[str, int]:
+        return {
+            name: self.ring_rows[i] * self.row_bytes[i]
+            for i, name in enumerate(self.buffer_names(graph).values())
+        }
+
+    def output_takes_over(self, graph: Graph) -> str | None:
+        return graph.layers[self.layers[0]].inputs[0] if self.output_over_input else None
+
+
+def _chain_band(layer: Layer, row: int) -> RowBand:
+    band = row_band(layer.params, row)
+    return _whole_window_band(band, layer.params) if layer.op == "depthwise_conv2d" else band
+
+
+def _chain_events(stream: ChainStream, out_row_bytes: int):
+    """Replays the calls of model_chain.c.j2 in their order: the byte ranges of L0's input each
+    L0 call reads and each output row's write, or None where a band would read a row its ring no
+    longer (or not yet) holds. The C's rings are what this simulates, not assumed."""
+    inner = len(stream.layers) - 1
+    produced, first = [0] * inner, [0] * inner
+    events = []
+
+    def holds(ring: int, band: RowBand) -> bool:
+        start, end = band.input_row, band.input_row + band.params.input_height
+        return first[ring] <= start and end <= produced[ring] and end - first[ring] <= stream.ring_rows[ring]
+
+    def produce(position: int, count: int) -> bool:
+        while produced[position] < count:
+            row = produced[position]
+            band = stream.bands[position][row]
+            if position == 0:
+                events.append(("read", _rows_read(band, stream.input_row_bytes)))
+            elif not produce(position - 1, stream.rows_needed[position - 1][row]) or not holds(position - 1, band):
+                return False
+            if row - first[position] == stream.ring_rows[position]:
+                first[position] += 1  # the C moves the ring up a row
+            produced[position] += 1
+        return True
+
+    for row, band in enumerate(stream.bands[-1]):
+        if not produce(inner - 1, stream.rows_needed[-1][row]) or not holds(inner - 1, band):
+            return None
+        events.append(("write", (row * out_row_bytes, (row + 1) * out_row_bytes)))
+    return events
+
+
+def _writes_are_safe(events) -> bool:
+    """No write covers a byte a later read reads (events in execution order)."""
+    lowest_later_read = 1 << 62
+    for kind, (start, end) in reversed(events):
+        if kind == "read":
+            lowest_later_read = min(lowest_later_read, start)
+        elif end > lowest_later_read:
+            return False
+    return True
+
+
+def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool = False) -> ChainStream | None:
+    """Layers start..end (inclusive) run depth-first, or None where they cannot. Ln's output goes
+    over L0's input when that input is arena bytes (input_in_arena for the model's input) that die
+    with L0 and the replayed calls show it safe; otherwise Ln keeps its own buffer."""
+    if end <= start or end - start + 1 > CHAIN_MAX_LAYERS or end >= len(graph.layers):
+        return None
+    chain = graph.layers[start : end + 1]
+    for position, layer in enumerate(chain):
+        if layer.op not in ("conv2d", "depthwise_conv2d") or layer.scratch_bytes or len(layer.inputs) != 1:
+            return None
+        if position and layer.inputs[0] != chain[position - 1].output:
+            return None
+        if position < len(chain) - 1:
+            if layer.output in graph.outputs or [c.name for c in graph.consumers(layer.output)] != [chain[position + 1].name]:
+                return None
+    source = chain[0].inputs[0]
+    bands = tuple(tuple(_chain_band(layer, row) for row in range(graph.tensors[layer.output].shape[0])) for layer in chain)
+    for layer_bands in bands[1:]:
+        starts = [band.input_row for band in layer_bands]
+        if starts != sorted(starts):
+            return None
+    needed = []
+    for layer_bands in bands[1:]:
+        most, rows = 0, []
+        for band in layer_bands:
+            most = max(most, band.input_row + band.params.input_height)
+            rows.append(most)
+        needed.append(tuple(rows))
+    row_bytes = tuple(graph.tensors[layer.output].shape[1] * graph.tensors[layer.output].shape[2] for layer in chain)
+    in_shape = graph.tensors[source].shape
+    stream = ChainStream(
+        layers=tuple(range(start, end + 1)),
+        bands=bands,
+        row_bytes=row_bytes,
+        input_row_bytes=in_shape[1] * in_shape[2],
+        ring_rows=tuple(max(band.params.input_height for band in layer_bands) for layer_bands in bands[1:]),
+        rows_needed=tuple(needed),
+        output_over_input=False,
+    )
+    events = _chain_events(stream, row_bytes[-1])
+    if events is None:
+        return None
+    in_arena = (source != graph.input or input_in_arena) and source not in graph.outputs
+    if in_arena and graph.last_reader(source) == start and chain[-1].output not in graph.outputs and _writes_are_safe(events):
+        stream = dataclasses.replace(stream, output_over_input=True)
+    return stream
+
+
+def chain_plans(graph: Graph, others):
+    """The plan of the one chain, among those hiding the graph's largest map, that needs the least
+    RAM with the layers around it in place (and the model's input in the arena when the chain
+    starts there and writes over it), if it needs less than every plan in `others`: a chain that
+    does not set the arena only costs band calls. Ranked on the in-place plan before its layers
+    take their fewest calls (which changes speed, not the arena)."""
+    from si4tool.compiler.planner import plan_memory
+
+    inner = [t for t in graph.tensors if t not in graph.outputs and t != graph.input and graph.producer(t) is not None]
+    if not inner:
+        return []
+    largest = max(graph.tensors[t].size_bytes for t in inner)
+    index_of = {layer.name: i for i, layer in enumerate(graph.layers)}
+    spans = set()
+    for tensor in inner:
+        if graph.tensors[tensor].size_bytes == largest:
+            producer = index_of[graph.producer(tensor).name]
+            for start in range(max(0, producer - CHAIN_MAX_LAYERS + 2), producer + 1):
+                for end in range(producer + 1, start + CHAIN_MAX_LAYERS):
+                    spans.add((start, end))
+    readers = [index for index, layer in enumerate(graph.layers) if graph.input in layer.inputs]
+    ranked = []
+    for start, end in sorted(spans):
+        input_in_arena = start == 0 and readers == [0] and graph.input not in graph.outputs
+        chain = find_chain_stream(graph, start, end, input_in_arena)
+        if chain is None:
+            continue
+        input_in_arena = input_in_arena and chain.output_over_input
+        streams = (chain,)
+        in_place = find_in_place_layers(graph, input_in_arena, streams)
+        plan = plan_memory(graph, streams=streams, in_place=in_place, input_in_arena=input_in_arena)
+        ranked.append((plan.arena_plus_input_bytes, start, end, streams, in_place, input_in_arena))
+    if not ranked:
+        return []
+    ram, _, _, streams, in_place, input_in_arena = min(ranked, key=lambda item: item[:3])
+    if others and ram >= min(plan.arena_plus_input_bytes for plan in others):
+        return []
+    return [plan_memory(graph, streams=streams, in_place=fewest_calls(graph, in_place, input_in_arena, streams),
+                        input_in_arena=input_in_arena)]
+
+
 def estimated_macs(graph: Graph, streams=()) -> int:
     """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
     with: no value is recomputed, but a split pool window costs the DSP kernel's column path
@@ -455,6 +643,12 @@ def estimated_instructions(graph: Graph, plan) -> int:
     SETUP_INSTRUCTIONS_PER_CHANNEL): only its ratio to fast's estimate is used."""
     total = INSTRUCTIONS_PER_MAC * estimated_macs(graph, plan.streams)
     for stream in plan.streams:
+        if isinstance(stream, ChainStream):  # one call per output row of each layer
+            for index, layer_bands in zip(stream.layers, stream.bands):
+                channels = graph.tensors[graph.layers[index].output].shape[-1]
+                source = graph.layers[index]
+                key = "depthwise_conv2d" if source.op == "depthwise_conv2d" else _conv_setup_key(source)
+                total += (len(layer_bands) - 1) * channels * SETUP_INSTRUCTIONS_PER_CHANNEL[key]
         if isinstance(stream, ResidualStream):  # one call per output row of each convolution
             for index, calls in ((stream.conv_a, len(stream.a_bands)), (stream.conv_b, len(stream.b_bands)),
                                  (stream.skip, len(stream.skip_bands))):
@@ -493,6 +687,7 @@ def candidate_plans(graph: Graph):
     residual = find_residual_streams(graph)
     if residual:
         plans.extend(_in_place_plans(graph, residual) or [plan_memory(graph, streams=residual)])
+    plans.extend(chain_plans(graph, plans))
     return [
         (
             ScheduleCandidate(
@@ -800,8 +995,8 @@ def is_pointwise(params: Conv2DParams) -> bool:
 
 
 def find_in_place_layers(graph: Graph, input_in_arena: bool = False, streams=()) -> tuple[InPlaceLayer, ...]:
-    """Every layer that can run in place, but those `streams` run inside another layer."""
-    streamed = {index for stream in streams for index in stream.streamed_layers}
+    """Every layer that can run in place, but those `streams` run (inside their own functions)."""
+    streamed = {index for stream in streams for index in (*stream.streamed_layers, stream.runs_at)}
     found = (find_in_place_layer(graph, index, input_in_arena=input_in_arena)
              for index in range(len(graph.layers)) if index not in streamed)
     return tuple(layer for layer in found if layer is not None)

@@ -1,4 +1,6 @@
-"""model.c for row-streamed chains (schedule.RowStream): the values templates/model_stream.c.j2 places.
+"""model.c for streamed schedules (schedule.RowStream, ResidualStream, ChainStream) and in-place
+layers: the values templates/model_stream.c.j2, model_residual.c.j2, model_chain.c.j2 and
+model_in_place.c.j2 place.
 
 Kept apart from codegen.py so the layer-by-layer rendering is untouched: codegen builds its
 per-layer entries as always, and apply_row_streams replaces the entries of a stream's layers (its
@@ -21,7 +23,7 @@ from si4tool.compiler.codegen import (
 from si4tool.compiler.ir import Graph
 from si4tool.compiler.ops import c_struct_name, params_fields
 from si4tool.compiler.planner import MemoryPlan
-from si4tool.compiler.schedule import ResidualStream, RowStream
+from si4tool.compiler.schedule import ChainStream, ResidualStream, RowStream
 
 
 def _literal_struct(name: str, params) -> dict:
@@ -182,6 +184,50 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
     }
 
 
+def _chain_entry(graph: Graph, plan: MemoryPlan, stream: ChainStream, function: str, names: ModelNames) -> dict:
+    chain = [graph.layers[index] for index in stream.layers]
+    rings = [_arena_pointer(plan.allocations[name].offset, names) for name in stream.buffer_names(graph).values()]
+    structs: list[dict] = []
+    steps = []
+    for position, (layer, bands) in enumerate(zip(chain, stream.bands)):
+        reads_ring = position > 0
+        table = _band_table(layer.name, bands, stream.row_bytes[position - 1] if reads_ring else stream.input_row_bytes, structs)
+        steps.append({
+            "name": layer.name,
+            "kernel": ops.spec(layer.op).kernel_for(layer),
+            "band_type": c_struct_name(type(layer.params)),
+            "bands": table,
+            "first_rows": [band.input_row for band in bands],
+            "rows_needed": list(stream.rows_needed[position - 1]) if reads_ring else None,
+            "constants": _constants(graph, stream.layers[position], names),
+            "ring": rings[position] if position < len(rings) else None,
+            "ring_rows": stream.ring_rows[position] if position < len(rings) else None,
+            "row_bytes": stream.row_bytes[position],
+            "rows": len(bands),
+        })
+    last = chain[-1]
+    return {
+        "function": function,
+        "name": last.name,
+        "description": c_comment_text(
+            f"{' -> '.join(layer.name for layer in chain)}, {stream.schedule}: {last.describe_source()}"
+        ),
+        "structs": structs,
+        "chain": {
+            "steps": steps,
+            "x": _buffer_expression(graph, plan, chain[0].inputs[0], names),
+            "out": _buffer_expression(graph, plan, last.output, names),
+            "over_input": stream.output_over_input,
+        },
+        "unused": ["input", "output"],
+        "call": None,
+        "aliases": None,
+        "streamed": None,
+        "stream": None,
+        "in_place": None,
+    }
+
+
 def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], names: ModelNames) -> list[dict]:
     """Replace the entries of a stream's layers: its inner layers become empty functions, and the
     layer it runs at (a row stream's dense layer, a residual block's ADD) runs the whole chain."""
@@ -199,7 +245,9 @@ def apply_row_streams(graph: Graph, plan: MemoryPlan, model_layers: list[dict], 
                 "in_place": None,
                 "streamed": c_comment_text(f"streamed: computed row by row inside {function}, never materialised"),
             }
-        if isinstance(stream, ResidualStream):
+        if isinstance(stream, ChainStream):
+            entries[stream.runs_at] = _chain_entry(graph, plan, stream, function, names)
+        elif isinstance(stream, ResidualStream):
             entries[stream.runs_at] = _residual_entry(graph, plan, stream, function, names)
         else:
             entries[stream.runs_at] = _stream_entry(graph, plan, stream, function, names)
