@@ -426,7 +426,7 @@ def find_residual_streams(graph: Graph) -> tuple[ResidualStream, ...]:
 # recomputed, so no multiply-accumulate is done twice.
 
 CHAIN_STREAMED = "layer chains row-streamed"
-CHAIN_MAX_LAYERS = 6  # longer chains only add rings: the maps they hide are already the small ones
+CHAIN_MAX_LAYERS = 12  # kws's whole body (nine convolutions) and its global average pool
 
 
 @dataclass(frozen=True)
@@ -440,6 +440,7 @@ class ChainStream:
     ring_rows: tuple[int, ...]  # per inner layer: the rows its reader's window spans
     rows_needed: tuple[tuple[int, ...], ...]  # per layer but L0: rows of the layer before that exist once row r runs
     output_over_input: bool  # Ln's rows are written over L0's input (checked call by call)
+    pool_sink: bool = False  # Ln is a global AVERAGE_POOL_2D: it adds L(n-1)'s rows into int32 sums
 
     @property
     def schedule(self) -> str:
@@ -454,19 +455,29 @@ class ChainStream:
         return self.layers[:-1]
 
     def buffer_names(self, graph: Graph) -> dict[str, str]:
-        return {f"ring{i}": f"{graph.layers[index].name}.rows" for i, index in enumerate(self.streamed_layers)}
+        names = {f"ring{i}": f"{graph.layers[index].name}.rows" for i, index in enumerate(self.streamed_layers)}
+        if self.pool_sink:
+            names["sums"] = f"{graph.layers[self.runs_at].name}.sums"
+        return names
 
     def buffer_sizes(self, graph: Graph) -> dict[str, int]:
-        return {
-            name: self.ring_rows[i] * self.row_bytes[i]
-            for i, name in enumerate(self.buffer_names(graph).values())
-        }
+        sizes = {f"ring{i}": self.ring_rows[i] * self.row_bytes[i] for i in range(len(self.streamed_layers))}
+        sizes["sums"] = 4 * graph.tensors[graph.layers[self.runs_at].output].shape[-1]
+        return {name: sizes[key] for key, name in self.buffer_names(graph).items()}
 
     def output_takes_over(self, graph: Graph) -> str | None:
+        """Ln's output goes over L0's input (output_over_input), or a pool sink's, written once
+        the rows are all summed, over the last ring where it fits."""
+        if self.pool_sink:
+            ring = self.buffer_names(graph)[f"ring{len(self.layers) - 2}"]
+            fits = graph.tensors[graph.layers[self.runs_at].output].size_bytes <= self.buffer_sizes(graph)[ring]
+            return ring if fits else None
         return graph.layers[self.layers[0]].inputs[0] if self.output_over_input else None
 
 
 def _chain_band(layer: Layer, row: int) -> RowBand:
+    if layer.op == "avg_pool":  # a pool sink takes its input's rows one by one
+        return RowBand(row, row, dataclasses.replace(layer.params, input_height=1, output_height=1))
     band = row_band(layer.params, row)
     return _whole_window_band(band, layer.params) if layer.op == "depthwise_conv2d" else band
 
@@ -499,8 +510,15 @@ def _chain_events(stream: ChainStream, out_row_bytes: int):
     for row, band in enumerate(stream.bands[-1]):
         if not produce(inner - 1, stream.rows_needed[-1][row]) or not holds(inner - 1, band):
             return None
-        events.append(("write", (row * out_row_bytes, (row + 1) * out_row_bytes)))
+        if not stream.pool_sink:  # a sink writes its output once, at the end, to its own buffer
+            events.append(("write", (row * out_row_bytes, (row + 1) * out_row_bytes)))
     return events
+
+
+def _is_global_average_pool(layer: Layer) -> bool:
+    p = layer.params
+    return (layer.op == "avg_pool" and (p.filter_height, p.filter_width) == (p.input_height, p.input_width)
+            and (p.output_height, p.output_width, p.pad_top, p.pad_left) == (1, 1, 0, 0))
 
 
 def _writes_are_safe(events) -> bool:
@@ -521,8 +539,10 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
     if end <= start or end - start + 1 > CHAIN_MAX_LAYERS or end >= len(graph.layers):
         return None
     chain = graph.layers[start : end + 1]
+    pool_sink = _is_global_average_pool(chain[-1])
     for position, layer in enumerate(chain):
-        if layer.op not in ("conv2d", "depthwise_conv2d") or layer.scratch_bytes or len(layer.inputs) != 1:
+        sink = pool_sink and position == len(chain) - 1
+        if (layer.op not in ("conv2d", "depthwise_conv2d") and not sink) or layer.scratch_bytes or len(layer.inputs) != 1:
             return None
         if position and layer.inputs[0] != chain[position - 1].output:
             return None
@@ -530,7 +550,10 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
             if layer.output in graph.outputs or [c.name for c in graph.consumers(layer.output)] != [chain[position + 1].name]:
                 return None
     source = chain[0].inputs[0]
-    bands = tuple(tuple(_chain_band(layer, row) for row in range(graph.tensors[layer.output].shape[0])) for layer in chain)
+    def rows(layer: Layer) -> int:  # a band per output row; a pool sink takes its input's rows
+        return layer.params.input_height if layer.op == "avg_pool" else graph.tensors[layer.output].shape[0]
+
+    bands = tuple(tuple(_chain_band(layer, row) for row in range(rows(layer))) for layer in chain)
     for layer_bands in bands[1:]:
         starts = [band.input_row for band in layer_bands]
         if starts != sorted(starts):
@@ -552,18 +575,20 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
         ring_rows=tuple(max(band.params.input_height for band in layer_bands) for layer_bands in bands[1:]),
         rows_needed=tuple(needed),
         output_over_input=False,
+        pool_sink=pool_sink,
     )
     events = _chain_events(stream, row_bytes[-1])
     if events is None:
         return None
     in_arena = (source != graph.input or input_in_arena) and source not in graph.outputs
-    if in_arena and graph.last_reader(source) == start and chain[-1].output not in graph.outputs and _writes_are_safe(events):
+    if (in_arena and not pool_sink and graph.last_reader(source) == start and chain[-1].output not in graph.outputs
+            and _writes_are_safe(events)):
         stream = dataclasses.replace(stream, output_over_input=True)
     return stream
 
 
 def chain_plans(graph: Graph, others):
-    """The plan of the one chain, among those hiding the graph's largest map, that needs the least
+    """The plan of the one chain, among those hiding a largest map of the graph, that needs the least
     RAM with the layers around it in place (and the model's input in the arena when the chain
     starts there and writes over it), if it needs less than every plan in `others`: a chain that
     does not set the arena only costs band calls. Ranked on the in-place plan before its layers
@@ -575,13 +600,17 @@ def chain_plans(graph: Graph, others):
         return []
     largest = max(graph.tensors[t].size_bytes for t in inner)
     index_of = {layer.name: i for i, layer in enumerate(graph.layers)}
-    spans = set()
+    def is_largest(tensor: str) -> bool:
+        return tensor in inner and graph.tensors[tensor].size_bytes == largest
+
+    spans = set()  # the chains that hide a largest map and begin and end at smaller ones
     for tensor in inner:
-        if graph.tensors[tensor].size_bytes == largest:
+        if is_largest(tensor):
             producer = index_of[graph.producer(tensor).name]
             for start in range(max(0, producer - CHAIN_MAX_LAYERS + 2), producer + 1):
-                for end in range(producer + 1, start + CHAIN_MAX_LAYERS):
-                    spans.add((start, end))
+                for end in range(producer + 1, min(len(graph.layers), start + CHAIN_MAX_LAYERS)):
+                    if not is_largest(graph.layers[start].inputs[0]) and not is_largest(graph.layers[end].output):
+                        spans.add((start, end))
     readers = [index for index, layer in enumerate(graph.layers) if graph.input in layer.inputs]
     ranked = []
     for start, end in sorted(spans):
@@ -606,9 +635,18 @@ def chain_plans(graph: Graph, others):
 def estimated_macs(graph: Graph, streams=()) -> int:
     """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
     with: no value is recomputed, but a split pool window costs the DSP kernel's column path
-    (four positions per call, whatever the window holds) its consumer's work twice."""
+    (four positions per call, whatever the window holds) its consumer's work twice, and a 1x1
+    layer of a chain, called once per row, pays the DSP 1x1 kernel's blocks of four positions
+    whole (kws's 5-wide rows: 8 positions' work for 5)."""
     total = sum(ops.layer_macs(layer) for layer in graph.layers)
     total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if getattr(stream, "split_windows", False))
+    for stream in streams:
+        if isinstance(stream, ChainStream):
+            for index in stream.layers:
+                layer = graph.layers[index]
+                if layer.op == "conv2d" and is_pointwise(layer.params):
+                    width = layer.params.output_width
+                    total += ops.layer_macs(layer) * (-(-width // 4) * 4 - width) / width
     return int(total)
 
 
@@ -644,7 +682,7 @@ def estimated_instructions(graph: Graph, plan) -> int:
     total = INSTRUCTIONS_PER_MAC * estimated_macs(graph, plan.streams)
     for stream in plan.streams:
         if isinstance(stream, ChainStream):  # one call per output row of each layer
-            for index, layer_bands in zip(stream.layers, stream.bands):
+            for index, layer_bands in zip(stream.streamed_layers if stream.pool_sink else stream.layers, stream.bands):
                 channels = graph.tensors[graph.layers[index].output].shape[-1]
                 source = graph.layers[index]
                 key = "depthwise_conv2d" if source.op == "depthwise_conv2d" else _conv_setup_key(source)

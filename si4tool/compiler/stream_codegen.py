@@ -186,12 +186,17 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
 
 def _chain_entry(graph: Graph, plan: MemoryPlan, stream: ChainStream, function: str, names: ModelNames) -> dict:
     chain = [graph.layers[index] for index in stream.layers]
-    rings = [_arena_pointer(plan.allocations[name].offset, names) for name in stream.buffer_names(graph).values()]
+    buffers = {key: _arena_pointer(plan.allocations[name].offset, names) for key, name in stream.buffer_names(graph).items()}
+    rings = [buffers[f"ring{i}"] for i in range(len(chain) - 1)]
     structs: list[dict] = []
     steps = []
     for position, (layer, bands) in enumerate(zip(chain, stream.bands)):
         reads_ring = position > 0
-        table = _band_table(layer.name, bands, stream.row_bytes[position - 1] if reads_ring else stream.input_row_bytes, structs)
+        if stream.pool_sink and position == len(chain) - 1:  # no band calls: the sink sums rows
+            structs.append(_struct(f"{layer.name}_params", _macro_prefix(layer, names), layer.params))
+            table = {"refs": [], "offsets": [], "count": len(bands)}
+        else:
+            table = _band_table(layer.name, bands, stream.row_bytes[position - 1] if reads_ring else stream.input_row_bytes, structs)
         steps.append({
             "name": layer.name,
             "kernel": ops.spec(layer.op).kernel_for(layer),
@@ -218,6 +223,9 @@ def _chain_entry(graph: Graph, plan: MemoryPlan, stream: ChainStream, function: 
             "x": _buffer_expression(graph, plan, chain[0].inputs[0], names),
             "out": _buffer_expression(graph, plan, last.output, names),
             "over_input": stream.output_over_input,
+            "sums": buffers.get("sums"),
+            "sink_width": graph.tensors[last.inputs[0]].shape[1] if stream.pool_sink else None,
+            "sink_channels": graph.tensors[last.output].shape[-1],
         },
         "unused": ["input", "output"],
         "call": None,

@@ -6,9 +6,10 @@
  * rows; these entry points are the two pieces that a band call cannot
  * express: a FULLY_CONNECTED whose input arrives a few values at a time
  * (int32 sums kept between calls, one requantization at the end, identical
- * to si4_fully_connected_s8), the elementwise maximum that joins two
- * partial rows of a max pool, and one position of a depthwise convolution
- * without a whole-layer kernel's per-call set-up.
+ * to si4_fully_connected_s8), the same for a global average pool, the
+ * elementwise maximum that joins two partial rows of a max pool, and one
+ * position of a depthwise convolution without a whole-layer kernel's per-call
+ * set-up.
  */
 #ifndef SI4_NN_STREAM_H
 #define SI4_NN_STREAM_H
@@ -55,6 +56,15 @@ void si4_depthwise_conv2d_pixel_s8(const si4_depthwise_conv2d_params *params,
                                    int32_t out_y,
                                    int32_t out_x,
                                    int8_t *output);
+
+/* sums[c] += values[p * channels + c] for p < positions and c < channels: a few rows of the
+ * input of an AVERAGE_POOL_2D whose window is the whole map (a global average pool); the
+ * caller zeroes the channels' sums before the first rows. */
+void si4_avg_pool_rows_s8(const int8_t *values, int32_t positions, int32_t channels, int32_t *sums);
+
+/* output[c] = clamp(round(sums[c] / (input_height * input_width))), rounding as
+ * si4_avg_pool_s8 (ties away from zero); params is the whole pool's. */
+void si4_avg_pool_rows_s8_finish(const si4_pool_params *params, const int32_t *sums, int8_t *output);
 
 /* accumulator[i] = max(accumulator[i], values[i]) for i < size: max pooling over int8
  * values is associative, so a pool window may be reduced in parts. */
