@@ -441,6 +441,10 @@ class ChainStream:
     rows_needed: tuple[tuple[int, ...], ...]  # per layer but L0: rows of the layer before that exist once row r runs
     output_over_input: bool  # Ln's rows are written over L0's input (checked call by call)
     pool_sink: bool = False  # Ln is a global AVERAGE_POOL_2D: it adds L(n-1)'s rows into int32 sums
+    # Per inner layer: its one-row ring is the chain's shared row. A ring of one row whose reader
+    # takes a new row each call is read by the very next kernel call after the row is written
+    # (_chain_events checks it), so every such ring of the chain can be the same bytes.
+    shared_row: tuple[bool, ...] = ()
 
     @property
     def schedule(self) -> str:
@@ -454,22 +458,30 @@ class ChainStream:
     def streamed_layers(self) -> tuple[int, ...]:
         return self.layers[:-1]
 
+    def ring_key(self, position: int) -> str:
+        """The buffer_names key of inner layer `position`'s ring."""
+        return "row" if self.shared_row and self.shared_row[position] else f"ring{position}"
+
     def buffer_names(self, graph: Graph) -> dict[str, str]:
-        names = {f"ring{i}": f"{graph.layers[index].name}.rows" for i, index in enumerate(self.streamed_layers)}
+        names = {self.ring_key(i): f"{graph.layers[index].name}.rows" for i, index in enumerate(self.streamed_layers)}
+        if "row" in names:
+            names["row"] = f"{graph.layers[self.runs_at].name}.shared_row"
         if self.pool_sink:
             names["sums"] = f"{graph.layers[self.runs_at].name}.sums"
         return names
 
     def buffer_sizes(self, graph: Graph) -> dict[str, int]:
-        sizes = {f"ring{i}": self.ring_rows[i] * self.row_bytes[i] for i in range(len(self.streamed_layers))}
-        sizes["sums"] = 4 * graph.tensors[graph.layers[self.runs_at].output].shape[-1]
+        sizes = {"sums": 4 * graph.tensors[graph.layers[self.runs_at].output].shape[-1], "row": 0}
+        for i in range(len(self.streamed_layers)):
+            key = self.ring_key(i)
+            sizes[key] = max(sizes.get(key, 0), self.ring_rows[i] * self.row_bytes[i])
         return {name: sizes[key] for key, name in self.buffer_names(graph).items()}
 
     def output_takes_over(self, graph: Graph) -> str | None:
         """Ln's output goes over L0's input (output_over_input), or a pool sink's, written once
         the rows are all summed, over the last ring where it fits."""
         if self.pool_sink:
-            ring = self.buffer_names(graph)[f"ring{len(self.layers) - 2}"]
+            ring = self.buffer_names(graph)[self.ring_key(len(self.layers) - 2)]
             fits = graph.tensors[graph.layers[self.runs_at].output].size_bytes <= self.buffer_sizes(graph)[ring]
             return ring if fits else None
         return graph.layers[self.layers[0]].inputs[0] if self.output_over_input else None
@@ -489,9 +501,12 @@ def _chain_events(stream: ChainStream, out_row_bytes: int):
     inner = len(stream.layers) - 1
     produced, first = [0] * inner, [0] * inner
     events = []
+    shared = {"holds": None}  # (layer, row) whose row the shared row holds
 
     def holds(ring: int, band: RowBand) -> bool:
         start, end = band.input_row, band.input_row + band.params.input_height
+        if stream.shared_row and stream.shared_row[ring] and shared["holds"] != (ring, start):
+            return False  # another layer wrote the shared row since
         return first[ring] <= start and end <= produced[ring] and end - first[ring] <= stream.ring_rows[ring]
 
     def produce(position: int, count: int) -> bool:
@@ -502,8 +517,12 @@ def _chain_events(stream: ChainStream, out_row_bytes: int):
                 events.append(("read", _rows_read(band, stream.input_row_bytes)))
             elif not produce(position - 1, stream.rows_needed[position - 1][row]) or not holds(position - 1, band):
                 return False
+            elif stream.shared_row and stream.shared_row[position - 1] and stream.shared_row[position]:
+                return False  # the call would read and write the shared row
             if row - first[position] == stream.ring_rows[position]:
                 first[position] += 1  # the C moves the ring up a row
+            if stream.shared_row and stream.shared_row[position]:
+                shared["holds"] = (position, row)
             produced[position] += 1
         return True
 
@@ -577,6 +596,14 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
         output_over_input=False,
         pool_sink=pool_sink,
     )
+    shared_row = []  # a layer never reads and writes the shared row in one call: not two in a row
+    for rows, reader in zip(stream.ring_rows, stream.rows_needed):
+        fresh_each_call = all(later > earlier for earlier, later in zip(reader, reader[1:]))
+        shared_row.append(rows == 1 and fresh_each_call and not (shared_row and shared_row[-1]))
+    shared_row = tuple(shared_row)
+    if sum(shared_row) > 1:  # one ring of one row gains nothing from the sharing
+        shared = dataclasses.replace(stream, shared_row=shared_row)
+        stream = shared if _chain_events(shared, row_bytes[-1]) is not None else stream
     events = _chain_events(stream, row_bytes[-1])
     if events is None:
         return None

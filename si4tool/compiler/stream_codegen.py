@@ -187,7 +187,7 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
 def _chain_entry(graph: Graph, plan: MemoryPlan, stream: ChainStream, function: str, names: ModelNames) -> dict:
     chain = [graph.layers[index] for index in stream.layers]
     buffers = {key: _arena_pointer(plan.allocations[name].offset, names) for key, name in stream.buffer_names(graph).items()}
-    rings = [buffers[f"ring{i}"] for i in range(len(chain) - 1)]
+    rings = [buffers[stream.ring_key(i)] for i in range(len(chain) - 1)]
     structs: list[dict] = []
     steps = []
     for position, (layer, bands) in enumerate(zip(chain, stream.bands)):
