@@ -195,8 +195,9 @@ def _window(kernel: int, stride: int = 1) -> dict:
     return {"kernel": [kernel, kernel], "strides": [stride, stride], "padding": "valid", "dilation": [1, 1]}
 
 
-# Two graphs whose --memory choices pick different schedules (issue 12): the seed model's shape
-# (conv + pool, conv + pool, dense: row-streamed) and a depthwise -> pointwise pair (in place).
+# Graphs whose --memory choices pick different schedules (issue 12): the seed model's shape
+# (conv + pool, conv + pool, dense: row-streamed), a depthwise -> pointwise pair (in place) and a
+# MobileNet-like stem ending in a global average pool (a chain run depth-first into its sums).
 SCHEDULE_GRAPHS = {
     "row-streamed": {"input_shape": [14, 14, 1], "seed": 5, "calibration": [-1.0, 2.0], "layers": [
         {"op": "conv2d", "inputs": [0], **_window(3), "filters": 4, "activation": "relu", "use_bias": True},
@@ -204,11 +205,24 @@ SCHEDULE_GRAPHS = {
         {"op": "conv2d", "inputs": [2], **_window(3), "filters": 6, "activation": "relu", "use_bias": True},
         {"op": "max_pool", "inputs": [3], **_window(2, 2)},
         {"op": "dense", "inputs": [4], "units": 7, "activation": None, "use_bias": True}]},
-    "in place": {"input_shape": [9, 7, 5], "seed": 6, "calibration": [-1.0, 2.0], "layers": [
+    # the block's input is read again by the ADD, so no chain can start there (a chain's output
+    # would need its own map) while the depthwise and 1x1 layers run over conv2d_0's
+    "in place": {"input_shape": [9, 7, 6], "seed": 6, "calibration": [-1.0, 2.0], "layers": [
         {"op": "conv2d", "inputs": [0], **_window(1), "filters": 6, "activation": "relu6", "use_bias": True},
-        {"op": "depthwise_conv2d", "inputs": [1], **_window(3), "depth_multiplier": 1, "activation": "relu",
+        {"op": "depthwise_conv2d", "inputs": [1], **_window(3), "padding": "same", "depth_multiplier": 1,
+         "activation": "relu", "use_bias": True},
+        {"op": "conv2d", "inputs": [2], **_window(1), "filters": 6, "activation": None, "use_bias": False},
+        {"op": "add", "inputs": [3, 0], "activation": None}]},
+    "layer chains": {"input_shape": [12, 10, 1], "seed": 7, "calibration": [-1.0, 2.0], "layers": [
+        {"op": "conv2d", "inputs": [0], **_window(3), "filters": 16, "activation": "relu", "use_bias": True},
+        {"op": "depthwise_conv2d", "inputs": [1], **_window(3), "depth_multiplier": 1, "activation": "relu6",
          "use_bias": True},
-        {"op": "conv2d", "inputs": [2], **_window(1), "filters": 6, "activation": None, "use_bias": False}]},
+        {"op": "conv2d", "inputs": [2], **_window(1), "filters": 24, "activation": "relu", "use_bias": True},
+        {"op": "depthwise_conv2d", "inputs": [3], **_window(3), "depth_multiplier": 1, "activation": "relu",
+         "use_bias": True},
+        {"op": "conv2d", "inputs": [4], **_window(1), "filters": 8, "activation": None, "use_bias": True},
+        {"op": "avg_pool", "inputs": [5], "kernel": [6, 4], "strides": [6, 4], "padding": "valid",
+         "dilation": [1, 1]}]},
 }
 
 
