@@ -70,6 +70,20 @@ class ProducerBand:
 
 
 @dataclass(frozen=True)
+class ColumnStrip:
+    """One column strip of a row stream run in patches: B's pooled columns first_x ..
+    first_x + pixels - 1, for which A computes only the columns of its output they read (the
+    columns two strips share are computed by both: MCUNetV2's patches, the overlap recomputed)."""
+
+    first_x: int
+    pixels: int
+    input_offset: int  # bytes from a row of A's input to the strip's first input column
+    ring_row_bytes: int  # one row of A's output over the strip's columns
+    producer_bands: tuple[ProducerBand, ...]  # A's bands: A's params with the strip's widths
+    pixel_conv: Conv2DParams  # B's pixel band, reading rows of the strip's width
+
+
+@dataclass(frozen=True)
 class RowStream:
     """A -> B -> F run depth-first inside F's layer function (see the module docstring)."""
 
@@ -94,9 +108,12 @@ class RowStream:
     pixel_bytes: int  # one pooled pixel of B (its channels)
     pooled_width: int
     sums_bytes: int  # F's int32 sums
+    strips: tuple[ColumnStrip, ...] = ()  # run in column strips (whole pool windows only)
 
     @property
     def schedule(self) -> str:
+        if self.strips:
+            return f"{ROW_STREAMED_WHOLE}, {len(self.strips)} column strips"
         return ROW_STREAMED_SPLIT if self.split_windows else ROW_STREAMED_WHOLE
 
     def buffer_names(self, graph: Graph) -> dict[str, str]:
@@ -227,11 +244,56 @@ def find_row_stream(graph: Graph, index: int, split_windows: bool = False) -> Ro
     )
 
 
-def find_row_streams(graph: Graph, split_windows: bool = False) -> tuple[RowStream, ...]:
+def column_strips(graph: Graph, stream: RowStream, count: int) -> RowStream | None:
+    """`stream` (whole pool windows) run in `count` column strips of B's pooled columns, or None
+    where A's columns cannot be cut: A's band of a strip keeps A's input width (the kernel's row
+    stride) and starts at the strip's first input column, so A's window must never reach into
+    padding at the left or right (a cut edge would be taken for the map's edge)."""
+    a, b = graph.layers[stream.producer], graph.layers[stream.consumer]
+    ac, ap, bc, bp = a.params, a.pool_params, b.params, b.pool_params
+    if stream.split_windows or not 2 <= count <= stream.pooled_width:
+        return None
+    if ac.pad_left or (ac.output_width - 1) * ac.stride_width + (ac.kernel_width - 1) * ac.dilation_width >= ac.input_width:
+        return None
+    a_channels = graph.tensors[a.output].shape[2]
+    in_channels = ac.input_channels
+    pixels_per_strip, long_strips = split_rows(stream.pooled_width, count)
+    strips = []
+    for strip in range(count):
+        first_x, pixels = unit_span(strip, pixels_per_strip, long_strips)
+        # B's pooled columns -> B's convolution columns -> A's pooled columns -> A's convolution columns
+        a_first = first_x * bp.stride_width * bc.stride_width
+        a_end = ((first_x + pixels) * bp.stride_width - 1) * bc.stride_width + bc.kernel_width
+        conv_first = a_first * ap.stride_width
+        conv_width = (a_end - 1 - a_first) * ap.stride_width + ap.filter_width
+        bands = tuple(
+            ProducerBand(
+                band.row, band.input_row,
+                dataclasses.replace(band.conv, output_width=conv_width),
+                dataclasses.replace(band.pool, input_width=conv_width, output_width=a_end - a_first),
+            )
+            for band in stream.producer_bands
+        )
+        strips.append(ColumnStrip(
+            first_x=first_x,
+            pixels=pixels,
+            input_offset=conv_first * ac.stride_width * in_channels,
+            ring_row_bytes=(a_end - a_first) * a_channels,
+            producer_bands=bands,
+            pixel_conv=dataclasses.replace(stream.pixel_conv, input_width=a_end - a_first),
+        ))
+    return dataclasses.replace(stream, strips=tuple(strips), ring_row_bytes=max(s.ring_row_bytes for s in strips))
+
+
+def find_row_streams(graph: Graph, split_windows: bool = False, strips: int = 1) -> tuple[RowStream, ...]:
+    """The row-streamed chains of the graph (`strips` > 1: each in that many column strips,
+    leaving out a chain that cannot be cut so)."""
     streams = []
     index = 0
     while index < len(graph.layers):
         stream = find_row_stream(graph, index, split_windows)
+        if stream is not None and strips > 1:
+            stream = column_strips(graph, stream, strips)
         if stream is not None:
             streams.append(stream)
             index += 3
@@ -659,6 +721,25 @@ def chain_plans(graph: Graph, others):
                         input_in_arena=input_in_arena)]
 
 
+def column_strip_plans(graph: Graph):
+    """The row streams in column strips, for each strip count that makes the arena smaller than
+    one strip fewer did (more strips recompute more of A's overlapping columns)."""
+    from si4tool.compiler.planner import plan_memory
+
+    plans = []
+    best = None
+    widest = max((stream.pooled_width for stream in find_row_streams(graph)), default=0)
+    for count in range(2, widest + 1):
+        streams = find_row_streams(graph, strips=count)
+        if not streams or not any(stream.strips for stream in streams):
+            break
+        plan = plan_memory(graph, streams=streams)
+        if best is None or plan.arena_bytes < best:
+            best = plan.arena_bytes
+            plans.append(plan)
+    return plans
+
+
 def estimated_macs(graph: Graph, streams=()) -> int:
     """Multiply-accumulates the schedule performs on the slower of the kernels it may be linked
     with: no value is recomputed, but a split pool window costs the DSP kernel's column path
@@ -667,6 +748,11 @@ def estimated_macs(graph: Graph, streams=()) -> int:
     whole (kws's 5-wide rows: 8 positions' work for 5)."""
     total = sum(ops.layer_macs(layer) for layer in graph.layers)
     total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if getattr(stream, "split_windows", False))
+    for stream in streams:  # column strips: A computes the columns two strips share twice
+        if getattr(stream, "strips", ()):
+            a = graph.layers[stream.producer]
+            computed = sum(strip.producer_bands[0].conv.output_width for strip in stream.strips)
+            total += ops.layer_macs(a) * (computed - a.params.output_width) / a.params.output_width
     for stream in streams:
         if isinstance(stream, ChainStream):
             for index in stream.layers:
@@ -689,6 +775,9 @@ SETUP_INSTRUCTIONS_PER_CHANNEL = {
     "depthwise_conv2d pixels": 83,  # one position: the requantization of each channel
     "conv2d 1x1": 45,  # si4_conv2d_1x1_s8's channel table
     "conv2d": 285,  # the general and few-channel kernels' per-channel set-up and column block
+    # a column strip's call of si4_conv2d_max_pool_s8: the set-up, and a strip's narrow rows
+    # (fitted to the seed model's 5 strips: 1.15x fast's DSP instructions measured)
+    "conv2d_max_pool strip": 250,
 }
 
 
@@ -708,6 +797,10 @@ def estimated_instructions(graph: Graph, plan) -> int:
     SETUP_INSTRUCTIONS_PER_CHANNEL): only its ratio to fast's estimate is used."""
     total = INSTRUCTIONS_PER_MAC * estimated_macs(graph, plan.streams)
     for stream in plan.streams:
+        if getattr(stream, "strips", ()):  # A's rows once per strip
+            channels = graph.tensors[graph.layers[stream.producer].output].shape[-1]
+            calls = (len(stream.strips) - 1) * len(stream.producer_bands)
+            total += calls * channels * SETUP_INSTRUCTIONS_PER_CHANNEL["conv2d_max_pool strip"]
         if isinstance(stream, ChainStream):  # one call per output row of each layer
             for index, layer_bands in zip(stream.streamed_layers if stream.pool_sink else stream.layers, stream.bands):
                 channels = graph.tensors[graph.layers[index].output].shape[-1]
@@ -748,6 +841,7 @@ def candidate_plans(graph: Graph):
         streams = find_row_streams(graph, split_windows)
         if streams:
             plans.append(plan_memory(graph, streams=streams))
+    plans.extend(column_strip_plans(graph))
     plans.extend(_in_place_plans(graph))
     residual = find_residual_streams(graph)
     if residual:

@@ -44,24 +44,42 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     # The producer's bands, one struct per distinct band (the interior rows share one).
     band_structs: list[dict] = []
     band_names: dict = {}
-    band_refs = []
-    for band in stream.producer_bands:
-        if band.conv not in band_names:
-            band_names[band.conv] = f"{a.name}_band_{len(band_names)}_params"
-            band_structs.append(_literal_struct(band_names[band.conv], band.conv))
-        band_refs.append(f"&{band_names[band.conv]}")
+
+    def band_ref(params, kind: str = "band") -> str:
+        if params not in band_names:
+            band_names[params] = f"{a.name}_{kind}_{len(band_names)}_params"
+            band_structs.append(_literal_struct(band_names[params], params))
+        return f"&{band_names[params]}"
+
+    band_refs = [] if stream.strips else [band_ref(band.conv) for band in stream.producer_bands]
     band_pools = {band.pool for band in stream.producer_bands}
     assert len(band_pools) == 1, "every producer band pools one row the same way"
+    strips = []
+    for strip in stream.strips:  # column strips: A's bands and B's pixel params per strip
+        pools = {band.pool for band in strip.producer_bands}
+        assert len(pools) == 1, "every producer band of a strip pools one row the same way"
+        strips.append({
+            "band_refs": [band_ref(band.conv) for band in strip.producer_bands],
+            "pool": band_ref(pools.pop(), "strip_pool"),
+            "pixel": band_ref(strip.pixel_conv, "strip_pixel"),
+            "input_offset": strip.input_offset,
+            "first_x": strip.first_x,
+            "pixels": strip.pixels,
+            "row_bytes": strip.ring_row_bytes,
+        })
     a_input = graph.tensors[a.inputs[0]]
     input_row_bytes = a_input.shape[1] * (a_input.shape[2] if len(a_input.shape) > 2 else 1)
-    structs = band_structs + [_literal_struct(f"{a.name}_band_pool_params", band_pools.pop())]
+    structs = band_structs  # column strips: each strip's pool and pixel params are among them
+    if not stream.strips:
+        structs = structs + [_literal_struct(f"{a.name}_band_pool_params", band_pools.pop())]
     if stream.split_windows:
         structs += [
             _literal_struct(f"{b.name}_row_params", stream.row_conv),
             _literal_struct(f"{b.name}_row_pool_params", stream.row_pool),
         ]
+    if not stream.strips:
+        structs.append(_literal_struct(f"{b.name}_pixel_params", stream.pixel_conv))
     structs += [
-        _literal_struct(f"{b.name}_pixel_params", stream.pixel_conv),
         _literal_struct(f"{b.name}_pixel_pool_params", stream.pixel_pool),
         _struct(f"{f.name}_params", _macro_prefix(f, names), f.params),
     ]
@@ -89,6 +107,7 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
             "dense_output": _buffer_expression(graph, plan, f.output, names),
             "ring": _arena_pointer(offsets["ring"], names),
             "split_windows": stream.split_windows,
+            "strips": strips,
             "pooled_row": _arena_pointer(offsets["pooled_row"], names) if stream.split_windows else None,
             "pixel": _arena_pointer(offsets["pixel"], names),
             "sums": _arena_pointer(offsets["sums"], names),
