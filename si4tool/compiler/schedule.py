@@ -20,8 +20,14 @@ exist at the same time (docs/memory.md describes each, and why each is bit-exact
     finished pooled row. One ring row less, but a kernel that computes a fixed number of pool
     positions per call (the DSP kernel's column path computes four) does the split windows' work
     twice.
+  The whole-window form may run in column strips (ColumnStrip, "..., N column strips"): once
+  per strip of B's pooled columns, A computing only the columns the strip reads (the columns two
+  strips share computed by both: patch-based inference, the overlap recomputed).
 - "residual blocks row-streamed" (ResidualStream): a ResNet block conv A -> conv B -> ADD with
   the block's input (or its 1x1 convolution) runs row by row inside the ADD's function.
+- "layer chains row-streamed" (ChainStream): consecutive convolutions and depthwise layers (and a
+  global average pool at the end) run depth-first inside the last one's function, each inner
+  layer a ring of the rows its reader's window spans.
 - "layer by layer, in place" (InPlaceLayer): a convolution writes its output over its own input,
   a few rows (or pixels) behind the ones it still reads; with "input in the arena" the first
   layer does so over the model's input.
