@@ -397,6 +397,11 @@ def _residual_output_is_safe(stream: ResidualStream) -> bool:
         else:  # the ADD reads x's row: the same bytes it then writes, element by element
             events.append(("read", (row * stream.out_row_bytes, (row + 1) * stream.out_row_bytes)))
         events.append(("write", (row * stream.out_row_bytes, (row + 1) * stream.out_row_bytes)))
+    return _writes_are_safe(events)
+
+
+def _writes_are_safe(events) -> bool:
+    """No write covers a byte a later read reads (events in execution order)."""
     lowest_later_read = 1 << 62
     for kind, (start, end) in reversed(events):
         if kind == "read":
@@ -608,17 +613,6 @@ def _is_global_average_pool(layer: Layer) -> bool:
             and (p.output_height, p.output_width, p.pad_top, p.pad_left) == (1, 1, 0, 0))
 
 
-def _writes_are_safe(events) -> bool:
-    """No write covers a byte a later read reads (events in execution order)."""
-    lowest_later_read = 1 << 62
-    for kind, (start, end) in reversed(events):
-        if kind == "read":
-            lowest_later_read = min(lowest_later_read, start)
-        elif end > lowest_later_read:
-            return False
-    return True
-
-
 def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool = False) -> ChainStream | None:
     """Layers start..end (inclusive) run depth-first, or None where they cannot. Ln's output goes
     over L0's input when that input is arena bytes (input_in_arena for the model's input) that die
@@ -751,7 +745,7 @@ def estimated_macs(graph: Graph, streams=()) -> int:
     with: no value is recomputed, but a split pool window costs the DSP kernel's column path
     (four positions per call, whatever the window holds) its consumer's work twice, and a 1x1
     layer of a chain, called once per row, pays the DSP 1x1 kernel's blocks of four positions
-    whole (kws's 5-wide rows: 8 positions' work for 5)."""
+    (pointwise_row_work: kws's 5-wide rows cost about 6.7 positions' work)."""
     total = sum(ops.layer_macs(layer) for layer in graph.layers)
     total += sum(ops.layer_macs(graph.layers[stream.consumer]) for stream in streams if getattr(stream, "split_windows", False))
     for stream in streams:  # column strips: A computes the columns two strips share twice
@@ -765,8 +759,20 @@ def estimated_macs(graph: Graph, streams=()) -> int:
                 layer = graph.layers[index]
                 if layer.op == "conv2d" and is_pointwise(layer.params):
                     width = layer.params.output_width
-                    total += ops.layer_macs(layer) * (-(-width // 4) * 4 - width) / width
+                    total += ops.layer_macs(layer) * (pointwise_row_work(width) - width) / width
     return int(total)
+
+
+# The DSP 1x1 kernel computes positions in blocks of four: a last block of two or three costs a
+# whole block, a last block of one goes to a one-position path that costs about 2.7 positions of
+# block work (fitted to kws depth-first under validate-qemu: 6.38 M DSP instructions).
+ONE_POSITION_WORK = 2.7
+
+
+def pointwise_row_work(positions: int) -> float:
+    """Positions' worth of the DSP 1x1 kernel's block work for one call on `positions` positions."""
+    blocks, last = divmod(positions, 4)
+    return 4 * blocks + (ONE_POSITION_WORK if last == 1 else 4 if last else 0)
 
 
 # The instruction estimate behind `--max-slowdown` (DSP build, the slower one to split across
@@ -778,7 +784,7 @@ def estimated_macs(graph: Graph, streams=()) -> int:
 INSTRUCTIONS_PER_MAC = 1.4
 SETUP_INSTRUCTIONS_PER_CHANNEL = {
     "depthwise_conv2d": 145,  # a band of rows: the runs' constants and taps, per group of four
-    "depthwise_conv2d pixels": 83,  # one position: the requantization of each channel
+    "depthwise_conv2d pixels": 95,  # one position: the requantization of each channel
     "conv2d 1x1": 45,  # si4_conv2d_1x1_s8's channel table
     "conv2d": 285,  # the general and few-channel kernels' per-channel set-up and column block
     # a column strip's call of si4_conv2d_max_pool_s8: the set-up, and a strip's narrow rows

@@ -129,6 +129,12 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
     }
 
 
+def _runs_its_own_loop() -> dict:
+    """The entry keys of the other forms, empty in an entry whose template runs a stream's own loop."""
+    return {"unused": ["input", "output"], "call": None, "aliases": None, "streamed": None, "stream": None,
+            "in_place": None}
+
+
 def _band_table(layer_name: str, bands, row_bytes: int, structs: list[dict]) -> dict:
     """One struct per distinct schedule.RowBand (the interior rows share one), appended to
     `structs`, and the tables of references and first-byte offsets the templates index by unit."""
@@ -194,12 +200,7 @@ def _residual_entry(graph: Graph, plan: MemoryPlan, stream: ResidualStream, func
             "rows": len(stream.b_bands),
             "add_inputs": row_inputs,
         },
-        "unused": ["input", "output"],
-        "call": None,
-        "aliases": None,
-        "streamed": None,
-        "stream": None,
-        "in_place": None,
+        **_runs_its_own_loop(),
     }
 
 
@@ -246,12 +247,7 @@ def _chain_entry(graph: Graph, plan: MemoryPlan, stream: ChainStream, function: 
             "sink_width": graph.tensors[last.inputs[0]].shape[1] if stream.pool_sink else None,
             "sink_channels": graph.tensors[last.output].shape[-1],
         },
-        "unused": ["input", "output"],
-        "call": None,
-        "aliases": None,
-        "streamed": None,
-        "stream": None,
-        "in_place": None,
+        **_runs_its_own_loop(),
     }
 
 

@@ -281,13 +281,55 @@ static int32_t pw_layer_fits(const si4_conv2d_params *params)
            params->activation_min >= -128 && params->activation_max <= 127;
 }
 
+/* A last block of one position (a 1x1 layer called on rows of 4k + 1
+ * positions, as a depth-first schedule calls kws's 5-wide rows): the
+ * position's input widened once and each channel's dot product by SMLAD,
+ * requantized as every DSP kernel does (TFLM's arithmetic), instead of a
+ * block that computes four positions' work for one. Channels first_channel
+ * .. first_channel + count - 1 of output position `output`. */
+static void __attribute__((noinline)) pw_one_position(const si4_conv2d_params *params,
+                                                      const int8_t *pixel,
+                                                      const int8_t *filter,
+                                                      const int32_t *bias,
+                                                      const int32_t *output_multiplier,
+                                                      const int32_t *output_shift,
+                                                      int32_t first_channel,
+                                                      int32_t count,
+                                                      uint32_t *widened,
+                                                      int8_t *output)
+{
+    const int32_t words = params->input_channels >> 2;
+    const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
+    int32_t channel;
+    int32_t k;
+    for (k = 0; k < words; ++k) {
+        const uint32_t word = si4_dsp_load_s8x4(pixel + 4 * k);
+        widened[2 * k] = __sxtab16(offset_pair, word);
+        widened[2 * k + 1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
+    }
+    for (channel = first_channel; channel < first_channel + count; ++channel) {
+        const int8_t *row = filter + channel * params->input_channels;
+        const int32_t quant_index = params->per_channel ? channel : 0;
+        int32_t acc = bias != 0 ? bias[channel] : 0;
+        for (k = 0; k < words; ++k) {
+            const uint32_t w = si4_dsp_load_s8x4(row + 4 * k);
+            acc = __smlad((int32_t)widened[2 * k], (int32_t)__sxtb16(w), acc);
+            acc = __smlad((int32_t)widened[2 * k + 1], si4_dsp_sxtb16_ror8(w), acc);
+        }
+        output[channel] = si4_dsp_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
+                                                params->output_offset, params->activation_min,
+                                                params->activation_max);
+    }
+}
+
 /* The 1x1 convolution (returns 1), or 0 when the layer or one of its
  * channels fits neither form: the channels of the chunks before that one
  * may then hold outputs already, and the caller's fallback writes every
  * output again (the input is never written). Channels PW_CHANNELS at a time
- * (their constants on the stack), then the positions four at a time; the
- * last block of positions repeats the last one and is requantized into
- * `tail`, whose real rows are then copied. */
+ * (their constants on the stack), then the positions four at a time; a
+ * short last block of two or three positions repeats the last one and is
+ * requantized into `tail`, whose real rows are then copied; a last block of
+ * one position goes to pw_one_position. */
 static SI4_DSP_OWN_FRAME int32_t conv_pointwise(const si4_conv2d_params *params,
                                                 const int8_t *input,
                                                 const int8_t *filter,
@@ -332,6 +374,14 @@ static SI4_DSP_OWN_FRAME int32_t conv_pointwise(const si4_conv2d_params *params,
         for (first = 0; first < positions; first += SI4_DSP_COLUMN_POSITIONS) {
             const int32_t real = positions - first < SI4_DSP_COLUMN_POSITIONS ? positions - first : SI4_DSP_COLUMN_POSITIONS;
             int32_t index;
+            if (real == 1) {
+                const int32_t out_y = first / params->output_width;
+                const int32_t out_x = first - out_y * params->output_width;
+                const int32_t pixel = out_y * params->stride_height * params->input_width + out_x * params->stride_width;
+                pw_one_position(params, input + pixel * input_channels, filter, bias, output_multiplier, output_shift,
+                                first_channel, count, block, output + first * output_channels);
+                continue;
+            }
             for (index = 0; index < SI4_DSP_COLUMN_POSITIONS; ++index) {
                 const int32_t position = first + (index < real ? index : real - 1);
                 const int32_t out_y = position / params->output_width;
