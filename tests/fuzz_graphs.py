@@ -688,8 +688,8 @@ def tflm_interpreter(tflite: bytes):
                                           intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)  # fmt: skip
 
 
-def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path, memory: str = "fast") -> int:
-    """Plan (with the `--memory` choice `memory`), render and compile `graph` (lowered from `tflite`),
+def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path, memory: str = "fast", plan=None) -> int:
+    """Plan (with the `--memory` choice `memory`, or take `plan`), render and compile `graph` (lowered from `tflite`),
     run int8 `images` through it layer by layer, and require every layer output, from the C engine
     (where the schedule materialises it) and from the registry's NumPy references, and the model
     output identical to TFLite Micro's tensors. Returns the number of layer outputs compared;
@@ -697,7 +697,8 @@ def compare_with_tflm(tflite: bytes, graph, images: np.ndarray, work_dir: Path, 
     import model_zoo
     from si4tool.compiler import codegen
 
-    plan, _ = choose_plan(graph, memory)
+    if plan is None:
+        plan, _ = choose_plan(graph, memory)
     assets = Path(work_dir) / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     for name, text in codegen.render_model_sources(graph, plan, "0" * 64).items():

@@ -226,6 +226,50 @@ SCHEDULE_GRAPHS = {
 }
 
 
+CHAIN_EXAMPLES = int(os.environ.get("SI4_FUZZ_CHAIN_EXAMPLES", "6"))
+
+
+def test_random_stacks_of_convolutions_run_depth_first_bit_exact(tmp_path):
+    """Random stacks of CONV_2D and DEPTHWISE_CONV_2D layers (the fuzzer's kernels, strides,
+    padding, dilation, depth multipliers and channels): every span of two or more layers that
+    schedule.find_chain_stream accepts runs depth-first as the planner would run it (the layers
+    around it in place, the input in the arena where the chain writes over it), equal to TFLite
+    Micro on the output and on every tensor it materialises."""
+    from si4tool.compiler import planner, schedule
+
+    generators = tuple(g for g in fuzz_graphs.enabled_generators() if g.op in ("conv2d", "depthwise_conv2d"))
+    counter = iter(range(10**9))
+    spans = []
+
+    @settings(max_examples=CHAIN_EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])  # fmt: skip
+    @given(description=fuzz_graphs.graphs(max_layers=5, generators=generators))
+    def one_graph(description):
+        note(json.dumps(description))
+        tflite = fuzz_graphs.build_tflite(description)
+        try:
+            graph = fuzz_graphs.lower(tflite)
+        except UserError:
+            return
+        images = _inputs(description, graph.tensors[graph.input].shape)
+        readers = [index for index, layer in enumerate(graph.layers) if graph.input in layer.inputs]
+        for start in range(len(graph.layers)):
+            for end in range(start + 1, len(graph.layers)):
+                in_arena = start == 0 and readers == [0] and graph.input not in graph.outputs
+                chain = schedule.find_chain_stream(graph, start, end, in_arena)
+                if chain is None:
+                    continue
+                in_arena = in_arena and chain.output_over_input
+                in_place = schedule.find_in_place_layers(graph, in_arena, (chain,))
+                plan = planner.plan_memory(graph, streams=(chain,), in_place=in_place, input_in_arena=in_arena)
+                fuzz_graphs.compare_with_tflm(tflite, graph, images, tmp_path / str(next(counter)), plan=plan)
+                spans.append((start, end))
+
+    one_graph()
+    assert len(spans) >= CHAIN_EXAMPLES  # the draws held chains, not only lone layers
+
+
 @pytest.mark.parametrize("kind", sorted(SCHEDULE_GRAPHS))
 def test_every_memory_choice_of_a_streamable_graph_is_bit_exact(kind, tmp_path):
     """The check the fuzzer runs on its draws' --memory choice, on graphs where fast and small differ."""
