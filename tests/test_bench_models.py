@@ -68,7 +68,7 @@ def test_bench_models_runs_ad01_on_both_kernel_builds(tmp_path, si4tool_cli):
     assert "ad01" in result.stdout
     # ad01 has one schedule: every --memory choice picks it, measured once (the table's own run).
     [schedule] = report["schedules"]
-    assert schedule["schedule"] == "layer by layer" and schedule["choices"] == ["fast", "balanced", "small"]
+    assert schedule["schedule"] == "layer by layer" and schedule["choices"] == ["fast", "balanced", "small", "smallest"]
     assert schedule["instructions"] == row["instructions"] and schedule["bit_exact"] == row["bit_exact"]
     assert schedule["ratio_to_fast"] == {"portable": 1.0, "dsp": 1.0}
     assert schedule["arena_plus_input_bytes"] == row["arena_plus_input_bytes"]
@@ -109,5 +109,7 @@ def test_schedule_table_states_the_ram_target_and_the_ratio_bound():
 def test_schedules_option_keeps_fast_first_and_refuses_unknown_choices():
     assert model_suite.parse_schedules("small") == ("fast", "small")
     assert model_suite.parse_schedules("small, fast,balanced") == ("fast", "balanced", "small")
-    with pytest.raises(UserError, match="--schedules takes --memory choices"):
+    assert model_suite.parse_schedules("smallest,small") == ("fast", "small", "smallest")
+    assert model_suite.plan_arguments("smallest") == ("small", float("inf"))
+    with pytest.raises(UserError, match="--schedules takes --memory choices or smallest"):
         model_suite.parse_schedules("fast,tiny")

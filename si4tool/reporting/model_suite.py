@@ -51,9 +51,17 @@ KERNELS = ("portable", "dsp")
 # instruction cost a smaller schedule may have against fast's, on each kernel build.
 RAM_TARGETS = {"seed": 3_072, "kws": 9_000, "resnet8": 27_000, "vww": 48_000, "ad01": 1_400}
 RATIO_TARGET = 1.3
-# The `--memory` choices measured by default: every one (a choice picking a schedule already
-# measured costs one asset build, no QEMU run).
-DEFAULT_SCHEDULES = ("fast", "balanced", "small")
+# The choices measured by default: every `--memory` choice, and "smallest" (`--memory small
+# --max-slowdown inf`: the smallest arena whatever it costs), the far end of the RAM/speed curve
+# (a choice picking a schedule already measured costs one asset build, no QEMU run).
+SMALLEST = "smallest"
+SUITE_CHOICES = ("fast", "balanced", "small", SMALLEST)
+DEFAULT_SCHEDULES = SUITE_CHOICES
+
+
+def plan_arguments(choice: str) -> tuple[str, float | None]:
+    """(--memory, --max-slowdown) of a suite choice."""
+    return ("small", float("inf")) if choice == SMALLEST else (choice, None)
 PLOT_SCHEDULES = "schedules.png"
 
 
@@ -129,23 +137,25 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _suite_assets(assets: Path, model_file: Path, cache_dir: Path | None, vectors: int, memory: str = "fast") -> Path:
-    """Assets of one model and `--memory` choice in `assets`, built unless they already hold them
-    (same model, vector count and choice), with seeded random inputs."""
+def _suite_assets(assets: Path, model_file: Path, cache_dir: Path | None, vectors: int, choice: str = "fast") -> Path:
+    """Assets of one model and suite choice in `assets`, built unless they already hold them
+    (same model, vector count, --memory and --max-slowdown), with seeded random inputs."""
     from si4tool.assets import build_firmware_assets
 
+    memory, max_slowdown = plan_arguments(choice)
     manifest_path = assets / "manifest.json"
     if manifest_path.is_file():
         try:
             manifest = Manifest.read(manifest_path)
+            record = manifest.memory or {}
             if (manifest.source_model.get("sha256") == _sha256(model_file) and manifest.test_vectors == vectors
-                    and (manifest.memory or {}).get("choice", "fast") == memory):
+                    and record.get("choice", "fast") == memory and record.get("max_slowdown") == max_slowdown):
                 return assets
         except UserError:
             pass  # an unreadable earlier folder is rebuilt
     build_firmware_assets(
         out_dir=assets, model_path=model_file, vectors=vectors, inputs_spec="random", cache_dir=cache_dir, quiet=True,
-        memory=memory,
+        memory=memory, max_slowdown=max_slowdown,
     )
     return assets
 
@@ -222,15 +232,13 @@ def _schedule_row(name: str, manifest: Manifest, runs: dict[str, QemuRun], choic
 
 def parse_schedules(text: str) -> tuple[str, ...]:
     """`--schedules fast,small` -> ("fast", "small"), fast always first (the ratios' reference)."""
-    from si4tool.compiler.schedule import MEMORY_CHOICES
-
     asked = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [part for part in asked if part not in MEMORY_CHOICES]
+    unknown = [part for part in asked if part not in SUITE_CHOICES]
     if unknown:
         raise UserError(
-            f"--schedules takes --memory choices ({', '.join(MEMORY_CHOICES)}), not {', '.join(unknown)}"
+            f"--schedules takes --memory choices or smallest ({', '.join(SUITE_CHOICES)}), not {', '.join(unknown)}"
         )
-    return tuple(["fast"] + [choice for choice in MEMORY_CHOICES if choice in asked and choice != "fast"])
+    return tuple(["fast"] + [choice for choice in SUITE_CHOICES if choice in asked and choice != "fast"])
 
 
 def _schedules_picked(model_file: Path) -> dict[str, str]:
@@ -241,7 +249,7 @@ def _schedules_picked(model_file: Path) -> dict[str, str]:
     from si4tool.compiler.lowering import lower_tflite
 
     graph = passes.run_passes(lower_tflite(model_file.read_bytes(), source=model_file.name))
-    return {choice: schedule.choose_plan(graph, choice)[0].schedule for choice in schedule.MEMORY_CHOICES}
+    return {choice: schedule.choose_plan(graph, *plan_arguments(choice))[0].schedule for choice in SUITE_CHOICES}
 
 
 def _measure_schedules(name: str, main_assets: Path, main_manifest: Manifest, main_runs: dict[str, QemuRun],
@@ -464,7 +472,8 @@ def schedule_markdown(rows: list[ScheduleRow], notes: list[str] = ()) -> list[st
     lines += ["| " + " | ".join(schedule_cells(row)) + " |" for row in rows]
     lines.append("")
     lines += [
-        "- One row per distinct schedule; `--memory` lists the choices that pick it (docs/memory.md).",
+        "- One row per distinct schedule; `--memory` lists the choices that pick it (docs/memory.md); smallest is "
+        "`--memory small --max-slowdown inf`, the smallest arena whatever it costs.",
         "- RAM target: issue 12's, on arena + input bytes (TFLite Micro's arena holds its input). "
         f"Ratio target: a smaller schedule's instructions at most {RATIO_TARGET}x fast's, on each kernel build.",
         f"- Plot: {PLOT_SCHEDULES} (arena + input against instructions, one series per model).",
