@@ -280,3 +280,23 @@ def conv_chain_tflite() -> bytes:
     x = layers.Conv2D(4, (1, 1))(x)
     outputs = layers.Dense(3)(layers.Flatten()(layers.AveragePooling2D((5, 4))(x)))
     return convert_to_int8(keras.Model(image, outputs), (23, 17, 3), seed=10)
+
+
+@functools.cache
+def strided_conv_pool_tflite() -> bytes:
+    """The seed's conv-pool, conv-pool, dense shape with a stride-2 first convolution on a 41x37x2
+    input, odd maps and channels that are not whole words: for row streams in column strips."""
+    keras = _seeded(11)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((41, 37, 2)),
+            layers.Conv2D(6, (3, 3), strides=2, activation="relu"),
+            layers.MaxPool2D((2, 2)),
+            layers.Conv2D(5, (3, 3), activation="relu"),
+            layers.MaxPool2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(4),
+        ]
+    )
+    return convert_to_int8(model, (41, 37, 2), seed=11)

@@ -97,6 +97,33 @@ def test_seed_schedules_and_their_arenas():
         schedule.choose_plan(graph, "tiny")
 
 
+def test_column_strips_of_a_strided_stream_bit_exact_with_tflite_micro(tmp_path):
+    """A row stream whose first convolution has stride 2, on odd maps with channels that are not
+    whole words, in 2 and 3 column strips (B's pooled map is 3 wide): each strip's columns of A
+    computed alone, bit-exact with TFLite Micro; every layer after the stream equals the NumPy
+    reference."""
+    tflite = model_zoo.strided_conv_pool_tflite()
+    graph = _graph(tflite)
+    (whole,) = schedule.find_row_streams(graph)
+    assert whole.pooled_width == 3 and schedule.column_strips(graph, whole, 4) is None
+    images = model_zoo.random_images(200, graph.tensors[graph.input].shape, seed=24)
+    expected = _tflm(tflite, images)
+    reference = model_zoo.reference_forward(graph, images[0])
+    rings = []
+    for count in (2, 3):
+        streams = schedule.find_row_streams(graph, strips=count)
+        assert [strip.pixels for strip in streams[0].strips] == ([2, 1] if count == 2 else [1, 1, 1])
+        plan = planner.plan_memory(graph, streams=streams)
+        rings.append(plan.allocations[streams[0].buffer_names(graph)["ring"]].size)
+        engine = _engine(graph, plan, tmp_path / f"strips_{count}")
+        np.testing.assert_array_equal(engine.run(images), expected, err_msg=f"{count} strips")
+        hidden = planner.streamed_tensors(graph, plan.streams)
+        for layer, values in zip(graph.layers, engine.run_layers(images[0])):
+            if layer.output not in hidden:
+                np.testing.assert_array_equal(values, reference[layer.output], err_msg=layer.name)
+    assert rings[0] > rings[1]  # narrower strips, a narrower ring
+
+
 def test_fast_renders_the_same_bytes_as_the_plain_planner():
     graph = _graph(model_zoo.seed_model_tflite())
     plan, _ = schedule.choose_plan(graph, "fast")
