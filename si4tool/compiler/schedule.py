@@ -631,21 +631,22 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
             if layer.output in graph.outputs or [c.name for c in graph.consumers(layer.output)] != [chain[position + 1].name]:
                 return None
     source = chain[0].inputs[0]
-    def rows(layer: Layer) -> int:  # a band per output row; a pool sink takes its input's rows
+
+    def band_count(layer: Layer) -> int:  # a band per output row; a pool sink takes its input's rows
         return layer.params.input_height if layer.op == "avg_pool" else graph.tensors[layer.output].shape[0]
 
-    bands = tuple(tuple(_chain_band(layer, row) for row in range(rows(layer))) for layer in chain)
+    bands = tuple(tuple(_chain_band(layer, row) for row in range(band_count(layer))) for layer in chain)
     for layer_bands in bands[1:]:
         starts = [band.input_row for band in layer_bands]
         if starts != sorted(starts):
             return None
-    needed = []
+    needed = []  # per reader: how many rows of the layer before exist once its band b runs
     for layer_bands in bands[1:]:
-        most, rows = 0, []
+        most, counts = 0, []
         for band in layer_bands:
             most = max(most, band.input_row + band.params.input_height)
-            rows.append(most)
-        needed.append(tuple(rows))
+            counts.append(most)
+        needed.append(tuple(counts))
     row_bytes = tuple(graph.tensors[layer.output].shape[1] * graph.tensors[layer.output].shape[2] for layer in chain)
     in_shape = graph.tensors[source].shape
     stream = ChainStream(
@@ -659,9 +660,9 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
         pool_sink=pool_sink,
     )
     shared_row = []  # a layer never reads and writes the shared row in one call: not two in a row
-    for rows, reader in zip(stream.ring_rows, stream.rows_needed):
-        fresh_each_call = all(later > earlier for earlier, later in zip(reader, reader[1:]))
-        shared_row.append(rows == 1 and fresh_each_call and not (shared_row and shared_row[-1]))
+    for ring_rows, reader_needs in zip(stream.ring_rows, stream.rows_needed):
+        fresh_each_call = all(later > earlier for earlier, later in zip(reader_needs, reader_needs[1:]))
+        shared_row.append(ring_rows == 1 and fresh_each_call and not (shared_row and shared_row[-1]))
     shared_row = tuple(shared_row)
     if sum(shared_row) > 1:  # one ring of one row gains nothing from the sharing
         shared = dataclasses.replace(stream, shared_row=shared_row)
@@ -689,6 +690,7 @@ def chain_plans(graph: Graph, others):
         return []
     largest = max(graph.tensors[t].size_bytes for t in inner)
     index_of = {layer.name: i for i, layer in enumerate(graph.layers)}
+
     def is_largest(tensor: str) -> bool:
         return tensor in inner and graph.tensors[tensor].size_bytes == largest
 
