@@ -664,10 +664,13 @@ def find_chain_stream(graph: Graph, start: int, end: int, input_in_arena: bool =
         fresh_each_call = all(later > earlier for earlier, later in zip(reader_needs, reader_needs[1:]))
         shared_row.append(ring_rows == 1 and fresh_each_call and not (shared_row and shared_row[-1]))
     shared_row = tuple(shared_row)
+    events = None
     if sum(shared_row) > 1:  # one ring of one row gains nothing from the sharing
         shared = dataclasses.replace(stream, shared_row=shared_row)
-        stream = shared if _chain_events(shared, row_bytes[-1]) is not None else stream
-    events = _chain_events(stream, row_bytes[-1])
+        events = _chain_events(shared, row_bytes[-1])
+        stream = shared if events is not None else stream
+    if events is None:
+        events = _chain_events(stream, row_bytes[-1])
     if events is None:
         return None
     in_arena = (source != graph.input or input_in_arena) and source not in graph.outputs
@@ -796,10 +799,14 @@ SETUP_INSTRUCTIONS_PER_CHANNEL = {
 
 
 def _setup_key(graph: Graph, layer) -> str:
+    """The set-up an InPlaceLayer's calls pay: a pixel call's, else a band call's."""
     source = graph.layers[layer.index]
-    if source.op == "depthwise_conv2d":
-        return "depthwise_conv2d pixels" if layer.pixel_bands else "depthwise_conv2d"
-    return _conv_setup_key(source)
+    return "depthwise_conv2d pixels" if layer.pixel_bands else _band_setup_key(source)
+
+
+def _band_setup_key(layer: Layer) -> str:
+    """The set-up a band call of `layer` (a convolution or depthwise layer) pays."""
+    return "depthwise_conv2d" if layer.op == "depthwise_conv2d" else _conv_setup_key(layer)
 
 
 def _conv_setup_key(layer: Layer) -> str:
@@ -818,8 +825,7 @@ def estimated_instructions(graph: Graph, plan) -> int:
         if isinstance(stream, ChainStream):  # one call per output row of each layer
             for index, layer_bands in zip(stream.streamed_layers if stream.pool_sink else stream.layers, stream.bands):
                 channels = graph.tensors[graph.layers[index].output].shape[-1]
-                source = graph.layers[index]
-                key = "depthwise_conv2d" if source.op == "depthwise_conv2d" else _conv_setup_key(source)
+                key = _band_setup_key(graph.layers[index])
                 total += (len(layer_bands) - 1) * channels * SETUP_INSTRUCTIONS_PER_CHANNEL[key]
         if isinstance(stream, ResidualStream):  # one call per output row of each convolution
             for index, calls in ((stream.conv_a, len(stream.a_bands)), (stream.conv_b, len(stream.b_bands)),

@@ -69,9 +69,9 @@ def _stream_entry(graph: Graph, plan: MemoryPlan, stream: RowStream, function: s
         })
     a_input = graph.tensors[a.inputs[0]]
     input_row_bytes = a_input.shape[1] * (a_input.shape[2] if len(a_input.shape) > 2 else 1)
-    structs = band_structs  # column strips: each strip's pool and pixel params are among them
+    structs = list(band_structs)  # column strips: each strip's pool and pixel params are among them
     if not stream.strips:
-        structs = structs + [_literal_struct(f"{a.name}_band_pool_params", band_pools.pop())]
+        structs.append(_literal_struct(f"{a.name}_band_pool_params", band_pools.pop()))
     if stream.split_windows:
         structs += [
             _literal_struct(f"{b.name}_row_params", stream.row_conv),

@@ -299,23 +299,12 @@ static void __attribute__((noinline)) pw_one_position(const si4_conv2d_params *p
                                                       int8_t *output)
 {
     const int32_t words = params->input_channels >> 2;
-    const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
     int32_t channel;
-    int32_t k;
-    for (k = 0; k < words; ++k) {
-        const uint32_t word = si4_dsp_load_s8x4(pixel + 4 * k);
-        widened[2 * k] = __sxtab16(offset_pair, word);
-        widened[2 * k + 1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
-    }
+    si4_dsp_widen_words(pixel, words, params->input_offset, widened);
     for (channel = first_channel; channel < first_channel + count; ++channel) {
-        const int8_t *row = filter + channel * params->input_channels;
         const int32_t quant_index = params->per_channel ? channel : 0;
-        int32_t acc = bias != 0 ? bias[channel] : 0;
-        for (k = 0; k < words; ++k) {
-            const uint32_t w = si4_dsp_load_s8x4(row + 4 * k);
-            acc = __smlad((int32_t)widened[2 * k], (int32_t)__sxtb16(w), acc);
-            acc = __smlad((int32_t)widened[2 * k + 1], si4_dsp_sxtb16_ror8(w), acc);
-        }
+        const int32_t acc = si4_dsp_widened_dot(widened, filter + channel * params->input_channels, words,
+                                                bias != 0 ? bias[channel] : 0);
         output[channel] = si4_dsp_requantize_s8(acc, output_multiplier[quant_index], output_shift[quant_index],
                                                 params->output_offset, params->activation_min,
                                                 params->activation_max);

@@ -67,6 +67,32 @@ static inline uint32_t si4_dsp_offset_pair(int32_t input_offset)
     return ((uint32_t)input_offset & 0xFFFFu) | ((uint32_t)input_offset << 16);
 }
 
+/* widened[2k], widened[2k + 1] = the input word k plus the input offset as SXTAB16 pairs (bytes
+ * 0 and 2, bytes 1 and 3), k < words: one vector's values widened once for many dot products. */
+static inline void si4_dsp_widen_words(const int8_t *input, int32_t words, int32_t input_offset, uint32_t *widened)
+{
+    const uint32_t offset_pair = si4_dsp_offset_pair(input_offset);
+    int32_t k;
+    for (k = 0; k < words; ++k) {
+        const uint32_t word = si4_dsp_load_s8x4(input + 4 * k);
+        widened[2 * k] = __sxtab16(offset_pair, word);
+        widened[2 * k + 1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
+    }
+}
+
+/* acc + sum_i (x[i] + input_offset) * row[i] over a vector si4_dsp_widen_words widened: two
+ * SMLADs a word. */
+static inline int32_t si4_dsp_widened_dot(const uint32_t *widened, const int8_t *row, int32_t words, int32_t acc)
+{
+    int32_t k;
+    for (k = 0; k < words; ++k) {
+        const uint32_t w = si4_dsp_load_s8x4(row + 4 * k);
+        acc = __smlad((int32_t)widened[2 * k], (int32_t)__sxtb16(w), acc);
+        acc = __smlad((int32_t)widened[2 * k + 1], si4_dsp_sxtb16_ror8(w), acc);
+    }
+    return acc;
+}
+
 /* The first convolution of an image model has one input channel and a 3x3
  * kernel: nine MACs per output, too few for the column block below. The
  * nine filter taps of each channel are widened once per call into five

@@ -166,19 +166,6 @@ static int8_t __attribute__((noinline)) requantize_row(int32_t acc,
                                  params->activation_max);
 }
 
-/* sum_i (in[i] + input_offset) * row[i] over the widened input. */
-static int32_t widened_dot(const uint32_t *widened, const int8_t *row, int32_t words)
-{
-    int32_t acc = 0;
-    int32_t k;
-    for (k = 0; k < words; ++k) {
-        const uint32_t w = si4_dsp_load_s8x4(row + 4 * k);
-        acc = __smlad((int32_t)widened[2 * k], (int32_t)__sxtb16(w), acc);
-        acc = __smlad((int32_t)widened[2 * k + 1], si4_dsp_sxtb16_ror8(w), acc);
-    }
-    return acc;
-}
-
 /* Any layer, one output at a time: the contract's fallback outside the class. */
 static void plain_rows(const si4_fully_connected_params *params,
                        const int8_t *input,
@@ -218,15 +205,7 @@ static void __attribute__((noinline)) per_tensor_row(const si4_fully_connected_p
     si4_dsp_output out;
     fused_job job;
     int32_t o;
-    {
-        const uint32_t offset_pair = si4_dsp_offset_pair(params->input_offset);
-        int32_t k;
-        for (k = 0; k < words; ++k) {
-            const uint32_t word = si4_dsp_load_s8x4(input + 4 * k);
-            widened[2 * k] = __sxtab16(offset_pair, word);
-            widened[2 * k + 1] = (uint32_t)si4_dsp_sxtab16_ror8(offset_pair, word);
-        }
-    }
+    si4_dsp_widen_words(input, words, params->input_offset, widened);
     si4_dsp_output_init(params->output_offset, params->activation_min, params->activation_max, params->activation_min,
                         params->activation_max, &out);
     o = 0;
@@ -249,7 +228,7 @@ static void __attribute__((noinline)) per_tensor_row(const si4_fully_connected_p
         o = (int32_t)(job.output - output);
     }
     for (; o < params->output_size; ++o) {
-        const int32_t acc = widened_dot(widened, filter + o * params->input_size, words) + (bias != 0 ? bias[o] : 0);
+        const int32_t acc = si4_dsp_widened_dot(widened, filter + o * params->input_size, words, 0) + (bias != 0 ? bias[o] : 0);
         output[o] = requantize_row(acc, output_multiplier[0], output_shift[0], params);
     }
 }
